@@ -1,0 +1,304 @@
+//! The command line: `switchboard demo | serve | migrate | import csv | index rebuild | openapi`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::Config;
+use crate::db::{people, Database};
+use crate::demo::{DemoSource, DEMO_SOURCE};
+use crate::domain::PhoneNormalizer;
+use crate::error::{Error, Result};
+use crate::search::indexer::Indexer;
+use crate::search::SearchIndex;
+use crate::sources::csv::CsvSource;
+use crate::sources::ContactSource;
+use crate::sync::{self, ImportOptions, ImportReport};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Self-hosted business directory with live presence"
+)]
+pub struct Cli {
+    /// TOML configuration file (see deploy/switchboard.example.toml).
+    #[arg(long, global = true, env = "SWITCHBOARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the embedded database and the search index live [default: ./data].
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load a synthetic company and serve it: no configuration needed.
+    Demo {
+        /// How many people the demo company has (up to 1,000,000).
+        #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        people: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Address to listen on [default: 127.0.0.1:8080].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Serve the API and the web UI.
+    Serve {
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Create the database if needed and apply migrations.
+    Migrate,
+    /// Import people from a file.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Manage the search index.
+    #[command(subcommand)]
+    Index(IndexCommand),
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Import a CSV export (Outlook, Google Contacts, AD csvde, or our own columns).
+    Csv {
+        file: PathBuf,
+        /// Name of the source these people belong to.
+        #[arg(long)]
+        source: String,
+        /// The file lists the whole source: people of this source missing from it are removed.
+        #[arg(long)]
+        full: bool,
+        /// Report what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Allow a full import to remove more than `import.max_delete_share` of the source.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Recreate the search index from the database (stop `serve` first).
+    Rebuild,
+}
+
+/// Exit status when an import succeeded but refused some rows.
+pub const EXIT_REJECTED_ROWS: u8 = 2;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error [{}]: {e}", e.code());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(dir) = cli.data_dir {
+        config.data_dir = dir;
+    }
+    match cli.command {
+        Command::Openapi => {
+            print!("{}", crate::http::openapi::spec_json());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let db = Database::open(&config).await?;
+            let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+                .fetch_one(&db.pool)
+                .await?;
+            println!("database is up to date ({applied} migrations applied)");
+            db.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { listen } => {
+            let db = Database::open(&config).await?;
+            let result = crate::server::serve(&config, &db, listen.unwrap_or(config.listen)).await;
+            db.close().await;
+            result.map(|_| ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            people: count,
+            seed,
+            listen,
+        } => {
+            let db = Database::open(&config).await?;
+            let result = async {
+                load_demo(&config, &db, count as usize, seed).await?;
+                crate::server::serve(&config, &db, listen.unwrap_or(config.listen)).await
+            }
+            .await;
+            db.close().await;
+            result.map(|_| ExitCode::SUCCESS)
+        }
+        Command::Import(ImportCommand::Csv {
+            file,
+            source,
+            full,
+            dry_run,
+            force,
+        }) => {
+            let columns = config
+                .source(&source)
+                .map(|s| s.columns.clone())
+                .unwrap_or_default();
+            let mut csv = CsvSource::new(&file, columns);
+            let raw = csv.read().await?;
+            let opts = ImportOptions {
+                source,
+                kind: csv.kind().into(),
+                full,
+                dry_run,
+                force,
+                max_delete_share: config.import.max_delete_share,
+            };
+            let db = Database::open(&config).await?;
+            let result = run_import(&config, &db, raw, &opts).await;
+            db.close().await;
+            let report = result?;
+            print_report(&file.display().to_string(), &opts, &report);
+            Ok(if report.rejects.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_REJECTED_ROWS)
+            })
+        }
+        Command::Index(IndexCommand::Rebuild) => {
+            let db = Database::open(&config).await?;
+            let result = async {
+                let index = SearchIndex::open(&config.index_dir())?;
+                let mut indexer =
+                    Indexer::new(index, db.pool.clone(), config.search.writer_memory_mb)?;
+                let started = Instant::now();
+                let count = indexer.rebuild().await?;
+                println!(
+                    "indexed {count} people in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+                Ok::<_, Error>(())
+            }
+            .await;
+            db.close().await;
+            result.map(|_| ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn run_import(
+    config: &Config,
+    db: &Database,
+    raw: sync::RawBatch,
+    opts: &ImportOptions,
+) -> Result<ImportReport> {
+    let phones = PhoneNormalizer::new(&config.default_region).map_err(Error::Config)?;
+    let progress = spinner();
+    let result = sync::import(&db.pool, raw, &phones, opts, &progress).await;
+    progress.finish_and_clear();
+    result
+}
+
+/// Loads the demo company unless the data dir already holds one of that size.
+async fn load_demo(config: &Config, db: &Database, count: usize, seed: u64) -> Result<()> {
+    if people::count_active(&db.pool, Some(DEMO_SOURCE)).await? == count as i64 {
+        eprintln!(
+            "demo company with {count} people already loaded in {}",
+            config.data_dir.display()
+        );
+        return Ok(());
+    }
+    eprintln!("generating a demo company with {count} people…");
+    let started = Instant::now();
+    let raw = DemoSource { count, seed }.read().await?;
+    let opts = ImportOptions {
+        source: DEMO_SOURCE.into(),
+        kind: "demo".into(),
+        full: true,
+        dry_run: false,
+        force: true,
+        max_delete_share: config.import.max_delete_share,
+    };
+    let report = run_import(config, db, raw, &opts).await?;
+    eprintln!(
+        "loaded {} people ({} added, {} updated, {} removed) in {:.1} s; indexing…",
+        count,
+        report.counts.added,
+        report.counts.updated,
+        report.counts.removed,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn spinner() -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed} {msg}") {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+/// Rejects and changes shown before "… and N more".
+const SHOWN: usize = 50;
+
+fn print_report(input: &str, opts: &ImportOptions, report: &ImportReport) {
+    let c = &report.counts;
+    let verb = if report.dry_run {
+        "dry run, nothing written"
+    } else {
+        "imported"
+    };
+    println!(
+        "{input} → source `{}` ({verb}): {} added, {} updated, {} removed, {} unchanged, {} rejected",
+        opts.source, c.added, c.updated, c.removed, c.unchanged, c.rejected
+    );
+    if let Some(run) = report.run_id {
+        println!("run {run}");
+    }
+    if report.dry_run {
+        for change in report.changes.iter().take(SHOWN) {
+            println!(
+                "  would be {:?}: {} ({})",
+                change.kind, change.display_name, change.external_id
+            );
+        }
+        if report.changes.len() > SHOWN {
+            println!("  … and {} more changes", report.changes.len() - SHOWN);
+        }
+    }
+    for reject in report.rejects.iter().take(SHOWN) {
+        let line = reject.line.map_or_else(|| "?".into(), |l| l.to_string());
+        println!("  line {line}: {}", reject.reason);
+    }
+    if report.rejects.len() > SHOWN {
+        println!(
+            "  … and {} more rejected rows",
+            report.rejects.len() - SHOWN
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! A private PostgreSQL cluster in the data dir, for running with no configuration.
+//!
+//! It uses the machine's PostgreSQL binaries (on `PATH` or under `/usr/lib/postgresql/*/bin`),
+//! listens only on a Unix socket, and trusts local connections. Run as root, it drops to the
+//! `postgres` user (or `nobody`), as PostgreSQL refuses to run as root.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use sqlx::postgres::PgConnectOptions;
+use tokio::process::Command;
+
+use crate::error::{Error, Result};
+
+pub const SUPERUSER: &str = "switchboard";
+
+/// Unix socket paths are limited to 107 bytes; leave room for `/.s.PGSQL.5432`.
+const MAX_SOCKET_DIR_LEN: usize = 90;
+
+#[derive(Debug)]
+pub struct EmbeddedPostgres {
+    dir: PathBuf,
+    socket_dir: PathBuf,
+    bin_dir: PathBuf,
+    run_as: Option<(u32, u32)>,
+    /// True when this process started the server, and so may stop it.
+    owned: bool,
+}
+
+impl EmbeddedPostgres {
+    /// Initializes the cluster in `dir` if needed and starts it unless it is already running.
+    /// Concurrent callers (several CLI commands, parallel tests) serialize on a lock file.
+    pub async fn start(dir: &Path) -> Result<EmbeddedPostgres> {
+        let parent = dir.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(parent)?;
+        let dir = fs::canonicalize(parent)?.join(dir.file_name().unwrap_or("postgres".as_ref()));
+        let bin_dir = find_bin_dir()?;
+        let run_as = unprivileged_user()?;
+        let socket_dir = socket_dir_for(&dir);
+
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.with_extension("lock"))?;
+        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|_| lock))
+            .await
+            .map_err(|e| Error::EmbeddedDb(e.to_string()))??;
+
+        let mut cluster = EmbeddedPostgres {
+            dir,
+            socket_dir,
+            bin_dir,
+            run_as,
+            owned: false,
+        };
+        if !cluster.dir.join("PG_VERSION").exists() {
+            cluster.init().await?;
+        }
+        cluster.prepare_socket_dir()?;
+        if !cluster.is_running().await? {
+            cluster.launch().await?;
+            cluster.owned = true;
+        }
+        drop::<File>(lock);
+        Ok(cluster)
+    }
+
+    pub fn connect_options(&self, database: &str) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .socket(&self.socket_dir)
+            .username(SUPERUSER)
+            .database(database)
+            .application_name(&application_name())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn owned(&self) -> bool {
+        self.owned
+    }
+
+    /// Stops the server if this process started it. Call after closing every connection.
+    pub async fn stop(self) {
+        if !self.owned {
+            return;
+        }
+        let mut cmd = self.command("pg_ctl");
+        cmd.arg("stop")
+            .arg("-D")
+            .arg(&self.dir)
+            .args(["-m", "fast", "-w", "-t", "60"]);
+        match self.run(cmd, "pg_ctl stop").await {
+            Ok(_) => tracing::info!(dir = %self.dir.display(), "embedded postgres stopped"),
+            Err(e) => tracing::warn!(error = %e, "could not stop embedded postgres"),
+        }
+    }
+
+    async fn init(&self) -> Result<()> {
+        tracing::info!(dir = %self.dir.display(), "initializing embedded postgres cluster");
+        let data_dir = self.dir.parent().unwrap_or(Path::new("/"));
+        if let Some((uid, gid)) = self.run_as {
+            // The unprivileged server must be able to reach its directory.
+            let mode = fs::metadata(data_dir)?.permissions().mode();
+            if mode & 0o001 == 0 {
+                fs::set_permissions(data_dir, fs::Permissions::from_mode(mode | 0o711))?;
+            }
+            check_traversable(data_dir)?;
+            fs::create_dir_all(&self.dir)?;
+            std::os::unix::fs::chown(&self.dir, Some(uid), Some(gid))?;
+        } else {
+            fs::create_dir_all(&self.dir)?;
+        }
+        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))?;
+        let mut cmd = self.command("initdb");
+        cmd.arg("-D").arg(&self.dir).args([
+            "-U",
+            SUPERUSER,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-instructions",
+        ]);
+        self.run(cmd, "initdb").await?;
+        let tuning = "\n# Switchboard embedded cluster\n\
+            listen_addresses = ''\n\
+            max_connections = 200\n\
+            shared_buffers = 256MB\n\
+            work_mem = 32MB\n\
+            maintenance_work_mem = 256MB\n\
+            max_wal_size = 4GB\n\
+            checkpoint_timeout = 15min\n";
+        let conf = self.dir.join("postgresql.conf");
+        let mut text = fs::read_to_string(&conf)?;
+        text.push_str(tuning);
+        fs::write(&conf, text)?;
+        Ok(())
+    }
+
+    fn prepare_socket_dir(&self) -> Result<()> {
+        if self.socket_dir != self.dir {
+            fs::create_dir_all(&self.socket_dir)?;
+            fs::set_permissions(&self.socket_dir, fs::Permissions::from_mode(0o700))?;
+            if let Some((uid, gid)) = self.run_as {
+                std::os::unix::fs::chown(&self.socket_dir, Some(uid), Some(gid))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn is_running(&self) -> Result<bool> {
+        let mut cmd = self.command("pg_ctl");
+        cmd.arg("status").arg("-D").arg(&self.dir);
+        let out = cmd
+            .output()
+            .await
+            .map_err(|e| self.spawn_error("pg_ctl", e))?;
+        // 0: running; 3: not running; 4: no accessible data directory.
+        match out.status.code() {
+            Some(0) => Ok(self.socket_dir.join(".s.PGSQL.5432").exists()),
+            Some(3) => Ok(false),
+            _ => Err(Error::EmbeddedDb(format!(
+                "pg_ctl status failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))),
+        }
+    }
+
+    async fn launch(&self) -> Result<()> {
+        tracing::info!(dir = %self.dir.display(), "starting embedded postgres");
+        let mut cmd = self.command("pg_ctl");
+        let options = format!("-c listen_addresses='' -k '{}'", self.socket_dir.display());
+        cmd.arg("start")
+            .arg("-D")
+            .arg(&self.dir)
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-t", "60", "-o", &options]);
+        // pg_ctl leaves the server running with our stdout open: keep it from holding pipes.
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        self.run(cmd, "pg_ctl start").await.map_err(|e| {
+            let log = fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            Error::EmbeddedDb(format!(
+                "{e}; server log: {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            ))
+        })?;
+        Ok(())
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(self.bin_dir.join(program));
+        cmd.env("LC_ALL", "C")
+            .env_remove("PGDATA")
+            .current_dir(self.dir.parent().unwrap_or(Path::new("/")));
+        if let Some((uid, gid)) = self.run_as {
+            cmd.uid(uid).gid(gid);
+        }
+        cmd.kill_on_drop(false);
+        cmd
+    }
+
+    async fn run(&self, mut cmd: Command, what: &str) -> Result<Output> {
+        let out = cmd.output().await.map_err(|e| self.spawn_error(what, e))?;
+        if out.status.success() {
+            Ok(out)
+        } else {
+            Err(Error::EmbeddedDb(format!(
+                "{what} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
+    }
+
+    fn spawn_error(&self, what: &str, e: std::io::Error) -> Error {
+        Error::EmbeddedDb(format!(
+            "cannot run {what} from {}: {e}",
+            self.bin_dir.display()
+        ))
+    }
+}
+
+/// Identifies this process's connections, so it can tell whether others still use the cluster.
+pub fn application_name() -> String {
+    format!("switchboard-{}", std::process::id())
+}
+
+fn socket_dir_for(dir: &Path) -> PathBuf {
+    if dir.as_os_str().len() <= MAX_SOCKET_DIR_LEN {
+        dir.to_path_buf()
+    } else {
+        let digest = xxhash_rust::xxh3::xxh3_64(dir.as_os_str().as_encoded_bytes());
+        std::env::temp_dir().join(format!("switchboard-pg-{digest:016x}"))
+    }
+}
+
+fn find_bin_dir() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            if dir.join("pg_ctl").is_file() && dir.join("initdb").is_file() {
+                return Ok(fs::canonicalize(dir.join("pg_ctl"))?
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or(dir));
+            }
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("pg_ctl").is_file().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin).ok_or_else(|| {
+        Error::EmbeddedDb(
+            "no PostgreSQL server binaries found (looked on PATH and in /usr/lib/postgresql/*/bin); \
+             install them (`apt-get install postgresql`) or set database.url"
+                .into(),
+        )
+    })
+}
+
+fn unprivileged_user() -> Result<Option<(u32, u32)>> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    for name in ["postgres", "nobody"] {
+        if let Ok(Some(user)) = nix::unistd::User::from_name(name) {
+            return Ok(Some((user.uid.as_raw(), user.gid.as_raw())));
+        }
+    }
+    Err(Error::EmbeddedDb(
+        "running as root, but there is no `postgres` or `nobody` user to run PostgreSQL as".into(),
+    ))
+}
+
+fn check_traversable(dir: &Path) -> Result<()> {
+    for ancestor in dir.ancestors().skip(1) {
+        let mode = fs::metadata(ancestor)?.permissions().mode();
+        if mode & 0o001 == 0 {
+            return Err(Error::EmbeddedDb(format!(
+                "{} is not reachable by the unprivileged postgres user (mode {:o}); choose another --data-dir",
+                ancestor.display(),
+                mode & 0o777
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! PostgreSQL, the source of truth: connection, migrations, and queries per table.
+
+pub mod copy;
+pub mod embedded;
+pub mod people;
+pub mod runs;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+pub use embedded::EmbeddedPostgres;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Every writer of `people` holds this transaction-scoped advisory lock, so `change_log`
+/// sequence numbers become visible in order and an indexer never skips one.
+pub const WRITE_LOCK_KEY: i64 = 0x5357_4244; // "SWBD"
+
+/// Channel on which writers announce new `change_log` entries.
+pub const CHANGES_CHANNEL: &str = "switchboard_changes";
+
+pub const DATABASE_NAME: &str = "switchboard";
+
+/// The open database: a pool, and the embedded cluster behind it when there is one.
+pub struct Database {
+    pub pool: PgPool,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+impl Database {
+    /// Connects to `database.url`, or starts (or joins) the embedded cluster in the data dir;
+    /// then runs pending migrations.
+    pub async fn open(config: &Config) -> Result<Database> {
+        let (options, embedded) = match &config.database.url {
+            Some(url) => {
+                let options = PgConnectOptions::from_str(url)
+                    .map_err(|e| Error::Config(format!("database.url: {e}")))?;
+                (options, None)
+            }
+            None => {
+                let cluster = EmbeddedPostgres::start(&config.data_dir.join("postgres")).await?;
+                let options = cluster.connect_options(DATABASE_NAME);
+                ensure_database(&cluster.connect_options("postgres"), DATABASE_NAME).await?;
+                (options, Some(cluster))
+            }
+        };
+        let pool = pool(options, config.database.max_connections).await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Database { pool, embedded })
+    }
+
+    /// Closes the pool and stops the embedded cluster if this process started it.
+    pub async fn close(self) {
+        self.pool.close().await;
+        if let Some(cluster) = self.embedded {
+            cluster.stop().await;
+        }
+    }
+}
+
+pub async fn pool(options: PgConnectOptions, max_connections: u32) -> Result<PgPool> {
+    let options = options.log_statements(tracing::log::LevelFilter::Trace);
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections.max(2))
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await?)
+}
+
+/// Creates `name` unless it exists, connecting through the maintenance database.
+pub async fn ensure_database(maintenance: &PgConnectOptions, name: &str) -> Result<()> {
+    let mut conn = PgConnection::connect_with(maintenance).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
+    if !exists {
+        let quoted = name.replace('"', "\"\"");
+        match sqlx::query(&format!("CREATE DATABASE \"{quoted}\""))
+            .execute(&mut conn)
+            .await
+        {
+            Ok(_) => {}
+            // Another process created it between our check and our CREATE.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    conn.close().await?;
+    Ok(())
+}

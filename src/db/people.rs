@@ -1,0 +1,159 @@
+//! Queries on `people` and `person_sources`.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::{Person, PersonRef, Phone, SourceRef};
+use crate::error::Result;
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct PersonRow {
+    pub id: Uuid,
+    pub display_name: String,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub title: Option<String>,
+    pub department: Option<String>,
+    pub org_unit: Option<String>,
+    pub location: Option<String>,
+    pub manager_id: Option<Uuid>,
+    pub manager_name: Option<String>,
+    pub phones: Json<Vec<Phone>>,
+    pub emails: Vec<String>,
+    pub im: Vec<String>,
+    pub photo_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// The columns of `PersonRow`, for `people p LEFT JOIN people m ON m.id = p.manager_id`.
+pub const PERSON_COLUMNS: &str = "p.id, p.display_name, p.given_name, p.family_name, p.title, \
+    p.department, p.org_unit, p.location, p.manager_id, m.display_name AS manager_name, p.phones, \
+    p.emails, p.im, p.photo_url, p.created_at, p.updated_at, p.deleted_at";
+
+impl PersonRow {
+    pub fn into_person(self, sources: Vec<SourceRef>) -> Person {
+        let manager = match (self.manager_id, self.manager_name) {
+            (Some(id), Some(display_name)) => Some(PersonRef { id, display_name }),
+            _ => None,
+        };
+        Person {
+            id: self.id,
+            display_name: self.display_name,
+            given_name: self.given_name,
+            family_name: self.family_name,
+            title: self.title,
+            department: self.department,
+            org_unit: self.org_unit,
+            location: self.location,
+            manager,
+            phones: self.phones.0,
+            emails: self.emails,
+            im: self.im,
+            photo_url: self.photo_url,
+            sources,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// A person who is not deleted, with their manager and sources.
+pub async fn get_person(pool: &PgPool, id: Uuid) -> Result<Option<Person>> {
+    let sql = format!(
+        "SELECT {PERSON_COLUMNS} FROM people p LEFT JOIN people m ON m.id = p.manager_id AND m.deleted_at IS NULL \
+         WHERE p.id = $1 AND p.deleted_at IS NULL"
+    );
+    let Some(row) = sqlx::query_as::<_, PersonRow>(&sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let sources = sqlx::query_as::<_, (String, String)>(
+        "SELECT source, external_id FROM person_sources WHERE person_id = $1 ORDER BY source, external_id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|(source, external_id)| SourceRef { source, external_id })
+    .collect();
+    Ok(Some(row.into_person(sources)))
+}
+
+/// Changes after `after_seq`, oldest first: the sequence number and the person as they are now
+/// (deleted ones included, so the index can drop them).
+pub async fn changes_since(
+    conn: &mut PgConnection,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<(i64, PersonRow)>> {
+    #[derive(sqlx::FromRow)]
+    struct Change {
+        seq: i64,
+        #[sqlx(flatten)]
+        person: PersonRow,
+    }
+    let sql = format!(
+        "SELECT c.seq, {PERSON_COLUMNS} FROM change_log c JOIN people p ON p.id = c.person_id \
+         LEFT JOIN people m ON m.id = p.manager_id AND m.deleted_at IS NULL \
+         WHERE c.seq > $1 ORDER BY c.seq LIMIT $2"
+    );
+    let rows = sqlx::query_as::<_, Change>(&sql)
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(|c| (c.seq, c.person)).collect())
+}
+
+/// Active people with id greater than `after`, in id order (keyset pagination for rebuilds).
+pub async fn active_after(
+    conn: &mut PgConnection,
+    after: Uuid,
+    limit: i64,
+) -> Result<Vec<PersonRow>> {
+    let sql = format!(
+        "SELECT {PERSON_COLUMNS} FROM people p LEFT JOIN people m ON m.id = p.manager_id AND m.deleted_at IS NULL \
+         WHERE p.id > $1 AND p.deleted_at IS NULL ORDER BY p.id LIMIT $2"
+    );
+    Ok(sqlx::query_as::<_, PersonRow>(&sql)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?)
+}
+
+pub async fn latest_change(conn: &mut PgConnection) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar::<_, Option<i64>>("SELECT max(seq) FROM change_log")
+            .fetch_one(conn)
+            .await?
+            .unwrap_or(0),
+    )
+}
+
+pub async fn count_active(pool: &PgPool, source: Option<&str>) -> Result<i64> {
+    let count = match source {
+        Some(source) => {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM person_sources ps JOIN people p ON p.id = ps.person_id \
+                 WHERE ps.source = $1 AND p.deleted_at IS NULL",
+            )
+            .bind(source)
+            .fetch_one(pool)
+            .await?
+        }
+        None => {
+            sqlx::query_scalar("SELECT count(*) FROM people WHERE deleted_at IS NULL")
+                .fetch_one(pool)
+                .await?
+        }
+    };
+    Ok(count)
+}

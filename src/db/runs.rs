@@ -1,0 +1,149 @@
+//! The record of every import and sync run.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
+
+use crate::error::Result;
+
+/// A row refused by an import, with where and why.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Reject {
+    /// Line in the input where the record starts, when the source has lines.
+    pub line: Option<u64>,
+    pub external_id: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Counts {
+    pub added: usize,
+    pub updated: usize,
+    pub removed: usize,
+    pub unchanged: usize,
+    pub rejected: usize,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+pub struct SyncRun {
+    pub id: i64,
+    pub source: String,
+    pub kind: String,
+    pub mode: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub added: i32,
+    pub updated: i32,
+    pub removed: i32,
+    pub unchanged: i32,
+    pub rejected: i32,
+    pub error: Option<String>,
+}
+
+pub async fn ensure_source(pool: &PgPool, name: &str, kind: &str) -> Result<()> {
+    sqlx::query("INSERT INTO sources (name, kind) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+        .bind(name)
+        .bind(kind)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Opens a run in its own transaction, so a run that fails later is still on record.
+pub async fn start(pool: &PgPool, source: &str, kind: &str, mode: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO sync_runs (source, kind, mode, status) VALUES ($1, $2, $3, 'running') RETURNING id",
+    )
+    .bind(source)
+    .bind(kind)
+    .bind(mode)
+    .fetch_one(pool)
+    .await?)
+}
+
+fn clamp(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+pub async fn succeed(
+    conn: &mut PgConnection,
+    run_id: i64,
+    counts: &Counts,
+    rejects: &[Reject],
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE sync_runs SET status = 'succeeded', finished_at = now(), added = $2, updated = $3, \
+         removed = $4, unchanged = $5, rejected = $6 WHERE id = $1",
+    )
+    .bind(run_id)
+    .bind(clamp(counts.added))
+    .bind(clamp(counts.updated))
+    .bind(clamp(counts.removed))
+    .bind(clamp(counts.unchanged))
+    .bind(clamp(counts.rejected))
+    .execute(&mut *conn)
+    .await?;
+    record_rejects(conn, run_id, rejects).await
+}
+
+pub async fn fail(pool: &PgPool, run_id: i64, error: &str, rejects: &[Reject]) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "UPDATE sync_runs SET status = 'failed', finished_at = now(), rejected = $3, error = $2 WHERE id = $1",
+    )
+    .bind(run_id)
+    .bind(error)
+    .bind(clamp(rejects.len()))
+    .execute(&mut *tx)
+    .await?;
+    record_rejects(&mut tx, run_id, rejects).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn record_rejects(conn: &mut PgConnection, run_id: i64, rejects: &[Reject]) -> Result<()> {
+    if rejects.is_empty() {
+        return Ok(());
+    }
+    crate::db::copy::copy_rows(
+        conn,
+        "COPY sync_rejects (run_id, line, external_id, reason) FROM STDIN",
+        rejects,
+        |row, r| {
+            row.display(Some(run_id))
+                .display(r.line)
+                .text(r.external_id.as_deref())
+                .text(Some(&r.reason));
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn get(pool: &PgPool, run_id: i64) -> Result<Option<SyncRun>> {
+    Ok(
+        sqlx::query_as::<_, SyncRun>("SELECT * FROM sync_runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+pub async fn rejects(pool: &PgPool, run_id: i64) -> Result<Vec<Reject>> {
+    let rows = sqlx::query_as::<_, (Option<i64>, Option<String>, String)>(
+        "SELECT line, external_id, reason FROM sync_rejects WHERE run_id = $1 ORDER BY line NULLS LAST",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(line, external_id, reason)| Reject {
+            line: line.map(|l| l as u64),
+            external_id,
+            reason,
+        })
+        .collect())
+}

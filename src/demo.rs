@@ -1,0 +1,638 @@
+//! A synthetic but realistic company: an org chart with managers, offices in twelve countries with
+//! valid local numbers, and international names with diacritics. Deterministic for a given seed.
+
+use std::collections::HashSet;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::domain::{PhoneKind, SourceRecord};
+use crate::error::Result;
+use crate::sources::ContactSource;
+use crate::sync::RawBatch;
+
+pub const DEMO_SOURCE: &str = "demo";
+pub const DEMO_DOMAIN: &str = "example.com";
+
+struct Office {
+    name: &'static str,
+    /// Digits of the office's direct-dial block (E.164 without `+`); a person's extension follows.
+    did_prefix: &'static str,
+    ext_digits: usize,
+    /// Digits of a mobile prefix, followed by `mobile_digits` random digits.
+    mobile_prefix: &'static [&'static str],
+    mobile_digits: usize,
+    given: &'static [&'static str],
+    family: &'static [&'static str],
+}
+
+const OFFICES: &[Office] = &[
+    Office {
+        name: "London",
+        did_prefix: "44203",
+        ext_digits: 7,
+        mobile_prefix: &["447400", "447712", "447911"],
+        mobile_digits: 6,
+        given: &[
+            "Oliver", "Amelia", "Harry", "Isla", "Siobhán", "Rhys", "Niamh", "Priya", "Olusegun",
+            "Zoë",
+        ],
+        family: &[
+            "Smith",
+            "Jones",
+            "Taylor",
+            "Brown",
+            "O'Connor",
+            "Ó Súilleabháin",
+            "Patel",
+            "Evans",
+            "Okafor",
+            "Hughes",
+        ],
+    },
+    Office {
+        name: "New York",
+        did_prefix: "1212460",
+        ext_digits: 4,
+        mobile_prefix: &["1917", "1646", "1347"],
+        mobile_digits: 7,
+        given: &[
+            "James", "Mary", "Michael", "Jennifer", "Carlos", "Aaliyah", "Wei", "Jessica",
+            "DeShawn", "Renée",
+        ],
+        family: &[
+            "Johnson",
+            "Williams",
+            "García",
+            "Miller",
+            "Davis",
+            "Rodríguez",
+            "Nguyen",
+            "Kim",
+            "Washington",
+            "Cohen",
+        ],
+    },
+    Office {
+        name: "Berlin",
+        did_prefix: "49309018",
+        ext_digits: 4,
+        mobile_prefix: &["49151", "49160", "49170"],
+        mobile_digits: 8,
+        given: &[
+            "Jürgen",
+            "Käthe",
+            "Lukas",
+            "Sophie",
+            "Jörg",
+            "Maximilian",
+            "Anneliese",
+            "Günther",
+            "Lea",
+            "Björn",
+        ],
+        family: &[
+            "Müller",
+            "Schmidt",
+            "Schneider",
+            "Fischer",
+            "Weiß",
+            "Schäfer",
+            "Groß",
+            "Köhler",
+            "Meyer",
+            "Hoffmann",
+        ],
+    },
+    Office {
+        name: "Paris",
+        did_prefix: "3314",
+        ext_digits: 7,
+        mobile_prefix: &["336", "337"],
+        mobile_digits: 8,
+        given: &[
+            "Léa",
+            "Hugo",
+            "Chloé",
+            "Théo",
+            "Élodie",
+            "François",
+            "Anaïs",
+            "Jérôme",
+            "Inès",
+            "Benoît",
+        ],
+        family: &[
+            "Martin",
+            "Bernard",
+            "Dubois",
+            "Lefèvre",
+            "Moreau",
+            "Girard",
+            "Fontaine",
+            "Chevalier",
+            "Bérenger",
+            "Lefèbvre",
+        ],
+    },
+    Office {
+        name: "Madrid",
+        did_prefix: "3491",
+        ext_digits: 7,
+        mobile_prefix: &["346"],
+        mobile_digits: 8,
+        given: &[
+            "José", "María", "Álvaro", "Lucía", "Iñigo", "Begoña", "Sofía", "Ramón", "Nuria",
+            "Martín",
+        ],
+        family: &[
+            "García",
+            "Fernández",
+            "López",
+            "Martínez",
+            "Sánchez",
+            "Pérez",
+            "Gómez",
+            "Muñoz",
+            "Ibáñez",
+            "Núñez",
+        ],
+    },
+    Office {
+        name: "Warsaw",
+        did_prefix: "4822",
+        ext_digits: 7,
+        mobile_prefix: &["4860", "4850", "4879"],
+        mobile_digits: 7,
+        given: &[
+            "Łukasz",
+            "Małgorzata",
+            "Paweł",
+            "Zofia",
+            "Michał",
+            "Agnieszka",
+            "Grzegorz",
+            "Józef",
+            "Katarzyna",
+            "Wojciech",
+        ],
+        family: &[
+            "Nowak",
+            "Kowalski",
+            "Wiśniewski",
+            "Wójcik",
+            "Łukaszewicz",
+            "Kamiński",
+            "Zieliński",
+            "Szymański",
+            "Woźniak",
+            "Dąbrowski",
+        ],
+    },
+    Office {
+        name: "Stockholm",
+        did_prefix: "46850",
+        ext_digits: 6,
+        mobile_prefix: &["4670", "4672", "4673"],
+        mobile_digits: 7,
+        given: &[
+            "Åsa", "Björn", "Märta", "Lars", "Ingrid", "Øystein", "Sören", "Linnéa", "Mikael",
+            "Astrid",
+        ],
+        family: &[
+            "Andersson",
+            "Johansson",
+            "Karlsson",
+            "Nilsson",
+            "Ångström",
+            "Lindqvist",
+            "Sjöberg",
+            "Ødegaard",
+            "Bäckström",
+            "Holm",
+        ],
+    },
+    Office {
+        name: "Istanbul",
+        did_prefix: "90212",
+        ext_digits: 7,
+        mobile_prefix: &["90532", "90535", "90542"],
+        mobile_digits: 7,
+        given: &[
+            "Ayşe", "Mehmet", "Çağrı", "Gülşen", "Emre", "Şükrü", "Zeynep", "Barış", "Öznur",
+            "İlker",
+        ],
+        family: &[
+            "Yılmaz", "Kaya", "Demir", "Şahin", "Çelik", "Öztürk", "Aydın", "Doğan", "Kılıç",
+            "Güneş",
+        ],
+    },
+    Office {
+        name: "Tokyo",
+        did_prefix: "813",
+        ext_digits: 8,
+        mobile_prefix: &["8190", "8180"],
+        mobile_digits: 8,
+        given: &[
+            "Haruto", "Yui", "Sōta", "Aoi", "Ren", "Yūki", "Kōji", "Sakura", "Daiki", "Hina",
+        ],
+        family: &[
+            "Satō",
+            "Suzuki",
+            "Takahashi",
+            "Tanaka",
+            "Itō",
+            "Watanabe",
+            "Yamamoto",
+            "Nakamura",
+            "Kobayashi",
+            "Katō",
+        ],
+    },
+    Office {
+        name: "Bengaluru",
+        did_prefix: "91804",
+        ext_digits: 7,
+        mobile_prefix: &["9198", "9199", "9197"],
+        mobile_digits: 8,
+        given: &[
+            "Aarav", "Ananya", "Vihaan", "Diya", "Arjun", "Saanvi", "Rohan", "Lakshmi", "Karthik",
+            "Meera",
+        ],
+        family: &[
+            "Sharma",
+            "Iyer",
+            "Reddy",
+            "Nair",
+            "Gupta",
+            "Rao",
+            "Menon",
+            "Krishnan",
+            "Bhattacharya",
+            "Desai",
+        ],
+    },
+    Office {
+        name: "São Paulo",
+        did_prefix: "55113",
+        ext_digits: 7,
+        mobile_prefix: &["55119"],
+        mobile_digits: 8,
+        given: &[
+            "João",
+            "Ana",
+            "Gonçalo",
+            "Beatriz",
+            "Luíza",
+            "Thiago",
+            "Conceição",
+            "Caio",
+            "Fernanda",
+            "Antônio",
+        ],
+        family: &[
+            "Silva",
+            "Santos",
+            "Oliveira",
+            "Souza",
+            "Conceição",
+            "Araújo",
+            "Gonçalves",
+            "Magalhães",
+            "Simões",
+            "Brandão",
+        ],
+    },
+    Office {
+        name: "Zürich",
+        did_prefix: "4144",
+        ext_digits: 7,
+        mobile_prefix: &["4179", "4178", "4176"],
+        mobile_digits: 7,
+        given: &[
+            "Noah", "Mia", "Lüthi", "Elena", "Rémy", "Chiara", "Urs", "Anja", "Reto", "Célia",
+        ],
+        family: &[
+            "Müller", "Meier", "Schmid", "Keller", "Weber", "Huber", "Brunner", "Zürcher",
+            "Bühler", "Graf",
+        ],
+    },
+];
+
+struct Department {
+    name: &'static str,
+    units: &'static [&'static str],
+    titles: &'static [&'static str],
+}
+
+const DEPARTMENTS: &[Department] = &[
+    Department {
+        name: "Engineering",
+        units: &[
+            "Platform",
+            "Mobile",
+            "Data",
+            "Security",
+            "Developer Experience",
+        ],
+        titles: &[
+            "Software Engineer",
+            "Senior Software Engineer",
+            "Staff Engineer",
+            "Site Reliability Engineer",
+            "QA Engineer",
+        ],
+    },
+    Department {
+        name: "Sales",
+        units: &["EMEA Sales", "Americas Sales", "APAC Sales", "Inside Sales"],
+        titles: &[
+            "Account Executive",
+            "Sales Development Representative",
+            "Solutions Consultant",
+            "Account Manager",
+        ],
+    },
+    Department {
+        name: "Customer Support",
+        units: &["Tier 1", "Tier 2", "Customer Success"],
+        titles: &[
+            "Support Specialist",
+            "Support Engineer",
+            "Customer Success Manager",
+        ],
+    },
+    Department {
+        name: "Finance",
+        units: &["Accounting", "Treasury", "Procurement"],
+        titles: &[
+            "Accountant",
+            "Financial Analyst",
+            "Controller",
+            "Payroll Specialist",
+        ],
+    },
+    Department {
+        name: "Human Resources",
+        units: &["Recruiting", "People Operations", "Learning"],
+        titles: &[
+            "Recruiter",
+            "HR Business Partner",
+            "People Operations Specialist",
+        ],
+    },
+    Department {
+        name: "Marketing",
+        units: &["Brand", "Growth", "Product Marketing"],
+        titles: &[
+            "Marketing Manager",
+            "Content Strategist",
+            "Designer",
+            "Product Marketing Manager",
+        ],
+    },
+    Department {
+        name: "Legal",
+        units: &["Commercial", "Compliance"],
+        titles: &["Counsel", "Paralegal", "Compliance Officer"],
+    },
+    Department {
+        name: "IT",
+        units: &["Service Desk", "Infrastructure", "Identity"],
+        titles: &[
+            "IT Support Technician",
+            "Systems Administrator",
+            "Network Engineer",
+        ],
+    },
+    Department {
+        name: "Facilities",
+        units: &["Reception", "Workplace"],
+        titles: &["Receptionist", "Office Manager", "Facilities Coordinator"],
+    },
+    Department {
+        name: "Product",
+        units: &["Product Management", "Research"],
+        titles: &["Product Manager", "UX Researcher", "Product Designer"],
+    },
+];
+
+/// How many people report to one team lead.
+const TEAM_SIZE: usize = 8;
+
+/// Generates `count` people. The first is the CEO; each department has a head reporting to the
+/// CEO, and teams of about eight report to team leads who report to their department head.
+pub fn generate(count: usize, seed: u64) -> Vec<SourceRecord> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut emails: HashSet<String> = HashSet::with_capacity(count);
+    let mut people = Vec::with_capacity(count);
+    // Per department: (external id of head, current team lead, members in that team)
+    let mut heads: Vec<Option<String>> = vec![None; DEPARTMENTS.len()];
+    let mut teams: Vec<(Option<String>, usize)> = vec![(None, 0); DEPARTMENTS.len()];
+    let mut offices = Vec::with_capacity(count);
+
+    for i in 0..count {
+        let external_id = format!("E{:07}", i + 1);
+        let office_index = rng.random_range(0..OFFICES.len());
+        let office = &OFFICES[office_index];
+        let given = office.given[rng.random_range(0..office.given.len())];
+        let family = office.family[rng.random_range(0..office.family.len())];
+        let d = if i == 0 {
+            0
+        } else {
+            rng.random_range(0..DEPARTMENTS.len())
+        };
+        let dept = &DEPARTMENTS[d];
+        let unit = dept.units[rng.random_range(0..dept.units.len())];
+
+        let (title, manager) = if i == 0 {
+            ("Chief Executive Officer".to_string(), None)
+        } else if heads[d].is_none() {
+            heads[d] = Some(external_id.clone());
+            (
+                format!("Head of {}", dept.name),
+                Some("E0000001".to_string()),
+            )
+        } else {
+            let (lead, members) = &mut teams[d];
+            if lead.is_none() || *members >= TEAM_SIZE {
+                *lead = Some(external_id.clone());
+                *members = 0;
+                (format!("{} Team Lead", unit), heads[d].clone())
+            } else {
+                *members += 1;
+                (
+                    dept.titles[rng.random_range(0..dept.titles.len())].to_string(),
+                    lead.clone(),
+                )
+            }
+        };
+
+        let local = email_local(given, family);
+        let mut email = format!("{local}@{DEMO_DOMAIN}");
+        let mut n = 2;
+        while !emails.insert(email.clone()) {
+            email = format!("{local}{n}@{DEMO_DOMAIN}");
+            n += 1;
+        }
+        let handle = email.split('@').next().unwrap_or(&local).to_string();
+        // Numbers are drawn below, office by office.
+        let mut phones = vec![(PhoneKind::Work, String::new())];
+        if rng.random_bool(0.7) {
+            phones.push((PhoneKind::Mobile, String::new()));
+        }
+        offices.push(office_index);
+        let mut im = vec![format!("xmpp:{handle}@chat.{DEMO_DOMAIN}")];
+        if rng.random_bool(0.4) {
+            im.push(format!("matrix:u/{handle}:{DEMO_DOMAIN}"));
+        }
+        if rng.random_bool(0.5) {
+            im.push(format!("msteams:{email}"));
+        }
+        people.push(SourceRecord {
+            external_id: Some(external_id),
+            given_name: Some(given.to_string()),
+            family_name: Some(family.to_string()),
+            display_name: None,
+            title: Some(title),
+            department: Some(dept.name.to_string()),
+            org_unit: Some(unit.to_string()),
+            location: Some(office.name.to_string()),
+            manager_ref: manager,
+            emails: vec![email],
+            phones,
+            im,
+            photo_url: None,
+        });
+    }
+    assign_numbers(&mut rng, &mut people, &offices);
+    people
+}
+
+/// Gives everyone unique, valid numbers of their office's country. Drawn one office at a time:
+/// validating numbers of many countries in turn is slow with phonenumber's pattern cache.
+fn assign_numbers(rng: &mut SmallRng, people: &mut [SourceRecord], offices: &[usize]) {
+    let mut used = HashSet::new();
+    for (o, office) in OFFICES.iter().enumerate() {
+        for (person, _) in people
+            .iter_mut()
+            .zip(offices)
+            .filter(|(_, office)| **office == o)
+        {
+            for (kind, number) in &mut person.phones {
+                let (prefixes, digits) = match kind {
+                    PhoneKind::Mobile => (office.mobile_prefix, office.mobile_digits),
+                    _ => (std::slice::from_ref(&office.did_prefix), office.ext_digits),
+                };
+                *number = loop {
+                    let candidate = valid_number(rng, prefixes, digits);
+                    if used.insert(candidate.clone()) {
+                        break candidate;
+                    }
+                };
+            }
+        }
+    }
+}
+
+/// A number from one of `prefixes` followed by `digits` random digits that libphonenumber accepts
+/// (numbering plans have holes, so draw again until it does).
+fn valid_number(rng: &mut SmallRng, prefixes: &[&str], digits: usize) -> String {
+    loop {
+        let prefix = prefixes[rng.random_range(0..prefixes.len())];
+        let number = format!("+{prefix}{}", random_digits(rng, digits));
+        if phonenumber::parse(None, &number).is_ok_and(|n| phonenumber::is_valid(&n)) {
+            return number;
+        }
+    }
+}
+
+fn random_digits(rng: &mut SmallRng, n: usize) -> String {
+    // No leading zero: some numbering plans reserve it.
+    (0..n)
+        .map(|i| {
+            char::from(
+                b'0' + if i == 0 {
+                    rng.random_range(1..10)
+                } else {
+                    rng.random_range(0..10)
+                },
+            )
+        })
+        .collect()
+}
+
+/// `Jürgen Groß` → `jurgen.gross`: emails stay ASCII.
+fn email_local(given: &str, family: &str) -> String {
+    let fold = |s: &str| crate::search::fold(s).join("");
+    format!("{}.{}", fold(given), fold(family))
+}
+
+/// The demo company as a contact source.
+pub struct DemoSource {
+    pub count: usize,
+    pub seed: u64,
+}
+
+impl ContactSource for DemoSource {
+    fn kind(&self) -> &'static str {
+        "demo"
+    }
+
+    async fn read(&mut self) -> Result<RawBatch> {
+        let records = generate(self.count, self.seed)
+            .into_iter()
+            .map(|r| (None, r))
+            .collect();
+        Ok(RawBatch {
+            records,
+            rejects: Vec::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::PhoneNormalizer;
+
+    #[test]
+    fn every_generated_person_is_valid() {
+        let phones = PhoneNormalizer::new("US").expect("region");
+        let people = generate(3_000, 7);
+        let (valid, rejects) = crate::sync::validate(
+            RawBatch {
+                records: people.into_iter().map(|r| (None, r)).collect(),
+                rejects: vec![],
+            },
+            &phones,
+        );
+        assert!(rejects.is_empty(), "{:?}", &rejects[..rejects.len().min(5)]);
+        assert_eq!(valid.len(), 3_000);
+    }
+
+    #[test]
+    fn the_org_chart_has_one_root_and_managers_exist() {
+        let people = generate(500, 1);
+        let ids: HashSet<_> = people
+            .iter()
+            .filter_map(|p| p.external_id.clone())
+            .collect();
+        assert_eq!(people.iter().filter(|p| p.manager_ref.is_none()).count(), 1);
+        assert!(people
+            .iter()
+            .filter_map(|p| p.manager_ref.as_ref())
+            .all(|m| ids.contains(m)));
+    }
+
+    #[test]
+    fn generation_is_deterministic_and_emails_unique() {
+        let a = generate(2_000, 42);
+        assert_eq!(a, generate(2_000, 42));
+        let emails: HashSet<_> = a.iter().flat_map(|p| p.emails.clone()).collect();
+        assert_eq!(emails.len(), 2_000);
+        assert!(a
+            .iter()
+            .any(|p| p.family_name.as_deref().is_some_and(|f| !f.is_ascii())));
+    }
+}

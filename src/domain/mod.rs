@@ -1,0 +1,82 @@
+//! Pure types of the directory: no I/O here.
+
+pub mod phone;
+pub mod record;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+pub use phone::{Phone, PhoneKind, PhoneNormalizer, PhoneParser, PhoneTable};
+pub use record::{NormalizedRecord, RecordError, SourceRecord};
+
+/// A person as the API returns them: everything a caller needs to reach them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Person {
+    pub id: Uuid,
+    pub display_name: String,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub title: Option<String>,
+    pub department: Option<String>,
+    pub org_unit: Option<String>,
+    pub location: Option<String>,
+    pub manager: Option<PersonRef>,
+    pub phones: Vec<Phone>,
+    pub emails: Vec<String>,
+    /// IM handles as URIs: `xmpp:`, `matrix:`, `sip:`, `msteams:`, `slack:`.
+    pub im: Vec<String>,
+    pub photo_url: Option<String>,
+    /// Where this person came from.
+    pub sources: Vec<SourceRef>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A person as a search hit: what a result list shows, served from the index alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PersonSummary {
+    pub id: Uuid,
+    pub display_name: String,
+    pub title: Option<String>,
+    pub department: Option<String>,
+    pub org_unit: Option<String>,
+    pub location: Option<String>,
+    pub phones: Vec<Phone>,
+    pub emails: Vec<String>,
+    pub im: Vec<String>,
+    pub photo_url: Option<String>,
+}
+
+impl From<&Person> for PersonSummary {
+    fn from(p: &Person) -> Self {
+        PersonSummary {
+            id: p.id,
+            display_name: p.display_name.clone(),
+            title: p.title.clone(),
+            department: p.department.clone(),
+            org_unit: p.org_unit.clone(),
+            location: p.location.clone(),
+            phones: p.phones.clone(),
+            emails: p.emails.clone(),
+            im: p.im.clone(),
+            photo_url: p.photo_url.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PersonRef {
+    pub id: Uuid,
+    pub display_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SourceRef {
+    pub source: String,
+    pub external_id: String,
+}
+
+/// IM URI schemes Switchboard understands.
+pub const IM_SCHEMES: &[&str] = &["xmpp", "matrix", "sip", "msteams", "slack", "tel"];

@@ -1,0 +1,82 @@
+//! The one error type of Switchboard. Every variant has a stable snake_case `code` that clients can
+//! match on; the mapping to HTTP happens once, in `http::error`.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+
+    #[error("invalid parameter `{name}`: {reason}")]
+    InvalidParameter { name: &'static str, reason: String },
+
+    #[error("configuration error: {0}")]
+    Config(String),
+
+    #[error("{0}")]
+    SafetyLimit(String),
+
+    #[error("cannot read {path}: {reason}")]
+    Input { path: PathBuf, reason: String },
+
+    #[error("the search index is in use by another process (is `switchboard serve` running on this data dir?)")]
+    IndexLocked,
+
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+
+    #[error("embedded database: {0}")]
+    EmbeddedDb(String),
+
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+
+    #[error("search index error: {0}")]
+    Index(#[from] tantivy::TantivyError),
+
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Error {
+    /// Stable machine-readable code; part of the public API, never renamed.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::NotFound { .. } => "not_found",
+            Error::InvalidParameter { .. } => "invalid_parameter",
+            Error::Config(_) => "config_invalid",
+            Error::SafetyLimit(_) => "safety_limit",
+            Error::Input { .. } => "input_unreadable",
+            Error::IndexLocked => "index_locked",
+            Error::Unavailable(_) => "unavailable",
+            Error::EmbeddedDb(_) => "embedded_database",
+            Error::Database(_) => "database",
+            Error::Migration(_) => "migration",
+            Error::Index(_) => "search_index",
+            Error::Io(_) => "io",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    pub fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidParameter {
+            name,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<tantivy::directory::error::OpenDirectoryError> for Error {
+    fn from(e: tantivy::directory::error::OpenDirectoryError) -> Self {
+        Error::Index(e.into())
+    }
+}

@@ -1,0 +1,25 @@
+//! The OpenAPI document, generated from the handlers. Committed as `openapi/openapi.json`;
+//! `tests/openapi.rs` fails when the two differ (`switchboard openapi > openapi/openapi.json`).
+
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Switchboard",
+        description = "Self-hosted business directory with live presence: who is this person, and how do I reach them right now?",
+        license(name = "Apache-2.0")
+    ),
+    paths(super::people::search_people, super::people::get_person, super::health::healthz, super::health::readyz),
+    tags(
+        (name = "people", description = "Search and look up people"),
+        (name = "health", description = "Liveness and readiness")
+    )
+)]
+pub struct ApiDoc;
+
+pub fn spec_json() -> String {
+    let mut json = ApiDoc::openapi().to_pretty_json().unwrap_or_default();
+    json.push('\n');
+    json
+}

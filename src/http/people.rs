@@ -1,0 +1,149 @@
+//! `/api/v1/people`: search and lookup.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::AppState;
+use crate::db::people;
+use crate::domain::{Person, PersonSummary};
+use crate::error::{Error, Result};
+
+pub const DEFAULT_LIMIT: usize = 20;
+pub const MAX_LIMIT: usize = 100;
+/// Longer queries are refused: nobody types more, and it bounds the work per request.
+pub const MAX_QUERY_LEN: usize = 1024;
+/// Paging stops here; narrow the query instead.
+pub const MAX_OFFSET: usize = 10_000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/people", get(search_people))
+        .route("/people/{id}", get(get_person))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct SearchParams {
+    /// What was typed: words of names, emails, titles, departments, or a phone number in any
+    /// format. The last word matches as a prefix. Empty lists everyone alphabetically.
+    pub q: Option<String>,
+    /// Results per page, 1 to 100 (default 20).
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SearchResponse {
+    pub items: Vec<PersonSummary>,
+    /// How many people match in all.
+    pub total: usize,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn decode_cursor(cursor: &str) -> Result<usize> {
+    let bad = || Error::invalid("cursor", "not a cursor returned by this API");
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    text.strip_prefix("o:")
+        .and_then(|n| n.parse().ok())
+        .filter(|n| *n <= MAX_OFFSET)
+        .ok_or_else(bad)
+}
+
+fn encode_cursor(offset: usize) -> String {
+    URL_SAFE_NO_PAD.encode(format!("o:{offset}"))
+}
+
+/// Search people as you type.
+#[utoipa::path(
+    get,
+    path = "/api/v1/people",
+    tag = "people",
+    params(SearchParams),
+    responses(
+        (status = 200, description = "Matching people, best first", body = SearchResponse),
+        (status = 400, description = "Invalid parameter", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn search_people(
+    State(state): State<AppState>,
+    params: std::result::Result<Query<SearchParams>, QueryRejection>,
+) -> Result<Json<SearchResponse>> {
+    let Query(params) = params.map_err(|e| Error::invalid("query", e.body_text()))?;
+    let q = params.q.unwrap_or_default();
+    if q.len() > MAX_QUERY_LEN {
+        return Err(Error::invalid(
+            "q",
+            format!("longer than {MAX_QUERY_LEN} bytes"),
+        ));
+    }
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(Error::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let offset = params
+        .cursor
+        .as_deref()
+        .map(decode_cursor)
+        .transpose()?
+        .unwrap_or(0);
+    let index = state.index.clone();
+    let results = tokio::task::spawn_blocking(move || index.search(&q, limit, offset))
+        .await
+        .map_err(|e| Error::Internal(e.into()))??;
+    let next = offset + results.hits.len();
+    let next_cursor = (results.hits.len() == limit && next < results.total && next <= MAX_OFFSET)
+        .then(|| encode_cursor(next));
+    Ok(Json(SearchResponse {
+        items: results.hits,
+        total: results.total,
+        next_cursor,
+    }))
+}
+
+/// Everything about one person.
+#[utoipa::path(
+    get,
+    path = "/api/v1/people/{id}",
+    tag = "people",
+    params(("id" = String, Path, description = "Person id (UUID)")),
+    responses(
+        (status = 200, description = "The person", body = Person),
+        (status = 400, description = "Not a UUID", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such person, or deleted", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_person(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Person>> {
+    let id =
+        Uuid::parse_str(&id).map_err(|_| Error::invalid("id", format!("`{id}` is not a UUID")))?;
+    people::get_person(&state.pool, id)
+        .await?
+        .map(Json)
+        .ok_or(Error::NotFound { what: "person" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        assert_eq!(decode_cursor(&encode_cursor(40)).expect("cursor"), 40);
+        assert!(decode_cursor("!!").is_err());
+        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("o:99999999")).is_err());
+    }
+}

@@ -1,0 +1,20 @@
+//! Switchboard: a self-hosted business directory with live presence.
+//!
+//! Data flows from `sources` through the `sync` engine into PostgreSQL (`db`, the truth); the
+//! `search` indexer follows the change log into tantivy; `http` and `web` serve both.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod search;
+pub mod server;
+pub mod sources;
+pub mod sync;
+pub mod telemetry;
+pub mod web;
+
+pub use error::{Error, Result};

@@ -1,0 +1,245 @@
+//! The one owner of the index writer. It follows `change_log` from the position stored in the
+//! index's last commit, woken by NOTIFY (and a periodic check, in case a notification is lost).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tantivy::schema::TantivyDocument;
+use tantivy::{IndexWriter, Term};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::{fold, Fields, SearchIndex};
+use crate::db::people::{self, PersonRow};
+use crate::db::CHANGES_CHANNEL;
+use crate::domain::PersonSummary;
+use crate::error::{Error, Result};
+
+/// Rows fetched from PostgreSQL per round trip.
+const BATCH: i64 = 10_000;
+/// How often to look for changes when no notification arrives.
+const POLL: Duration = Duration::from_secs(5);
+
+pub struct Indexer {
+    index: SearchIndex,
+    writer: Option<IndexWriter>,
+    pool: PgPool,
+}
+
+impl Indexer {
+    /// Takes the index's writer lock; fails with `IndexLocked` if another process holds it.
+    pub fn new(index: SearchIndex, pool: PgPool, memory_mb: usize) -> Result<Indexer> {
+        let writer = index
+            .index()
+            .writer(memory_mb.max(16) * 1_000_000)
+            .map_err(|e| match e {
+                tantivy::TantivyError::LockFailure(..) => Error::IndexLocked,
+                e => e.into(),
+            })?;
+        Ok(Indexer {
+            index,
+            writer: Some(writer),
+            pool,
+        })
+    }
+
+    /// Applies every change since the index's last commit. Returns how many were applied.
+    pub async fn catch_up(&mut self) -> Result<usize> {
+        let mut seq = self.index.applied_seq()?;
+        let mut applied = 0;
+        let mut conn = self.pool.acquire().await?;
+        loop {
+            let changes = people::changes_since(&mut conn, seq, BATCH).await?;
+            let Some((last, _)) = changes.last() else {
+                break;
+            };
+            seq = *last;
+            applied += changes.len();
+            let fields = self.index.fields();
+            self.with_writer(move |writer| {
+                for (_, row) in changes {
+                    writer.delete_term(Term::from_field_text(fields.id, &row.id.to_string()));
+                    if row.deleted_at.is_none() {
+                        writer.add_document(document(&fields, row))?;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        if applied > 0 {
+            self.commit(seq).await?;
+            tracing::debug!(applied, seq, "index caught up");
+        }
+        Ok(applied)
+    }
+
+    /// Recreates the index from the people table.
+    pub async fn rebuild(&mut self) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        // One snapshot for the rows and the position they correspond to.
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let seq = people::latest_change(&mut tx).await?;
+        self.with_writer(|writer| Ok(writer.delete_all_documents().map(|_| ())?))
+            .await?;
+        let mut after = Uuid::nil();
+        let mut count = 0u64;
+        let fields = self.index.fields();
+        loop {
+            let rows = people::active_after(&mut tx, after, BATCH).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.id;
+            count += rows.len() as u64;
+            self.with_writer(move |writer| {
+                for row in rows {
+                    writer.add_document(document(&fields, row))?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        tx.commit().await?;
+        self.commit(seq).await?;
+        Ok(count)
+    }
+
+    async fn commit(&mut self, seq: i64) -> Result<()> {
+        self.with_writer(move |writer| {
+            let mut prepared = writer.prepare_commit()?;
+            prepared.set_payload(&seq.to_string());
+            prepared.commit()?;
+            Ok(())
+        })
+        .await?;
+        self.index.reload()
+    }
+
+    /// Runs blocking writer work off the async threads.
+    async fn with_writer<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce(&mut IndexWriter) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let mut writer = self
+            .writer
+            .take()
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("index writer lost")))?;
+        let (writer, result) = tokio::task::spawn_blocking(move || {
+            let result = work(&mut writer);
+            (writer, result)
+        })
+        .await
+        .map_err(|e| Error::Internal(e.into()))?;
+        self.writer = Some(writer);
+        result
+    }
+
+    /// Follows the change log until `shutdown` turns true. `ready` turns true after the first catch-up.
+    pub async fn run(mut self, ready: Arc<AtomicBool>, mut shutdown: watch::Receiver<bool>) {
+        let mut listener = self.listen().await;
+        loop {
+            match self.catch_up().await {
+                Ok(n) if n > 0 => {
+                    tracing::info!(applied = n, docs = self.index.num_docs(), "index updated")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "index catch-up failed; will retry"),
+            }
+            ready.store(true, Ordering::Release);
+            let woken = async {
+                match listener.as_mut() {
+                    Some(l) => l.recv().await.map(|_| ()).map_err(|e| e.to_string()),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tokio::time::sleep(POLL) => {}
+                result = woken => {
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, "change notifications lost; reconnecting");
+                        listener = self.listen().await;
+                    }
+                }
+            }
+        }
+        if let Some(writer) = self.writer.take() {
+            let _ = tokio::task::spawn_blocking(move || writer.wait_merging_threads()).await;
+        }
+    }
+
+    async fn listen(&self) -> Option<PgListener> {
+        let mut listener = match PgListener::connect_with(&self.pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for changes; polling instead");
+                return None;
+            }
+        };
+        match listener.listen(CHANGES_CHANNEL).await {
+            Ok(()) => Some(listener),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for changes; polling instead");
+                None
+            }
+        }
+    }
+}
+
+/// The index document for a person.
+pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
+    let person = row.into_person(Vec::new());
+    let mut doc = TantivyDocument::default();
+    doc.add_text(f.id, person.id.to_string());
+    doc.add_text(f.name, &person.display_name);
+    for part in [&person.given_name, &person.family_name]
+        .into_iter()
+        .flatten()
+    {
+        doc.add_text(f.name, part);
+    }
+    for text in [
+        &person.title,
+        &person.department,
+        &person.org_unit,
+        &person.location,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        doc.add_text(f.text, text);
+    }
+    for email in &person.emails {
+        doc.add_text(f.text, email);
+    }
+    for handle in &person.im {
+        doc.add_text(
+            f.text,
+            handle
+                .split_once(':')
+                .map_or(handle.as_str(), |(_, rest)| rest),
+        );
+    }
+    for phone in &person.phones {
+        for key in phone.search_keys() {
+            doc.add_text(f.phone, key);
+        }
+    }
+    doc.add_text(f.sort_name, fold(&person.display_name).join(" "));
+    for (field, value) in [
+        (f.department, &person.department),
+        (f.location, &person.location),
+        (f.org_unit, &person.org_unit),
+    ] {
+        if let Some(value) = value {
+            doc.add_text(field, value);
+        }
+    }
+    let summary = PersonSummary::from(&person);
+    doc.add_bytes(f.doc, &serde_json::to_vec(&summary).unwrap_or_default());
+    doc
+}

@@ -1,0 +1,198 @@
+//! The tantivy index: derived from PostgreSQL, rebuilt at will, and the only thing searches read.
+//! `schema/search-index.md` describes the fields; `indexer` owns the one writer.
+
+pub mod indexer;
+pub mod query;
+
+use std::path::Path;
+
+use tantivy::collector::{Count, TopDocs};
+use tantivy::directory::MmapDirectory;
+use tantivy::query::AllQuery;
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, STORED, STRING,
+};
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
+};
+use tantivy::{Index, IndexReader, Order, ReloadPolicy, TantivyDocument};
+
+use crate::domain::PersonSummary;
+use crate::error::{Error, Result};
+
+/// Our text analyzer: split on non-alphanumerics, lower-case, fold accents (é→e, ß→ss, ø→o, Ł→l).
+pub const TOKENIZER: &str = "sb_text";
+
+/// Bumped whenever the schema changes; an index of another version is rebuilt.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Fields {
+    pub id: Field,
+    pub name: Field,
+    pub text: Field,
+    pub phone: Field,
+    pub sort_name: Field,
+    pub department: Field,
+    pub location: Field,
+    pub org_unit: Field,
+    pub doc: Field,
+}
+
+pub fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqs),
+    );
+    let fields = Fields {
+        id: b.add_text_field("id", STRING | STORED),
+        name: b.add_text_field("name", text.clone()),
+        text: b.add_text_field("text", text),
+        phone: b.add_text_field("phone", STRING),
+        sort_name: b.add_text_field("sort_name", STRING | FAST),
+        department: b.add_text_field("department", STRING | FAST),
+        location: b.add_text_field("location", STRING | FAST),
+        org_unit: b.add_text_field("org_unit", STRING | FAST),
+        doc: b.add_bytes_field("doc", STORED),
+    };
+    (b.build(), fields)
+}
+
+pub fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(64))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .build()
+}
+
+/// Folds text the way the index does, for sort keys and query words.
+pub fn fold(text: &str) -> Vec<String> {
+    let mut analyzer = analyzer();
+    let mut stream = analyzer.token_stream(text);
+    let mut words = Vec::new();
+    while stream.advance() {
+        words.push(stream.token().text.clone());
+    }
+    words
+}
+
+/// A handle on the index for searching. Cheap to clone.
+#[derive(Clone)]
+pub struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchResults {
+    pub total: usize,
+    pub hits: Vec<PersonSummary>,
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir`, creating it (or recreating it, if its schema is outdated).
+    pub fn open(dir: &Path) -> Result<SearchIndex> {
+        std::fs::create_dir_all(dir)?;
+        let (schema, fields) = schema();
+        let version_file = dir.join("schema_version");
+        let current = std::fs::read_to_string(&version_file)
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        let has_index = dir.join("meta.json").exists();
+        if has_index && current != Some(SCHEMA_VERSION) {
+            tracing::warn!(dir = %dir.display(), "search index has an old schema; recreating it");
+            for entry in std::fs::read_dir(dir)? {
+                let path = entry?.path();
+                if path.is_file() {
+                    std::fs::remove_file(path)?;
+                }
+            }
+        }
+        let index = Index::open_or_create(MmapDirectory::open(dir)?, schema)?;
+        std::fs::write(&version_file, SCHEMA_VERSION.to_string())?;
+        index.tokenizers().register(TOKENIZER, analyzer());
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(SearchIndex {
+            index,
+            reader,
+            fields,
+        })
+    }
+
+    pub fn fields(&self) -> Fields {
+        self.fields
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    pub fn reload(&self) -> Result<()> {
+        Ok(self.reader.reload()?)
+    }
+
+    /// The last `change_log` sequence number this index reflects (from the last commit).
+    pub fn applied_seq(&self) -> Result<i64> {
+        let meta = self.index.load_metas()?;
+        Ok(meta
+            .payload
+            .as_deref()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0))
+    }
+
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Searches for `q`; an empty query lists everyone alphabetically.
+    pub fn search(&self, q: &str, limit: usize, offset: usize) -> Result<SearchResults> {
+        let searcher = self.reader.searcher();
+        let parsed = query::build(q, &self.fields);
+        let (addresses, total) = match &parsed {
+            Some(query) => {
+                let top = TopDocs::with_limit(limit.max(1)).and_offset(offset);
+                let (docs, total) = searcher.search(query.as_ref(), &(top, Count))?;
+                (docs.into_iter().map(|(_, a)| a).collect::<Vec<_>>(), total)
+            }
+            None => {
+                let collector = TopDocs::with_limit(limit.max(1))
+                    .and_offset(offset)
+                    .order_by_string_fast_field("sort_name", Order::Asc);
+                let docs = searcher.search(&AllQuery, &collector)?;
+                (
+                    docs.into_iter().map(|(_, a)| a).collect(),
+                    searcher.num_docs() as usize,
+                )
+            }
+        };
+        self.hits(&searcher, addresses, total)
+    }
+
+    fn hits(
+        &self,
+        searcher: &tantivy::Searcher,
+        addresses: Vec<tantivy::DocAddress>,
+        total: usize,
+    ) -> Result<SearchResults> {
+        let mut hits = Vec::with_capacity(addresses.len());
+        for address in addresses {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            let bytes = doc
+                .get_first(self.fields.doc)
+                .and_then(|v| v.as_bytes())
+                .unwrap_or_default();
+            let summary: PersonSummary = serde_json::from_slice(bytes)
+                .map_err(|e| Error::Internal(anyhow::anyhow!("corrupt index document: {e}")))?;
+            hits.push(summary);
+        }
+        Ok(SearchResults { total, hits })
+    }
+}

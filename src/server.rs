@@ -1,0 +1,65 @@
+//! `serve`: the HTTP server, with the indexer following the change log beside it.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::db::Database;
+use crate::error::{Error, Result};
+use crate::http::{router, AppState};
+use crate::search::indexer::Indexer;
+use crate::search::SearchIndex;
+
+/// Serves until Ctrl-C or SIGTERM, then drains requests and stops the indexer.
+pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result<()> {
+    let index = SearchIndex::open(&config.index_dir())?;
+    let indexer = Indexer::new(
+        index.clone(),
+        db.pool.clone(),
+        config.search.writer_memory_mb,
+    )?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let (stop, stopped) = watch::channel(false);
+    let indexer_task = tokio::spawn(indexer.run(ready.clone(), stopped));
+
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
+    let app = router(AppState {
+        pool: db.pool.clone(),
+        index,
+        ready,
+    });
+    eprintln!(
+        "Switchboard is running at http://{}/  (API: /api/v1/people, spec: /api/v1/openapi.json)",
+        listener.local_addr()?
+    );
+    eprintln!("Press Ctrl-C to stop.");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+
+    tracing::info!("shutting down");
+    let _ = stop.send(true);
+    let _ = indexer_task.await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

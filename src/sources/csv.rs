@@ -1,0 +1,540 @@
+//! CSV files as exported by Outlook, Google Contacts, AD's `csvde`, or written to our own column names.
+//!
+//! The delimiter (`,` `;` tab) and a UTF-8 BOM are detected; files that are not UTF-8 are read as
+//! Windows-1252, which is what Outlook writes on Windows. See `schema/csv-columns.md`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::db::runs::Reject;
+use crate::domain::{PhoneKind, SourceRecord};
+use crate::error::{Error, Result};
+use crate::sources::ContactSource;
+use crate::sync::RawBatch;
+
+/// What a column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    ExternalId,
+    GivenName,
+    FamilyName,
+    DisplayName,
+    Email,
+    Phone(PhoneKind),
+    Title,
+    Department,
+    OrgUnit,
+    Location,
+    ManagerRef,
+    Im,
+    PhotoUrl,
+    Ignore,
+}
+
+impl Field {
+    /// Our own column names, also the values accepted in a configured column mapping.
+    pub fn from_name(name: &str) -> Option<Field> {
+        Some(match name {
+            "external_id" => Field::ExternalId,
+            "given_name" => Field::GivenName,
+            "family_name" => Field::FamilyName,
+            "display_name" => Field::DisplayName,
+            "email" => Field::Email,
+            "phone" => Field::Phone(PhoneKind::Work),
+            "mobile" => Field::Phone(PhoneKind::Mobile),
+            "home_phone" => Field::Phone(PhoneKind::Home),
+            "fax" => Field::Phone(PhoneKind::Fax),
+            "extension" => Field::Phone(PhoneKind::Extension),
+            "title" => Field::Title,
+            "department" => Field::Department,
+            "org_unit" => Field::OrgUnit,
+            "location" => Field::Location,
+            "manager_email" | "manager" => Field::ManagerRef,
+            "im" => Field::Im,
+            "photo_url" => Field::PhotoUrl,
+            "ignore" => Field::Ignore,
+            _ => return None,
+        })
+    }
+
+    /// Recognizes a header from any of the export formats we know. Returns the field and a rank:
+    /// when several columns fill one single-valued field, the lowest rank with a value wins.
+    pub fn recognize(header: &str) -> Option<(Field, u8)> {
+        if let Some(field) = Field::from_name(header.trim()) {
+            return Some((field, 0));
+        }
+        let key: String = header
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect();
+        let work = Field::Phone(PhoneKind::Work);
+        let found =
+            match key.as_str() {
+                // Identity
+                "externalid" | "employeeid" | "employeenumber" | "objectguid" | "entryuuid" => {
+                    (Field::ExternalId, 1)
+                }
+                "uid" | "samaccountname" => (Field::ExternalId, 3),
+                "dn" | "distinguishedname" => (Field::ExternalId, 2),
+                // Names (Outlook, Google, csvde)
+                "givenname" | "firstname" => (Field::GivenName, 1),
+                "familyname" | "lastname" | "surname" | "sn" => (Field::FamilyName, 1),
+                "displayname" | "fullname" => (Field::DisplayName, 1),
+                "name" | "cn" => (Field::DisplayName, 2),
+                // Email
+                "emailaddress" | "mail" | "email1value" | "emailaddress1" | "primaryemail" => {
+                    (Field::Email, 1)
+                }
+                "email2address" | "email3address" | "email2value" | "email3value"
+                | "emailaddress2" => (Field::Email, 2),
+                // Phones
+                "businessphone" | "telephonenumber" | "workphone" | "phone1value"
+                | "officephone" => (work, 1),
+                "businessphone2" | "companymainphone" | "othertelephone" | "phone2value"
+                | "phone3value" => (work, 2),
+                "mobilephone" | "mobile" | "cellphone" | "cell" | "mobilenumber" => {
+                    (Field::Phone(PhoneKind::Mobile), 1)
+                }
+                "homephone" | "homephone2" | "hometelephone" => (Field::Phone(PhoneKind::Home), 1),
+                "businessfax" | "faxnumber" | "facsimiletelephonenumber" | "homefax" => {
+                    (Field::Phone(PhoneKind::Fax), 1)
+                }
+                "ext" | "ipphone" | "phoneextension" => (Field::Phone(PhoneKind::Extension), 1),
+                // Organisation
+                "jobtitle" | "organization1title" | "position" => (Field::Title, 1),
+                "dept" | "organization1department" => (Field::Department, 1),
+                "departmentnumber" => (Field::Department, 2),
+                "ou" | "organizationalunit" | "division" | "orgunit" => (Field::OrgUnit, 1),
+                "officelocation"
+                | "office"
+                | "physicaldeliveryofficename"
+                | "organization1location" => (Field::Location, 1),
+                "l" | "city" | "businesscity" => (Field::Location, 3),
+                "manageremail" | "managerdn" | "manager" => (Field::ManagerRef, 1),
+                "imaddress" | "msrtcsipprimaryuseraddress" | "impp" => (Field::Im, 1),
+                "photo" | "photourl" | "pictureurl" | "photo1value" => (Field::PhotoUrl, 1),
+                _ => return None,
+            };
+        Some(found)
+    }
+
+    fn multi_valued(self) -> bool {
+        matches!(self, Field::Email | Field::Phone(_) | Field::Im)
+    }
+}
+
+/// How the columns of one file map to fields.
+#[derive(Debug)]
+struct Columns {
+    /// For each column, its field and rank.
+    fields: Vec<Option<(Field, u8)>>,
+    /// Google's "Phone N - Type" column for each "Phone N - Value" column.
+    phone_types: BTreeMap<usize, usize>,
+}
+
+impl Columns {
+    fn new(headers: &[String], overrides: &BTreeMap<String, String>) -> Result<Columns> {
+        let overrides: BTreeMap<String, &str> = overrides
+            .iter()
+            .map(|(h, f)| (h.trim().to_lowercase(), f.as_str()))
+            .collect();
+        let mut fields = Vec::with_capacity(headers.len());
+        for header in headers {
+            let field = match overrides.get(&header.trim().to_lowercase()) {
+                Some(name) => {
+                    let field = Field::from_name(name).ok_or_else(|| {
+                        Error::Config(format!(
+                            "column mapping: unknown field `{name}` for column `{header}`"
+                        ))
+                    })?;
+                    Some((field, 0))
+                }
+                None => Field::recognize(header),
+            };
+            fields.push(field);
+        }
+        let mut phone_types = BTreeMap::new();
+        for (i, header) in headers.iter().enumerate() {
+            let key: String = header
+                .chars()
+                .filter(|c| c.is_alphanumeric())
+                .flat_map(char::to_lowercase)
+                .collect();
+            if let Some(n) = key
+                .strip_prefix("phone")
+                .and_then(|k| k.strip_suffix("value"))
+            {
+                let type_key = format!("phone{n}type");
+                if let Some(t) = headers.iter().position(|h| {
+                    h.chars()
+                        .filter(|c| c.is_alphanumeric())
+                        .flat_map(char::to_lowercase)
+                        .collect::<String>()
+                        == type_key
+                }) {
+                    phone_types.insert(i, t);
+                }
+            }
+        }
+        if !fields
+            .iter()
+            .flatten()
+            .any(|(f, _)| matches!(f, Field::GivenName | Field::FamilyName | Field::DisplayName))
+        {
+            return Err(Error::Input {
+                path: PathBuf::new(),
+                reason: format!(
+                    "no name column among the headers ({}); expected e.g. `display_name`, `First Name`/`Last Name`, \
+                     `givenName`/`sn`, or a column mapping in the config",
+                    headers.join(", ")
+                ),
+            });
+        }
+        Ok(Columns {
+            fields,
+            phone_types,
+        })
+    }
+
+    fn record(&self, row: &[&str]) -> SourceRecord {
+        let mut rec = SourceRecord::default();
+        let mut ranks: BTreeMap<&'static str, u8> = BTreeMap::new();
+        for (i, value) in row.iter().enumerate() {
+            let Some(Some((field, rank))) = self.fields.get(i) else {
+                continue;
+            };
+            let value = value.trim();
+            if value.is_empty() {
+                continue;
+            }
+            if field.multi_valued() {
+                // Google joins several values with " ::: ".
+                for part in value.split(":::") {
+                    match field {
+                        Field::Email => rec
+                            .emails
+                            .extend(part.split([';', ',', ' ']).map(str::to_string)),
+                        Field::Im => rec.im.extend(part.split_whitespace().map(str::to_string)),
+                        Field::Phone(kind) => {
+                            let kind = self.phone_kind(i, row).unwrap_or(*kind);
+                            rec.phones
+                                .extend(part.split(';').map(|p| (kind, p.to_string())));
+                        }
+                        _ => {}
+                    }
+                }
+                continue;
+            }
+            let (slot, name): (&mut Option<String>, &'static str) = match field {
+                Field::ExternalId => (&mut rec.external_id, "id"),
+                Field::GivenName => (&mut rec.given_name, "given"),
+                Field::FamilyName => (&mut rec.family_name, "family"),
+                Field::DisplayName => (&mut rec.display_name, "display"),
+                Field::Title => (&mut rec.title, "title"),
+                Field::Department => (&mut rec.department, "department"),
+                Field::OrgUnit => (&mut rec.org_unit, "org_unit"),
+                Field::Location => (&mut rec.location, "location"),
+                Field::ManagerRef => (&mut rec.manager_ref, "manager"),
+                Field::PhotoUrl => (&mut rec.photo_url, "photo"),
+                _ => continue,
+            };
+            if ranks.get(name).is_none_or(|best| rank < best) {
+                ranks.insert(name, *rank);
+                *slot = Some(value.to_string());
+            }
+        }
+        rec
+    }
+
+    fn phone_kind(&self, column: usize, row: &[&str]) -> Option<PhoneKind> {
+        let kind = row.get(*self.phone_types.get(&column)?)?.to_lowercase();
+        Some(match kind.trim_start_matches("* ") {
+            k if k.contains("mobile") || k.contains("cell") => PhoneKind::Mobile,
+            k if k.contains("fax") => PhoneKind::Fax,
+            k if k.contains("home") => PhoneKind::Home,
+            _ => PhoneKind::Work,
+        })
+    }
+}
+
+/// A CSV file as a contact source.
+pub struct CsvSource {
+    path: PathBuf,
+    columns: BTreeMap<String, String>,
+}
+
+impl CsvSource {
+    pub fn new(path: impl Into<PathBuf>, columns: BTreeMap<String, String>) -> Self {
+        CsvSource {
+            path: path.into(),
+            columns,
+        }
+    }
+}
+
+impl ContactSource for CsvSource {
+    fn kind(&self) -> &'static str {
+        "csv"
+    }
+
+    async fn read(&mut self) -> Result<RawBatch> {
+        let bytes = tokio::fs::read(&self.path)
+            .await
+            .map_err(|e| Error::Input {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?;
+        let columns = self.columns.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || parse(&bytes, &columns))
+            .await
+            .map_err(|e| Error::Internal(e.into()))?
+            .map_err(|e| match e {
+                Error::Input { reason, .. } => Error::Input { path, reason },
+                e => e,
+            })
+    }
+}
+
+/// Decodes a whole file: UTF-8 (with or without BOM), else Windows-1252.
+pub fn decode(bytes: &[u8]) -> String {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_string(),
+        Err(_) => encoding_rs::WINDOWS_1252
+            .decode_without_bom_handling(bytes)
+            .0
+            .into_owned(),
+    }
+}
+
+/// The delimiter that splits the header line into the most fields, quotes respected.
+pub fn detect_delimiter(text: &str) -> u8 {
+    let mut counts = [(b',', 0usize), (b';', 0), (b'\t', 0)];
+    let mut in_quotes = false;
+    for c in text.bytes() {
+        match c {
+            b'"' => in_quotes = !in_quotes,
+            b'\n' if !in_quotes => break,
+            _ if !in_quotes => {
+                for (d, n) in counts.iter_mut() {
+                    if *d == c {
+                        *n += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    counts
+        .iter()
+        .max_by_key(|(_, n)| *n)
+        .filter(|(_, n)| *n > 0)
+        .map_or(b',', |(d, _)| *d)
+}
+
+/// Parses a CSV export into records; a row that cannot be read becomes a reject with its line.
+pub fn parse(bytes: &[u8], overrides: &BTreeMap<String, String>) -> Result<RawBatch> {
+    let text = decode(bytes);
+    let mut reader = ::csv::ReaderBuilder::new()
+        .delimiter(detect_delimiter(&text))
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| Error::Input {
+            path: PathBuf::new(),
+            reason: format!("cannot read the header line: {e}"),
+        })?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let columns = Columns::new(&headers, overrides)?;
+    let mut batch = RawBatch::default();
+    let mut row = ::csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut row) {
+            Ok(false) => break,
+            Ok(true) => {
+                let line = row.position().map(|p| p.line());
+                let fields: Vec<&str> = row.iter().collect();
+                if fields.iter().all(|f| f.trim().is_empty()) {
+                    continue;
+                }
+                if fields.len() > headers.len()
+                    && fields[headers.len()..].iter().any(|f| !f.trim().is_empty())
+                {
+                    batch.rejects.push(Reject {
+                        line,
+                        external_id: None,
+                        reason: format!(
+                            "{} fields, but the header has {}",
+                            fields.len(),
+                            headers.len()
+                        ),
+                    });
+                    continue;
+                }
+                batch.records.push((line, columns.record(&fields)));
+            }
+            Err(e) => {
+                let line = e.position().map(|p| p.line());
+                batch.rejects.push(Reject {
+                    line,
+                    external_id: None,
+                    reason: format!("unreadable row: {e}"),
+                });
+                if !matches!(
+                    e.kind(),
+                    ::csv::ErrorKind::Utf8 { .. } | ::csv::ErrorKind::UnequalLengths { .. }
+                ) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(batch)
+}
+
+/// Writes records in our own column format, the one `import csv` reads without a mapping.
+pub fn write_records<W: std::io::Write>(out: W, records: &[SourceRecord]) -> Result<()> {
+    let mut writer = ::csv::Writer::from_writer(out);
+    writer
+        .write_record([
+            "external_id",
+            "given_name",
+            "family_name",
+            "display_name",
+            "email",
+            "phone",
+            "mobile",
+            "extension",
+            "title",
+            "department",
+            "org_unit",
+            "location",
+            "manager_email",
+            "im",
+        ])
+        .map_err(|e| Error::Internal(e.into()))?;
+    for r in records {
+        let phone = |kind| {
+            r.phones
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, p)| p.as_str())
+                .collect::<Vec<_>>()
+                .join(";")
+        };
+        writer
+            .write_record([
+                r.external_id.as_deref().unwrap_or(""),
+                r.given_name.as_deref().unwrap_or(""),
+                r.family_name.as_deref().unwrap_or(""),
+                r.display_name.as_deref().unwrap_or(""),
+                &r.emails.join(" "),
+                &phone(PhoneKind::Work),
+                &phone(PhoneKind::Mobile),
+                &phone(PhoneKind::Extension),
+                r.title.as_deref().unwrap_or(""),
+                r.department.as_deref().unwrap_or(""),
+                r.org_unit.as_deref().unwrap_or(""),
+                r.location.as_deref().unwrap_or(""),
+                r.manager_ref.as_deref().unwrap_or(""),
+                &r.im.join(" "),
+            ])
+            .map_err(|e| Error::Internal(e.into()))?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// For callers that have a path: `parse` with the file named in errors.
+pub fn parse_file(path: &Path, overrides: &BTreeMap<String, String>) -> Result<RawBatch> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Input {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    parse(&bytes, overrides).map_err(|e| match e {
+        Error::Input { reason, .. } => Error::Input {
+            path: path.into(),
+            reason,
+        },
+        e => e,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> RawBatch {
+        parse(text.as_bytes(), &BTreeMap::new()).expect("parse")
+    }
+
+    #[test]
+    fn delimiters_are_detected() {
+        assert_eq!(detect_delimiter("a;b;c\n1,2;3"), b';');
+        assert_eq!(detect_delimiter("a\tb\tc\n"), b'\t');
+        assert_eq!(detect_delimiter("\"x;y\",b,c\n"), b',');
+    }
+
+    #[test]
+    fn outlook_headers_map_to_fields() {
+        let b = parse_str(
+            "First Name,Last Name,E-mail Address,Business Phone,Mobile Phone,Job Title,Department,Office Location\n\
+             Jane,Smith,jane@example.com,+44 20 7946 0018,+44 7700 900123,CFO,Finance,London\n",
+        );
+        let r = &b.records[0].1;
+        assert_eq!(r.given_name.as_deref(), Some("Jane"));
+        assert_eq!(r.family_name.as_deref(), Some("Smith"));
+        assert_eq!(r.emails, vec!["jane@example.com"]);
+        assert_eq!(r.phones.len(), 2);
+        assert_eq!(r.phones[1].0, PhoneKind::Mobile);
+        assert_eq!(r.title.as_deref(), Some("CFO"));
+        assert_eq!(r.location.as_deref(), Some("London"));
+        assert_eq!(b.records[0].0, Some(2));
+    }
+
+    #[test]
+    fn google_phone_types_are_honoured() {
+        let b = parse_str(
+            "Name,Phone 1 - Type,Phone 1 - Value,E-mail 1 - Value\n\
+             Ana Lima,Mobile,+55 11 91234 5678,ana@example.com ::: ana.lima@example.org\n",
+        );
+        let r = &b.records[0].1;
+        assert_eq!(r.phones[0].0, PhoneKind::Mobile);
+        assert_eq!(r.emails.iter().filter(|e| !e.is_empty()).count(), 2);
+    }
+
+    #[test]
+    fn overrides_win_and_unknown_overrides_fail() {
+        let mut map = BTreeMap::new();
+        map.insert("Emp No".to_string(), "external_id".to_string());
+        let b = parse("Emp No,display_name\n42,Jo\n".as_bytes(), &map).expect("parse");
+        assert_eq!(b.records[0].1.external_id.as_deref(), Some("42"));
+        map.insert("Emp No".to_string(), "shoe_size".to_string());
+        assert!(parse("Emp No,display_name\n42,Jo\n".as_bytes(), &map).is_err());
+    }
+
+    #[test]
+    fn a_file_without_name_columns_is_refused() {
+        let err = parse("foo,bar\n1,2\n".as_bytes(), &BTreeMap::new()).expect_err("no names");
+        assert!(err.to_string().contains("no name column"), "{err}");
+    }
+
+    #[test]
+    fn windows_1252_is_decoded() {
+        let bytes = b"display_name\nJos\xe9 M\xfcller\n";
+        let b = parse(bytes, &BTreeMap::new()).expect("parse");
+        assert_eq!(b.records[0].1.display_name.as_deref(), Some("José Müller"));
+    }
+
+    #[test]
+    fn ranks_pick_the_best_id_column() {
+        let b = parse_str("DN,objectGUID,cn\n\"CN=Jo,OU=x\",abc-123,Jo\n");
+        assert_eq!(b.records[0].1.external_id.as_deref(), Some("abc-123"));
+    }
+}

@@ -1,0 +1,510 @@
+//! The sync engine: diffs what a source says against the store and applies the difference in
+//! one transaction, appending to `change_log`. Nothing else writes people.
+
+use std::collections::{HashMap, HashSet};
+
+use indicatif::ProgressBar;
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::db::copy::{copy_rows, CopyRow};
+use crate::db::runs::{self, Counts, Reject};
+use crate::db::{CHANGES_CHANNEL, WRITE_LOCK_KEY};
+use crate::domain::{NormalizedRecord, PhoneNormalizer, SourceRecord};
+use crate::error::{Error, Result};
+
+/// What a source read: records with the line they start on, and rows it could not read at all.
+#[derive(Debug, Default)]
+pub struct RawBatch {
+    pub records: Vec<(Option<u64>, SourceRecord)>,
+    pub rejects: Vec<Reject>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub source: String,
+    pub kind: String,
+    /// The batch is the whole source: people it no longer lists are removed.
+    pub full: bool,
+    /// Compute and report the changes, write nothing.
+    pub dry_run: bool,
+    /// Accept removing more than `max_delete_share` of the source.
+    pub force: bool,
+    pub max_delete_share: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    Added,
+    Updated,
+    Removed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Change {
+    pub kind: ChangeKind,
+    pub person_id: Uuid,
+    pub external_id: String,
+    pub display_name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    /// The recorded run; `None` for a dry run.
+    pub run_id: Option<i64>,
+    pub dry_run: bool,
+    pub counts: Counts,
+    pub changes: Vec<Change>,
+    pub rejects: Vec<Reject>,
+}
+
+#[derive(Debug)]
+struct Existing {
+    person_id: Uuid,
+    hash: i64,
+    manager_id: Option<Uuid>,
+    deleted: bool,
+    display_name: String,
+}
+
+/// Validates, diffs and applies a batch. On failure nothing is changed and, unless this is a dry
+/// run, the run is recorded as failed with the reason.
+pub async fn import(
+    pool: &PgPool,
+    raw: RawBatch,
+    phones: &PhoneNormalizer,
+    opts: &ImportOptions,
+    progress: &ProgressBar,
+) -> Result<ImportReport> {
+    progress.set_message("validating");
+    let (records, rejects) = validate(raw, phones);
+
+    let run_id = if opts.dry_run {
+        None
+    } else {
+        runs::ensure_source(pool, &opts.source, &opts.kind).await?;
+        let mode = if opts.full { "full" } else { "partial" };
+        Some(runs::start(pool, &opts.source, &opts.kind, mode).await?)
+    };
+    match apply(pool, &records, rejects.clone(), opts, run_id, progress).await {
+        Ok(report) => Ok(report),
+        Err(e) => {
+            if let Some(run_id) = run_id {
+                if let Err(record_err) = runs::fail(pool, run_id, &e.to_string(), &rejects).await {
+                    tracing::error!(error = %record_err, run_id, "could not record failed run");
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Normalizes every record (in parallel: phone parsing dominates), then refuses duplicate ids.
+pub fn validate(
+    raw: RawBatch,
+    phones: &PhoneNormalizer,
+) -> (Vec<(Option<u64>, NormalizedRecord)>, Vec<Reject>) {
+    let mut rejects = raw.rejects;
+    let table = phones.normalize_many(
+        raw.records
+            .iter()
+            .flat_map(|(_, r)| r.phones.iter().map(|(k, p)| (*k, p.as_str()))),
+    );
+    let table = &table;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = raw.records.len().div_ceil(threads).max(1);
+    let mut records = raw.records;
+    let mut parts: Vec<Vec<(Option<u64>, SourceRecord)>> = Vec::new();
+    while records.len() > chunk {
+        let tail = records.split_off(records.len() - chunk);
+        parts.push(tail);
+    }
+    parts.push(records);
+    parts.reverse();
+    let results: Vec<Vec<_>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                scope.spawn(move || {
+                    part.into_iter()
+                        .map(|(line, rec)| (line, rec.normalize(table)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+
+    let mut valid = Vec::new();
+    let mut first_line: HashMap<String, Option<u64>> = HashMap::new();
+    for (line, result) in results.into_iter().flatten() {
+        match result {
+            Ok(rec) => {
+                if let Some(first) = first_line.get(&rec.external_id) {
+                    let first =
+                        first.map_or_else(|| "earlier".to_string(), |l| format!("on line {l}"));
+                    rejects.push(Reject {
+                        line,
+                        external_id: Some(rec.external_id.clone()),
+                        reason: format!("duplicate id `{}` (first seen {first})", rec.external_id),
+                    });
+                } else {
+                    first_line.insert(rec.external_id.clone(), line);
+                    valid.push((line, rec));
+                }
+            }
+            Err(e) => rejects.push(Reject {
+                line,
+                external_id: e.external_id,
+                reason: e.reason,
+            }),
+        }
+    }
+    rejects.sort_by_key(|r| r.line);
+    (valid, rejects)
+}
+
+async fn apply(
+    pool: &PgPool,
+    records: &[(Option<u64>, NormalizedRecord)],
+    rejects: Vec<Reject>,
+    opts: &ImportOptions,
+    run_id: Option<i64>,
+    progress: &ProgressBar,
+) -> Result<ImportReport> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(WRITE_LOCK_KEY)
+        .execute(&mut *tx)
+        .await?;
+
+    progress.set_message("comparing with the directory");
+    let existing = load_existing(&mut tx, &opts.source).await?;
+    let ids: Vec<Uuid> = records
+        .iter()
+        .map(|(_, r)| {
+            existing
+                .get(&r.external_id)
+                .map_or_else(Uuid::now_v7, |e| e.person_id)
+        })
+        .collect();
+    let managers = resolve_managers(&mut tx, records, &ids, &existing, opts.full).await?;
+
+    let mut counts = Counts {
+        rejected: rejects.len(),
+        ..Counts::default()
+    };
+    let mut added = Vec::new();
+    let mut updated = Vec::new();
+    let mut changes = Vec::new();
+    for (i, (_, rec)) in records.iter().enumerate() {
+        let kind = match existing.get(&rec.external_id) {
+            None => {
+                added.push(i);
+                ChangeKind::Added
+            }
+            Some(e) if e.deleted || e.hash != rec.content_hash() || e.manager_id != managers[i] => {
+                updated.push(i);
+                ChangeKind::Updated
+            }
+            Some(_) => {
+                counts.unchanged += 1;
+                continue;
+            }
+        };
+        changes.push(Change {
+            kind,
+            person_id: ids[i],
+            external_id: rec.external_id.clone(),
+            display_name: rec.display_name.clone(),
+        });
+    }
+
+    let mut removed = Vec::new();
+    if opts.full {
+        // Rows that were refused still name people who exist: keep them.
+        let seen: HashSet<&str> = records
+            .iter()
+            .map(|(_, r)| r.external_id.as_str())
+            .chain(rejects.iter().filter_map(|r| r.external_id.as_deref()))
+            .collect();
+        for (external_id, e) in &existing {
+            if !e.deleted && !seen.contains(external_id.as_str()) {
+                removed.push(e.person_id);
+                changes.push(Change {
+                    kind: ChangeKind::Removed,
+                    person_id: e.person_id,
+                    external_id: external_id.clone(),
+                    display_name: e.display_name.clone(),
+                });
+            }
+        }
+        check_removal_limit(
+            opts,
+            removed.len(),
+            &existing,
+            records.len() + rejects.len(),
+        )?;
+    }
+    counts.added = added.len();
+    counts.updated = updated.len();
+    counts.removed = removed.len();
+
+    if opts.dry_run {
+        tx.rollback().await?;
+        return Ok(ImportReport {
+            run_id,
+            dry_run: true,
+            counts,
+            changes,
+            rejects,
+        });
+    }
+
+    progress.set_message(format!("writing {} changes", changes.len()));
+    let record_row = |row: &mut CopyRow, i: usize| {
+        let rec = &records[i].1;
+        row.display(Some(ids[i]))
+            .text(Some(&rec.display_name))
+            .text(rec.given_name.as_deref())
+            .text(rec.family_name.as_deref())
+            .text(rec.title.as_deref())
+            .text(rec.department.as_deref())
+            .text(rec.org_unit.as_deref())
+            .text(rec.location.as_deref())
+            .display(managers[i])
+            .text(rec.manager_ref.as_deref())
+            .json(&rec.phones)
+            .array(&rec.emails)
+            .array(&rec.im)
+            .text(rec.photo_url.as_deref());
+    };
+    const PERSON_COPY_COLUMNS: &str =
+        "id, display_name, given_name, family_name, title, department, \
+        org_unit, location, manager_id, manager_ref, phones, emails, im, photo_url";
+
+    if !added.is_empty() {
+        let statement = format!("COPY people ({PERSON_COPY_COLUMNS}) FROM STDIN");
+        copy_rows(&mut tx, &statement, added.iter().copied(), record_row).await?;
+        copy_rows(
+            &mut tx,
+            "COPY person_sources (source, external_id, person_id, content_hash) FROM STDIN",
+            added.iter().copied(),
+            |row, i| {
+                let rec = &records[i].1;
+                row.text(Some(&opts.source))
+                    .text(Some(&rec.external_id))
+                    .display(Some(ids[i]))
+                    .display(Some(rec.content_hash()));
+            },
+        )
+        .await?;
+    }
+    if !updated.is_empty() {
+        sqlx::query(
+            "CREATE TEMP TABLE staging_people ON COMMIT DROP AS \
+             SELECT id, display_name, given_name, family_name, title, department, org_unit, location, \
+             manager_id, manager_ref, phones, emails, im, photo_url, 0::bigint AS content_hash, \
+             ''::text AS external_id FROM people WITH NO DATA",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let statement = format!(
+            "COPY staging_people ({PERSON_COPY_COLUMNS}, content_hash, external_id) FROM STDIN"
+        );
+        copy_rows(&mut tx, &statement, updated.iter().copied(), |row, i| {
+            record_row(row, i);
+            row.display(Some(records[i].1.content_hash()))
+                .text(Some(&records[i].1.external_id));
+        })
+        .await?;
+        sqlx::query(
+            "UPDATE people p SET display_name = s.display_name, given_name = s.given_name, \
+             family_name = s.family_name, title = s.title, department = s.department, \
+             org_unit = s.org_unit, location = s.location, manager_id = s.manager_id, \
+             manager_ref = s.manager_ref, phones = s.phones, emails = s.emails, im = s.im, \
+             photo_url = s.photo_url, updated_at = now(), deleted_at = NULL \
+             FROM staging_people s WHERE p.id = s.id",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE person_sources ps SET content_hash = s.content_hash FROM staging_people s \
+             WHERE ps.source = $1 AND ps.external_id = s.external_id",
+        )
+        .bind(&opts.source)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !removed.is_empty() {
+        sqlx::query("UPDATE people SET deleted_at = now(), updated_at = now() WHERE id = ANY($1)")
+            .bind(&removed)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if !changes.is_empty() {
+        copy_rows(
+            &mut tx,
+            "COPY change_log (person_id, run_id) FROM STDIN",
+            &changes,
+            |row, c| {
+                row.display(Some(c.person_id)).display(run_id);
+            },
+        )
+        .await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANGES_CHANNEL)
+            .bind(run_id.unwrap_or_default().to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(run_id) = run_id {
+        runs::succeed(&mut tx, run_id, &counts, &rejects).await?;
+    }
+    tx.commit().await?;
+    progress.set_message("done");
+    Ok(ImportReport {
+        run_id,
+        dry_run: false,
+        counts,
+        changes,
+        rejects,
+    })
+}
+
+fn check_removal_limit(
+    opts: &ImportOptions,
+    removing: usize,
+    existing: &HashMap<String, Existing>,
+    input_rows: usize,
+) -> Result<()> {
+    if removing == 0 {
+        return Ok(());
+    }
+    if input_rows == 0 {
+        return Err(Error::SafetyLimit(format!(
+            "the input is empty: refusing to remove all {removing} people of source `{}`; nothing was changed",
+            opts.source
+        )));
+    }
+    let active = existing.values().filter(|e| !e.deleted).count();
+    if !opts.force && removing as f64 > opts.max_delete_share * active as f64 {
+        return Err(Error::SafetyLimit(format!(
+            "this run would remove {removing} of {active} people of source `{}` ({:.0}%), more than the \
+             limit of {:.0}%; nothing was changed. Check the input, then rerun with --force to accept",
+            opts.source,
+            100.0 * removing as f64 / active as f64,
+            100.0 * opts.max_delete_share
+        )));
+    }
+    Ok(())
+}
+
+async fn load_existing(conn: &mut PgConnection, source: &str) -> Result<HashMap<String, Existing>> {
+    let rows = sqlx::query_as::<_, (String, Uuid, i64, Option<Uuid>, bool, String)>(
+        "SELECT ps.external_id, ps.person_id, ps.content_hash, p.manager_id, p.deleted_at IS NOT NULL, \
+         p.display_name FROM person_sources ps JOIN people p ON p.id = ps.person_id WHERE ps.source = $1",
+    )
+    .bind(source)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(external_id, person_id, hash, manager_id, deleted, display_name)| {
+                (
+                    external_id,
+                    Existing {
+                        person_id,
+                        hash,
+                        manager_id,
+                        deleted,
+                        display_name,
+                    },
+                )
+            },
+        )
+        .collect())
+}
+
+/// Finds each record's manager: first in the batch (by external id, then email), then among
+/// people already in the directory. Unknown managers stay unresolved until they appear.
+async fn resolve_managers(
+    conn: &mut PgConnection,
+    records: &[(Option<u64>, NormalizedRecord)],
+    ids: &[Uuid],
+    existing: &HashMap<String, Existing>,
+    full: bool,
+) -> Result<Vec<Option<Uuid>>> {
+    let mut by_key: HashMap<&str, Uuid> = HashMap::with_capacity(records.len() * 2);
+    if !full {
+        for (external_id, e) in existing.iter().filter(|(_, e)| !e.deleted) {
+            by_key.insert(external_id.as_str(), e.person_id);
+        }
+    }
+    for (i, (_, rec)) in records.iter().enumerate() {
+        for email in &rec.emails {
+            by_key.insert(email.as_str(), ids[i]);
+        }
+    }
+    for (i, (_, rec)) in records.iter().enumerate() {
+        by_key.insert(rec.external_id.as_str(), ids[i]);
+    }
+
+    let mut managers: Vec<Option<Uuid>> = records
+        .iter()
+        .map(|(_, r)| {
+            r.manager_ref
+                .as_deref()
+                .and_then(|m| by_key.get(m).copied())
+        })
+        .collect();
+    let unresolved: Vec<String> = records
+        .iter()
+        .zip(&managers)
+        .filter_map(|((_, r), m)| {
+            if m.is_none() {
+                r.manager_ref.clone()
+            } else {
+                None
+            }
+        })
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    if !unresolved.is_empty() {
+        let found: HashMap<String, Uuid> = sqlx::query_as::<_, (String, Uuid)>(
+            "SELECT DISTINCT ON (key) key, id FROM ( \
+               SELECT e AS key, p.id FROM people p CROSS JOIN LATERAL unnest(p.emails) e \
+               WHERE p.deleted_at IS NULL AND e = ANY($1) \
+               UNION ALL \
+               SELECT ps.external_id, ps.person_id FROM person_sources ps JOIN people p ON p.id = ps.person_id \
+               WHERE p.deleted_at IS NULL AND ps.external_id = ANY($1)) found ORDER BY key, id",
+        )
+        .bind(&unresolved)
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .collect();
+        for ((_, rec), manager) in records.iter().zip(managers.iter_mut()) {
+            if manager.is_none() {
+                *manager = rec
+                    .manager_ref
+                    .as_deref()
+                    .and_then(|m| found.get(m).copied());
+            }
+        }
+    }
+    for (manager, id) in managers.iter_mut().zip(ids) {
+        if *manager == Some(*id) {
+            *manager = None;
+        }
+    }
+    Ok(managers)
+}

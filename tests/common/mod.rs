@@ -1,0 +1,172 @@
+//! Shared test harness: a real PostgreSQL (the embedded cluster, started on first use in
+//! `target/tmp/pg`), one fresh database per test, a tantivy index in a temp dir, and the router.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use indicatif::ProgressBar;
+use sqlx::PgPool;
+use switchboard::db::EmbeddedPostgres;
+use switchboard::domain::PhoneNormalizer;
+use switchboard::http::{router, AppState};
+use switchboard::search::indexer::Indexer;
+use switchboard::search::SearchIndex;
+use switchboard::sync::{self, ImportOptions, ImportReport, RawBatch};
+use tower::ServiceExt;
+
+pub fn cluster_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("pg")
+        .join("postgres")
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+pub struct TestDb {
+    pub pool: PgPool,
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    /// A new, migrated database in the shared test cluster.
+    pub async fn new() -> TestDb {
+        let cluster = EmbeddedPostgres::start(&cluster_dir())
+            .await
+            .expect("start test cluster");
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        switchboard::db::ensure_database(&cluster.connect_options("postgres"), &name)
+            .await
+            .expect("create db");
+        let pool = switchboard::db::pool(cluster.connect_options(&name), 8)
+            .await
+            .expect("connect");
+        switchboard::db::MIGRATOR.run(&pool).await.expect("migrate");
+        let socket = cluster.dir().to_string_lossy().to_string();
+        let url = format!(
+            "postgres://{}@localhost/{name}?host={socket}",
+            switchboard::db::embedded::SUPERUSER
+        );
+        TestDb { pool, name, url }
+    }
+}
+
+pub struct TestApp {
+    pub db: TestDb,
+    pub index: SearchIndex,
+    pub indexer: Indexer,
+    pub router: Router,
+    pub ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn options(source: &str) -> ImportOptions {
+    ImportOptions {
+        source: source.into(),
+        kind: "csv".into(),
+        full: false,
+        dry_run: false,
+        force: false,
+        max_delete_share: 0.2,
+    }
+}
+
+impl TestApp {
+    pub async fn new() -> TestApp {
+        let db = TestDb::new().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = SearchIndex::open(&dir.path().join("index")).expect("index");
+        let indexer = Indexer::new(index.clone(), db.pool.clone(), 50).expect("indexer");
+        let ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let router = router(AppState {
+            pool: db.pool.clone(),
+            index: index.clone(),
+            ready: ready.clone(),
+        });
+        TestApp {
+            db,
+            index,
+            indexer,
+            router,
+            ready,
+            dir,
+        }
+    }
+
+    /// Imports CSV text with the default region GB, then brings the index up to date.
+    pub async fn import_csv(
+        &mut self,
+        csv: &str,
+        opts: &ImportOptions,
+    ) -> switchboard::Result<ImportReport> {
+        let raw = switchboard::sources::csv::parse(csv.as_bytes(), &Default::default())?;
+        self.import(raw, opts).await
+    }
+
+    pub async fn import(
+        &mut self,
+        raw: RawBatch,
+        opts: &ImportOptions,
+    ) -> switchboard::Result<ImportReport> {
+        let phones = PhoneNormalizer::new("GB").expect("region");
+        let report =
+            sync::import(&self.db.pool, raw, &phones, opts, &ProgressBar::hidden()).await?;
+        self.indexer.catch_up().await.expect("catch up");
+        Ok(report)
+    }
+
+    pub async fn get(&self, uri: &str) -> (StatusCode, String, serde_json::Value) {
+        let response = self
+            .router
+            .clone()
+            .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap_or_default().to_string())
+            .unwrap_or_default();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (status, content_type, json)
+    }
+
+    /// Display names of the hits for `q`, best first.
+    pub async fn names(&self, q: &str) -> Vec<String> {
+        let uri = format!("/api/v1/people?limit=100&q={}", urlencode(q));
+        let (status, _, body) = self.get(&uri).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {body}");
+        body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|p| p["display_name"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

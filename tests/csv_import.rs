@@ -1,0 +1,468 @@
+//! CSV import against a real PostgreSQL: each export format, delimiters, BOM, bad rows,
+//! idempotence, full-import deletion and its safety limit.
+
+mod common;
+
+use common::{fixture, options, TestApp};
+use switchboard::sync::ChangeKind;
+use switchboard::Error;
+
+fn read(name: &str) -> String {
+    switchboard::sources::csv::decode(&std::fs::read(fixture(name)).expect("fixture"))
+}
+
+async fn person_by_email(app: &TestApp, email: &str) -> serde_json::Value {
+    let (status, _, body) = app
+        .get(&format!("/api/v1/people?q={}", common::urlencode(email)))
+        .await;
+    assert_eq!(status, 200);
+    let id = body["items"]
+        .as_array()
+        .and_then(|items| {
+            items.iter().find(|p| {
+                p["emails"]
+                    .as_array()
+                    .is_some_and(|e| e.iter().any(|x| x == email))
+            })
+        })
+        .unwrap_or_else(|| panic!("{email} not found in {body}"))["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (status, _, person) = app.get(&format!("/api/v1/people/{id}")).await;
+    assert_eq!(status, 200);
+    person
+}
+
+#[tokio::test]
+async fn outlook_export_imports_without_editing() {
+    let mut app = TestApp::new().await;
+    let report = app
+        .import_csv(&read("csv/outlook.csv"), &options("outlook"))
+        .await
+        .expect("import");
+    assert_eq!(
+        (report.counts.added, report.counts.rejected),
+        (3, 0),
+        "{:?}",
+        report.rejects
+    );
+
+    let jane = person_by_email(&app, "jane.smith@example.com").await;
+    assert_eq!(jane["display_name"], "Jane Smith");
+    assert_eq!(jane["title"], "Chief Financial Officer");
+    assert_eq!(jane["location"], "London");
+    let phones = jane["phones"].as_array().expect("phones");
+    let kinds: Vec<&str> = phones
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(kinds, ["work", "mobile", "fax"]);
+    assert_eq!(phones[0]["e164"], "+442079460018");
+    assert_eq!(phones[0]["display"], "020 7946 0018");
+    assert_eq!(jane["sources"][0]["source"], "outlook");
+
+    let jose = person_by_email(&app, "jose.muller@example.com").await;
+    assert_eq!(jose["emails"].as_array().map(Vec::len), Some(2));
+    assert_eq!(jose["phones"][0]["display"], "+49 30 9018201234");
+}
+
+#[tokio::test]
+async fn google_contacts_export_imports_with_phone_types() {
+    let mut app = TestApp::new().await;
+    let report = app
+        .import_csv(&read("csv/google.csv"), &options("google"))
+        .await
+        .expect("import");
+    assert_eq!(
+        (report.counts.added, report.counts.rejected),
+        (2, 0),
+        "{:?}",
+        report.rejects
+    );
+    let ana = person_by_email(&app, "ana.lima@example.com").await;
+    assert_eq!(ana["department"], "Sales");
+    assert_eq!(ana["title"], "Account Executive");
+    assert_eq!(ana["phones"][0]["kind"], "mobile");
+    assert_eq!(ana["phones"][1]["kind"], "work");
+    assert_eq!(
+        ana["emails"],
+        serde_json::json!(["ana.lima@example.com", "ana@example.org"])
+    );
+    let lukasz = person_by_email(&app, "lukasz.w@example.com").await;
+    assert_eq!(lukasz["display_name"], "Łukasz Wiśniewski");
+}
+
+#[tokio::test]
+async fn csvde_export_resolves_manager_dns() {
+    let mut app = TestApp::new().await;
+    let report = app
+        .import_csv(&read("csv/csvde.csv"), &options("ad"))
+        .await
+        .expect("import");
+    assert_eq!(
+        (report.counts.added, report.counts.rejected),
+        (2, 0),
+        "{:?}",
+        report.rejects
+    );
+    let alan = person_by_email(&app, "alan.turing@corp.example.com").await;
+    assert_eq!(alan["manager"]["display_name"], "Grace Hopper");
+    assert_eq!(alan["location"], "London");
+    let ext: Vec<&str> = alan["phones"]
+        .as_array()
+        .expect("phones")
+        .iter()
+        .filter_map(|p| p["extension"].as_str())
+        .collect();
+    assert_eq!(ext, ["4101"]);
+    assert!(alan["sources"][0]["external_id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("CN=Alan Turing")));
+}
+
+#[tokio::test]
+async fn semicolons_bom_quoted_newlines_and_own_columns() {
+    let mut app = TestApp::new().await;
+    let report = app
+        .import_csv(&read("csv/own_semicolon_bom.csv"), &options("hr"))
+        .await
+        .expect("import");
+    assert_eq!(
+        (report.counts.added, report.counts.rejected),
+        (2, 0),
+        "{:?}",
+        report.rejects
+    );
+    let chloe = person_by_email(&app, "chloe@example.com").await;
+    assert_eq!(chloe["given_name"], "Chloé");
+    assert_eq!(
+        chloe["org_unit"], "Platform Team",
+        "embedded newline is kept as one field"
+    );
+    assert_eq!(chloe["manager"]["display_name"], "Zoë Ødegaard");
+    assert_eq!(chloe["phones"][0]["e164"], "+33141315302");
+    assert_eq!(chloe["sources"][0]["external_id"], "E2");
+    let zoe = person_by_email(&app, "zoe@example.com").await;
+    assert_eq!(
+        zoe["im"],
+        serde_json::json!(["xmpp:zoe@chat.example.com", "matrix:u/zoe:example.com"])
+    );
+    let kinds: Vec<&str> = zoe["phones"]
+        .as_array()
+        .expect("phones")
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(kinds, ["work", "extension"]);
+}
+
+#[tokio::test]
+async fn tab_separated_files_import() {
+    let mut app = TestApp::new().await;
+    let report = app
+        .import_csv(&read("csv/tabs.tsv"), &options("tabs"))
+        .await
+        .expect("import");
+    assert_eq!(
+        (report.counts.added, report.counts.rejected),
+        (2, 0),
+        "{:?}",
+        report.rejects
+    );
+    let grace = person_by_email(&app, "grace@example.com").await;
+    assert_eq!(grace["title"], "Head of Reception");
+}
+
+#[tokio::test]
+async fn bad_rows_are_reported_by_line_and_good_rows_still_import() {
+    let mut app = TestApp::new().await;
+    let report = app
+        .import_csv(&read("csv/bad_rows.csv"), &options("bad"))
+        .await
+        .expect("import");
+    assert_eq!(report.counts.added, 2);
+    let rejects: Vec<(Option<u64>, &str)> = report
+        .rejects
+        .iter()
+        .map(|r| (r.line, r.reason.as_str()))
+        .collect();
+    assert_eq!(rejects.len(), 5, "{rejects:?}");
+    assert_eq!(rejects[0].0, Some(3));
+    assert_eq!(rejects[0].1, "no name");
+    assert_eq!(rejects[1].0, Some(4));
+    assert!(rejects[1].1.contains("invalid email") && rejects[1].1.contains("not-an-email"));
+    assert_eq!(rejects[2].0, Some(5));
+    assert!(rejects[2].1.contains("invalid phone") && rejects[2].1.contains("call me maybe"));
+    assert_eq!(rejects[3].0, Some(6));
+    assert!(rejects[3].1.contains("duplicate id `B1`") && rejects[3].1.contains("line 2"));
+    assert_eq!(rejects[4].0, Some(7));
+    assert!(rejects[4].1.contains("invalid IM handle"));
+
+    // The run and its rejects are on record.
+    let run = switchboard::db::runs::get(&app.db.pool, report.run_id.expect("run"))
+        .await
+        .expect("query")
+        .expect("run");
+    assert_eq!(
+        (run.status.as_str(), run.added, run.rejected),
+        ("succeeded", 2, 5)
+    );
+    let stored = switchboard::db::runs::rejects(&app.db.pool, run.id)
+        .await
+        .expect("rejects");
+    assert_eq!(stored, report.rejects);
+    assert_eq!(app.names("also good").await, ["Also Good"]);
+}
+
+#[tokio::test]
+async fn reimporting_the_same_file_changes_nothing() {
+    let mut app = TestApp::new().await;
+    let csv = read("csv/outlook.csv");
+    app.import_csv(&csv, &options("hr")).await.expect("first");
+    let log_before: i64 = sqlx::query_scalar("SELECT count(*) FROM change_log")
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("count");
+    let again = app.import_csv(&csv, &options("hr")).await.expect("second");
+    assert_eq!(
+        (
+            again.counts.added,
+            again.counts.updated,
+            again.counts.unchanged
+        ),
+        (0, 0, 3)
+    );
+    assert!(again.changes.is_empty());
+    let log_after: i64 = sqlx::query_scalar("SELECT count(*) FROM change_log")
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("count");
+    assert_eq!(log_before, log_after);
+
+    // A real edit is one update.
+    let edited = csv.replace("Chief Financial Officer", "Chief Operating Officer");
+    let third = app
+        .import_csv(&edited, &options("hr"))
+        .await
+        .expect("third");
+    assert_eq!((third.counts.updated, third.counts.unchanged), (1, 2));
+    assert_eq!(third.changes[0].kind, ChangeKind::Updated);
+    assert_eq!(
+        person_by_email(&app, "jane.smith@example.com").await["title"],
+        "Chief Operating Officer"
+    );
+}
+
+fn roster(n: usize) -> String {
+    let mut csv = String::from("external_id,display_name,email\n");
+    for i in 0..n {
+        csv.push_str(&format!("P{i},Person Number{i},person{i}@example.com\n"));
+    }
+    csv
+}
+
+#[tokio::test]
+async fn full_import_removes_people_missing_from_the_file() {
+    let mut app = TestApp::new().await;
+    app.import_csv(&roster(10), &options("hr"))
+        .await
+        .expect("initial");
+    let gone = person_by_email(&app, "person9@example.com").await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    let full = switchboard::sync::ImportOptions {
+        full: true,
+        ..options("hr")
+    };
+    let report = app.import_csv(&roster(9), &full).await.expect("full");
+    assert_eq!((report.counts.removed, report.counts.unchanged), (1, 9));
+    let removed: Vec<_> = report
+        .changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Removed)
+        .collect();
+    assert_eq!(removed[0].external_id, "P9");
+
+    let (status, _, body) = app.get(&format!("/api/v1/people/{gone}")).await;
+    assert_eq!(
+        (status.as_u16(), body["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    assert!(
+        app.names("number9").await.is_empty(),
+        "deleted people never appear in search"
+    );
+    let deleted_at: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT deleted_at FROM people WHERE id = $1::uuid")
+            .bind(&gone)
+            .fetch_one(&app.db.pool)
+            .await
+            .expect("row kept");
+    assert!(deleted_at.is_some(), "soft deletion keeps the row");
+
+    // Coming back undeletes the same person.
+    let back = app.import_csv(&roster(10), &full).await.expect("back");
+    assert_eq!((back.counts.added, back.counts.updated), (0, 1));
+    assert_eq!(
+        person_by_email(&app, "person9@example.com").await["id"],
+        gone.as_str()
+    );
+}
+
+#[tokio::test]
+async fn a_partial_import_never_removes_anyone() {
+    let mut app = TestApp::new().await;
+    app.import_csv(&roster(10), &options("hr"))
+        .await
+        .expect("initial");
+    let report = app
+        .import_csv(&roster(2), &options("hr"))
+        .await
+        .expect("partial");
+    assert_eq!(report.counts.removed, 0);
+    assert_eq!(
+        switchboard::db::people::count_active(&app.db.pool, Some("hr"))
+            .await
+            .expect("count"),
+        10
+    );
+}
+
+#[tokio::test]
+async fn full_import_safety_limits() {
+    let mut app = TestApp::new().await;
+    app.import_csv(&roster(10), &options("hr"))
+        .await
+        .expect("initial");
+    let full = switchboard::sync::ImportOptions {
+        full: true,
+        ..options("hr")
+    };
+
+    // An empty file never removes anyone, forced or not.
+    let forced = switchboard::sync::ImportOptions {
+        force: true,
+        ..full.clone()
+    };
+    let err = app
+        .import_csv("external_id,display_name,email\n", &forced)
+        .await
+        .expect_err("empty");
+    assert!(matches!(err, Error::SafetyLimit(_)), "{err}");
+
+    // Removing 3 of 10 (30% > 20%) needs --force, and the refusal is recorded.
+    let err = app
+        .import_csv(&roster(7), &full)
+        .await
+        .expect_err("over limit");
+    assert!(
+        err.to_string().contains("would remove 3 of 10") && err.to_string().contains("--force"),
+        "{err}"
+    );
+    assert_eq!(
+        switchboard::db::people::count_active(&app.db.pool, Some("hr"))
+            .await
+            .expect("count"),
+        10
+    );
+    let (status, error): (String, Option<String>) =
+        sqlx::query_as("SELECT status, error FROM sync_runs ORDER BY id DESC LIMIT 1")
+            .fetch_one(&app.db.pool)
+            .await
+            .expect("run");
+    assert_eq!(status, "failed");
+    assert!(error.is_some_and(|e| e.contains("would remove")));
+
+    let report = app.import_csv(&roster(7), &forced).await.expect("forced");
+    assert_eq!(report.counts.removed, 3);
+    assert_eq!(
+        switchboard::db::people::count_active(&app.db.pool, Some("hr"))
+            .await
+            .expect("count"),
+        7
+    );
+}
+
+#[tokio::test]
+async fn rejected_rows_keep_their_people_in_a_full_import() {
+    let mut app = TestApp::new().await;
+    app.import_csv(&roster(10), &options("hr"))
+        .await
+        .expect("initial");
+    let broken = roster(10).replace("person3@example.com", "person3-at-example.com");
+    let full = switchboard::sync::ImportOptions {
+        full: true,
+        ..options("hr")
+    };
+    let report = app.import_csv(&broken, &full).await.expect("full");
+    assert_eq!((report.counts.removed, report.counts.rejected), (0, 1));
+    assert_eq!(report.rejects[0].line, Some(5));
+    assert_eq!(
+        switchboard::db::people::count_active(&app.db.pool, Some("hr"))
+            .await
+            .expect("count"),
+        10
+    );
+}
+
+#[tokio::test]
+async fn dry_run_reports_changes_and_writes_nothing() {
+    let mut app = TestApp::new().await;
+    let dry = switchboard::sync::ImportOptions {
+        dry_run: true,
+        ..options("hr")
+    };
+    let report = app.import_csv(&roster(5), &dry).await.expect("dry run");
+    assert_eq!(
+        (report.counts.added, report.run_id, report.changes.len()),
+        (5, None, 5)
+    );
+    let people: i64 = sqlx::query_scalar("SELECT count(*) FROM people")
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("count");
+    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_runs")
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("count");
+    assert_eq!((people, runs), (0, 0));
+}
+
+#[tokio::test]
+async fn the_cli_imports_and_exits_2_when_rows_were_rejected() {
+    let app = TestApp::new().await;
+    let data_dir = tempfile::tempdir().expect("tmp");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["--data-dir"])
+        .arg(data_dir.path())
+        .args(["import", "csv"])
+        .arg(fixture("csv/bad_rows.csv"))
+        .args(["--source", "hr"])
+        .env("SWITCHBOARD_DATABASE__URL", &app.db.url)
+        .output()
+        .expect("run switchboard");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("2 added") && stdout.contains("5 rejected"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("line 4: invalid email"), "{stdout}");
+
+    // A missing file is a clear error and exit 1.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["import", "csv", "/nonexistent.csv", "--source", "hr"])
+        .env("SWITCHBOARD_DATABASE__URL", &app.db.url)
+        .output()
+        .expect("run switchboard");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent.csv"));
+}
