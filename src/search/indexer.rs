@@ -229,7 +229,9 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
             doc.add_text(f.phone, key);
         }
     }
-    doc.add_text(f.sort_name, fold(&person.display_name).join(" "));
+    let sort_name = fold(&person.display_name).join(" ");
+    doc.add_u64(f.sort_key, super::sort_key(&sort_name));
+    doc.add_text(f.sort_name, sort_name);
     for (field, value) in [
         (f.department, &person.department),
         (f.location, &person.location),

@@ -4,6 +4,7 @@
 pub mod indexer;
 pub mod query;
 
+use std::cmp::Reverse;
 use std::path::Path;
 
 use tantivy::collector::{Count, TopDocs};
@@ -15,7 +16,7 @@ use tantivy::schema::{
 use tantivy::tokenizer::{
     AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
 };
-use tantivy::{Index, IndexReader, Order, ReloadPolicy, TantivyDocument};
+use tantivy::{DocId, Index, IndexReader, Order, ReloadPolicy, Score, SegmentReader, TantivyDocument};
 
 use crate::domain::PersonSummary;
 use crate::error::{Error, Result};
@@ -33,6 +34,8 @@ pub struct Fields {
     pub text: Field,
     pub phone: Field,
     pub sort_name: Field,
+    /// The first 8 bytes of `sort_name` as a number: breaks score ties alphabetically.
+    pub sort_key: Field,
     pub department: Field,
     pub location: Field,
     pub org_unit: Field,
@@ -52,6 +55,7 @@ pub fn schema() -> (Schema, Fields) {
         text: b.add_text_field("text", text),
         phone: b.add_text_field("phone", STRING),
         sort_name: b.add_text_field("sort_name", STRING | FAST),
+        sort_key: b.add_u64_field("sort_key", FAST),
         department: b.add_text_field("department", STRING | FAST),
         location: b.add_text_field("location", STRING | FAST),
         org_unit: b.add_text_field("org_unit", STRING | FAST),
@@ -77,6 +81,15 @@ pub fn fold(text: &str) -> Vec<String> {
         words.push(stream.token().text.clone());
     }
     words
+}
+
+/// A number that sorts like `sort_name` on its first 8 bytes.
+pub fn sort_key(sort_name: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    for (slot, b) in bytes.iter_mut().zip(sort_name.bytes()) {
+        *slot = b;
+    }
+    u64::from_be_bytes(bytes)
 }
 
 /// A handle on the index for searching. Cheap to clone.
@@ -158,7 +171,17 @@ impl SearchIndex {
         let parsed = query::build(q, &self.fields);
         let (addresses, total) = match &parsed {
             Some(query) => {
-                let top = TopDocs::with_limit(limit.max(1)).and_offset(offset);
+                // Best score first; equal scores alphabetically (so results never depend on
+                // where a document happens to sit in the index).
+                let top = TopDocs::with_limit(limit.max(1)).and_offset(offset).tweak_score(
+                    |segment: &SegmentReader| {
+                        let keys = segment.fast_fields().u64("sort_key").ok();
+                        move |doc: DocId, score: Score| {
+                            let key = keys.as_ref().and_then(|k| k.first(doc)).unwrap_or(u64::MAX);
+                            (score, Reverse(key))
+                        }
+                    },
+                );
                 let (docs, total) = searcher.search(query.as_ref(), &(top, Count))?;
                 (docs.into_iter().map(|(_, a)| a).collect::<Vec<_>>(), total)
             }

@@ -1,0 +1,154 @@
+//! The README's first command, end to end through the real binary: `switchboard demo` creates its
+//! own PostgreSQL cluster, loads the demo company, serves, and shuts everything down on SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+struct Demo {
+    child: Child,
+    url: String,
+    log: mpsc::Receiver<String>,
+}
+
+fn start_demo(data_dir: &Path, people: u32) -> Demo {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["demo", "--people", &people.to_string(), "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start switchboard demo");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) => {
+                if let Some(rest) = line.split("running at ").nth(1) {
+                    let url = rest.split_whitespace().next().expect("url").trim_end_matches('/').to_string();
+                    return Demo { child, url, log: rx };
+                }
+                seen.push(line);
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("demo did not start; it said:\n{}", seen.join("\n"));
+            }
+        }
+    }
+}
+
+impl Demo {
+    fn stop(mut self) -> Vec<String> {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "demo exited with {status}");
+        self.log.try_iter().collect()
+    }
+}
+
+async fn wait_ready(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    for _ in 0..600 {
+        if let Ok(r) = client.get(format!("{url}/readyz")).send().await {
+            if r.status() == 200 {
+                return r.json().await.expect("readiness json");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} never became ready");
+}
+
+#[tokio::test]
+async fn demo_runs_with_no_configuration_and_stops_cleanly() {
+    let data_dir = tempfile::tempdir().expect("tmp");
+    let client = reqwest::Client::new();
+
+    let demo = start_demo(data_dir.path(), 300);
+    let ready = wait_ready(&client, &demo.url).await;
+    assert_eq!(ready["indexed_people"], 300);
+
+    let page = client.get(format!("{}/", demo.url)).send().await.expect("page");
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("html").contains("Switchboard"));
+
+    let all: serde_json::Value =
+        client.get(format!("{}/api/v1/people?limit=5", demo.url)).send().await.expect("list").json().await.expect("json");
+    assert_eq!(all["total"], 300);
+    let first = &all["items"][0];
+    let family = first["display_name"].as_str().expect("name").split(' ').next_back().expect("family").to_string();
+    let found: serde_json::Value = client
+        .get(format!("{}/api/v1/people?q={}", demo.url, common::urlencode(&family)))
+        .send()
+        .await
+        .expect("search")
+        .json()
+        .await
+        .expect("json");
+    assert!(found["items"].as_array().expect("items").iter().any(|p| p["id"] == first["id"]));
+
+    let ceo: serde_json::Value = client
+        .get(format!("{}/api/v1/people?q=chief+executive", demo.url))
+        .send()
+        .await
+        .expect("search")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ceo["total"], 1, "{ceo}");
+
+    demo.stop();
+    let cluster = data_dir.path().join("postgres");
+    assert!(cluster.join("PG_VERSION").exists(), "the cluster lives in the data dir");
+    assert!(!cluster.join("postmaster.pid").exists(), "postgres was stopped on exit");
+
+    // Starting again reuses the data: same people, no reload.
+    let demo = start_demo(data_dir.path(), 300);
+    let ready = wait_ready(&client, &demo.url).await;
+    assert_eq!(ready["indexed_people"], 300);
+    let log = demo.stop();
+    assert!(!cluster.join("postmaster.pid").exists());
+    let _ = log;
+}
+
+#[tokio::test]
+async fn cli_commands_start_and_stop_the_embedded_cluster() {
+    let data_dir = tempfile::tempdir().expect("tmp");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(args)
+            .env("SWITCHBOARD_DEFAULT_REGION", "GB")
+            .output()
+            .expect("run switchboard")
+    };
+    let out = run(&["migrate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
+
+    let csv = common::fixture("csv/outlook.csv");
+    let out = run(&["import", "csv", csv.to_str().expect("path"), "--source", "outlook"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 added"));
+
+    let out = run(&["index", "rebuild"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("indexed 3 people"));
+    assert!(!data_dir.path().join("postgres/postmaster.pid").exists(), "each command stops the cluster it started");
+}
