@@ -29,10 +29,17 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut args = Args { people: 100_000, queries: 20_000, concurrency: 8 };
+    let mut args = Args {
+        people: 100_000,
+        queries: 20_000,
+        concurrency: 8,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut value = || it.next().and_then(|v| v.replace('_', "").parse::<usize>().ok());
+        let mut value = || {
+            it.next()
+                .and_then(|v| v.replace('_', "").parse::<usize>().ok())
+        };
         match flag.as_str() {
             "--people" => args.people = value().unwrap_or(args.people),
             "--queries" => args.queries = value().unwrap_or(args.queries),
@@ -73,18 +80,32 @@ fn query_mix(people: &[SourceRecord], n: usize) -> Vec<String> {
             let family = p.family_name.clone().unwrap_or_default();
             let cut = |s: &str, rng: &mut SmallRng| -> String {
                 let chars: Vec<char> = s.chars().collect();
-                chars[..rng.random_range(1..=chars.len().max(1)).min(chars.len())].iter().collect()
+                chars[..rng.random_range(1..=chars.len().max(1)).min(chars.len())]
+                    .iter()
+                    .collect()
             };
             match rng.random_range(0..10) {
                 0..=2 => cut(&given, &mut rng),
                 3..=5 => format!("{} {}", given, cut(&family, &mut rng)),
                 6 => format!("{} {}", family, cut(&given, &mut rng)),
-                7 => format!("{} {} {}", given, family, cut(p.department.as_deref().unwrap_or(""), &mut rng)),
-                8 => p.emails[0].split('@').next().unwrap_or_default().to_string(),
+                7 => format!(
+                    "{} {} {}",
+                    given,
+                    family,
+                    cut(p.department.as_deref().unwrap_or(""), &mut rng)
+                ),
+                8 => p.emails[0]
+                    .split('@')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
                 _ => {
                     let number = &p.phones[0].1;
                     let digits: String = number.chars().filter(char::is_ascii_digit).collect();
-                    format!("+{}", &digits[..digits.len().min(rng.random_range(5..=digits.len().max(5)))])
+                    format!(
+                        "+{}",
+                        &digits[..digits.len().min(rng.random_range(5..=digits.len().max(5)))]
+                    )
                 }
             }
         })
@@ -95,19 +116,36 @@ fn query_mix(people: &[SourceRecord], n: usize) -> Vec<String> {
 async fn main() {
     let args = args();
     let dir = tempfile::tempdir().expect("temp dir");
-    println!("# switchboard import + search benchmark: {} people", args.people);
+    println!(
+        "# switchboard import + search benchmark: {} people",
+        args.people
+    );
 
     let started = Instant::now();
     let people = switchboard::demo::generate(args.people, 1);
     let csv_path = dir.path().join("people.csv");
-    switchboard::sources::csv::write_records(std::fs::File::create(&csv_path).expect("csv"), &people)
-        .expect("write csv");
+    switchboard::sources::csv::write_records(
+        std::fs::File::create(&csv_path).expect("csv"),
+        &people,
+    )
+    .expect("write csv");
     let size = std::fs::metadata(&csv_path).map(|m| m.len()).unwrap_or(0);
-    println!("generated {} people as CSV ({:.0} MB) in {:.1} s (not timed below)", people.len(), size as f64 / 1e6, started.elapsed().as_secs_f64());
+    println!(
+        "generated {} people as CSV ({:.0} MB) in {:.1} s (not timed below)",
+        people.len(),
+        size as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
 
-    let cluster = EmbeddedPostgres::start(&dir.path().join("postgres")).await.expect("postgres");
-    switchboard::db::ensure_database(&cluster.connect_options("postgres"), "bench").await.expect("db");
-    let pool = switchboard::db::pool(cluster.connect_options("bench"), 16).await.expect("pool");
+    let cluster = EmbeddedPostgres::start(&dir.path().join("postgres"))
+        .await
+        .expect("postgres");
+    switchboard::db::ensure_database(&cluster.connect_options("postgres"), "bench")
+        .await
+        .expect("db");
+    let pool = switchboard::db::pool(cluster.connect_options("bench"), 16)
+        .await
+        .expect("pool");
     switchboard::db::MIGRATOR.run(&pool).await.expect("migrate");
 
     // Import: read + parse + validate + diff + write, one transaction.
@@ -121,11 +159,21 @@ async fn main() {
         max_delete_share: 0.2,
     };
     let t = Instant::now();
-    let raw = CsvSource::new(&csv_path, Default::default()).read().await.expect("read csv");
+    let raw = CsvSource::new(&csv_path, Default::default())
+        .read()
+        .await
+        .expect("read csv");
     let read = t.elapsed();
-    let report = sync::import(&pool, raw, &phones, &opts, &ProgressBar::hidden()).await.expect("import");
+    let report = sync::import(&pool, raw, &phones, &opts, &ProgressBar::hidden())
+        .await
+        .expect("import");
     let import = t.elapsed();
-    assert_eq!(report.counts.rejected, 0, "{:?}", &report.rejects[..report.rejects.len().min(3)]);
+    assert_eq!(
+        report.counts.rejected,
+        0,
+        "{:?}",
+        &report.rejects[..report.rejects.len().min(3)]
+    );
 
     let index = SearchIndex::open(&dir.path().join("index")).expect("index");
     let mut indexer = Indexer::new(index.clone(), pool.clone(), 512).expect("indexer");
@@ -133,13 +181,23 @@ async fn main() {
     let indexed = indexer.catch_up().await.expect("index");
     let index_time = t.elapsed();
     let index_bytes: u64 = std::fs::read_dir(dir.path().join("index"))
-        .map(|d| d.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
         .unwrap_or(0);
 
     // Re-import of the unchanged file.
     let t = Instant::now();
-    let raw = CsvSource::new(&csv_path, Default::default()).read().await.expect("read csv");
-    let again = sync::import(&pool, raw, &phones, &opts, &ProgressBar::hidden()).await.expect("reimport");
+    let raw = CsvSource::new(&csv_path, Default::default())
+        .read()
+        .await
+        .expect("read csv");
+    let again = sync::import(&pool, raw, &phones, &opts, &ProgressBar::hidden())
+        .await
+        .expect("reimport");
     let reimport = t.elapsed();
     assert_eq!(again.counts.unchanged, args.people);
 
@@ -147,10 +205,24 @@ async fn main() {
     println!("| step | time | rate |");
     println!("|---|---|---|");
     println!("| read + parse CSV | {:.1} s | |", read.as_secs_f64());
-    println!("| import (CSV → PostgreSQL, one transaction) | {:.1} s | {:.0} people/s |", import.as_secs_f64(), args.people as f64 / import.as_secs_f64());
-    println!("| index build ({indexed} changes → tantivy) | {:.1} s | {:.0} people/s |", index_time.as_secs_f64(), args.people as f64 / index_time.as_secs_f64());
-    println!("| **import + index** | **{:.1} s** | |", (import + index_time).as_secs_f64());
-    println!("| re-import, nothing changed | {:.1} s | |", reimport.as_secs_f64());
+    println!(
+        "| import (CSV → PostgreSQL, one transaction) | {:.1} s | {:.0} people/s |",
+        import.as_secs_f64(),
+        args.people as f64 / import.as_secs_f64()
+    );
+    println!(
+        "| index build ({indexed} changes → tantivy) | {:.1} s | {:.0} people/s |",
+        index_time.as_secs_f64(),
+        args.people as f64 / index_time.as_secs_f64()
+    );
+    println!(
+        "| **import + index** | **{:.1} s** | |",
+        (import + index_time).as_secs_f64()
+    );
+    println!(
+        "| re-import, nothing changed | {:.1} s | |",
+        reimport.as_secs_f64()
+    );
     println!("index size on disk: {:.0} MB", index_bytes as f64 / 1e6);
 
     // In-process search latency (no HTTP), one thread.
@@ -167,11 +239,20 @@ async fn main() {
     inproc.sort();
 
     // Through HTTP, with concurrency.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = router(AppState { pool: pool.clone(), index: index.clone(), ready: Arc::new(AtomicBool::new(true)) });
+    let app = router(AppState {
+        pool: pool.clone(),
+        index: index.clone(),
+        ready: Arc::new(AtomicBool::new(true)),
+    });
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build().expect("client");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()
+        .expect("client");
     let queries = Arc::new(queries);
     let t = Instant::now();
     let mut tasks = Vec::new();
@@ -200,7 +281,10 @@ async fn main() {
     http.sort();
 
     println!();
-    println!("| search ({} queries) | p50 | p90 | p99 | max | throughput |", queries.len());
+    println!(
+        "| search ({} queries) | p50 | p90 | p99 | max | throughput |",
+        queries.len()
+    );
     println!("|---|---|---|---|---|---|");
     println!(
         "| in-process, 1 thread | {} | {} | {} | {} | {:.0}/s |",
@@ -220,7 +304,10 @@ async fn main() {
         http.len() as f64 / wall.as_secs_f64()
     );
     println!("queries with no hit: {empty} of {}", queries.len());
-    println!("resident memory of the benchmark process (index, server, client): {:.0} MiB", rss_mib());
+    println!(
+        "resident memory of the benchmark process (index, server, client): {:.0} MiB",
+        rss_mib()
+    );
 
     pool.close().await;
     cluster.stop().await;
@@ -229,7 +316,9 @@ async fn main() {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -25,7 +25,10 @@ async fn staff() -> TestApp {
 #[tokio::test]
 async fn typing_finds_people_by_name_prefixes_in_any_order() {
     let app = staff().await;
-    assert_eq!(app.names("jan sm").await[..2], ["Jane Smith", "Janet Smithson"]);
+    assert_eq!(
+        app.names("jan sm").await[..2],
+        ["Jane Smith", "Janet Smithson"]
+    );
     assert_eq!(app.names("smith jane").await[0], "Jane Smith");
     assert_eq!(app.names("smithson").await, ["Janet Smithson"]);
     assert_eq!(app.names("gra").await, ["Grace Hopper"]);
@@ -55,10 +58,21 @@ async fn searches_titles_departments_locations_and_emails() {
 #[tokio::test]
 async fn phone_numbers_in_any_format() {
     let app = staff().await;
-    for q in ["+44 20 7946 0018", "020 7946 0018", "02079460018", "442079460018", "+44 7400 123456", "4711", "+49 30 9018"] {
+    for q in [
+        "+44 20 7946 0018",
+        "020 7946 0018",
+        "02079460018",
+        "442079460018",
+        "+44 7400 123456",
+        "4711",
+        "+49 30 9018",
+    ] {
         let names = app.names(q).await;
         assert!(!names.is_empty(), "{q} found nobody");
-        assert!(names[0] == "Jane Smith" || q.contains("4711") || q.contains("+49"), "{q}: {names:?}");
+        assert!(
+            names[0] == "Jane Smith" || q.contains("4711") || q.contains("+49"),
+            "{q}: {names:?}"
+        );
     }
     assert_eq!(app.names("4711").await, ["Grace Hopper"]);
     assert_eq!(app.names("+49 30 9018").await, ["José Müller"]);
@@ -78,10 +92,16 @@ async fn a_person_comes_back_whole() {
     assert_eq!(jose["title"], "Software Engineer");
     assert_eq!(jose["department"], "Engineering");
     assert_eq!(jose["manager"]["display_name"], "Jane Smith");
-    assert_eq!(jose["phones"][0], serde_json::json!({
-        "kind": "work", "e164": "+49309018201234", "display": "+49 30 9018201234", "extension": null, "raw": "+49 30 901820 1234"
-    }));
-    assert_eq!(jose["sources"], serde_json::json!([{ "source": "hr", "external_id": "S2" }]));
+    assert_eq!(
+        jose["phones"][0],
+        serde_json::json!({
+            "kind": "work", "e164": "+49309018201234", "display": "+49 30 9018201234", "extension": null, "raw": "+49 30 901820 1234"
+        })
+    );
+    assert_eq!(
+        jose["sources"],
+        serde_json::json!([{ "source": "hr", "external_id": "S2" }])
+    );
     assert!(jose["created_at"].is_string() && jose["updated_at"].is_string());
 }
 
@@ -92,14 +112,23 @@ async fn empty_query_lists_everyone_alphabetically_with_paging() {
     assert_eq!(status, 200);
     assert_eq!(page1["total"], 5);
     let names = |v: &serde_json::Value| -> Vec<String> {
-        v["items"].as_array().expect("items").iter().map(|p| p["display_name"].as_str().unwrap_or_default().to_string()).collect()
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|p| p["display_name"].as_str().unwrap_or_default().to_string())
+            .collect()
     };
     assert_eq!(names(&page1), ["Åsa Lindqvist", "Grace Hopper"]);
     let cursor = page1["next_cursor"].as_str().expect("cursor");
-    let (_, _, page2) = app.get(&format!("/api/v1/people?limit=2&cursor={cursor}")).await;
+    let (_, _, page2) = app
+        .get(&format!("/api/v1/people?limit=2&cursor={cursor}"))
+        .await;
     assert_eq!(names(&page2), ["Jane Smith", "Janet Smithson"]);
     let cursor = page2["next_cursor"].as_str().expect("cursor");
-    let (_, _, page3) = app.get(&format!("/api/v1/people?limit=2&cursor={cursor}")).await;
+    let (_, _, page3) = app
+        .get(&format!("/api/v1/people?limit=2&cursor={cursor}"))
+        .await;
     assert_eq!(names(&page3), ["José Müller"]);
     assert!(page3["next_cursor"].is_null());
 }
@@ -124,7 +153,11 @@ async fn errors_are_problem_json_with_stable_codes() {
         ("/api/v1/people?limit=ten", 400, "invalid_parameter"),
         ("/api/v1/people?cursor=bogus", 400, "invalid_parameter"),
         ("/api/v1/people/not-a-uuid", 400, "invalid_parameter"),
-        ("/api/v1/people/7d4e0c84-3b0a-4d8e-9f7e-1a2b3c4d5e6f", 404, "not_found"),
+        (
+            "/api/v1/people/7d4e0c84-3b0a-4d8e-9f7e-1a2b3c4d5e6f",
+            404,
+            "not_found",
+        ),
         ("/api/v1/nothing-here", 404, "not_found"),
         ("/nothing-here", 404, "not_found"),
     ];
@@ -134,23 +167,54 @@ async fn errors_are_problem_json_with_stable_codes() {
         assert_eq!(content_type, "application/problem+json", "{uri}");
         assert_eq!(body["code"], code, "{uri}");
         assert_eq!(body["status"], status, "{uri}");
-        assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{uri}");
+        assert!(
+            body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{uri}"
+        );
         assert_eq!(body["type"], format!("urn:switchboard:problem:{code}"));
     }
     let (status, _, body) = app.get(&format!("/api/v1/people?q={long}")).await;
-    assert_eq!((status.as_u16(), body["code"].as_str()), (400, Some("invalid_parameter")));
+    assert_eq!(
+        (status.as_u16(), body["code"].as_str()),
+        (400, Some("invalid_parameter"))
+    );
 }
 
 #[tokio::test]
 async fn query_syntax_and_odd_characters_are_just_text() {
     let app = staff().await;
-    for q in ["\"jane", "(smith", "name:jane", "jan*", "smith~2", "jane AND smith", "jane OR", "\u{7}\u{0}jane", "简 jane", "-", "🙂", "+", "((((", "\\"] {
+    for q in [
+        "\"jane",
+        "(smith",
+        "name:jane",
+        "jan*",
+        "smith~2",
+        "jane AND smith",
+        "jane OR",
+        "\u{7}\u{0}jane",
+        "简 jane",
+        "-",
+        "🙂",
+        "+",
+        "((((",
+        "\\",
+    ] {
         let uri = format!("/api/v1/people?q={}", common::urlencode(q));
         let (status, _, body) = app.get(&uri).await;
         assert_eq!(status, 200, "{q:?}: {body}");
     }
-    assert_eq!(app.names("jane AND smith").await.first().map(String::as_str), None, "`and` is a word, not an operator");
-    assert_eq!(app.names("name:jane").await.first().map(String::as_str), None);
+    assert_eq!(
+        app.names("jane AND smith")
+            .await
+            .first()
+            .map(String::as_str),
+        None,
+        "`and` is a word, not an operator"
+    );
+    assert_eq!(
+        app.names("name:jane").await.first().map(String::as_str),
+        None
+    );
     assert_eq!(app.names("(smith").await[0], "Jane Smith");
 }
 
@@ -158,13 +222,23 @@ async fn query_syntax_and_odd_characters_are_just_text() {
 async fn health_and_readiness() {
     let app = staff().await;
     let (status, _, body) = app.get("/healthz").await;
-    assert_eq!((status.as_u16(), body["status"].as_str()), (200, Some("ok")));
+    assert_eq!(
+        (status.as_u16(), body["status"].as_str()),
+        (200, Some("ok"))
+    );
     let (status, _, body) = app.get("/readyz").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["indexed_people"], 5);
     app.ready.store(false, Ordering::Release);
     let (status, content_type, body) = app.get("/readyz").await;
-    assert_eq!((status.as_u16(), content_type.as_str(), body["code"].as_str()), (503, "application/problem+json", Some("unavailable")));
+    assert_eq!(
+        (
+            status.as_u16(),
+            content_type.as_str(),
+            body["code"].as_str()
+        ),
+        (503, "application/problem+json", Some("unavailable"))
+    );
 }
 
 #[tokio::test]
@@ -172,12 +246,17 @@ async fn the_search_page_and_the_spec_are_served() {
     let app = staff().await;
     let response = tower::ServiceExt::oneshot(
         app.router.clone(),
-        axum::http::Request::get("/").body(axum::body::Body::empty()).expect("request"),
+        axum::http::Request::get("/")
+            .body(axum::body::Body::empty())
+            .expect("request"),
     )
     .await
     .expect("response");
     assert_eq!(response.status(), 200);
-    let body = http_body_util::BodyExt::collect(response.into_body()).await.expect("body").to_bytes();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
     let html = String::from_utf8_lossy(&body);
     assert!(html.contains("<input id=\"q\"") && html.contains("/api/v1/people"));
     let (status, _, spec) = app.get("/api/v1/openapi.json").await;
@@ -191,8 +270,12 @@ async fn the_indexer_follows_imports_from_another_writer() {
     // A second writer (like `switchboard import` from cron) changes the database directly;
     // the running indexer is woken by NOTIFY.
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let indexer = switchboard::search::indexer::Indexer::new(app.index.clone(), app.db.pool.clone(), 20);
-    assert!(matches!(indexer, Err(switchboard::Error::IndexLocked)), "one writer per index");
+    let indexer =
+        switchboard::search::indexer::Indexer::new(app.index.clone(), app.db.pool.clone(), 20);
+    assert!(
+        matches!(indexer, Err(switchboard::Error::IndexLocked)),
+        "one writer per index"
+    );
     let spare = placeholder_indexer(&app).await;
     let indexer = std::mem::replace(&mut app.indexer, spare);
     let ready = app.ready.clone();
@@ -205,7 +288,15 @@ async fn the_indexer_follows_imports_from_another_writer() {
     )
     .expect("parse");
     let opts = ImportOptions { ..options("hr") };
-    switchboard::sync::import(&app.db.pool, raw, &phones, &opts, &indicatif::ProgressBar::hidden()).await.expect("import");
+    switchboard::sync::import(
+        &app.db.pool,
+        raw,
+        &phones,
+        &opts,
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .expect("import");
 
     let mut found = Vec::new();
     for _ in 0..100 {
@@ -222,16 +313,27 @@ async fn the_indexer_follows_imports_from_another_writer() {
 
 /// The test's own indexer moves into the background task; this one stands in, on another index.
 async fn placeholder_indexer(app: &TestApp) -> switchboard::search::indexer::Indexer {
-    let index = switchboard::search::SearchIndex::open(&app.dir.path().join("spare")).expect("index");
+    let index =
+        switchboard::search::SearchIndex::open(&app.dir.path().join("spare")).expect("index");
     switchboard::search::indexer::Indexer::new(index, app.db.pool.clone(), 20).expect("indexer")
 }
 
 #[tokio::test]
 async fn rebuilding_the_index_gives_the_same_answers() {
     let mut app = staff().await;
-    let full = ImportOptions { full: true, force: true, ..options("hr") };
-    let without_grace: String = STAFF.lines().filter(|l| !l.starts_with("S4")).map(|l| format!("{l}\n")).collect();
-    app.import_csv(&without_grace, &full).await.expect("remove grace");
+    let full = ImportOptions {
+        full: true,
+        force: true,
+        ..options("hr")
+    };
+    let without_grace: String = STAFF
+        .lines()
+        .filter(|l| !l.starts_with("S4"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    app.import_csv(&without_grace, &full)
+        .await
+        .expect("remove grace");
     let before = (app.names("e").await, app.names("jan sm").await);
     let count = app.indexer.rebuild().await.expect("rebuild");
     assert_eq!(count, 4, "deleted people are not indexed");

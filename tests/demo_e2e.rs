@@ -15,14 +15,21 @@ use nix::unistd::Pid;
 struct Demo {
     child: Child,
     url: String,
-    log: mpsc::Receiver<String>,
+    /// What it printed before it was ready to serve.
+    startup: Vec<String>,
 }
 
 fn start_demo(data_dir: &Path, people: u32) -> Demo {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .arg("--data-dir")
         .arg(data_dir)
-        .args(["demo", "--people", &people.to_string(), "--listen", "127.0.0.1:0"])
+        .args([
+            "demo",
+            "--people",
+            &people.to_string(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -40,13 +47,24 @@ fn start_demo(data_dir: &Path, people: u32) -> Demo {
         match rx.recv_timeout(Duration::from_secs(120)) {
             Ok(line) => {
                 if let Some(rest) = line.split("running at ").nth(1) {
-                    let url = rest.split_whitespace().next().expect("url").trim_end_matches('/').to_string();
-                    return Demo { child, url, log: rx };
+                    let url = rest
+                        .split_whitespace()
+                        .next()
+                        .expect("url")
+                        .trim_end_matches('/')
+                        .to_string();
+                    seen.push(line);
+                    return Demo {
+                        child,
+                        url,
+                        startup: seen,
+                    };
                 }
                 seen.push(line);
             }
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("demo did not start; it said:\n{}", seen.join("\n"));
             }
         }
@@ -54,11 +72,10 @@ fn start_demo(data_dir: &Path, people: u32) -> Demo {
 }
 
 impl Demo {
-    fn stop(mut self) -> Vec<String> {
+    fn stop(mut self) {
         kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
         let status = self.child.wait().expect("wait");
         assert!(status.success(), "demo exited with {status}");
-        self.log.try_iter().collect()
     }
 }
 
@@ -83,24 +100,48 @@ async fn demo_runs_with_no_configuration_and_stops_cleanly() {
     let ready = wait_ready(&client, &demo.url).await;
     assert_eq!(ready["indexed_people"], 300);
 
-    let page = client.get(format!("{}/", demo.url)).send().await.expect("page");
+    let page = client
+        .get(format!("{}/", demo.url))
+        .send()
+        .await
+        .expect("page");
     assert_eq!(page.status(), 200);
     assert!(page.text().await.expect("html").contains("Switchboard"));
 
-    let all: serde_json::Value =
-        client.get(format!("{}/api/v1/people?limit=5", demo.url)).send().await.expect("list").json().await.expect("json");
+    let all: serde_json::Value = client
+        .get(format!("{}/api/v1/people?limit=5", demo.url))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(all["total"], 300);
     let first = &all["items"][0];
-    let family = first["display_name"].as_str().expect("name").split(' ').next_back().expect("family").to_string();
+    let family = first["display_name"]
+        .as_str()
+        .expect("name")
+        .split(' ')
+        .next_back()
+        .expect("family")
+        .to_string();
     let found: serde_json::Value = client
-        .get(format!("{}/api/v1/people?q={}", demo.url, common::urlencode(&family)))
+        .get(format!(
+            "{}/api/v1/people?q={}",
+            demo.url,
+            common::urlencode(&family)
+        ))
         .send()
         .await
         .expect("search")
         .json()
         .await
         .expect("json");
-    assert!(found["items"].as_array().expect("items").iter().any(|p| p["id"] == first["id"]));
+    assert!(found["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .any(|p| p["id"] == first["id"]));
 
     let ceo: serde_json::Value = client
         .get(format!("{}/api/v1/people?q=chief+executive", demo.url))
@@ -112,18 +153,67 @@ async fn demo_runs_with_no_configuration_and_stops_cleanly() {
         .expect("json");
     assert_eq!(ceo["total"], 1, "{ceo}");
 
+    // An import from the command line, while the server runs on the same data dir, joins the
+    // running cluster, leaves it running, and is searchable through the server's indexer.
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .args(["import", "csv"])
+        .arg(common::fixture("csv/google.csv"))
+        .args(["--source", "google"])
+        .output()
+        .expect("import");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut total = serde_json::Value::Null;
+    for _ in 0..100 {
+        let found: serde_json::Value = client
+            .get(format!("{}/api/v1/people?q=ana+lima", demo.url))
+            .send()
+            .await
+            .expect("search")
+            .json()
+            .await
+            .expect("json");
+        total = found["total"].clone();
+        if total == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        total, 1,
+        "the CLI import reached the running server's index"
+    );
+
     demo.stop();
     let cluster = data_dir.path().join("postgres");
-    assert!(cluster.join("PG_VERSION").exists(), "the cluster lives in the data dir");
-    assert!(!cluster.join("postmaster.pid").exists(), "postgres was stopped on exit");
+    assert!(
+        cluster.join("PG_VERSION").exists(),
+        "the cluster lives in the data dir"
+    );
+    assert!(
+        !cluster.join("postmaster.pid").exists(),
+        "postgres was stopped on exit"
+    );
 
     // Starting again reuses the data: same people, no reload.
     let demo = start_demo(data_dir.path(), 300);
     let ready = wait_ready(&client, &demo.url).await;
-    assert_eq!(ready["indexed_people"], 300);
-    let log = demo.stop();
+    assert_eq!(
+        ready["indexed_people"], 302,
+        "demo people plus the two imported ones"
+    );
+    assert!(
+        demo.startup.iter().any(|l| l.contains("already loaded")),
+        "{:?}",
+        demo.startup
+    );
+    demo.stop();
     assert!(!cluster.join("postmaster.pid").exists());
-    let _ = log;
 }
 
 #[tokio::test]
@@ -139,16 +229,37 @@ async fn cli_commands_start_and_stop_the_embedded_cluster() {
             .expect("run switchboard")
     };
     let out = run(&["migrate"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
 
     let csv = common::fixture("csv/outlook.csv");
-    let out = run(&["import", "csv", csv.to_str().expect("path"), "--source", "outlook"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&[
+        "import",
+        "csv",
+        csv.to_str().expect("path"),
+        "--source",
+        "outlook",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("3 added"));
 
     let out = run(&["index", "rebuild"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("indexed 3 people"));
-    assert!(!data_dir.path().join("postgres/postmaster.pid").exists(), "each command stops the cluster it started");
+    assert!(
+        !data_dir.path().join("postgres/postmaster.pid").exists(),
+        "each command stops the cluster it started"
+    );
 }

@@ -54,13 +54,37 @@ impl Database {
         Ok(Database { pool, embedded })
     }
 
-    /// Closes the pool and stops the embedded cluster if this process started it.
+    /// Closes the pool and stops the embedded cluster if this process started it and no other
+    /// process (a `serve` that joined while an `import` ran, say) still uses it.
     pub async fn close(self) {
+        let others_connected = match &self.embedded {
+            Some(cluster) if cluster.owned() => other_clients(&self.pool).await,
+            _ => 0,
+        };
         self.pool.close().await;
         if let Some(cluster) = self.embedded {
-            cluster.stop().await;
+            if others_connected > 0 {
+                tracing::info!(
+                    clients = others_connected,
+                    "leaving embedded postgres running for other clients"
+                );
+            } else {
+                cluster.stop().await;
+            }
         }
     }
+}
+
+/// Client connections of other processes (ours carry our application name).
+async fn other_clients(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' \
+         AND pid <> pg_backend_pid() AND application_name <> $1",
+    )
+    .bind(embedded::application_name())
+    .fetch_one(pool)
+    .await
+    .unwrap_or(0)
 }
 
 pub async fn pool(options: PgConnectOptions, max_connections: u32) -> Result<PgPool> {

@@ -16,7 +16,9 @@ use tantivy::schema::{
 use tantivy::tokenizer::{
     AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
 };
-use tantivy::{DocId, Index, IndexReader, Order, ReloadPolicy, Score, SegmentReader, TantivyDocument};
+use tantivy::{
+    DocId, Index, IndexReader, Order, ReloadPolicy, Score, SegmentReader, TantivyDocument,
+};
 
 use crate::domain::PersonSummary;
 use crate::error::{Error, Result};
@@ -173,15 +175,15 @@ impl SearchIndex {
             Some(query) => {
                 // Best score first; equal scores alphabetically (so results never depend on
                 // where a document happens to sit in the index).
-                let top = TopDocs::with_limit(limit.max(1)).and_offset(offset).tweak_score(
-                    |segment: &SegmentReader| {
+                let top = TopDocs::with_limit(limit.max(1))
+                    .and_offset(offset)
+                    .tweak_score(|segment: &SegmentReader| {
                         let keys = segment.fast_fields().u64("sort_key").ok();
                         move |doc: DocId, score: Score| {
                             let key = keys.as_ref().and_then(|k| k.first(doc)).unwrap_or(u64::MAX);
                             (score, Reverse(key))
                         }
-                    },
-                );
+                    });
                 let (docs, total) = searcher.search(query.as_ref(), &(top, Count))?;
                 (docs.into_iter().map(|(_, a)| a).collect::<Vec<_>>(), total)
             }
