@@ -136,10 +136,10 @@ async fn empty_query_lists_everyone_alphabetically_with_paging() {
 #[tokio::test]
 async fn results_are_stable_between_identical_queries() {
     let app = staff().await;
-    let first = app.names("e").await;
+    let first = app.names("j").await;
     assert!(first.len() >= 3);
     for _ in 0..3 {
-        assert_eq!(app.names("e").await, first);
+        assert_eq!(app.names("j").await, first);
     }
 }
 
@@ -334,9 +334,9 @@ async fn rebuilding_the_index_gives_the_same_answers() {
     app.import_csv(&without_grace, &full)
         .await
         .expect("remove grace");
-    let before = (app.names("e").await, app.names("jan sm").await);
+    let before = (app.names("j").await, app.names("jan sm").await);
     let count = app.indexer.rebuild().await.expect("rebuild");
     assert_eq!(count, 4, "deleted people are not indexed");
-    assert_eq!((app.names("e").await, app.names("jan sm").await), before);
+    assert_eq!((app.names("j").await, app.names("jan sm").await), before);
     assert!(app.names("grace").await.is_empty());
 }

@@ -202,6 +202,23 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
     {
         doc.add_text(f.name, part);
     }
+    // Every prefix of every name word is a term: typing "j" or "smi" is one lookup.
+    let mut name_words = fold(&person.display_name);
+    for part in [&person.given_name, &person.family_name]
+        .into_iter()
+        .flatten()
+    {
+        name_words.extend(fold(part));
+    }
+    let mut grams: Vec<&str> = name_words
+        .iter()
+        .flat_map(|w| super::prefixes(w, 1))
+        .collect();
+    grams.sort_unstable();
+    grams.dedup();
+    for gram in grams {
+        doc.add_text(f.name_prefix, gram);
+    }
     for text in [
         &person.title,
         &person.department,
@@ -224,10 +241,18 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
                 .map_or(handle.as_str(), |(_, rest)| rest),
         );
     }
+    // Phone digits are indexed with all their prefixes from 3 digits, so any typed start of a
+    // number is one term lookup.
+    let mut digits: Vec<String> = Vec::new();
     for phone in &person.phones {
         for key in phone.search_keys() {
-            doc.add_text(f.phone, key);
+            digits.extend(super::prefixes(&key, 3).map(str::to_string));
         }
+    }
+    digits.sort_unstable();
+    digits.dedup();
+    for key in digits {
+        doc.add_text(f.phone, key);
     }
     let sort_name = fold(&person.display_name).join(" ");
     doc.add_u64(f.sort_key, super::sort_key(&sort_name));

@@ -27,12 +27,26 @@ use crate::error::{Error, Result};
 pub const TOKENIZER: &str = "sb_text";
 
 /// Bumped whenever the schema changes; an index of another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Longest prefix indexed as a term; longer typed words match by automaton instead.
+pub const MAX_PREFIX: usize = 16;
+
+/// The prefixes of `word` (by characters) up to `MAX_PREFIX`: "jane" → j, ja, jan, jane.
+pub fn prefixes(word: &str, min: usize) -> impl Iterator<Item = &str> {
+    word.char_indices()
+        .map(|(i, c)| i + c.len_utf8())
+        .enumerate()
+        .filter(move |(n, _)| *n + 1 >= min && *n < MAX_PREFIX)
+        .map(move |(_, end)| &word[..end])
+}
 
 #[derive(Clone, Copy, Debug)]
 pub struct Fields {
     pub id: Field,
     pub name: Field,
+    /// Every prefix (edge n-gram) of every folded name word, up to `MAX_PREFIX` characters.
+    pub name_prefix: Field,
     pub text: Field,
     pub phone: Field,
     pub sort_name: Field,
@@ -54,6 +68,7 @@ pub fn schema() -> (Schema, Fields) {
     let fields = Fields {
         id: b.add_text_field("id", STRING | STORED),
         name: b.add_text_field("name", text.clone()),
+        name_prefix: b.add_text_field("name_prefix", STRING),
         text: b.add_text_field("text", text),
         phone: b.add_text_field("phone", STRING),
         sort_name: b.add_text_field("sort_name", STRING | FAST),
@@ -100,6 +115,25 @@ pub struct SearchIndex {
     index: Index,
     reader: IndexReader,
     fields: Fields,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn prefixes_are_cut_on_characters() {
+        assert_eq!(
+            super::prefixes("jané", 1).collect::<Vec<_>>(),
+            ["j", "ja", "jan", "jané"]
+        );
+        assert_eq!(
+            super::prefixes("44207", 3).collect::<Vec<_>>(),
+            ["442", "4420", "44207"]
+        );
+        assert_eq!(
+            super::prefixes(&"x".repeat(40), 1).count(),
+            super::MAX_PREFIX
+        );
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -5,7 +5,10 @@ use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, Ter
 use tantivy::schema::IndexRecordOption;
 use tantivy::Term;
 
-use super::{fold, Fields};
+use super::{fold, Fields, MAX_PREFIX};
+
+/// Shortest word that also matches other text (not names) as a prefix.
+pub const MIN_TEXT_PREFIX: usize = 3;
 
 /// Words beyond this many are ignored: nobody types more, and it bounds the work per query.
 pub const MAX_WORDS: usize = 8;
@@ -33,6 +36,16 @@ fn word_query(word: &str, f: &Fields) -> Box<dyn Query> {
     let boosted = |query: Box<dyn Query>, boost: f32| -> (Occur, Box<dyn Query>) {
         (Occur::Should, Box::new(BoostQuery::new(query, boost)))
     };
+    let chars = word.chars().count();
+    // Name prefixes are indexed as terms (edge n-grams): one lookup, however short.
+    let name_prefix: Box<dyn Query> = if chars <= MAX_PREFIX {
+        Box::new(TermQuery::new(
+            term(f.name_prefix),
+            IndexRecordOption::Basic,
+        ))
+    } else {
+        Box::new(FuzzyTermQuery::new_prefix(term(f.name), 0, false))
+    };
     let mut should: Vec<(Occur, Box<dyn Query>)> = vec![
         boosted(
             Box::new(TermQuery::new(term(f.name), IndexRecordOption::WithFreqs)),
@@ -42,20 +55,18 @@ fn word_query(word: &str, f: &Fields) -> Box<dyn Query> {
             Box::new(TermQuery::new(term(f.text), IndexRecordOption::WithFreqs)),
             1.0,
         ),
-        boosted(
-            Box::new(FuzzyTermQuery::new_prefix(term(f.name), 0, false)),
-            2.0,
-        ),
-        boosted(
+        boosted(name_prefix, 2.0),
+    ];
+    // Other text (titles, departments, emails) matches by prefix from three letters: shorter
+    // prefixes of every word in the directory would match nearly everyone and cost the most.
+    if chars >= MIN_TEXT_PREFIX {
+        should.push(boosted(
             Box::new(FuzzyTermQuery::new_prefix(term(f.text), 0, false)),
             0.5,
-        ),
-    ];
-    if word.len() >= 3 && word.chars().all(|c| c.is_ascii_digit()) {
-        should.push((
-            Occur::Should,
-            Box::new(FuzzyTermQuery::new_prefix(term(f.phone), 0, false)),
         ));
+    }
+    if word.len() >= 3 && word.chars().all(|c| c.is_ascii_digit()) {
+        should.push((Occur::Should, phone_query(word, f)));
     }
     Box::new(BooleanQuery::new(should))
 }
@@ -82,11 +93,11 @@ pub fn phone_digits(q: &str) -> Option<String> {
         .or(Some(digits))
 }
 
+/// Phone digits are indexed with every prefix from three digits, so this is one term lookup.
 fn phone_query(digits: &str, f: &Fields) -> Box<dyn Query> {
-    Box::new(FuzzyTermQuery::new_prefix(
+    Box::new(TermQuery::new(
         Term::from_field_text(f.phone, digits),
-        0,
-        false,
+        IndexRecordOption::Basic,
     ))
 }
 
