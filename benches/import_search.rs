@@ -238,7 +238,7 @@ async fn main() {
     }
     inproc.sort();
 
-    // Through HTTP, with concurrency.
+    // Through HTTP: one client (latency), then many (throughput).
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -249,36 +249,9 @@ async fn main() {
         ready: Arc::new(AtomicBool::new(true)),
     });
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
-        .build()
-        .expect("client");
     let queries = Arc::new(queries);
-    let t = Instant::now();
-    let mut tasks = Vec::new();
-    for worker in 0..args.concurrency {
-        let client = client.clone();
-        let queries = queries.clone();
-        let concurrency = args.concurrency;
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            for q in queries.iter().skip(worker).step_by(concurrency) {
-                let url = format!("http://{addr}/api/v1/people?limit=20&q={}", urlencode(q));
-                let t = Instant::now();
-                let response = client.get(url).send().await.expect("request");
-                assert_eq!(response.status(), 200);
-                let _ = response.bytes().await.expect("body");
-                latencies.push(t.elapsed());
-            }
-            latencies
-        }));
-    }
-    let mut http = Vec::new();
-    for task in tasks {
-        http.extend(task.await.expect("worker"));
-    }
-    let wall = t.elapsed();
-    http.sort();
+    let (http1, wall1) = replay(addr, queries.clone(), 1).await;
+    let (http, wall) = replay(addr, queries.clone(), args.concurrency).await;
 
     println!();
     println!(
@@ -293,6 +266,14 @@ async fn main() {
         ms(percentile(&inproc, 0.99)),
         ms(percentile(&inproc, 1.0)),
         inproc.len() as f64 / inproc.iter().sum::<Duration>().as_secs_f64()
+    );
+    println!(
+        "| HTTP, 1 client | {} | {} | {} | {} | {:.0}/s |",
+        ms(percentile(&http1, 0.5)),
+        ms(percentile(&http1, 0.9)),
+        ms(percentile(&http1, 0.99)),
+        ms(percentile(&http1, 1.0)),
+        http1.len() as f64 / wall1.as_secs_f64()
     );
     println!(
         "| HTTP, {} concurrent clients | {} | {} | {} | {} | {:.0}/s |",
@@ -311,6 +292,43 @@ async fn main() {
 
     pool.close().await;
     cluster.stop().await;
+}
+
+/// Sends every query once, spread over `concurrency` clients; returns sorted latencies and wall time.
+async fn replay(
+    addr: std::net::SocketAddr,
+    queries: Arc<Vec<String>>,
+    concurrency: usize,
+) -> (Vec<Duration>, Duration) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .expect("client");
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..concurrency {
+        let client = client.clone();
+        let queries = queries.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            for q in queries.iter().skip(worker).step_by(concurrency) {
+                let url = format!("http://{addr}/api/v1/people?limit=20&q={}", urlencode(q));
+                let t = Instant::now();
+                let response = client.get(url).send().await.expect("request");
+                assert_eq!(response.status(), 200);
+                let _ = response.bytes().await.expect("body");
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.expect("worker"));
+    }
+    let wall = t.elapsed();
+    latencies.sort();
+    (latencies, wall)
 }
 
 fn urlencode(s: &str) -> String {

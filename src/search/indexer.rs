@@ -48,17 +48,30 @@ impl Indexer {
 
     /// Applies every change since the index's last commit. Returns how many were applied.
     pub async fn catch_up(&mut self) -> Result<usize> {
-        let mut seq = self.index.applied_seq()?;
+        let start = self.index.applied_seq()?;
+        // The next batch is fetched from PostgreSQL while the previous one is being indexed.
+        let (batches, mut received) = tokio::sync::mpsc::channel(2);
+        let pool = self.pool.clone();
+        let fetcher = tokio::spawn(async move {
+            let mut conn = pool.acquire().await?;
+            let mut seq = start;
+            loop {
+                let changes = people::changes_since(&mut conn, seq, BATCH).await?;
+                let Some((last, _)) = changes.last() else {
+                    return Ok::<_, Error>(());
+                };
+                seq = *last;
+                if batches.send(changes).await.is_err() {
+                    return Ok(());
+                }
+            }
+        });
+        let mut seq = start;
         let mut applied = 0;
-        let mut conn = self.pool.acquire().await?;
-        loop {
-            let changes = people::changes_since(&mut conn, seq, BATCH).await?;
-            let Some((last, _)) = changes.last() else {
-                break;
-            };
-            seq = *last;
+        let fields = self.index.fields();
+        while let Some(changes) = received.recv().await {
+            seq = changes.last().map_or(seq, |(s, _)| *s);
             applied += changes.len();
-            let fields = self.index.fields();
             self.with_writer(move |writer| {
                 for (_, row) in changes {
                     writer.delete_term(Term::from_field_text(fields.id, &row.id.to_string()));
@@ -70,6 +83,7 @@ impl Indexer {
             })
             .await?;
         }
+        fetcher.await.map_err(|e| Error::Internal(e.into()))??;
         if applied > 0 {
             self.commit(seq).await?;
             tracing::debug!(applied, seq, "index caught up");
@@ -229,6 +243,28 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
     .flatten()
     {
         doc.add_text(f.text, text);
+    }
+    // Organisation words come from a small vocabulary: their prefixes are cheap terms.
+    let mut org_words: Vec<String> = [
+        &person.title,
+        &person.department,
+        &person.org_unit,
+        &person.location,
+    ]
+    .into_iter()
+    .flatten()
+    .flat_map(|t| fold(t))
+    .collect();
+    org_words.sort_unstable();
+    org_words.dedup();
+    let mut grams: Vec<&str> = org_words
+        .iter()
+        .flat_map(|w| super::prefixes(w, 1))
+        .collect();
+    grams.sort_unstable();
+    grams.dedup();
+    for gram in grams {
+        doc.add_text(f.text_prefix, gram);
     }
     for email in &person.emails {
         doc.add_text(f.text, email);

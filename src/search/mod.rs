@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 pub const TOKENIZER: &str = "sb_text";
 
 /// Bumped whenever the schema changes; an index of another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Longest prefix indexed as a term; longer typed words match by automaton instead.
 pub const MAX_PREFIX: usize = 16;
@@ -48,6 +48,8 @@ pub struct Fields {
     /// Every prefix (edge n-gram) of every folded name word, up to `MAX_PREFIX` characters.
     pub name_prefix: Field,
     pub text: Field,
+    /// Every prefix of every folded word of title, department, org unit and location.
+    pub text_prefix: Field,
     pub phone: Field,
     pub sort_name: Field,
     /// The first 8 bytes of `sort_name` as a number: breaks score ties alphabetically.
@@ -70,6 +72,7 @@ pub fn schema() -> (Schema, Fields) {
         name: b.add_text_field("name", text.clone()),
         name_prefix: b.add_text_field("name_prefix", STRING),
         text: b.add_text_field("text", text),
+        text_prefix: b.add_text_field("text_prefix", STRING),
         phone: b.add_text_field("phone", STRING),
         sort_name: b.add_text_field("sort_name", STRING | FAST),
         sort_key: b.add_u64_field("sort_key", FAST),
@@ -91,13 +94,18 @@ pub fn analyzer() -> TextAnalyzer {
 
 /// Folds text the way the index does, for sort keys and query words.
 pub fn fold(text: &str) -> Vec<String> {
-    let mut analyzer = analyzer();
-    let mut stream = analyzer.token_stream(text);
-    let mut words = Vec::new();
-    while stream.advance() {
-        words.push(stream.token().text.clone());
+    thread_local! {
+        // Building an analyzer allocates; indexing folds several fields per person.
+        static ANALYZER: std::cell::RefCell<TextAnalyzer> = std::cell::RefCell::new(analyzer());
     }
-    words
+    ANALYZER.with_borrow_mut(|analyzer| {
+        let mut stream = analyzer.token_stream(text);
+        let mut words = Vec::new();
+        while stream.advance() {
+            words.push(stream.token().text.clone());
+        }
+        words
+    })
 }
 
 /// A number that sorts like `sort_name` on its first 8 bytes.

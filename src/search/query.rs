@@ -56,9 +56,16 @@ fn word_query(word: &str, f: &Fields) -> Box<dyn Query> {
             1.0,
         ),
         boosted(name_prefix, 2.0),
+        boosted(
+            Box::new(TermQuery::new(
+                term(f.text_prefix),
+                IndexRecordOption::Basic,
+            )),
+            0.5,
+        ),
     ];
-    // Other text (titles, departments, emails) matches by prefix from three letters: shorter
-    // prefixes of every word in the directory would match nearly everyone and cost the most.
+    // Emails and IM handles match by prefix from three letters, by automaton: they have too
+    // many distinct words to index every prefix of.
     if chars >= MIN_TEXT_PREFIX {
         should.push(boosted(
             Box::new(FuzzyTermQuery::new_prefix(term(f.text), 0, false)),

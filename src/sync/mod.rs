@@ -195,6 +195,7 @@ async fn apply(
         })
         .collect();
     let managers = resolve_managers(&mut tx, records, &ids, &existing, opts.full).await?;
+    let hashes: Vec<i64> = records.iter().map(|(_, r)| r.content_hash()).collect();
 
     let mut counts = Counts {
         rejected: rejects.len(),
@@ -209,7 +210,7 @@ async fn apply(
                 added.push(i);
                 ChangeKind::Added
             }
-            Some(e) if e.deleted || e.hash != rec.content_hash() || e.manager_id != managers[i] => {
+            Some(e) if e.deleted || e.hash != hashes[i] || e.manager_id != managers[i] => {
                 updated.push(i);
                 ChangeKind::Updated
             }
@@ -301,7 +302,7 @@ async fn apply(
                 row.text(Some(&opts.source))
                     .text(Some(&rec.external_id))
                     .display(Some(ids[i]))
-                    .display(Some(rec.content_hash()));
+                    .display(Some(hashes[i]));
             },
         )
         .await?;
@@ -320,7 +321,7 @@ async fn apply(
         );
         copy_rows(&mut tx, &statement, updated.iter().copied(), |row, i| {
             record_row(row, i);
-            row.display(Some(records[i].1.content_hash()))
+            row.display(Some(hashes[i]))
                 .text(Some(&records[i].1.external_id));
         })
         .await?;
