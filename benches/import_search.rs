@@ -210,6 +210,11 @@ async fn main() {
         import.as_secs_f64(),
         args.people as f64 / import.as_secs_f64()
     );
+    let t = &report.timings;
+    println!(
+        "| … of which validate / compare / write + commit | {:.1} / {:.1} / {:.1} s | |",
+        t.validate, t.compare, t.write
+    );
     println!(
         "| index build ({indexed} changes → tantivy) | {:.1} s | {:.0} people/s |",
         index_time.as_secs_f64(),

@@ -278,7 +278,11 @@ fn print_report(input: &str, opts: &ImportOptions, report: &ImportReport) {
         opts.source, c.added, c.updated, c.removed, c.unchanged, c.rejected
     );
     if let Some(run) = report.run_id {
-        println!("run {run}");
+        let t = &report.timings;
+        println!(
+            "run {run}: validated in {:.1} s, compared in {:.1} s, written in {:.1} s",
+            t.validate, t.compare, t.write
+        );
     }
     if report.dry_run {
         for change in report.changes.iter().take(SHOWN) {

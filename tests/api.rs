@@ -51,8 +51,16 @@ async fn searches_titles_departments_locations_and_emails() {
     engineering.sort();
     assert_eq!(engineering, ["Grace Hopper", "José Müller"]);
     assert_eq!(app.names("stockholm").await, ["Åsa Lindqvist"]);
-    assert_eq!(app.names("jan c").await, ["Jane Smith"], "a one-letter start of her title");
-    assert_eq!(app.names("jan hu").await, ["Janet Smithson"], "two letters of her department");
+    assert_eq!(
+        app.names("jan c").await,
+        ["Jane Smith"],
+        "a one-letter start of her title"
+    );
+    assert_eq!(
+        app.names("jan hu").await,
+        ["Janet Smithson"],
+        "two letters of her department"
+    );
     assert_eq!(app.names("jsmith").await, ["Jane Smith"], "IM handle");
     assert_eq!(app.names("jose.muller@example.com").await, ["José Müller"]);
 }

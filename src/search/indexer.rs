@@ -244,7 +244,8 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
     {
         doc.add_text(f.text, text);
     }
-    // Organisation words come from a small vocabulary: their prefixes are cheap terms.
+    // One- and two-letter prefixes of organisation words are terms; longer ones match by
+    // automaton over their small vocabulary (see `query::MIN_TEXT_PREFIX`).
     let mut org_words: Vec<String> = [
         &person.title,
         &person.department,
@@ -259,7 +260,7 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
     org_words.dedup();
     let mut grams: Vec<&str> = org_words
         .iter()
-        .flat_map(|w| super::prefixes(w, 1))
+        .flat_map(|w| super::prefixes(w, 1).take(super::query::MIN_TEXT_PREFIX - 1))
         .collect();
     grams.sort_unstable();
     grams.dedup();

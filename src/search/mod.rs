@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 pub const TOKENIZER: &str = "sb_text";
 
 /// Bumped whenever the schema changes; an index of another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Longest prefix indexed as a term; longer typed words match by automaton instead.
 pub const MAX_PREFIX: usize = 16;
@@ -48,7 +48,7 @@ pub struct Fields {
     /// Every prefix (edge n-gram) of every folded name word, up to `MAX_PREFIX` characters.
     pub name_prefix: Field,
     pub text: Field,
-    /// Every prefix of every folded word of title, department, org unit and location.
+    /// One- and two-letter prefixes of the words of title, department, org unit and location.
     pub text_prefix: Field,
     pub phone: Field,
     pub sort_name: Field,

@@ -56,14 +56,12 @@ fn word_query(word: &str, f: &Fields) -> Box<dyn Query> {
             1.0,
         ),
         boosted(name_prefix, 2.0),
-        boosted(
-            Box::new(TermQuery::new(
-                term(f.text_prefix),
-                IndexRecordOption::Basic,
-            )),
-            0.5,
-        ),
     ];
+    // One- and two-letter starts of titles, departments and locations are indexed terms.
+    if chars < MIN_TEXT_PREFIX {
+        let query = TermQuery::new(term(f.text_prefix), IndexRecordOption::Basic);
+        should.push(boosted(Box::new(query), 0.5));
+    }
     // Emails and IM handles match by prefix from three letters, by automaton: they have too
     // many distinct words to index every prefix of.
     if chars >= MIN_TEXT_PREFIX {

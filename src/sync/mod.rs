@@ -59,6 +59,18 @@ pub struct ImportReport {
     pub counts: Counts,
     pub changes: Vec<Change>,
     pub rejects: Vec<Reject>,
+    pub timings: Timings,
+}
+
+/// Where an import spent its time, in seconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Timings {
+    /// Normalizing and checking every record (phone numbers dominate).
+    pub validate: f64,
+    /// Loading what the directory holds for the source and diffing.
+    pub compare: f64,
+    /// Writing the changes and committing.
+    pub write: f64,
 }
 
 #[derive(Debug)]
@@ -80,7 +92,9 @@ pub async fn import(
     progress: &ProgressBar,
 ) -> Result<ImportReport> {
     progress.set_message("validating");
+    let started = std::time::Instant::now();
     let (records, rejects) = validate(raw, phones);
+    let validated = started.elapsed().as_secs_f64();
 
     let run_id = if opts.dry_run {
         None
@@ -90,7 +104,10 @@ pub async fn import(
         Some(runs::start(pool, &opts.source, &opts.kind, mode).await?)
     };
     match apply(pool, &records, rejects.clone(), opts, run_id, progress).await {
-        Ok(report) => Ok(report),
+        Ok(mut report) => {
+            report.timings.validate = validated;
+            Ok(report)
+        }
         Err(e) => {
             if let Some(run_id) = run_id {
                 if let Err(record_err) = runs::fail(pool, run_id, &e.to_string(), &rejects).await {
@@ -185,6 +202,7 @@ async fn apply(
         .await?;
 
     progress.set_message("comparing with the directory");
+    let started = std::time::Instant::now();
     let existing = load_existing(&mut tx, &opts.source).await?;
     let ids: Vec<Uuid> = records
         .iter()
@@ -257,6 +275,10 @@ async fn apply(
     counts.updated = updated.len();
     counts.removed = removed.len();
 
+    let mut timings = Timings {
+        compare: started.elapsed().as_secs_f64(),
+        ..Timings::default()
+    };
     if opts.dry_run {
         tx.rollback().await?;
         return Ok(ImportReport {
@@ -265,8 +287,10 @@ async fn apply(
             counts,
             changes,
             rejects,
+            timings,
         });
     }
+    let started = std::time::Instant::now();
 
     progress.set_message(format!("writing {} changes", changes.len()));
     let record_row = |row: &mut CopyRow, i: usize| {
@@ -370,12 +394,14 @@ async fn apply(
     }
     tx.commit().await?;
     progress.set_message("done");
+    timings.write = started.elapsed().as_secs_f64();
     Ok(ImportReport {
         run_id,
         dry_run: false,
         counts,
         changes,
         rejects,
+        timings,
     })
 }
 
