@@ -466,3 +466,40 @@ async fn the_cli_imports_and_exits_2_when_rows_were_rejected() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent.csv"));
 }
+
+#[tokio::test]
+async fn an_unidentifiable_refused_row_blocks_removals_in_a_full_import() {
+    let mut app = TestApp::new().await;
+    app.import_csv(&roster(10), &options("hr"))
+        .await
+        .expect("initial");
+    // Nine people listed, plus a row with no id, no name and no usable email: it might be the
+    // tenth person, so nobody may be removed.
+    let csv = format!("{},,not-an-email\n", roster(9));
+    let full = switchboard::sync::ImportOptions {
+        full: true,
+        force: true,
+        ..options("hr")
+    };
+    let err = app.import_csv(&csv, &full).await.expect_err("refused");
+    assert!(matches!(err, Error::SafetyLimit(_)), "{err}");
+    assert!(err.to_string().contains("line 11"), "{err}");
+    assert_eq!(
+        switchboard::db::people::count_active(&app.db.pool, Some("hr"))
+            .await
+            .expect("count"),
+        10
+    );
+}
+
+#[tokio::test]
+async fn control_characters_never_fail_an_import() {
+    let mut app = TestApp::new().await;
+    let csv =
+        "external_id,display_name,email,title\nN1,Nul\u{0}l Person,nul@example.com,Ti\u{7}tle\n";
+    let report = app.import_csv(csv, &options("hr")).await.expect("import");
+    assert_eq!((report.counts.added, report.counts.rejected), (1, 0));
+    let person = person_by_email(&app, "nul@example.com").await;
+    assert_eq!(person["display_name"], "Null Person");
+    assert_eq!(person["title"], "Title");
+}

@@ -32,6 +32,8 @@ impl CopyRow {
                 '\t' => self.buf.push_str("\\t"),
                 '\n' => self.buf.push_str("\\n"),
                 '\r' => self.buf.push_str("\\r"),
+                // PostgreSQL text cannot hold NUL; a stray one must not fail a whole import.
+                '\0' => {}
                 c => self.buf.push(c),
             }
         }

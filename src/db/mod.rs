@@ -49,9 +49,22 @@ impl Database {
                 (options, Some(cluster))
             }
         };
-        let pool = pool(options, config.database.max_connections).await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(Database { pool, embedded })
+        let opened = async {
+            let pool = pool(options, config.database.max_connections).await?;
+            MIGRATOR.run(&pool).await?;
+            Ok::<_, Error>(pool)
+        }
+        .await;
+        match opened {
+            Ok(pool) => Ok(Database { pool, embedded }),
+            Err(e) => {
+                // Do not leave a cluster we started running behind a failed start.
+                if let Some(cluster) = embedded {
+                    cluster.stop().await;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Closes the pool and stops the embedded cluster if this process started it and no other
@@ -84,7 +97,10 @@ async fn other_clients(pool: &PgPool) -> i64 {
     .bind(embedded::application_name())
     .fetch_one(pool)
     .await
-    .unwrap_or(0)
+    .unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot tell who else uses embedded postgres; leaving it running");
+        1
+    })
 }
 
 pub async fn pool(options: PgConnectOptions, max_connections: u32) -> Result<PgPool> {

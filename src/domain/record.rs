@@ -54,7 +54,14 @@ pub struct RecordError {
 
 fn clean(value: Option<String>) -> Option<String> {
     let value = value?;
-    let collapsed = value.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Control characters (a NUL from a broken export, say) never mean anything in a directory.
+    let collapsed: String = value
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
     (!collapsed.is_empty()).then_some(collapsed)
 }
 
@@ -95,7 +102,7 @@ pub fn normalize_im(raw: &str) -> Result<String, String> {
         Some((scheme, rest))
             if IM_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str())
                 && !rest.is_empty()
-                && !rest.contains(char::is_whitespace) =>
+                && !rest.chars().any(|c| c.is_whitespace() || c.is_control()) =>
         {
             Ok(format!("{}:{rest}", scheme.to_ascii_lowercase()))
         }

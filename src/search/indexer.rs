@@ -152,18 +152,25 @@ impl Indexer {
         result
     }
 
-    /// Follows the change log until `shutdown` turns true. `ready` turns true after the first catch-up.
+    /// Follows the change log until `shutdown` turns true. `ready` is true while the last
+    /// catch-up succeeded.
     pub async fn run(mut self, ready: Arc<AtomicBool>, mut shutdown: watch::Receiver<bool>) {
         let mut listener = self.listen().await;
         loop {
-            match self.catch_up().await {
-                Ok(n) if n > 0 => {
+            // A long catch-up (a million people after a bulk import) must not delay shutdown;
+            // what it had not committed is redone from the stored position next time.
+            let caught_up = tokio::select! {
+                _ = shutdown.changed() => break,
+                result = self.catch_up() => result,
+            };
+            match &caught_up {
+                Ok(n) if *n > 0 => {
                     tracing::info!(applied = n, docs = self.index.num_docs(), "index updated")
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "index catch-up failed; will retry"),
             }
-            ready.store(true, Ordering::Release);
+            ready.store(caught_up.is_ok(), Ordering::Release);
             let woken = async {
                 match listener.as_mut() {
                     Some(l) => l.recv().await.map(|_| ()).map_err(|e| e.to_string()),

@@ -300,12 +300,45 @@ impl ContactSource for CsvSource {
 /// Decodes a whole file: UTF-8 (with or without BOM), else Windows-1252.
 pub fn decode(bytes: &[u8]) -> String {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    match std::str::from_utf8(bytes) {
-        Ok(text) => text.to_string(),
-        Err(_) => encoding_rs::WINDOWS_1252
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return text.to_string();
+    }
+    // A file with UTF-8 characters and a few bad bytes is UTF-8 with damage: the bad bytes
+    // become U+FFFD and their rows are refused. Without any UTF-8 character it is a legacy export.
+    if bytes.utf8_chunks().any(|chunk| !chunk.valid().is_ascii()) {
+        String::from_utf8_lossy(bytes).into_owned()
+    } else {
+        encoding_rs::WINDOWS_1252
             .decode_without_bom_handling(bytes)
             .0
-            .into_owned(),
+            .into_owned()
+    }
+}
+
+/// 1-based line numbers from byte offsets, counted incrementally (records arrive in order).
+/// The csv crate's own line numbers are off by one for CRLF files and after blank lines.
+struct Lines<'t> {
+    text: &'t [u8],
+    offset: usize,
+    line: u64,
+}
+
+impl Lines<'_> {
+    fn at(&mut self, byte: u64) -> u64 {
+        let mut start = usize::try_from(byte)
+            .unwrap_or(usize::MAX)
+            .min(self.text.len());
+        while start < self.text.len() && matches!(self.text[start], b'\n' | b'\r') {
+            start += 1;
+        }
+        if start > self.offset {
+            self.line += self.text[self.offset..start]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count() as u64;
+            self.offset = start;
+        }
+        self.line
     }
 }
 
@@ -354,33 +387,47 @@ pub fn parse(bytes: &[u8], overrides: &BTreeMap<String, String>) -> Result<RawBa
     let columns = Columns::new(&headers, overrides)?;
     let mut batch = RawBatch::default();
     let mut row = ::csv::StringRecord::new();
+    let mut lines = Lines {
+        text: text.as_bytes(),
+        offset: 0,
+        line: 1,
+    };
     loop {
         match reader.read_record(&mut row) {
             Ok(false) => break,
             Ok(true) => {
-                let line = row.position().map(|p| p.line());
+                let line = row.position().map(|p| lines.at(p.byte()));
                 let fields: Vec<&str> = row.iter().collect();
                 if fields.iter().all(|f| f.trim().is_empty()) {
                     continue;
                 }
+                // Refused rows keep their id when they have one, so a full import keeps the person.
+                let known = &fields[..fields.len().min(headers.len())];
+                let refuse = |reason: String| Reject {
+                    line,
+                    external_id: columns.record(known).identity(),
+                    reason,
+                };
                 if fields.len() > headers.len()
                     && fields[headers.len()..].iter().any(|f| !f.trim().is_empty())
                 {
-                    batch.rejects.push(Reject {
-                        line,
-                        external_id: None,
-                        reason: format!(
-                            "{} fields, but the header has {}",
-                            fields.len(),
-                            headers.len()
-                        ),
-                    });
+                    batch.rejects.push(refuse(format!(
+                        "{} fields, but the header has {}",
+                        fields.len(),
+                        headers.len()
+                    )));
+                    continue;
+                }
+                if fields.iter().any(|f| f.contains('\u{FFFD}')) {
+                    batch
+                        .rejects
+                        .push(refuse("contains bytes that are not valid UTF-8".into()));
                     continue;
                 }
                 batch.records.push((line, columns.record(&fields)));
             }
             Err(e) => {
-                let line = e.position().map(|p| p.line());
+                let line = e.position().map(|p| lines.at(p.byte()));
                 batch.rejects.push(Reject {
                     line,
                     external_id: None,
@@ -530,6 +577,31 @@ mod tests {
         let bytes = b"display_name\nJos\xe9 M\xfcller\n";
         let b = parse(bytes, &BTreeMap::new()).expect("parse");
         assert_eq!(b.records[0].1.display_name.as_deref(), Some("José Müller"));
+    }
+
+    #[test]
+    fn line_numbers_are_right_with_crlf_and_blank_lines() {
+        let b = parse_str("display_name,email\r\nAna,a@example.com\r\n\r\nBo,b@example.com\r\n\"Cy\r\nZ\",c@example.com\r\nDi,d@example.com\r\n");
+        let lines: Vec<Option<u64>> = b.records.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, [Some(2), Some(4), Some(5), Some(7)]);
+    }
+
+    #[test]
+    fn a_few_bad_bytes_do_not_turn_a_utf8_file_into_windows_1252() {
+        let mut bytes = "display_name\nJosé Müller\nAna\n".as_bytes().to_vec();
+        bytes.extend_from_slice(b"Bad \xff Byte\n");
+        let b = parse(&bytes, &BTreeMap::new()).expect("parse");
+        assert_eq!(b.records[0].1.display_name.as_deref(), Some("José Müller"));
+        assert_eq!(b.rejects.len(), 1);
+        assert_eq!(b.rejects[0].line, Some(4));
+        assert!(b.rejects[0].reason.contains("UTF-8"));
+    }
+
+    #[test]
+    fn refused_rows_keep_their_id() {
+        let b = parse_str("external_id,display_name\nE1,Ana,extra\n");
+        assert_eq!(b.rejects[0].external_id.as_deref(), Some("E1"));
+        assert_eq!(b.rejects[0].line, Some(2));
     }
 
     #[test]

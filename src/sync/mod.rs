@@ -154,7 +154,11 @@ pub fn validate(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_default())
+            // A panic must not silently drop records (a full import would remove them).
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
             .collect()
     });
 
@@ -269,6 +273,7 @@ async fn apply(
             removed.len(),
             &existing,
             records.len() + rejects.len(),
+            &rejects,
         )?;
     }
     counts.added = added.len();
@@ -410,9 +415,25 @@ fn check_removal_limit(
     removing: usize,
     existing: &HashMap<String, Existing>,
     input_rows: usize,
+    rejects: &[Reject],
 ) -> Result<()> {
     if removing == 0 {
         return Ok(());
+    }
+    // A refused row we could not identify may be one of the people this run would remove.
+    let unidentified: Vec<String> = rejects
+        .iter()
+        .filter(|r| r.external_id.is_none())
+        .map(|r| r.line.map_or_else(|| "?".to_string(), |l| l.to_string()))
+        .collect();
+    if !unidentified.is_empty() {
+        return Err(Error::SafetyLimit(format!(
+            "{} refused row(s) could not be identified (line {}), so this full import cannot tell whether \
+             the {removing} people it would remove are really gone; nothing was changed. Fix those rows, \
+             or import without --full",
+            unidentified.len(),
+            unidentified.join(", ")
+        )));
     }
     if input_rows == 0 {
         return Err(Error::SafetyLimit(format!(
@@ -460,8 +481,8 @@ async fn load_existing(conn: &mut PgConnection, source: &str) -> Result<HashMap<
         .collect())
 }
 
-/// Finds each record's manager: first in the batch (by external id, then email), then among
-/// people already in the directory. Unknown managers stay unresolved until they appear.
+/// Finds each record's manager: in the batch or the source (by external id, then email), then by
+/// email among everyone in the directory. Unknown managers stay unresolved until they appear.
 async fn resolve_managers(
     conn: &mut PgConnection,
     records: &[(Option<u64>, NormalizedRecord)],
@@ -507,12 +528,10 @@ async fn resolve_managers(
         .collect();
     if !unresolved.is_empty() {
         let found: HashMap<String, Uuid> = sqlx::query_as::<_, (String, Uuid)>(
-            "SELECT DISTINCT ON (key) key, id FROM ( \
-               SELECT e AS key, p.id FROM people p CROSS JOIN LATERAL unnest(p.emails) e \
-               WHERE p.deleted_at IS NULL AND e = ANY($1) \
-               UNION ALL \
-               SELECT ps.external_id, ps.person_id FROM person_sources ps JOIN people p ON p.id = ps.person_id \
-               WHERE p.deleted_at IS NULL AND ps.external_id = ANY($1)) found ORDER BY key, id",
+            // Ids of this source are already in `by_key`; other sources' ids mean nothing
+            // here, so only emails are looked up across the directory.
+            "SELECT DISTINCT ON (e) e, p.id FROM people p CROSS JOIN LATERAL unnest(p.emails) e \
+             WHERE p.deleted_at IS NULL AND e = ANY($1) ORDER BY e, p.id",
         )
         .bind(&unresolved)
         .fetch_all(conn)
