@@ -350,3 +350,50 @@ async fn rebuilding_the_index_gives_the_same_answers() {
     assert_eq!((app.names("j").await, app.names("jan sm").await), before);
     assert!(app.names("grace").await.is_empty());
 }
+
+#[tokio::test]
+async fn namesakes_keep_one_order_across_pages_and_rebuilds() {
+    let mut app = TestApp::new().await;
+    let mut csv = String::from("external_id,display_name,email\n");
+    for i in 0..12 {
+        csv.push_str(&format!(
+            "A{i},Alexandra Constantinopoulou,alexandra{i}@example.com\n"
+        ));
+    }
+    app.import_csv(&csv, &options("hr")).await.expect("import");
+    let ids = |body: &serde_json::Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|p| p["id"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let mut paged = Vec::new();
+    let mut uri = "/api/v1/people?q=alexandra&limit=5".to_string();
+    loop {
+        let (_, _, page) = app.get(&uri).await;
+        paged.extend(ids(&page));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => uri = format!("/api/v1/people?q=alexandra&limit=5&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let mut unique = paged.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        (paged.len(), unique.len()),
+        (12, 12),
+        "paging neither repeats nor skips"
+    );
+    app.indexer.rebuild().await.expect("rebuild");
+    let (_, _, all) = app.get("/api/v1/people?q=alexandra&limit=20").await;
+    assert_eq!(ids(&all), paged, "same order after a rebuild");
+    let (_, _, listing) = app.get("/api/v1/people?limit=20").await;
+    assert_eq!(
+        ids(&listing),
+        paged,
+        "the empty query lists namesakes in the same order"
+    );
+}

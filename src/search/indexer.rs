@@ -299,8 +299,10 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
         doc.add_text(f.phone, key);
     }
     let sort_name = fold(&person.display_name).join(" ");
-    doc.add_u64(f.sort_key, super::sort_key(&sort_name));
-    doc.add_text(f.sort_name, sort_name);
+    let (key, key2) = super::sort_keys(&sort_name);
+    doc.add_u64(f.sort_key, key);
+    doc.add_u64(f.sort_key2, key2);
+    doc.add_u64(f.id_key, super::id_key(&person.id));
     for (field, value) in [
         (f.department, &person.department),
         (f.location, &person.location),

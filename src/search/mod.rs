@@ -16,9 +16,7 @@ use tantivy::schema::{
 use tantivy::tokenizer::{
     AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
 };
-use tantivy::{
-    DocId, Index, IndexReader, Order, ReloadPolicy, Score, SegmentReader, TantivyDocument,
-};
+use tantivy::{DocId, Index, IndexReader, ReloadPolicy, Score, SegmentReader, TantivyDocument};
 
 use crate::domain::PersonSummary;
 use crate::error::{Error, Result};
@@ -27,7 +25,7 @@ use crate::error::{Error, Result};
 pub const TOKENIZER: &str = "sb_text";
 
 /// Bumped whenever the schema changes; an index of another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Longest prefix indexed as a term; longer typed words match by automaton instead.
 pub const MAX_PREFIX: usize = 16;
@@ -51,9 +49,11 @@ pub struct Fields {
     /// One- and two-letter prefixes of the words of title, department, org unit and location.
     pub text_prefix: Field,
     pub phone: Field,
-    pub sort_name: Field,
-    /// The first 8 bytes of `sort_name` as a number: breaks score ties alphabetically.
+    /// Bytes 0–8 and 8–16 of `sort_name` as numbers: break score ties alphabetically.
     pub sort_key: Field,
+    pub sort_key2: Field,
+    /// The last 8 bytes of the id: the final tie-breaker, so the order is total and stable.
+    pub id_key: Field,
     pub department: Field,
     pub location: Field,
     pub org_unit: Field,
@@ -74,8 +74,9 @@ pub fn schema() -> (Schema, Fields) {
         text: b.add_text_field("text", text),
         text_prefix: b.add_text_field("text_prefix", STRING),
         phone: b.add_text_field("phone", STRING),
-        sort_name: b.add_text_field("sort_name", STRING | FAST),
         sort_key: b.add_u64_field("sort_key", FAST),
+        sort_key2: b.add_u64_field("sort_key2", FAST),
+        id_key: b.add_u64_field("id_key", FAST),
         department: b.add_text_field("department", STRING | FAST),
         location: b.add_text_field("location", STRING | FAST),
         org_unit: b.add_text_field("org_unit", STRING | FAST),
@@ -108,13 +109,54 @@ pub fn fold(text: &str) -> Vec<String> {
     })
 }
 
-/// A number that sorts like `sort_name` on its first 8 bytes.
-pub fn sort_key(sort_name: &str) -> u64 {
-    let mut bytes = [0u8; 8];
+/// Two numbers that sort like `sort_name` on its first 16 bytes.
+pub fn sort_keys(sort_name: &str) -> (u64, u64) {
+    let mut bytes = [0u8; 16];
     for (slot, b) in bytes.iter_mut().zip(sort_name.bytes()) {
         *slot = b;
     }
-    u64::from_be_bytes(bytes)
+    let (high, low) = bytes.split_at(8);
+    let key = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
+    (key(high), key(low))
+}
+
+/// The last 8 bytes of an id (random in UUID v7, unlike the time-ordered first ones).
+pub fn id_key(id: &uuid::Uuid) -> u64 {
+    let bytes = id.as_bytes();
+    u64::from_be_bytes(bytes[8..].try_into().unwrap_or([0; 8]))
+}
+
+/// What orders documents after their score: name, then id. Taken from the documents
+/// themselves, never from where they sit in the index, so pages stay stable across merges.
+struct OrderKeys {
+    columns: [Option<tantivy::columnar::Column<u64>>; 3],
+}
+
+type Order3 = (Reverse<u64>, Reverse<u64>, Reverse<u64>);
+
+impl OrderKeys {
+    fn new(segment: &SegmentReader) -> OrderKeys {
+        let ff = segment.fast_fields();
+        OrderKeys {
+            columns: [
+                ff.u64("sort_key").ok(),
+                ff.u64("sort_key2").ok(),
+                ff.u64("id_key").ok(),
+            ],
+        }
+    }
+
+    fn get(&self, doc: DocId) -> Order3 {
+        let key = |i: usize| {
+            Reverse(
+                self.columns[i]
+                    .as_ref()
+                    .and_then(|c| c.first(doc))
+                    .unwrap_or(u64::MAX),
+            )
+        };
+        (key(0), key(1), key(2))
+    }
 }
 
 /// A handle on the index for searching. Cheap to clone.
@@ -215,25 +257,25 @@ impl SearchIndex {
         let parsed = query::build(q, &self.fields);
         let (addresses, total) = match &parsed {
             Some(query) => {
-                // Best score first; equal scores alphabetically (so results never depend on
-                // where a document happens to sit in the index).
+                // Best score first; equal scores alphabetically, then by id.
                 let top = TopDocs::with_limit(limit.max(1))
                     .and_offset(offset)
                     .tweak_score(|segment: &SegmentReader| {
-                        let keys = segment.fast_fields().u64("sort_key").ok();
-                        move |doc: DocId, score: Score| {
-                            let key = keys.as_ref().and_then(|k| k.first(doc)).unwrap_or(u64::MAX);
-                            (score, Reverse(key))
-                        }
+                        let keys = OrderKeys::new(segment);
+                        move |doc: DocId, score: Score| (score, keys.get(doc))
                     });
                 let (docs, total) = searcher.search(query.as_ref(), &(top, Count))?;
                 (docs.into_iter().map(|(_, a)| a).collect::<Vec<_>>(), total)
             }
             None => {
-                let collector = TopDocs::with_limit(limit.max(1))
+                // Everyone, alphabetically (the collector keeps the greatest: keys are reversed).
+                let top = TopDocs::with_limit(limit.max(1))
                     .and_offset(offset)
-                    .order_by_string_fast_field("sort_name", Order::Asc);
-                let docs = searcher.search(&AllQuery, &collector)?;
+                    .tweak_score(|segment: &SegmentReader| {
+                        let keys = OrderKeys::new(segment);
+                        move |doc: DocId, _: Score| keys.get(doc)
+                    });
+                let docs = searcher.search(&AllQuery, &top)?;
                 (
                     docs.into_iter().map(|(_, a)| a).collect(),
                     searcher.num_docs() as usize,
