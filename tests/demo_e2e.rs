@@ -79,6 +79,18 @@ impl Demo {
     }
 }
 
+async fn get_json(client: &reqwest::Client, url: String) -> serde_json::Value {
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    response
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"))
+}
+
 async fn wait_ready(client: &reqwest::Client, url: &str) -> serde_json::Value {
     for _ in 0..600 {
         if let Ok(r) = client.get(format!("{url}/readyz")).send().await {
@@ -108,14 +120,8 @@ async fn demo_runs_with_no_configuration_and_stops_cleanly() {
     assert_eq!(page.status(), 200);
     assert!(page.text().await.expect("html").contains("Switchboard"));
 
-    let all: serde_json::Value = client
-        .get(format!("{}/api/v1/people?limit=5", demo.url))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let all: serde_json::Value =
+        get_json(&client, format!("{}/api/v1/people?limit=5", demo.url)).await;
     assert_eq!(all["total"], 300);
     let first = &all["items"][0];
     let family = first["display_name"]
@@ -125,32 +131,26 @@ async fn demo_runs_with_no_configuration_and_stops_cleanly() {
         .next_back()
         .expect("family")
         .to_string();
-    let found: serde_json::Value = client
-        .get(format!(
+    let found: serde_json::Value = get_json(
+        &client,
+        format!(
             "{}/api/v1/people?q={}",
             demo.url,
             common::urlencode(&family)
-        ))
-        .send()
-        .await
-        .expect("search")
-        .json()
-        .await
-        .expect("json");
+        ),
+    )
+    .await;
     assert!(found["items"]
         .as_array()
         .expect("items")
         .iter()
         .any(|p| p["id"] == first["id"]));
 
-    let ceo: serde_json::Value = client
-        .get(format!("{}/api/v1/people?q=chief+executive", demo.url))
-        .send()
-        .await
-        .expect("search")
-        .json()
-        .await
-        .expect("json");
+    let ceo: serde_json::Value = get_json(
+        &client,
+        format!("{}/api/v1/people?q=chief+executive", demo.url),
+    )
+    .await;
     assert_eq!(ceo["total"], 1, "{ceo}");
 
     // An import from the command line, while the server runs on the same data dir, joins the
@@ -170,14 +170,8 @@ async fn demo_runs_with_no_configuration_and_stops_cleanly() {
     );
     let mut total = serde_json::Value::Null;
     for _ in 0..100 {
-        let found: serde_json::Value = client
-            .get(format!("{}/api/v1/people?q=ana+lima", demo.url))
-            .send()
-            .await
-            .expect("search")
-            .json()
-            .await
-            .expect("json");
+        let found: serde_json::Value =
+            get_json(&client, format!("{}/api/v1/people?q=ana+lima", demo.url)).await;
         total = found["total"].clone();
         if total == 1 {
             break;

@@ -211,6 +211,26 @@ impl Indexer {
     }
 }
 
+/// Adds each distinct prefix of `words` from `min` to `max` characters (capped at `MAX_PREFIX`
+/// by `prefixes`) as a term of `field`.
+fn add_prefixes(
+    doc: &mut TantivyDocument,
+    field: tantivy::schema::Field,
+    words: &[String],
+    min: usize,
+    max: usize,
+) {
+    let mut grams: Vec<&str> = words
+        .iter()
+        .flat_map(|w| super::prefixes(w, min).take(max.saturating_sub(min) + 1))
+        .collect();
+    grams.sort_unstable();
+    grams.dedup();
+    for gram in grams {
+        doc.add_text(field, gram);
+    }
+}
+
 /// The index document for a person.
 pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
     let person = row.into_person(Vec::new());
@@ -231,15 +251,7 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
     {
         name_words.extend(fold(part));
     }
-    let mut grams: Vec<&str> = name_words
-        .iter()
-        .flat_map(|w| super::prefixes(w, 1))
-        .collect();
-    grams.sort_unstable();
-    grams.dedup();
-    for gram in grams {
-        doc.add_text(f.name_prefix, gram);
-    }
+    add_prefixes(&mut doc, f.name_prefix, &name_words, 1, super::MAX_PREFIX);
     for text in [
         &person.title,
         &person.department,
@@ -253,7 +265,7 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
     }
     // One- and two-letter prefixes of organisation words are terms; longer ones match by
     // automaton over their small vocabulary (see `query::MIN_TEXT_PREFIX`).
-    let mut org_words: Vec<String> = [
+    let org_words: Vec<String> = [
         &person.title,
         &person.department,
         &person.org_unit,
@@ -263,17 +275,13 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
     .flatten()
     .flat_map(|t| fold(t))
     .collect();
-    org_words.sort_unstable();
-    org_words.dedup();
-    let mut grams: Vec<&str> = org_words
-        .iter()
-        .flat_map(|w| super::prefixes(w, 1).take(super::query::MIN_TEXT_PREFIX - 1))
-        .collect();
-    grams.sort_unstable();
-    grams.dedup();
-    for gram in grams {
-        doc.add_text(f.text_prefix, gram);
-    }
+    add_prefixes(
+        &mut doc,
+        f.text_prefix,
+        &org_words,
+        1,
+        super::query::MIN_TEXT_PREFIX - 1,
+    );
     for email in &person.emails {
         doc.add_text(f.text, email);
     }
@@ -287,22 +295,12 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
     }
     // Phone digits are indexed with all their prefixes from 3 digits, so any typed start of a
     // number is one term lookup.
-    let mut digits: Vec<String> = Vec::new();
-    for phone in &person.phones {
-        for key in phone.search_keys() {
-            digits.extend(super::prefixes(&key, 3).map(str::to_string));
-        }
-    }
-    digits.sort_unstable();
-    digits.dedup();
-    for key in digits {
-        doc.add_text(f.phone, key);
-    }
+    let digits: Vec<String> = person.phones.iter().flat_map(|p| p.search_keys()).collect();
+    add_prefixes(&mut doc, f.phone, &digits, 3, usize::MAX);
     let sort_name = fold(&person.display_name).join(" ");
-    let (key, key2) = super::sort_keys(&sort_name);
+    let (key, key2) = super::sort_keys(&sort_name, &person.id);
     doc.add_u64(f.sort_key, key);
     doc.add_u64(f.sort_key2, key2);
-    doc.add_u64(f.id_key, super::id_key(&person.id));
     for (field, value) in [
         (f.department, &person.department),
         (f.location, &person.location),
