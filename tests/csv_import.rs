@@ -503,3 +503,35 @@ async fn control_characters_never_fail_an_import() {
     assert_eq!(person["display_name"], "Null Person");
     assert_eq!(person["title"], "Title");
 }
+
+#[tokio::test]
+async fn a_partial_import_finds_managers_already_in_its_source_only() {
+    let mut app = TestApp::new().await;
+    app.import_csv(
+        "external_id,display_name,email\nM1,Maria Manager,maria@example.com\n",
+        &options("hr"),
+    )
+    .await
+    .expect("manager");
+    let report = app
+        .import_csv(
+            "external_id,display_name,email,manager_email\nR1,Rita Report,rita@example.com,M1\n",
+            &options("hr"),
+        )
+        .await
+        .expect("report");
+    assert_eq!(report.counts.added, 1);
+    assert_eq!(
+        person_by_email(&app, "rita@example.com").await["manager"]["display_name"],
+        "Maria Manager"
+    );
+
+    // Another source's "M1" is not this source's M1.
+    app.import_csv(
+        "external_id,display_name,email,manager_email\nX1,Xavier Other,xavier@example.com,M1\n",
+        &options("crm"),
+    )
+    .await
+    .expect("other source");
+    assert!(person_by_email(&app, "xavier@example.com").await["manager"].is_null());
+}

@@ -133,14 +133,11 @@ pub fn validate(
     let table = &table;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = raw.records.len().div_ceil(threads).max(1);
-    let mut records = raw.records;
-    let mut parts: Vec<Vec<(Option<u64>, SourceRecord)>> = Vec::new();
-    while records.len() > chunk {
-        let tail = records.split_off(records.len() - chunk);
-        parts.push(tail);
-    }
-    parts.push(records);
-    parts.reverse();
+    let mut records = raw.records.into_iter();
+    let parts: Vec<Vec<(Option<u64>, SourceRecord)>> = std::iter::from_fn(|| {
+        Some(records.by_ref().take(chunk).collect::<Vec<_>>()).filter(|p| !p.is_empty())
+    })
+    .collect();
     let results: Vec<Vec<_>> = std::thread::scope(|scope| {
         let handles: Vec<_> = parts
             .into_iter()
@@ -207,7 +204,13 @@ async fn apply(
 
     progress.set_message("comparing with the directory");
     let started = std::time::Instant::now();
-    let existing = load_existing(&mut tx, &opts.source).await?;
+    let only = (!opts.full).then(|| {
+        records
+            .iter()
+            .map(|(_, r)| r.external_id.as_str())
+            .collect()
+    });
+    let existing = load_existing(&mut tx, &opts.source, only).await?;
     let ids: Vec<Uuid> = records
         .iter()
         .map(|(_, r)| {
@@ -216,7 +219,7 @@ async fn apply(
                 .map_or_else(Uuid::now_v7, |e| e.person_id)
         })
         .collect();
-    let managers = resolve_managers(&mut tx, records, &ids, &existing, opts.full).await?;
+    let managers = resolve_managers(&mut tx, &opts.source, records, &ids).await?;
     let hashes: Vec<i64> = records.iter().map(|(_, r)| r.content_hash()).collect();
 
     let mut counts = Counts {
@@ -454,12 +457,20 @@ fn check_removal_limit(
     Ok(())
 }
 
-async fn load_existing(conn: &mut PgConnection, source: &str) -> Result<HashMap<String, Existing>> {
+/// What the directory holds for `source`: everyone (a full import must find who is gone), or
+/// only the records named in `only` (a partial import of a few rows into a large source).
+async fn load_existing(
+    conn: &mut PgConnection,
+    source: &str,
+    only: Option<Vec<&str>>,
+) -> Result<HashMap<String, Existing>> {
     let rows = sqlx::query_as::<_, (String, Uuid, i64, Option<Uuid>, bool, String)>(
         "SELECT ps.external_id, ps.person_id, ps.content_hash, p.manager_id, p.deleted_at IS NOT NULL, \
-         p.display_name FROM person_sources ps JOIN people p ON p.id = ps.person_id WHERE ps.source = $1",
+         p.display_name FROM person_sources ps JOIN people p ON p.id = ps.person_id \
+         WHERE ps.source = $1 AND ($2::text[] IS NULL OR ps.external_id = ANY($2))",
     )
     .bind(source)
+    .bind(only)
     .fetch_all(conn)
     .await?;
     Ok(rows
@@ -481,21 +492,15 @@ async fn load_existing(conn: &mut PgConnection, source: &str) -> Result<HashMap<
         .collect())
 }
 
-/// Finds each record's manager: in the batch or the source (by external id, then email), then by
-/// email among everyone in the directory. Unknown managers stay unresolved until they appear.
+/// Finds each record's manager: in the batch (by external id, then email), then in the
+/// directory (by id in this source, or by email). Unknown managers stay unresolved until they appear.
 async fn resolve_managers(
     conn: &mut PgConnection,
+    source: &str,
     records: &[(Option<u64>, NormalizedRecord)],
     ids: &[Uuid],
-    existing: &HashMap<String, Existing>,
-    full: bool,
 ) -> Result<Vec<Option<Uuid>>> {
     let mut by_key: HashMap<&str, Uuid> = HashMap::with_capacity(records.len() * 2);
-    if !full {
-        for (external_id, e) in existing.iter().filter(|(_, e)| !e.deleted) {
-            by_key.insert(external_id.as_str(), e.person_id);
-        }
-    }
     for (i, (_, rec)) in records.iter().enumerate() {
         for email in &rec.emails {
             by_key.insert(email.as_str(), ids[i]);
@@ -528,12 +533,18 @@ async fn resolve_managers(
         .collect();
     if !unresolved.is_empty() {
         let found: HashMap<String, Uuid> = sqlx::query_as::<_, (String, Uuid)>(
-            // Ids of this source are already in `by_key`; other sources' ids mean nothing
-            // here, so only emails are looked up across the directory.
-            "SELECT DISTINCT ON (e) e, p.id FROM people p CROSS JOIN LATERAL unnest(p.emails) e \
-             WHERE p.deleted_at IS NULL AND e = ANY($1) ORDER BY e, p.id",
+            // Ids are looked up in this source only (other sources' ids mean nothing here);
+            // emails across the whole directory.
+            "SELECT DISTINCT ON (key) key, id FROM ( \
+               SELECT ps.external_id AS key, ps.person_id AS id FROM person_sources ps \
+               JOIN people p ON p.id = ps.person_id \
+               WHERE ps.source = $2 AND ps.external_id = ANY($1) AND p.deleted_at IS NULL \
+               UNION ALL \
+               SELECT e, p.id FROM people p CROSS JOIN LATERAL unnest(p.emails) e \
+               WHERE p.deleted_at IS NULL AND e = ANY($1)) found ORDER BY key, id",
         )
         .bind(&unresolved)
+        .bind(source)
         .fetch_all(conn)
         .await?
         .into_iter()
