@@ -252,29 +252,22 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
         name_words.extend(fold(part));
     }
     add_prefixes(&mut doc, f.name_prefix, &name_words, 1, super::MAX_PREFIX);
-    for text in [
+    let organisation = [
         &person.title,
         &person.department,
         &person.org_unit,
         &person.location,
-    ]
-    .into_iter()
-    .flatten()
-    {
+    ];
+    for text in organisation.into_iter().flatten() {
         doc.add_text(f.text, text);
     }
     // One- and two-letter prefixes of organisation words are terms; longer ones match by
     // automaton over their small vocabulary (see `query::MIN_TEXT_PREFIX`).
-    let org_words: Vec<String> = [
-        &person.title,
-        &person.department,
-        &person.org_unit,
-        &person.location,
-    ]
-    .into_iter()
-    .flatten()
-    .flat_map(|t| fold(t))
-    .collect();
+    let org_words: Vec<String> = organisation
+        .into_iter()
+        .flatten()
+        .flat_map(|t| fold(t))
+        .collect();
     add_prefixes(
         &mut doc,
         f.text_prefix,
