@@ -99,8 +99,15 @@ impl Indexer {
             .execute(&mut *tx)
             .await?;
         let seq = people::latest_change(&mut tx).await?;
-        self.with_writer(|writer| Ok(writer.delete_all_documents().map(|_| ())?))
-            .await?;
+        // A stamped delete of everything before the new documents. (`delete_all_documents`
+        // drops segments and rewinds the operation stamp; with several indexing threads it
+        // lost up to half the re-added documents.)
+        self.with_writer(|writer| {
+            Ok(writer
+                .delete_query(Box::new(tantivy::query::AllQuery))
+                .map(|_| ())?)
+        })
+        .await?;
         let mut after = Uuid::nil();
         let mut count = 0u64;
         let fields = self.index.fields();
