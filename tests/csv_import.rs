@@ -323,12 +323,7 @@ async fn a_partial_import_never_removes_anyone() {
         .await
         .expect("partial");
     assert_eq!(report.counts.removed, 0);
-    assert_eq!(
-        switchboard::db::people::count_active(&app.db.pool, Some("hr"))
-            .await
-            .expect("count"),
-        10
-    );
+    assert_eq!(app.active("hr").await, 10);
 }
 
 #[tokio::test]
@@ -362,12 +357,7 @@ async fn full_import_safety_limits() {
         err.to_string().contains("would remove 3 of 10") && err.to_string().contains("--force"),
         "{err}"
     );
-    assert_eq!(
-        switchboard::db::people::count_active(&app.db.pool, Some("hr"))
-            .await
-            .expect("count"),
-        10
-    );
+    assert_eq!(app.active("hr").await, 10);
     let (status, error): (String, Option<String>) =
         sqlx::query_as("SELECT status, error FROM sync_runs ORDER BY id DESC LIMIT 1")
             .fetch_one(&app.db.pool)
@@ -378,12 +368,7 @@ async fn full_import_safety_limits() {
 
     let report = app.import_csv(&roster(7), &forced).await.expect("forced");
     assert_eq!(report.counts.removed, 3);
-    assert_eq!(
-        switchboard::db::people::count_active(&app.db.pool, Some("hr"))
-            .await
-            .expect("count"),
-        7
-    );
+    assert_eq!(app.active("hr").await, 7);
 }
 
 #[tokio::test]
@@ -400,12 +385,7 @@ async fn rejected_rows_keep_their_people_in_a_full_import() {
     let report = app.import_csv(&broken, &full).await.expect("full");
     assert_eq!((report.counts.removed, report.counts.rejected), (0, 1));
     assert_eq!(report.rejects[0].line, Some(5));
-    assert_eq!(
-        switchboard::db::people::count_active(&app.db.pool, Some("hr"))
-            .await
-            .expect("count"),
-        10
-    );
+    assert_eq!(app.active("hr").await, 10);
 }
 
 #[tokio::test]
@@ -484,12 +464,7 @@ async fn an_unidentifiable_refused_row_blocks_removals_in_a_full_import() {
     let err = app.import_csv(&csv, &full).await.expect_err("refused");
     assert!(matches!(err, Error::SafetyLimit(_)), "{err}");
     assert!(err.to_string().contains("line 11"), "{err}");
-    assert_eq!(
-        switchboard::db::people::count_active(&app.db.pool, Some("hr"))
-            .await
-            .expect("count"),
-        10
-    );
+    assert_eq!(app.active("hr").await, 10);
 }
 
 #[tokio::test]

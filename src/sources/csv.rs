@@ -279,21 +279,11 @@ impl ContactSource for CsvSource {
     }
 
     async fn read(&mut self) -> Result<RawBatch> {
-        let bytes = tokio::fs::read(&self.path)
-            .await
-            .map_err(|e| Error::Input {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            })?;
-        let columns = self.columns.clone();
         let path = self.path.clone();
-        tokio::task::spawn_blocking(move || parse(&bytes, &columns))
+        let columns = self.columns.clone();
+        tokio::task::spawn_blocking(move || parse_file(&path, &columns))
             .await
             .map_err(|e| Error::Internal(e.into()))?
-            .map_err(|e| match e {
-                Error::Input { reason, .. } => Error::Input { path, reason },
-                e => e,
-            })
     }
 }
 
@@ -498,7 +488,7 @@ pub fn write_records<W: std::io::Write>(out: W, records: &[SourceRecord]) -> Res
     Ok(())
 }
 
-/// For callers that have a path: `parse` with the file named in errors.
+/// Reads and parses a file, naming it in errors.
 pub fn parse_file(path: &Path, overrides: &BTreeMap<String, String>) -> Result<RawBatch> {
     let bytes = std::fs::read(path).map_err(|e| Error::Input {
         path: path.into(),

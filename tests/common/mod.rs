@@ -146,6 +146,13 @@ impl TestApp {
         (status, content_type, json)
     }
 
+    /// People of `source` who are not deleted.
+    pub async fn active(&self, source: &str) -> i64 {
+        switchboard::db::people::count_active(&self.db.pool, Some(source))
+            .await
+            .expect("count")
+    }
+
     /// Display names of the hits for `q`, best first.
     pub async fn names(&self, q: &str) -> Vec<String> {
         let uri = format!("/api/v1/people?limit=100&q={}", urlencode(q));
