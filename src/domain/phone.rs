@@ -113,7 +113,8 @@ impl PhoneNormalizer {
             .filter(|(kind, raw)| !Self::is_extension(*kind, raw))
             .map(|(_, raw)| raw)
             .collect();
-        distinct.sort_unstable_by_key(|raw| country_key(raw));
+        // One key per number, not one per comparison (the key allocates).
+        distinct.sort_by_cached_key(|raw| country_key(raw));
         distinct.dedup();
         let parsed = distinct
             .into_iter()
