@@ -10,7 +10,7 @@ use utoipa::OpenApi;
         description = "Self-hosted business directory with live presence: who is this person, and how do I reach them right now?",
         license(name = "Apache-2.0")
     ),
-    paths(super::people::search_people, super::people::get_person, super::health::healthz, super::health::readyz),
+    paths(super::people::search_people, super::people::get_person, super::people::get_people_by_phone, super::health::healthz, super::health::readyz),
     tags(
         (name = "people", description = "Search and look up people"),
         (name = "health", description = "Liveness and readiness")
