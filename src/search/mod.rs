@@ -131,12 +131,13 @@ pub fn fold(text: &str) -> Vec<String> {
 }
 
 /// Double Metaphone codes of a folded word: the primary code, and the alternate when it
-/// differs. Empty for words without letters.
+/// differs. Empty for words without letters, and for words that are not ASCII after folding
+/// (Double Metaphone reads Latin letters only; `rphonetic` also slices by bytes and would panic).
 pub fn phonetic_codes(word: &str) -> Vec<String> {
     thread_local! {
         static ENCODER: rphonetic::DoubleMetaphone = rphonetic::DoubleMetaphone::default();
     }
-    if !word.chars().any(|c| c.is_ascii_alphabetic()) {
+    if !word.is_ascii() || !word.chars().any(|c| c.is_ascii_alphabetic()) {
         return Vec::new();
     }
     ENCODER.with(|encoder| {

@@ -390,3 +390,99 @@ mod tests {
         assert!(!has_overlong_word(&format!("{} b", "a".repeat(64))));
     }
 }
+
+/// Arbitrary strings against a real index: planning and searching never fail or panic, finish
+/// quickly in work (bounded words), and an exact match is never ranked below an approximate one.
+#[cfg(test)]
+mod props {
+    use std::sync::OnceLock;
+
+    use proptest::prelude::*;
+
+    use crate::db::people::PersonRow;
+    use crate::domain::{PhoneKind, PhoneNormalizer};
+    use crate::search::{indexer, SearchIndex, SearchRequest};
+
+    fn person(given: &str, family: &str, phone: &str, im: &[&str]) -> PersonRow {
+        let phones = PhoneNormalizer::new("GB").expect("region");
+        PersonRow {
+            id: uuid::Uuid::now_v7(),
+            display_name: format!("{given} {family}"),
+            given_name: Some(given.into()),
+            family_name: Some(family.into()),
+            title: Some("Engineer".into()),
+            department: Some("Engineering".into()),
+            org_unit: None,
+            location: Some("London".into()),
+            manager_id: None,
+            manager_name: None,
+            phones: sqlx::types::Json(vec![phones
+                .normalize(PhoneKind::Work, phone)
+                .expect("phone")]),
+            emails: vec![format!("{}.{}@example.com", given, family).to_lowercase()],
+            im: im.iter().map(|s| s.to_string()).collect(),
+            photo_url: None,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+            deleted_at: None,
+        }
+    }
+
+    fn index() -> &'static SearchIndex {
+        static INDEX: OnceLock<(tempfile::TempDir, SearchIndex)> = OnceLock::new();
+        &INDEX
+            .get_or_init(|| {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let index = SearchIndex::open(dir.path()).expect("index");
+                let mut writer = index.index().writer(15_000_000).expect("writer");
+                let fields = index.fields();
+                for row in [
+                    person(
+                        "Jane",
+                        "Smith",
+                        "+44 20 7946 0018",
+                        &["xmpp:jsmith@x.example"],
+                    ),
+                    person("José", "Müller", "+49 30 12345678", &[]),
+                    person("Łukasz", "Wałęsa", "+48 22 123 45 67", &[]),
+                    person("王", "伟", "+44 20 3111 2233", &[]),
+                ] {
+                    writer
+                        .add_document(indexer::document(&fields, row))
+                        .expect("add");
+                }
+                writer.commit().expect("commit");
+                index.reload().expect("reload");
+                (dir, index)
+            })
+            .1
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn any_string_searches_without_error(q in any::<String>(), near in proptest::option::of(any::<String>())) {
+            let request = SearchRequest { q, limit: 10, offset: 0, near, facets: true, ..Default::default() };
+            let results = index().search_with(&request).expect("search");
+            prop_assert!(results.hits.len() <= 10);
+            prop_assert!(results.total >= results.hits.len());
+        }
+
+        #[test]
+        fn query_like_strings_search_without_error(
+            q in r#"[a-zA-Z0-9 "():*~+\-^\[\]{}\\/!?&|'.@#éüøßŁ王\u{0}-\u{1f}]{0,80}"#
+        ) {
+            let request = SearchRequest { q, limit: 5, ..Default::default() };
+            index().search_with(&request).expect("search");
+        }
+
+        #[test]
+        fn typing_any_prefix_of_a_name_finds_it(n in 1usize..=10) {
+            let name = "jane smith";
+            let typed = &name[..n];
+            let hits = index().search(typed, 10, 0).expect("search").hits;
+            prop_assert!(hits.iter().any(|h| h.display_name == "Jane Smith"), "{typed}");
+        }
+    }
+}
