@@ -240,7 +240,8 @@ fn approximate_alternatives(
     f: &Fields,
 ) -> Vec<Box<dyn Query>> {
     let chars = word.chars().count();
-    if !word.chars().any(char::is_alphabetic) {
+    // Only words of letters: "number9" is not a typo of "number8", nor does it sound like it.
+    if !word.chars().all(char::is_alphabetic) {
         return Vec::new();
     }
     let mut alternatives = Vec::new();
@@ -382,6 +383,7 @@ mod tests {
         assert!(!wide("jan sm", false), "too short for typos or sounds");
         assert!(wide("jonh smiht", false));
         assert!(wide("smith", true), "known words still match by sound");
+        assert!(!wide("number9", false), "words with digits are no names");
     }
 
     #[test]
