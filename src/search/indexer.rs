@@ -273,9 +273,13 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
         name_words.extend(fold(&spelling));
     }
     add_prefixes(&mut doc, f.name_prefix, &name_words, 1, super::MAX_PREFIX);
-    let mut codes: Vec<String> = name_words
-        .iter()
-        .flat_map(|w| super::phonetic_codes(w))
+    // Display name, given and family name repeat the same words: encode each once.
+    let mut distinct: Vec<&str> = name_words.iter().map(String::as_str).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let mut codes: Vec<String> = distinct
+        .into_iter()
+        .flat_map(super::phonetic_codes)
         .collect();
     codes.sort_unstable();
     codes.dedup();
@@ -323,7 +327,7 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
         let local = email.split('@').next().unwrap_or_default();
         let compact: String = local.chars().filter(|c| c.is_alphanumeric()).collect();
         if compact.len() < local.len() {
-            doc.add_text(f.text, compact);
+            doc.add_text(f.handle, compact.to_lowercase());
         }
     }
     for handle in &person.im {

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 pub const TOKENIZER: &str = "sb_text";
 
 /// Bumped whenever the schema changes; an index of another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// Longest prefix indexed as a term; longer typed words match by automaton instead.
 pub const MAX_PREFIX: usize = 16;
@@ -70,6 +70,9 @@ pub struct Fields {
     pub phone_suffix: Field,
     /// 1 when the person has an IM handle (later: live presence). Filter and facet.
     pub has_presence: Field,
+    /// Email local parts without punctuation ("janesmith"): matched whole only, since nearly
+    /// every person has a distinct one and a prefix automaton over them would be slow.
+    pub handle: Field,
 }
 
 /// Longest phone-number ending indexed as a term.
@@ -102,6 +105,7 @@ pub fn schema() -> (Schema, Fields) {
         phone_exact: b.add_text_field("phone_exact", STRING),
         phone_suffix: b.add_text_field("phone_suffix", STRING),
         has_presence: b.add_u64_field("has_presence", INDEXED | FAST),
+        handle: b.add_text_field("handle", STRING),
     };
     (b.build(), fields)
 }
@@ -336,7 +340,7 @@ impl SearchIndex {
         let searcher = self.reader.searcher();
         let known = |word: &str| {
             let f = &self.fields;
-            [f.name_prefix, f.text].into_iter().any(|field| {
+            [f.name_prefix, f.text, f.handle].into_iter().any(|field| {
                 searcher
                     .doc_freq(&tantivy::Term::from_field_text(field, word))
                     .is_ok_and(|n| n > 0)

@@ -215,6 +215,7 @@ fn exact_alternatives(word: &str, f: &Fields) -> Vec<Box<dyn Query>> {
         constant(term_query(term(f.name)), score::NAME),
         constant(name_prefix, score::NAME_PREFIX),
         constant(term_query(term(f.text)), score::TEXT),
+        constant(term_query(term(f.handle)), score::TEXT),
     ];
     // One- and two-letter starts of titles, departments and locations are indexed terms;
     // emails and IM handles match by prefix from three letters, by automaton: they have too
