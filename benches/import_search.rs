@@ -1,10 +1,12 @@
 //! Import, index and search benchmark (not a test: it prints figures, it asserts nothing).
 //!
-//!     cargo bench --bench import_search -- --people 1000000 --queries 20000 --concurrency 8
+//!     cargo bench --bench import_search -- --people 1000000 --queries 20000 --concurrency 8 --pg-queries 100
 //!
 //! Generates the demo company as a CSV file, imports it through the CSV source and the sync
 //! engine into a fresh embedded PostgreSQL, lets the indexer catch up, then replays a query mix
-//! (name prefixes of 1–3 words, emails, phone fragments) through HTTP with concurrency.
+//! (name prefixes of 1–3 words, emails, phone fragments and endings, typos, sound-alikes)
+//! in-process and through HTTP with concurrency, and the first `--pg-queries` of them against
+//! PostgreSQL's pg_trgm on the same data (GIN index; ILIKE and word_similarity).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -66,10 +68,15 @@ fn ms(d: Duration) -> String {
 }
 
 fn rss_mib() -> f64 {
+    status_mib("VmRSS:")
+}
+
+/// A memory figure of this process from /proc/self/status, in MiB.
+fn status_mib(key: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -349,9 +356,12 @@ async fn main() {
     );
     println!("queries with no hit: {empty} of {}", queries.len());
     println!(
-        "resident memory of the benchmark process (index, server, client): {:.0} MiB before HTTP, {:.0} MiB after",
+        "resident memory of the benchmark process (index, server, client): {:.0} MiB before HTTP, {:.0} MiB after \
+         ({:.0} MiB heap, also holding what generating and importing the company left; {:.0} MiB mapped index files)",
         rss_before_http,
-        rss_mib()
+        rss_mib(),
+        status_mib("RssAnon:"),
+        status_mib("RssFile:")
     );
     println!();
     println!("| in-process, by kind of query | share | p50 | p99 | typo tier ran |");
