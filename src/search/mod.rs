@@ -138,13 +138,21 @@ pub fn fold(text: &str) -> Vec<String> {
 /// differs. Empty for words without letters, and for words that are not ASCII after folding
 /// (Double Metaphone reads Latin letters only; `rphonetic` also slices by bytes and would panic).
 pub fn phonetic_codes(word: &str) -> Vec<String> {
+    /// Names repeat a lot (a directory of a million has tens of thousands of distinct name
+    /// words), and encoding allocates: indexing remembers recent codes per thread.
+    const CACHE_LIMIT: usize = 100_000;
     thread_local! {
         static ENCODER: rphonetic::DoubleMetaphone = rphonetic::DoubleMetaphone::default();
+        static CACHE: std::cell::RefCell<std::collections::HashMap<String, Vec<String>>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
     }
     if !word.is_ascii() || !word.chars().any(|c| c.is_ascii_alphabetic()) {
         return Vec::new();
     }
-    ENCODER.with(|encoder| {
+    if let Some(codes) = CACHE.with_borrow(|cache| cache.get(word).cloned()) {
+        return codes;
+    }
+    let codes = ENCODER.with(|encoder| {
         let result = encoder.double_metaphone(word);
         let mut codes = vec![result.primary()];
         let alternate = result.alternate();
@@ -153,7 +161,14 @@ pub fn phonetic_codes(word: &str) -> Vec<String> {
         }
         codes.retain(|c| !c.is_empty());
         codes
-    })
+    });
+    CACHE.with_borrow_mut(|cache| {
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(word.to_string(), codes.clone());
+    });
+    codes
 }
 
 /// German spellings without umlauts ("Müller" is also written "Mueller"): the `ue` forms of a
