@@ -398,7 +398,8 @@ impl SearchIndex {
         })
     }
 
-    /// Everyone who owns the number `digits` (as E.164 digits, national digits or extension).
+    /// Everyone who owns one of the `candidates` readings of a number (E.164 digits, national
+    /// digits or extension), alphabetically.
     pub fn by_phone(&self, candidates: &[String]) -> Result<Vec<PersonSummary>> {
         let searcher = self.reader.searcher();
         let queries: Vec<Box<dyn tantivy::query::Query>> = candidates
