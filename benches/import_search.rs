@@ -157,6 +157,7 @@ async fn main() {
         dry_run: false,
         force: false,
         max_delete_share: 0.2,
+        mode: None,
     };
     let t = Instant::now();
     let raw = CsvSource::new(&csv_path, Default::default())

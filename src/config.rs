@@ -49,15 +49,93 @@ pub struct SearchConfig {
     pub writer_memory_mb: usize,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     pub name: String,
+    /// `csv`, `ldap` or `active_directory`.
     #[serde(default = "default_source_kind")]
     pub kind: String,
     /// CSV only: header name in the file → Switchboard field (e.g. `"Emp No" = "external_id"`).
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
+    /// Directories: `ldap://host:389` or `ldaps://host:636`.
+    pub url: Option<String>,
+    /// Directories: upgrade `ldap://` with StartTLS.
+    #[serde(default)]
+    pub starttls: bool,
+    /// Directories: PEM file of the CA that signed the server's certificate (default: system roots).
+    pub ca_file: Option<PathBuf>,
+    pub bind_dn: Option<String>,
+    pub bind_password: Option<String>,
+    /// Read the bind password from this file (trailing newline ignored); wins over `bind_password`.
+    pub bind_password_file: Option<PathBuf>,
+    pub base_dn: Option<String>,
+    /// Directories: which entries are people (default depends on `kind`).
+    pub filter: Option<String>,
+    /// Scheduled sync while `serve` runs, e.g. `5m`; absent means manual only.
+    pub interval: Option<String>,
+    /// Directories: entries per page of a paged search (RFC 2696).
+    pub page_size: Option<u32>,
+    /// Directories: limit for connecting and for each server response, e.g. `30s`.
+    pub timeout: Option<String>,
+    /// Directories: Switchboard field → attribute(s), comma-separated in order of preference
+    /// (e.g. `department = "ou,departmentNumber"`). Overrides the defaults for `kind`.
+    #[serde(default)]
+    pub mapping: BTreeMap<String, String>,
+}
+
+impl SourceConfig {
+    pub fn is_directory(&self) -> bool {
+        matches!(self.kind.as_str(), "ldap" | "active_directory")
+    }
+
+    /// The scheduled sync interval, if any.
+    pub fn interval(&self) -> Result<Option<std::time::Duration>> {
+        self.interval
+            .as_deref()
+            .map(|i| parse_duration(&format!("sources.{}.interval", self.name), i))
+            .transpose()
+    }
+
+    pub fn timeout(&self) -> Result<std::time::Duration> {
+        match self.timeout.as_deref() {
+            Some(t) => parse_duration(&format!("sources.{}.timeout", self.name), t),
+            None => Ok(std::time::Duration::from_secs(30)),
+        }
+    }
+
+    /// The bind password, from the file if one is named.
+    pub fn bind_password(&self) -> Result<Option<String>> {
+        match &self.bind_password_file {
+            Some(path) => std::fs::read_to_string(path)
+                .map(|p| Some(p.trim_end_matches(['\r', '\n']).to_string()))
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "source {}: cannot read bind_password_file {}: {e}",
+                        self.name,
+                        path.display()
+                    ))
+                }),
+            None => Ok(self.bind_password.clone()),
+        }
+    }
+}
+
+fn parse_duration(key: &str, value: &str) -> Result<std::time::Duration> {
+    humantime::parse_duration(value)
+        .map_err(|e| {
+            Error::Config(format!(
+                "{key}: `{value}` is not a duration like 30s or 5m: {e}"
+            ))
+        })
+        .and_then(|d| {
+            if d.is_zero() {
+                Err(Error::Config(format!("{key} must be more than zero")))
+            } else {
+                Ok(d)
+            }
+        })
 }
 
 fn default_source_kind() -> String {
@@ -114,7 +192,27 @@ impl Config {
         }
         crate::domain::phone::parse_region(&self.default_region)
             .map_err(|e| Error::Config(format!("default_region: {e}")))?;
+        let mut names = std::collections::HashSet::new();
         for source in &self.sources {
+            if !names.insert(source.name.as_str()) {
+                return Err(Error::Config(format!(
+                    "source {} is declared twice",
+                    source.name
+                )));
+            }
+            match source.kind.as_str() {
+                "csv" => {}
+                "ldap" | "active_directory" => {
+                    crate::sources::ldap::LdapSettings::from_config(source)?;
+                }
+                other => {
+                    return Err(Error::Config(format!(
+                        "source {}: unknown kind `{other}` (csv, ldap, active_directory)",
+                        source.name
+                    )))
+                }
+            }
+            source.interval()?;
             for field in source.columns.values() {
                 if crate::sources::csv::Field::from_name(field).is_none() {
                     return Err(Error::Config(format!(

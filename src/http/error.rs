@@ -51,6 +51,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
         Error::SafetyLimit(_) => StatusCode::CONFLICT,
         Error::Unavailable(_) | Error::IndexLocked => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Directory { .. } | Error::DirectoryAuth { .. } => StatusCode::BAD_GATEWAY,
         Error::Config(_)
         | Error::Input { .. }
         | Error::EmbeddedDb(_)

@@ -4,6 +4,8 @@ pub mod error;
 pub mod health;
 pub mod openapi;
 pub mod people;
+pub mod photos;
+pub mod sync;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -30,6 +32,8 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(people::router())
+        .merge(photos::router())
+        .merge(sync::router())
         .route("/openapi.json", get(openapi_json))
         .fallback(not_found);
     Router::new()

@@ -1,6 +1,8 @@
 //! The sync engine: diffs what a source says against the store and applies the difference in
 //! one transaction, appending to `change_log`. Nothing else writes people.
 
+pub mod directory;
+
 use std::collections::{HashMap, HashSet};
 
 use indicatif::ProgressBar;
@@ -12,14 +14,18 @@ use uuid::Uuid;
 use crate::db::copy::{copy_rows, CopyRow};
 use crate::db::runs::{self, Counts, Reject};
 use crate::db::{CHANGES_CHANNEL, WRITE_LOCK_KEY};
-use crate::domain::{NormalizedRecord, PhoneNormalizer, SourceRecord};
+use crate::domain::{NormalizedRecord, PhoneNormalizer, Photo, SourceRecord};
 use crate::error::{Error, Result};
 
-/// What a source read: records with the line they start on, and rows it could not read at all.
+/// What a source read: records with the line they start on, rows it could not read at all, and
+/// (incremental syncs) the ids the source says are gone.
 #[derive(Debug, Default)]
 pub struct RawBatch {
     pub records: Vec<(Option<u64>, SourceRecord)>,
     pub rejects: Vec<Reject>,
+    /// External ids the source reported deleted (or disabled). Only partial runs use this; a
+    /// full run removes whoever it does not list.
+    pub removals: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -33,6 +39,8 @@ pub struct ImportOptions {
     /// Accept removing more than `max_delete_share` of the source.
     pub force: bool,
     pub max_delete_share: f64,
+    /// Recorded as the run's mode instead of `full`/`partial` (e.g. `incremental`).
+    pub mode: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -41,6 +49,25 @@ pub enum ChangeKind {
     Added,
     Updated,
     Removed,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Updated => "updated",
+            ChangeKind::Removed => "removed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ChangeKind> {
+        match s {
+            "added" => Some(ChangeKind::Added),
+            "updated" => Some(ChangeKind::Updated),
+            "removed" => Some(ChangeKind::Removed),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -86,13 +113,14 @@ struct Existing {
 /// run, the run is recorded as failed with the reason.
 pub async fn import(
     pool: &PgPool,
-    raw: RawBatch,
+    mut raw: RawBatch,
     phones: &PhoneNormalizer,
     opts: &ImportOptions,
     progress: &ProgressBar,
 ) -> Result<ImportReport> {
     progress.set_message("validating");
     let started = std::time::Instant::now();
+    let removals = std::mem::take(&mut raw.removals);
     let (records, rejects) = validate(raw, phones);
     let validated = started.elapsed().as_secs_f64();
 
@@ -100,10 +128,22 @@ pub async fn import(
         None
     } else {
         runs::ensure_source(pool, &opts.source, &opts.kind).await?;
-        let mode = if opts.full { "full" } else { "partial" };
+        let mode = opts
+            .mode
+            .unwrap_or(if opts.full { "full" } else { "partial" });
         Some(runs::start(pool, &opts.source, &opts.kind, mode).await?)
     };
-    match apply(pool, &records, rejects.clone(), opts, run_id, progress).await {
+    match apply(
+        pool,
+        &records,
+        &removals,
+        rejects.clone(),
+        opts,
+        run_id,
+        progress,
+    )
+    .await
+    {
         Ok(mut report) => {
             report.timings.validate = validated;
             Ok(report)
@@ -191,6 +231,7 @@ pub fn validate(
 async fn apply(
     pool: &PgPool,
     records: &[(Option<u64>, NormalizedRecord)],
+    removals: &[String],
     rejects: Vec<Reject>,
     opts: &ImportOptions,
     run_id: Option<i64>,
@@ -208,6 +249,7 @@ async fn apply(
         records
             .iter()
             .map(|(_, r)| r.external_id.as_str())
+            .chain(removals.iter().map(String::as_str))
             .collect()
     });
     let existing = load_existing(&mut tx, &opts.source, only).await?;
@@ -253,6 +295,31 @@ async fn apply(
     }
 
     let mut removed = Vec::new();
+    if !opts.full && !removals.is_empty() {
+        let listed: HashSet<&str> = records
+            .iter()
+            .map(|(_, r)| r.external_id.as_str())
+            .collect();
+        for external_id in removals {
+            // A record both listed and reported gone (re-added in the same window) stays.
+            if listed.contains(external_id.as_str()) {
+                continue;
+            }
+            if let Some(e) = existing.get(external_id).filter(|e| !e.deleted) {
+                removed.push(e.person_id);
+                changes.push(Change {
+                    kind: ChangeKind::Removed,
+                    person_id: e.person_id,
+                    external_id: external_id.clone(),
+                    display_name: e.display_name.clone(),
+                });
+            }
+        }
+        if !removed.is_empty() {
+            let active = count_active(&mut tx, &opts.source).await?;
+            check_share(opts, removed.len(), active)?;
+        }
+    }
     if opts.full {
         // Rows that were refused still name people who exist: keep them.
         let seen: HashSet<&str> = records
@@ -322,19 +389,28 @@ async fn apply(
         "id, display_name, given_name, family_name, title, department, \
         org_unit, location, manager_id, manager_ref, phones, emails, im, photo_url";
 
+    store_photos(
+        &mut tx,
+        added
+            .iter()
+            .chain(&updated)
+            .filter_map(|&i| records[i].1.photo.as_deref()),
+    )
+    .await?;
     if !added.is_empty() {
         let statement = format!("COPY people ({PERSON_COPY_COLUMNS}) FROM STDIN");
         copy_rows(&mut tx, &statement, added.iter().copied(), record_row).await?;
         copy_rows(
             &mut tx,
-            "COPY person_sources (source, external_id, person_id, content_hash) FROM STDIN",
+            "COPY person_sources (source, external_id, person_id, content_hash, dn) FROM STDIN",
             added.iter().copied(),
             |row, i| {
                 let rec = &records[i].1;
                 row.text(Some(&opts.source))
                     .text(Some(&rec.external_id))
                     .display(Some(ids[i]))
-                    .display(Some(hashes[i]));
+                    .display(Some(hashes[i]))
+                    .text(rec.dn.as_deref());
             },
         )
         .await?;
@@ -344,17 +420,18 @@ async fn apply(
             "CREATE TEMP TABLE staging_people ON COMMIT DROP AS \
              SELECT id, display_name, given_name, family_name, title, department, org_unit, location, \
              manager_id, manager_ref, phones, emails, im, photo_url, 0::bigint AS content_hash, \
-             ''::text AS external_id FROM people WITH NO DATA",
+             ''::text AS external_id, ''::text AS dn FROM people WITH NO DATA",
         )
         .execute(&mut *tx)
         .await?;
         let statement = format!(
-            "COPY staging_people ({PERSON_COPY_COLUMNS}, content_hash, external_id) FROM STDIN"
+            "COPY staging_people ({PERSON_COPY_COLUMNS}, content_hash, external_id, dn) FROM STDIN"
         );
         copy_rows(&mut tx, &statement, updated.iter().copied(), |row, i| {
             record_row(row, i);
             row.display(Some(hashes[i]))
-                .text(Some(&records[i].1.external_id));
+                .text(Some(&records[i].1.external_id))
+                .text(records[i].1.dn.as_deref());
         })
         .await?;
         sqlx::query(
@@ -368,7 +445,7 @@ async fn apply(
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE person_sources ps SET content_hash = s.content_hash FROM staging_people s \
+            "UPDATE person_sources ps SET content_hash = s.content_hash, dn = s.dn FROM staging_people s \
              WHERE ps.source = $1 AND ps.external_id = s.external_id",
         )
         .bind(&opts.source)
@@ -384,10 +461,14 @@ async fn apply(
     if !changes.is_empty() {
         copy_rows(
             &mut tx,
-            "COPY change_log (person_id, run_id) FROM STDIN",
+            "COPY change_log (person_id, run_id, kind, external_id, display_name) FROM STDIN",
             &changes,
             |row, c| {
-                row.display(Some(c.person_id)).display(run_id);
+                row.display(Some(c.person_id))
+                    .display(run_id)
+                    .text(Some(c.kind.as_str()))
+                    .text(Some(&c.external_id))
+                    .text(Some(&c.display_name));
             },
         )
         .await?;
@@ -445,6 +526,21 @@ fn check_removal_limit(
         )));
     }
     let active = existing.values().filter(|e| !e.deleted).count();
+    check_share(opts, removing, active)
+}
+
+async fn count_active(conn: &mut PgConnection, source: &str) -> Result<usize> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM person_sources ps JOIN people p ON p.id = ps.person_id \
+         WHERE ps.source = $1 AND p.deleted_at IS NULL",
+    )
+    .bind(source)
+    .fetch_one(conn)
+    .await?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+fn check_share(opts: &ImportOptions, removing: usize, active: usize) -> Result<()> {
     if !opts.force && removing as f64 > opts.max_delete_share * active as f64 {
         return Err(Error::SafetyLimit(format!(
             "this run would remove {removing} of {active} people of source `{}` ({:.0}%), more than the \
@@ -490,6 +586,35 @@ async fn load_existing(
             },
         )
         .collect())
+}
+
+/// Stores each new photo once, by digest.
+async fn store_photos<'a>(
+    conn: &mut PgConnection,
+    photos: impl Iterator<Item = &'a Photo>,
+) -> Result<()> {
+    let mut seen = HashSet::new();
+    let (mut digests, mut types, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
+    for photo in photos {
+        if seen.insert(photo.digest.as_str()) {
+            digests.push(photo.digest.as_str());
+            types.push(photo.content_type);
+            bytes.push(photo.bytes.as_slice());
+        }
+    }
+    if digests.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO photos (digest, content_type, bytes) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[]) ON CONFLICT (digest) DO NOTHING",
+    )
+    .bind(&digests)
+    .bind(&types)
+    .bind(&bytes)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Finds each record's manager: in the batch (by external id, then email), then in the
