@@ -158,6 +158,7 @@ async fn main() {
         force: false,
         max_delete_share: 0.2,
         mode: None,
+        merge: Default::default(),
     };
     let t = Instant::now();
     let raw = CsvSource::new(&csv_path, Default::default())

@@ -5,6 +5,10 @@
 -- uSNChanged seen (Active Directory), with the server it came from.
 ALTER TABLE sources ADD COLUMN sync_state jsonb;
 
+-- What this source says about the person, kept once a second source joins them (people merged
+-- by email); NULL while the person has this one source, whose view is then the `people` row.
+ALTER TABLE person_sources ADD COLUMN record jsonb;
+
 -- The record's current DN (directories), normalized; identity stays `external_id`.
 ALTER TABLE person_sources ADD COLUMN dn text;
 CREATE INDEX person_sources_dn ON person_sources (source, dn) WHERE dn IS NOT NULL;

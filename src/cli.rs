@@ -214,6 +214,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 force,
                 max_delete_share: config.import.max_delete_share,
                 mode: None,
+                merge: config.merge.clone(),
             };
             let db = Database::open(&config).await?;
             let result = run_import(&config, &db, raw, &opts).await;
@@ -275,6 +276,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 force,
                 max_delete_share: config.import.max_delete_share,
                 mode: Some(sync.mode),
+                merge: config.merge.clone(),
             };
             print_report(&input, &opts, &sync.report);
             Ok(if sync.report.rejects.is_empty() {
@@ -348,6 +350,7 @@ async fn load_demo(config: &Config, db: &Database, count: usize, seed: u64) -> R
         force: true,
         max_delete_share: config.import.max_delete_share,
         mode: None,
+        merge: config.merge.clone(),
     };
     let report = run_import(config, db, raw, &opts).await?;
     eprintln!(

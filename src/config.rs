@@ -23,6 +23,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub import: ImportConfig,
     pub search: SearchConfig,
+    /// How people from several sources become one.
+    pub merge: MergeConfig,
     /// Named contact sources with per-source settings (e.g. CSV column mappings).
     pub sources: Vec<SourceConfig>,
 }
@@ -40,6 +42,37 @@ pub struct DatabaseConfig {
 pub struct ImportConfig {
     /// A full import or sync that would remove more than this share of a source stops unless forced.
     pub max_delete_share: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeConfig {
+    /// What makes records of different sources one person: `email` (a shared address) or `none`.
+    #[serde(default = "default_merge_key")]
+    pub key: String,
+    /// Sources in order of precedence: each attribute comes from the first that has a value.
+    /// Sources not listed follow in alphabetical order.
+    #[serde(default)]
+    pub precedence: Vec<String>,
+    /// Per-attribute precedence, e.g. `phones = ["facilities", "corp"]` (attributes:
+    /// display_name, given_name, family_name, title, department, org_unit, location, manager,
+    /// phones, emails, im, photo_url).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, Vec<String>>,
+}
+
+fn default_merge_key() -> String {
+    "email".into()
+}
+
+impl Default for MergeConfig {
+    fn default() -> Self {
+        MergeConfig {
+            key: default_merge_key(),
+            precedence: Vec::new(),
+            attributes: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -158,6 +191,7 @@ impl Default for Config {
             search: SearchConfig {
                 writer_memory_mb: 256,
             },
+            merge: MergeConfig::default(),
             sources: Vec::new(),
         }
     }
@@ -192,6 +226,20 @@ impl Config {
         }
         crate::domain::phone::parse_region(&self.default_region)
             .map_err(|e| Error::Config(format!("default_region: {e}")))?;
+        if !matches!(self.merge.key.as_str(), "email" | "none") {
+            return Err(Error::Config(format!(
+                "merge.key `{}` must be `email` or `none`",
+                self.merge.key
+            )));
+        }
+        for attribute in self.merge.attributes.keys() {
+            if !crate::sync::merge::ATTRIBUTES.contains(&attribute.as_str()) {
+                return Err(Error::Config(format!(
+                    "merge.attributes: unknown attribute `{attribute}` (known: {})",
+                    crate::sync::merge::ATTRIBUTES.join(", ")
+                )));
+            }
+        }
         let mut names = std::collections::HashSet::new();
         for source in &self.sources {
             if !names.insert(source.name.as_str()) {

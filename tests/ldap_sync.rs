@@ -13,18 +13,29 @@ fn fixture_ldif() -> String {
     base_ldif() + &std::fs::read_to_string(common::fixture("ldap/people.ldif")).expect("fixture")
 }
 
+fn config(source: &SourceConfig) -> Config {
+    Config {
+        default_region: "GB".into(),
+        sources: vec![source.clone()],
+        ..Config::default()
+    }
+}
+
 async fn sync(
     app: &mut TestApp,
     source: &SourceConfig,
     opts: DirectorySyncOptions,
 ) -> switchboard::Result<DirectorySyncReport> {
-    let config = Config {
-        default_region: "GB".into(),
-        sources: vec![source.clone()],
-        ..Config::default()
-    };
-    let report =
-        sync_directory(&app.db.pool, &config, source, opts, &ProgressBar::hidden()).await?;
+    sync_with(app, &config(source), source, opts).await
+}
+
+async fn sync_with(
+    app: &mut TestApp,
+    config: &Config,
+    source: &SourceConfig,
+    opts: DirectorySyncOptions,
+) -> switchboard::Result<DirectorySyncReport> {
+    let report = sync_directory(&app.db.pool, config, source, opts, &ProgressBar::hidden()).await?;
     app.indexer.catch_up().await.expect("catch up");
     Ok(report)
 }
@@ -310,4 +321,91 @@ async fn a_refused_cookie_falls_back_to_a_full_sync() {
     assert!(r.fell_back.is_some());
     assert_eq!(r.report.counts.removed, 1);
     assert_eq!(r.report.counts.unchanged, 9);
+}
+
+#[tokio::test]
+async fn people_in_two_sources_merge_by_email_with_per_attribute_precedence() {
+    let slapd = Slapd::start(SlapdOptions::default(), &fixture_ldif());
+    let mut app = TestApp::new().await;
+    let source = slapd.source("corp");
+    let mut config = config(&source);
+    // Phone numbers from the facilities team's CSV, everything else from the directory.
+    config.merge.precedence = vec!["corp".into(), "facilities".into()];
+    config
+        .merge
+        .attributes
+        .insert("phones".into(), vec!["facilities".into(), "corp".into()]);
+    sync_with(&mut app, &config, &source, DirectorySyncOptions::default())
+        .await
+        .expect("ldap");
+    let alice_ldap = person(&app, "alice smith").await;
+
+    let facilities = switchboard::sync::ImportOptions {
+        merge: config.merge.clone(),
+        ..common::options("facilities")
+    };
+    let csv = "external_id,display_name,email,phone,title,org_unit\n\
+               f-1,A. Smith,Alice.Smith@example.com,+44 20 7946 0999,Wrong Title,Sales North\n\
+               f-2,Bob Builder,bob@example.com,+44 20 7946 0555,Caretaker,Facilities\n";
+    let r = app.import_csv(csv, &facilities).await.expect("csv");
+    assert_eq!(r.counts.added, 2);
+    // Alice is one person with both sources; Bob is new.
+    assert_eq!(app.names("alice").await, vec!["Alice Smith"]);
+    let alice = person(&app, "alice smith").await;
+    assert_eq!(alice["id"], alice_ldap["id"]);
+    assert_eq!(alice["sources"].as_array().expect("sources").len(), 2);
+    assert_eq!(alice["title"], "Head of Sales", "directory wins titles");
+    assert_eq!(alice["org_unit"], "Sales North", "filled from the CSV");
+    let phones: Vec<&str> = alice["phones"]
+        .as_array()
+        .expect("phones")
+        .iter()
+        .filter_map(|p| p["e164"].as_str())
+        .collect();
+    assert_eq!(phones, vec!["+442079460999"], "facilities wins phones");
+
+    // A directory change to a merged person keeps the precedence.
+    slapd.modify(&format!(
+        "dn: uid=asmith,ou=People,{SUFFIX}\nchangetype: modify\nreplace: title\ntitle: Sales Director\n"
+    ));
+    let r = sync_with(&mut app, &config, &source, DirectorySyncOptions::default())
+        .await
+        .expect("incremental");
+    assert_eq!(r.report.counts.updated, 1);
+    let alice = person(&app, "alice smith").await;
+    assert_eq!(alice["title"], "Sales Director");
+    assert_eq!(alice["phones"][0]["e164"], "+442079460999");
+
+    // The CSV drops Alice: she stays (the directory lists her) with the directory's number.
+    let full = switchboard::sync::ImportOptions {
+        full: true,
+        force: true,
+        ..facilities.clone()
+    };
+    let csv =
+        "external_id,display_name,email,phone\nf-2,Bob Builder,bob@example.com,+44 20 7946 0555\n";
+    let r = app.import_csv(csv, &full).await.expect("csv full");
+    assert_eq!(r.counts.removed, 1);
+    let alice = person(&app, "alice smith").await;
+    assert_eq!(alice["sources"].as_array().expect("sources").len(), 1);
+    assert_eq!(alice["phones"][0]["e164"], "+442079460100");
+    assert_eq!(alice["org_unit"], serde_json::Value::Null);
+
+    // The directory removes her too: now she is gone.
+    slapd.modify(&format!(
+        "dn: uid=asmith,ou=People,{SUFFIX}\nchangetype: delete\n"
+    ));
+    let r = sync_with(
+        &mut app,
+        &config,
+        &source,
+        DirectorySyncOptions {
+            force: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("delete");
+    assert_eq!(r.report.counts.removed, 1);
+    assert!(app.names("alice").await.is_empty());
 }

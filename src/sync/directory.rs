@@ -31,6 +31,8 @@ pub struct DirectorySyncReport {
     pub fell_back: Option<String>,
     /// Entries the directory sent.
     pub read: usize,
+    /// Seconds spent reading the directory (the import's own stages are in `report.timings`).
+    pub read_seconds: f64,
     pub report: ImportReport,
 }
 
@@ -49,6 +51,7 @@ pub async fn sync_directory(
         load_cursor(pool, &source.name).await?
     };
     progress.set_message(format!("reading {}", settings.url));
+    let started = std::time::Instant::now();
     let read = {
         let progress = progress.clone();
         let tick = move |n: usize| {
@@ -85,6 +88,7 @@ pub async fn sync_directory(
         }
     };
     let entries = read.records.len();
+    let read_seconds = started.elapsed().as_secs_f64();
     progress.set_message(format!("read {entries} entries; applying"));
 
     let mut raw = RawBatch {
@@ -118,6 +122,7 @@ pub async fn sync_directory(
         force: opts.force,
         max_delete_share: config.import.max_delete_share,
         mode: Some(mode),
+        merge: config.merge.clone(),
     };
     let report = import(pool, raw, &phones, &import_opts, progress).await?;
     if !opts.dry_run {
@@ -127,6 +132,7 @@ pub async fn sync_directory(
         mode,
         fell_back: read.fell_back,
         read: entries,
+        read_seconds,
         report,
     })
 }

@@ -2,6 +2,7 @@
 //! one transaction, appending to `change_log`. Nothing else writes people.
 
 pub mod directory;
+pub mod merge;
 
 use std::collections::{HashMap, HashSet};
 
@@ -11,6 +12,7 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::config::MergeConfig;
 use crate::db::copy::{copy_rows, CopyRow};
 use crate::db::runs::{self, Counts, Reject};
 use crate::db::{CHANGES_CHANNEL, WRITE_LOCK_KEY};
@@ -41,6 +43,8 @@ pub struct ImportOptions {
     pub max_delete_share: f64,
     /// Recorded as the run's mode instead of `full`/`partial` (e.g. `incremental`).
     pub mode: Option<&'static str>,
+    /// How records join people of other sources, and which source wins each attribute.
+    pub merge: MergeConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -107,6 +111,8 @@ struct Existing {
     manager_id: Option<Uuid>,
     deleted: bool,
     display_name: String,
+    /// The person has other sources too: this source's view is kept apart and merged.
+    shared: bool,
 }
 
 /// Validates, diffs and applies a batch. On failure nothing is changed and, unless this is a dry
@@ -253,12 +259,24 @@ async fn apply(
             .collect()
     });
     let existing = load_existing(&mut tx, &opts.source, only).await?;
+    // Records new to this source that share an email with a person of another source join them.
+    let joins: HashMap<usize, Uuid> = if opts.merge.by_email() {
+        let candidates: Vec<(usize, &[String])> = records
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, r))| !existing.contains_key(&r.external_id) && !r.emails.is_empty())
+            .map(|(i, (_, r))| (i, r.emails.as_slice()))
+            .collect();
+        merge::find_matches(&mut tx, &opts.source, &candidates).await?
+    } else {
+        HashMap::new()
+    };
     let ids: Vec<Uuid> = records
         .iter()
-        .map(|(_, r)| {
-            existing
-                .get(&r.external_id)
-                .map_or_else(Uuid::now_v7, |e| e.person_id)
+        .enumerate()
+        .map(|(i, (_, r))| match existing.get(&r.external_id) {
+            Some(e) => e.person_id,
+            None => joins.get(&i).copied().unwrap_or_else(Uuid::now_v7),
         })
         .collect();
     let managers = resolve_managers(&mut tx, &opts.source, records, &ids).await?;
@@ -270,15 +288,26 @@ async fn apply(
     };
     let mut added = Vec::new();
     let mut updated = Vec::new();
+    // Records whose person other sources share: written as views, then the person is merged.
+    let mut joined = Vec::new();
+    let mut updated_shared = Vec::new();
     let mut changes = Vec::new();
     for (i, (_, rec)) in records.iter().enumerate() {
         let kind = match existing.get(&rec.external_id) {
+            None if joins.contains_key(&i) => {
+                joined.push(i);
+                ChangeKind::Added
+            }
             None => {
                 added.push(i);
                 ChangeKind::Added
             }
             Some(e) if e.deleted || e.hash != hashes[i] || e.manager_id != managers[i] => {
-                updated.push(i);
+                if e.shared {
+                    updated_shared.push(i);
+                } else {
+                    updated.push(i);
+                }
                 ChangeKind::Updated
             }
             Some(_) => {
@@ -306,7 +335,7 @@ async fn apply(
                 continue;
             }
             if let Some(e) = existing.get(external_id).filter(|e| !e.deleted) {
-                removed.push(e.person_id);
+                removed.push((external_id.clone(), e.person_id, e.shared));
                 changes.push(Change {
                     kind: ChangeKind::Removed,
                     person_id: e.person_id,
@@ -329,7 +358,7 @@ async fn apply(
             .collect();
         for (external_id, e) in &existing {
             if !e.deleted && !seen.contains(external_id.as_str()) {
-                removed.push(e.person_id);
+                removed.push((external_id.clone(), e.person_id, e.shared));
                 changes.push(Change {
                     kind: ChangeKind::Removed,
                     person_id: e.person_id,
@@ -346,9 +375,12 @@ async fn apply(
             &rejects,
         )?;
     }
-    counts.added = added.len();
-    counts.updated = updated.len();
+    counts.added = added.len() + joined.len();
+    counts.updated = updated.len() + updated_shared.len();
     counts.removed = removed.len();
+    // A shared person leaving this source stays, merged from the sources that still list them,
+    // unless this was their last source.
+    let (detached, removed) = split_detached(&mut tx, removed).await?;
 
     let mut timings = Timings {
         compare: started.elapsed().as_secs_f64(),
@@ -450,6 +482,20 @@ async fn apply(
         )
         .bind(&opts.source)
         .execute(&mut *tx)
+        .await?;
+    }
+    if !joined.is_empty() || !updated_shared.is_empty() || !detached.is_empty() {
+        write_shared(
+            &mut tx,
+            opts,
+            records,
+            &ids,
+            &managers,
+            &hashes,
+            &joined,
+            &updated_shared,
+            &detached,
+        )
         .await?;
     }
     if !removed.is_empty() {
@@ -560,9 +606,11 @@ async fn load_existing(
     source: &str,
     only: Option<Vec<&str>>,
 ) -> Result<HashMap<String, Existing>> {
-    let rows = sqlx::query_as::<_, (String, Uuid, i64, Option<Uuid>, bool, String)>(
-        "SELECT ps.external_id, ps.person_id, ps.content_hash, p.manager_id, p.deleted_at IS NOT NULL, \
-         p.display_name FROM person_sources ps JOIN people p ON p.id = ps.person_id \
+    let rows = sqlx::query_as::<_, (String, Uuid, i64, Option<Uuid>, bool, String, bool)>(
+        "SELECT ps.external_id, ps.person_id, ps.content_hash, \
+         CASE WHEN ps.record IS NULL THEN p.manager_id ELSE (ps.record->>'manager_id')::uuid END, \
+         p.deleted_at IS NOT NULL, COALESCE(ps.record->>'display_name', p.display_name), \
+         ps.record IS NOT NULL FROM person_sources ps JOIN people p ON p.id = ps.person_id \
          WHERE ps.source = $1 AND ($2::text[] IS NULL OR ps.external_id = ANY($2))",
     )
     .bind(source)
@@ -572,7 +620,7 @@ async fn load_existing(
     Ok(rows
         .into_iter()
         .map(
-            |(external_id, person_id, hash, manager_id, deleted, display_name)| {
+            |(external_id, person_id, hash, manager_id, deleted, display_name, shared)| {
                 (
                     external_id,
                     Existing {
@@ -581,11 +629,107 @@ async fn load_existing(
                         manager_id,
                         deleted,
                         display_name,
+                        shared,
                     },
                 )
             },
         )
         .collect())
+}
+
+/// Splits removals into shared people who keep other sources (detached from this one) and
+/// people to soft-delete.
+async fn split_detached(
+    conn: &mut PgConnection,
+    removed: Vec<(String, Uuid, bool)>,
+) -> Result<(Vec<(String, Uuid)>, Vec<Uuid>)> {
+    let shared: Vec<Uuid> = removed.iter().filter(|r| r.2).map(|r| r.1).collect();
+    let sources: HashMap<Uuid, i64> = if shared.is_empty() {
+        HashMap::new()
+    } else {
+        sqlx::query_as::<_, (Uuid, i64)>(
+            "SELECT person_id, count(*) FROM person_sources WHERE person_id = ANY($1) GROUP BY person_id",
+        )
+        .bind(&shared)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    let mut detached = Vec::new();
+    let mut gone = Vec::new();
+    for (external_id, person, is_shared) in removed {
+        if is_shared && sources.get(&person).copied().unwrap_or(0) > 1 {
+            detached.push((external_id, person));
+        } else {
+            gone.push(person);
+        }
+    }
+    Ok((detached, gone))
+}
+
+/// Writes this source's views of shared people, drops the views of those it no longer lists,
+/// and merges each affected person again.
+#[allow(clippy::too_many_arguments)]
+async fn write_shared(
+    conn: &mut PgConnection,
+    opts: &ImportOptions,
+    records: &[(Option<u64>, NormalizedRecord)],
+    ids: &[Uuid],
+    managers: &[Option<Uuid>],
+    hashes: &[i64],
+    joined: &[usize],
+    updated_shared: &[usize],
+    detached: &[(String, Uuid)],
+) -> Result<()> {
+    let mut people: Vec<Uuid> = joined
+        .iter()
+        .chain(updated_shared)
+        .map(|&i| ids[i])
+        .chain(detached.iter().map(|d| d.1))
+        .collect();
+    people.sort();
+    people.dedup();
+    // The people joined so far had one source, whose view is their current row.
+    merge::snapshot_single_source(conn, &people).await?;
+    let view = |i: usize| {
+        serde_json::to_value(merge::SourceView::of(&records[i].1, managers[i]))
+            .map_err(|e| Error::Internal(e.into()))
+    };
+    let rows: Vec<serde_json::Value> = joined
+        .iter()
+        .chain(updated_shared)
+        .map(|&i| {
+            Ok(serde_json::json!({
+                "external_id": records[i].1.external_id,
+                "person_id": ids[i],
+                "content_hash": hashes[i],
+                "dn": records[i].1.dn,
+                "record": view(i)?,
+            }))
+        })
+        .collect::<Result<_>>()?;
+    sqlx::query(
+        "INSERT INTO person_sources (source, external_id, person_id, content_hash, dn, record) \
+         SELECT $1, s.external_id, s.person_id, s.content_hash, s.dn, s.record \
+         FROM jsonb_to_recordset($2::jsonb) AS s(external_id text, person_id uuid, \
+           content_hash bigint, dn text, record jsonb) \
+         ON CONFLICT (source, external_id) DO UPDATE SET content_hash = EXCLUDED.content_hash, \
+           dn = EXCLUDED.dn, record = EXCLUDED.record",
+    )
+    .bind(&opts.source)
+    .bind(serde_json::Value::Array(rows))
+    .execute(&mut *conn)
+    .await?;
+    if !detached.is_empty() {
+        let gone: Vec<&str> = detached.iter().map(|d| d.0.as_str()).collect();
+        sqlx::query("DELETE FROM person_sources WHERE source = $1 AND external_id = ANY($2)")
+            .bind(&opts.source)
+            .bind(&gone)
+            .execute(&mut *conn)
+            .await?;
+    }
+    merge::recompute(conn, &people, &opts.merge).await
 }
 
 /// Stores each new photo once, by digest.

@@ -18,6 +18,7 @@ use switchboard::search::SearchIndex;
 use switchboard::sync::{self, ImportOptions, ImportReport, RawBatch};
 use tower::ServiceExt;
 
+pub mod samba;
 pub mod slapd;
 
 pub fn cluster_dir() -> PathBuf {
@@ -79,6 +80,7 @@ pub fn options(source: &str) -> ImportOptions {
         force: false,
         max_delete_share: 0.2,
         mode: None,
+        merge: Default::default(),
     }
 }
 
