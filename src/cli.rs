@@ -106,6 +106,9 @@ pub enum SyncCommand {
         /// Allow a run to remove more than `import.max_delete_share` of the source.
         #[arg(long)]
         force: bool,
+        /// Refresh just this person now: a uid, mail, sAMAccountName or cn.
+        #[arg(long, conflicts_with = "full")]
+        person: Option<String>,
     },
     /// List recent import and sync runs, newest first, or show one run with who changed.
     Runs {
@@ -232,6 +235,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             full,
             dry_run,
             force,
+            person,
         }) => {
             let source_config = config
                 .source(&source)
@@ -252,6 +256,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     full,
                     dry_run,
                     force,
+                    person,
                 },
                 &progress,
             )

@@ -409,3 +409,66 @@ async fn people_in_two_sources_merge_by_email_with_per_attribute_precedence() {
     assert_eq!(r.report.counts.removed, 1);
     assert!(app.names("alice").await.is_empty());
 }
+
+#[tokio::test]
+async fn one_person_refreshes_by_uid_and_filter_characters_match_themselves() {
+    let slapd = Slapd::start(
+        SlapdOptions::default(),
+        &(base_ldif() + &people_ldif(0..10)),
+    );
+    let mut app = TestApp::new().await;
+    let source = slapd.source("corp");
+    let only = |who: &str| DirectorySyncOptions {
+        person: Some(who.into()),
+        ..Default::default()
+    };
+    let r = sync(&mut app, &source, only("user3")).await.expect("one");
+    assert_eq!(r.mode, "partial");
+    assert_eq!(r.report.counts.added, 1);
+    assert_eq!(app.active("corp").await, 1);
+    // Unescaped, `*` would match everyone and `*)(uid=*` would rewrite the filter.
+    for hostile in ["*", "user*", "*)(uid=*", "user1)(|(uid=*"] {
+        let err = sync(&mut app, &source, only(hostile))
+            .await
+            .expect_err(hostile);
+        assert_eq!(err.code(), "not_found", "{hostile}: {err}");
+    }
+    assert_eq!(app.active("corp").await, 1);
+    // A refresh by mail works too, and leaves the incremental cursor alone.
+    sync(&mut app, &source, only("user5@example.com"))
+        .await
+        .expect("by mail");
+    assert_eq!(app.active("corp").await, 2);
+    let first = sync(&mut app, &source, DirectorySyncOptions::default())
+        .await
+        .expect("full");
+    assert_eq!(first.mode, "full");
+    assert_eq!(first.report.counts.added, 8);
+}
+
+#[tokio::test]
+async fn ldaps_and_starttls_verify_the_server_against_the_configured_ca() {
+    let options = SlapdOptions {
+        tls: true,
+        ..SlapdOptions::default()
+    };
+    let slapd = Slapd::start(options, &(base_ldif() + &people_ldif(0..5)));
+    let mut app = TestApp::new().await;
+
+    let mut ldaps = slapd.source("corp");
+    ldaps.url = slapd.ldaps_url.clone();
+    // Without our CA, the server's certificate is not trusted: an error, nobody written.
+    let err = sync_default(&mut app, &ldaps).await.expect_err("untrusted");
+    assert_eq!(err.code(), "directory_unavailable", "{err}");
+    assert_eq!(app.active("corp").await, 0);
+
+    ldaps.ca_file = Some(slapd.ca_file());
+    let r = sync_default(&mut app, &ldaps).await.expect("ldaps");
+    assert_eq!(r.report.counts.added, 5);
+
+    let mut starttls = slapd.source("corp-starttls");
+    starttls.starttls = true;
+    starttls.ca_file = Some(slapd.ca_file());
+    let r = sync_default(&mut app, &starttls).await.expect("starttls");
+    assert_eq!(r.report.counts.added, 5);
+}

@@ -473,6 +473,29 @@ impl LdapSettings {
         result
     }
 
+    /// Reads the one person whose `uid`, `mail`, `sAMAccountName` or `cn` is `who` (escaped:
+    /// `*` or `)` in it match themselves, never widen the search).
+    pub async fn read_person(&self, who: &str) -> Result<DirectoryRead> {
+        let mut ldap = self.connect().await?;
+        let value = escape_filter_value(who.trim());
+        let filter = format!(
+            "(&{}(|(uid={value})(mail={value})(sAMAccountName={value})(cn={value})))",
+            self.filter
+        );
+        let result = self
+            .paged(
+                &mut ldap,
+                &self.base_dn,
+                &filter,
+                self.mapping.requested(self.flavor),
+                Vec::new(),
+                &|_| {},
+            )
+            .await;
+        let _ = ldap.unbind().await;
+        Ok(self.convert(result?, false))
+    }
+
     async fn read_with(
         &self,
         ldap: &mut Ldap,

@@ -15,12 +15,15 @@ use crate::error::{Error, Result};
 use crate::sources::ldap::{LdapSettings, SyncCursor};
 use crate::sync::{import, ImportOptions, ImportReport, RawBatch};
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct DirectorySyncOptions {
     /// Read everything even when an incremental read is possible.
     pub full: bool,
     pub dry_run: bool,
     pub force: bool,
+    /// Refresh only the person with this uid, mail, sAMAccountName or cn; the stored cursor
+    /// is left alone.
+    pub person: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -45,7 +48,7 @@ pub async fn sync_directory(
     progress: &ProgressBar,
 ) -> Result<DirectorySyncReport> {
     let settings = LdapSettings::from_config(source)?;
-    let cursor = if opts.full {
+    let cursor = if opts.full || opts.person.is_some() {
         None
     } else {
         load_cursor(pool, &source.name).await?
@@ -64,7 +67,13 @@ pub async fn sync_directory(
             let cursor = cursor.clone();
             // A malformed server response panics inside the LDAP client; a task turns that
             // into an error instead of taking the process down.
-            tokio::spawn(async move { settings.read(cursor.as_ref(), &tick).await })
+            let person = opts.person.clone();
+            tokio::spawn(async move {
+                match person {
+                    Some(who) => settings.read_person(&who).await,
+                    None => settings.read(cursor.as_ref(), &tick).await,
+                }
+            })
         };
         match task.await {
             Ok(result) => result,
@@ -75,6 +84,7 @@ pub async fn sync_directory(
         }
     };
     let mode = match &read {
+        _ if opts.person.is_some() => "partial",
         Ok(r) if !r.complete => "incremental",
         _ => "full",
     };
@@ -88,6 +98,11 @@ pub async fn sync_directory(
         }
     };
     let entries = read.records.len();
+    if opts.person.is_some() && entries == 0 && read.rejects.is_empty() {
+        return Err(Error::NotFound {
+            what: "person in the directory",
+        });
+    }
     let read_seconds = started.elapsed().as_secs_f64();
     progress.set_message(format!("read {entries} entries; applying"));
 
@@ -125,7 +140,7 @@ pub async fn sync_directory(
         merge: config.merge.clone(),
     };
     let report = import(pool, raw, &phones, &import_opts, progress).await?;
-    if !opts.dry_run {
+    if !opts.dry_run && opts.person.is_none() {
         save_cursor(pool, &source.name, read.cursor.as_ref()).await?;
     }
     Ok(DirectorySyncReport {

@@ -26,6 +26,9 @@ pub struct SlapdOptions {
     pub sessionlog: Option<u32>,
     /// Entries a non-root search may return without paging.
     pub size_limit: Option<u32>,
+    /// Serve TLS too (ldaps:// on a second port, and StartTLS) with a certificate for
+    /// 127.0.0.1 from a throwaway CA (`ca.pem` in the server's dir).
+    pub tls: bool,
 }
 
 impl Default for SlapdOptions {
@@ -34,6 +37,7 @@ impl Default for SlapdOptions {
             syncprov: true,
             sessionlog: Some(10_000),
             size_limit: None,
+            tls: false,
         }
     }
 }
@@ -42,6 +46,8 @@ pub struct Slapd {
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub url: String,
+    /// `ldaps://` URL when started with `tls`.
+    pub ldaps_url: Option<String>,
     options: SlapdOptions,
     child: Option<Child>,
 }
@@ -101,13 +107,20 @@ impl Slapd {
             .expect("temp dir");
         std::fs::create_dir_all(dir.path().join("db")).expect("db dir");
         let port = free_port();
+        let ldaps_url = options
+            .tls
+            .then(|| format!("ldaps://127.0.0.1:{}", free_port()));
         let mut slapd = Slapd {
             url: format!("ldap://127.0.0.1:{port}"),
+            ldaps_url,
             dir,
             port,
             options,
             child: None,
         };
+        if slapd.options.tls {
+            slapd.make_certificates();
+        }
         slapd.write_config();
         let data = slapd.dir.path().join("data.ldif");
         std::fs::write(&data, ldif).expect("write ldif");
@@ -134,8 +147,16 @@ impl Slapd {
                 )
             })
             .unwrap_or_default();
+        let tls = if self.options.tls {
+            format!(
+                "olcTLSCACertificateFile: {dir}/ca.pem\nolcTLSCertificateFile: {dir}/server.pem\n\
+                 olcTLSCertificateKeyFile: {dir}/server.key\n"
+            )
+        } else {
+            String::new()
+        };
         let mut out = format!(
-            "dn: cn=config\nobjectClass: olcGlobal\ncn: config\nolcPidFile: {dir}/slapd.pid\n\n\
+            "dn: cn=config\nobjectClass: olcGlobal\ncn: config\nolcPidFile: {dir}/slapd.pid\n{tls}\n\
              dn: cn=module{{0}},cn=config\nobjectClass: olcModuleList\ncn: module{{0}}\n\
              olcModulePath: /usr/lib/ldap\n{modules}\n\
              dn: cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: schema\n\n"
@@ -175,6 +196,76 @@ impl Slapd {
             out.push('\n');
         }
         out
+    }
+
+    /// A CA and a server certificate for 127.0.0.1, made with the openssl command line.
+    fn make_certificates(&self) {
+        let sh = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(self.dir.path())
+                .output()
+                .expect("openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        sh(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Switchboard Test CA",
+        ]);
+        sh(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(
+            self.dir.path().join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("ext");
+        sh(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+    }
+
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
     }
 
     fn write_config(&self) {
@@ -222,7 +313,11 @@ impl Slapd {
     fn spawn(&mut self) {
         self.chown();
         let mut cmd = Command::new(bin("slapd"));
-        cmd.args(["-d", "0", "-F", "config", "-h", &format!("{}/", self.url)])
+        let mut listen = format!("{}/", self.url);
+        if let Some(ldaps) = &self.ldaps_url {
+            listen.push_str(&format!(" {ldaps}/"));
+        }
+        cmd.args(["-d", "0", "-F", "config", "-h", &listen])
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
