@@ -281,3 +281,47 @@ impl Config {
         self.data_dir.join("index")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/switchboard.example.toml");
+        let config = Config::load(Some(&path)).expect("example config");
+        let corp = config.source("corp").expect("corp");
+        assert!(corp.is_directory());
+        assert_eq!(
+            corp.interval().expect("interval"),
+            Some(std::time::Duration::from_secs(300))
+        );
+        assert_eq!(config.merge.attributes["phones"][0], "facilities");
+    }
+
+    #[test]
+    fn bad_directory_and_merge_settings_are_refused() {
+        let with = |toml: &str| {
+            let figment =
+                Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml));
+            figment
+                .extract::<Config>()
+                .map_err(|e| Error::Config(e.to_string()))
+                .and_then(|c| c.validate())
+        };
+        let source = "[[sources]]\nname = \"d\"\nkind = \"ldap\"\nbase_dn = \"dc=x\"\n";
+        assert!(with(&format!("{source}url = \"ldap://x\"\n")).is_ok());
+        assert!(with(source).is_err(), "no url");
+        assert!(with(&format!(
+            "{source}url = \"ldap://x\"\ninterval = \"soon\"\n"
+        ))
+        .is_err());
+        assert!(with(&format!(
+            "{source}url = \"ldap://x\"\n[sources.mapping]\nshoe_size = \"x\"\n"
+        ))
+        .is_err());
+        assert!(with("[merge]\nkey = \"phone\"\n").is_err());
+        assert!(with("[merge.attributes]\nshoe_size = [\"a\"]\n").is_err());
+        assert!(with("[[sources]]\nname = \"a\"\nkind = \"fax\"\n").is_err());
+    }
+}
