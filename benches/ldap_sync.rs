@@ -113,11 +113,40 @@ async fn main() {
     let settings =
         switchboard::sources::ldap::LdapSettings::from_config(&source).expect("settings");
     let t = Instant::now();
-    let scan = settings.read(None, &|_| {}).await.expect("scan");
+    let scan = settings.read(None, None, &|_| {}).await.expect("scan");
     let scan_time = t.elapsed().as_secs_f64();
     println!(
-        "server paged scan: {} entries in {scan_time:.2} s",
-        scan.records.len()
+        "paged read into records (no database): {} entries in {scan_time:.2} s",
+        scan.entries
+    );
+    // The same paged scan with OpenLDAP's own C client, for what the server alone costs.
+    let t = Instant::now();
+    let out = std::process::Command::new("ldapsearch")
+        .args([
+            "-x",
+            "-LLL",
+            "-H",
+            &slapd.url,
+            "-D",
+            slapd::READER_DN,
+            "-w",
+            slapd::READER_PW,
+            "-b",
+            &format!("ou=People,{SUFFIX}"),
+            "-E",
+            "pr=500/noprompt",
+            "(objectClass=inetOrgPerson)",
+        ])
+        .output()
+        .expect("ldapsearch");
+    assert!(out.status.success());
+    println!(
+        "ldapsearch (C client) paged scan: {} entries in {:.2} s",
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("dn: "))
+            .count(),
+        t.elapsed().as_secs_f64()
     );
 
     let t = Instant::now();

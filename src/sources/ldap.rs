@@ -317,7 +317,8 @@ impl LdapSettings {
             .unwrap_or_default())
     }
 
-    /// Reads every entry with a paged search.
+    /// Reads every entry with a paged search, handing them to `on_entries` a few thousand at a
+    /// time as they arrive. Returns how many there were.
     async fn paged(
         &self,
         ldap: &mut Ldap,
@@ -325,9 +326,11 @@ impl LdapSettings {
         filter: &str,
         attrs: Vec<String>,
         controls: Vec<RawControl>,
-        progress: &(dyn Fn(usize) + Sync),
-    ) -> Result<Vec<SearchEntry>> {
-        let mut entries = Vec::new();
+        on_entries: &mut (dyn FnMut(Vec<SearchEntry>) + Send),
+    ) -> Result<usize> {
+        const CHUNK: usize = 2_000;
+        let mut entries = Vec::with_capacity(CHUNK);
+        let mut count = 0;
         if !controls.is_empty() {
             ldap.with_controls(controls);
         }
@@ -349,14 +352,14 @@ impl LdapSettings {
                         continue;
                     }
                     entries.push(SearchEntry::construct(entry));
-                    progress(entries.len());
+                    count += 1;
+                    if entries.len() == CHUNK {
+                        on_entries(std::mem::replace(&mut entries, Vec::with_capacity(CHUNK)));
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    return Err(self.err(format!(
-                        "the read failed after {} entries: {e}",
-                        entries.len()
-                    )))
+                    return Err(self.err(format!("the read failed after {count} entries: {e}")))
                 }
             }
         }
@@ -364,7 +367,10 @@ impl LdapSettings {
         // A paged search ends with success; "no such object" under a base that does not exist
         // is an error too, not an empty directory.
         result.success().map_err(|e| self.ldap_err(e))?;
-        Ok(entries)
+        if !entries.is_empty() {
+            on_entries(entries);
+        }
+        Ok(count)
     }
 }
 
@@ -443,8 +449,13 @@ pub enum SyncCursor {
 /// What a directory read produced.
 #[derive(Debug, Default)]
 pub struct DirectoryRead {
-    /// Entries as records; the DN travels in `SourceRecord::dn`.
+    /// Entries as records, unless they were sent as they arrived (see [`LdapSettings::read`]);
+    /// the DN travels in `SourceRecord::dn`, a manager as the DN the directory names.
     pub records: Vec<SourceRecord>,
+    /// Normalized DN → stable id of every entry read, to resolve managers named by DN.
+    pub ids_by_dn: HashMap<String, String>,
+    /// How many entries the server sent.
+    pub entries: usize,
     /// Entries that could not become records (no stable id, say).
     pub rejects: Vec<Reject>,
     /// Ids of entries the server reported deleted or disabled (incremental reads).
@@ -461,14 +472,18 @@ pub struct DirectoryRead {
 }
 
 impl LdapSettings {
-    /// Reads the directory: incrementally from `cursor` when possible, else in full.
+    /// Reads the directory: incrementally from `cursor` when possible, else in full. A full read
+    /// sends its records to `out`, if given, as pages arrive (so they can be validated while the
+    /// server is still sending); every other read returns them in `records`. Nothing sent
+    /// counts until the read has returned `Ok`.
     pub async fn read(
         &self,
         cursor: Option<&SyncCursor>,
+        out: Option<&RecordSender>,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<DirectoryRead> {
         let mut ldap = self.connect().await?;
-        let result = self.read_with(&mut ldap, cursor, progress).await;
+        let result = self.read_with(&mut ldap, cursor, out, progress).await;
         let _ = ldap.unbind().await;
         result
     }
@@ -482,6 +497,7 @@ impl LdapSettings {
             "(&{}(|(uid={value})(mail={value})(sAMAccountName={value})(cn={value})))",
             self.filter
         );
+        let mut read = DirectoryRead::default();
         let result = self
             .paged(
                 &mut ldap,
@@ -489,17 +505,22 @@ impl LdapSettings {
                 &filter,
                 self.mapping.requested(self.flavor),
                 Vec::new(),
-                &|_| {},
+                &mut |entries| {
+                    let records = self.convert(entries, false, &mut read);
+                    read.records.extend(records);
+                },
             )
             .await;
         let _ = ldap.unbind().await;
-        Ok(self.convert(result?, false))
+        result?;
+        Ok(read)
     }
 
     async fn read_with(
         &self,
         ldap: &mut Ldap,
         cursor: Option<&SyncCursor>,
+        out: Option<&RecordSender>,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<DirectoryRead> {
         let fell_back = match (self.flavor, cursor) {
@@ -515,14 +536,14 @@ impl LdapSettings {
             (Flavor::ActiveDirectory, Some(SyncCursor::Usn { url, server, usn }))
                 if *url == self.url =>
             {
-                match self.read_usn_changes(ldap, server, *usn, progress).await? {
+                match self.read_usn_changes(ldap, server, *usn).await? {
                     Ok(read) => return Ok(read),
                     Err(reason) => Some(reason),
                 }
             }
             (_, Some(_)) => Some("the stored sync state is for another server or kind".into()),
         };
-        let mut read = self.read_full(ldap, progress).await?;
+        let mut read = self.read_full(ldap, out, progress).await?;
         read.fell_back = fell_back;
         Ok(read)
     }
@@ -530,6 +551,7 @@ impl LdapSettings {
     async fn read_full(
         &self,
         ldap: &mut Ldap,
+        out: Option<&RecordSender>,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<DirectoryRead> {
         // The resume point is taken before the read, so a change made during it is read again
@@ -543,19 +565,31 @@ impl LdapSettings {
                 usn_cursor(&self.url, &dse)
             }
         };
-        let entries = self
-            .paged(
-                ldap,
-                &self.base_dn,
-                &self.filter,
-                self.mapping.requested(self.flavor),
-                Vec::new(),
-                progress,
-            )
-            .await?;
-        let mut read = self.convert(entries, true);
-        read.complete = true;
-        read.cursor = cursor;
+        let mut read = DirectoryRead {
+            complete: true,
+            cursor,
+            ..DirectoryRead::default()
+        };
+        let mut receiver_gone = false;
+        self.paged(
+            ldap,
+            &self.base_dn,
+            &self.filter,
+            self.mapping.requested(self.flavor),
+            Vec::new(),
+            &mut |entries| {
+                let records = self.convert(entries, true, &mut read);
+                progress(read.entries);
+                match out {
+                    Some(out) => receiver_gone |= out.send(records).is_err(),
+                    None => read.records.extend(records),
+                }
+            },
+        )
+        .await?;
+        if receiver_gone {
+            return Err(self.err("the reader of this sync went away"));
+        }
         Ok(read)
     }
 
@@ -715,8 +749,10 @@ impl LdapSettings {
         if done.cookie.is_some() {
             new_cookie = done.cookie;
         }
-        let mut read = self.convert(changed, false);
-        read.deleted = deleted.iter().filter_map(|u| uuid_text(u)).collect();
+        let mut read = DirectoryRead::default();
+        read.records = self.convert(changed, false, &mut read);
+        read.deleted
+            .extend(deleted.iter().filter_map(|u| uuid_text(u)));
         // refreshDeletes FALSE: the server used the present phase, so anyone not mentioned is gone.
         if !done.refresh_deletes {
             read.present = Some(present.iter().filter_map(|u| uuid_text(u)).collect());
@@ -735,7 +771,6 @@ impl LdapSettings {
         ldap: &mut Ldap,
         server: &str,
         usn: i64,
-        progress: &(dyn Fn(usize) + Sync),
     ) -> Result<std::result::Result<DirectoryRead, String>> {
         let dse = self
             .root_dse(
@@ -764,17 +799,19 @@ impl LdapSettings {
         }
         let since = format!("(uSNChanged>={})", usn.saturating_add(1));
         let filter = format!("(&{}{since})", self.filter);
-        let entries = self
-            .paged(
-                ldap,
-                &self.base_dn,
-                &filter,
-                self.mapping.requested(self.flavor),
-                Vec::new(),
-                progress,
-            )
-            .await?;
-        let mut read = self.convert(entries, false);
+        let mut read = DirectoryRead::default();
+        self.paged(
+            ldap,
+            &self.base_dn,
+            &filter,
+            self.mapping.requested(self.flavor),
+            Vec::new(),
+            &mut |entries| {
+                let records = self.convert(entries, false, &mut read);
+                read.records.extend(records);
+            },
+        )
+        .await?;
         // Deleted objects keep their objectGUID and move to the Deleted Objects container.
         let naming_context = dse
             .get("defaultNamingContext")
@@ -792,34 +829,36 @@ impl LdapSettings {
             .first()
             .cloned()
             .unwrap_or_else(|| "objectGUID".into());
-        let tombstones = self
-            .paged(
-                ldap,
-                &naming_context,
-                &format!("(&(isDeleted=TRUE)(objectClass=user){since})"),
-                vec![id_attr.clone()],
-                vec![show_deleted],
-                &|_| {},
-            )
-            .await?;
-        read.deleted.extend(
-            tombstones
-                .iter()
-                .filter_map(|e| stable_id(e, std::slice::from_ref(&id_attr))),
-        );
+        let id_attrs = std::slice::from_ref(&id_attr);
+        let mut tombstones = Vec::new();
+        self.paged(
+            ldap,
+            &naming_context,
+            &format!("(&(isDeleted=TRUE)(objectClass=user){since})"),
+            vec![id_attr.clone()],
+            vec![show_deleted],
+            &mut |entries| {
+                tombstones.extend(entries.iter().filter_map(|e| stable_id(e, id_attrs)));
+            },
+        )
+        .await?;
+        read.deleted.extend(tombstones);
         read.cursor = Some(cursor);
         Ok(Ok(read))
     }
 
-    /// Turns entries into records; disabled AD accounts become deletions.
-    fn convert(&self, entries: Vec<SearchEntry>, complete: bool) -> DirectoryRead {
-        let mut read = DirectoryRead::default();
+    /// Turns entries into records; disabled AD accounts become deletions (in a partial read;
+    /// a full read just leaves them out), entries without a stable id refusals. Notes every
+    /// entry's DN in `read.ids_by_dn`.
+    fn convert(
+        &self,
+        entries: Vec<SearchEntry>,
+        complete: bool,
+        read: &mut DirectoryRead,
+    ) -> Vec<SourceRecord> {
         let id_attrs = self.mapping.attrs(Field::ExternalId);
-        // Managers named by DN resolve to their stable id when they are in the same read.
-        let by_dn: HashMap<String, String> = entries
-            .iter()
-            .filter_map(|e| Some((normalize_dn(&e.dn), stable_id(e, id_attrs)?)))
-            .collect();
+        let mut records = Vec::with_capacity(entries.len());
+        read.entries += entries.len();
         for entry in entries {
             let Some(id) = stable_id(&entry, id_attrs) else {
                 read.rejects.push(Reject {
@@ -833,6 +872,7 @@ impl LdapSettings {
                 });
                 continue;
             };
+            read.ids_by_dn.insert(normalize_dn(&entry.dn), id.clone());
             if self.flavor == Flavor::ActiveDirectory && is_disabled(&entry) {
                 if !complete {
                     read.deleted.push(id);
@@ -841,17 +881,9 @@ impl LdapSettings {
             }
             let mut record = self.record(&entry);
             record.external_id = Some(id);
-            if let Some(manager) = record.manager_ref.take() {
-                record.manager_ref = Some(
-                    by_dn
-                        .get(&normalize_dn(&manager))
-                        .cloned()
-                        .unwrap_or(manager),
-                );
-            }
-            read.records.push(record);
+            records.push(record);
         }
-        read
+        records
     }
 
     fn record(&self, entry: &SearchEntry) -> SourceRecord {
@@ -997,6 +1029,9 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
         .filter(|b| !b.is_empty())
 }
 
+/// Where a full read sends records as they arrive.
+pub type RecordSender = tokio::sync::mpsc::UnboundedSender<Vec<SourceRecord>>;
+
 /// Escapes a value for use inside an LDAP filter (RFC 4515).
 pub fn escape_filter_value(value: &str) -> String {
     ldap3::ldap_escape(value).into_owned()
@@ -1063,9 +1098,10 @@ mod tests {
             ("departmentNumber", &["Sales"]),
             ("roomNumber", &["B 2.14"]),
         ]);
-        let read = s.convert(vec![e], true);
+        let mut read = DirectoryRead::default();
+        let records = s.convert(vec![e], true, &mut read);
         assert!(read.rejects.is_empty());
-        let r = &read.records[0];
+        let r = &records[0];
         assert_eq!(
             r.external_id.as_deref(),
             Some("6a0b2c4e-1111-2222-3333-444455556666")
@@ -1082,16 +1118,18 @@ mod tests {
         let s = settings("active_directory");
         let mut e = entry(&[("cn", &["Gone"]), ("userAccountControl", &["514"])]);
         e.bin_attrs.insert("objectGUID".into(), vec![vec![7; 16]]);
-        let read = s.convert(vec![e], false);
-        assert!(read.records.is_empty());
+        let mut read = DirectoryRead::default();
+        assert!(s.convert(vec![e], false, &mut read).is_empty());
         assert_eq!(read.deleted.len(), 1);
     }
 
     #[test]
     fn an_entry_without_a_stable_id_is_refused() {
         let s = settings("ldap");
-        let read = s.convert(vec![entry(&[("cn", &["No Id"])])], true);
-        assert!(read.records.is_empty());
+        let mut read = DirectoryRead::default();
+        assert!(s
+            .convert(vec![entry(&[("cn", &["No Id"])])], true, &mut read)
+            .is_empty());
         assert!(read.rejects[0].reason.contains("entryUUID"));
     }
 

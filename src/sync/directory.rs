@@ -2,7 +2,9 @@
 //! allows), turns what it read into an import, and stores the new cursor once the import has
 //! committed. A read that fails changes nobody and is recorded as a failed run.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
 
 use indicatif::ProgressBar;
 use serde::Serialize;
@@ -10,10 +12,13 @@ use sqlx::PgPool;
 
 use crate::config::{Config, SourceConfig};
 use crate::db::runs;
-use crate::domain::{normalize_dn, PhoneNormalizer};
+use crate::domain::{normalize_dn, PhoneNormalizer, SourceRecord};
 use crate::error::{Error, Result};
 use crate::sources::ldap::{LdapSettings, SyncCursor};
-use crate::sync::{import, ImportOptions, ImportReport, RawBatch};
+use crate::sync::{
+    import_validated, normalize_all, refuse_duplicates, ImportOptions, ImportReport, Normalized,
+    Validated,
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct DirectorySyncOptions {
@@ -39,6 +44,9 @@ pub struct DirectorySyncReport {
     pub report: ImportReport,
 }
 
+/// Records are validated in batches of this many while the directory is still being read.
+const VALIDATE_BATCH: usize = 5_000;
+
 /// Syncs one directory source.
 pub async fn sync_directory(
     pool: &PgPool,
@@ -48,47 +56,60 @@ pub async fn sync_directory(
     progress: &ProgressBar,
 ) -> Result<DirectorySyncReport> {
     let settings = LdapSettings::from_config(source)?;
+    let phones = Arc::new(PhoneNormalizer::new(&config.default_region).map_err(Error::Config)?);
     let cursor = if opts.full || opts.person.is_some() {
         None
     } else {
         load_cursor(pool, &source.name).await?
     };
     progress.set_message(format!("reading {}", settings.url));
-    let started = std::time::Instant::now();
-    let read = {
+    let started = Instant::now();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = {
+        let settings = settings.clone();
+        let person = opts.person.clone();
         let progress = progress.clone();
-        let tick = move |n: usize| {
-            if n.is_multiple_of(500) {
-                progress.set_message(format!("read {n} entries"));
+        let tick = move |n: usize| progress.set_message(format!("read {n} entries"));
+        // A malformed server response panics inside the LDAP client; a task turns that into an
+        // error instead of taking the process down.
+        tokio::spawn(async move {
+            match person {
+                Some(who) => settings.read_person(&who).await,
+                None => settings.read(cursor.as_ref(), Some(&tx), &tick).await,
             }
-        };
-        let task = {
-            let settings = settings.clone();
-            let cursor = cursor.clone();
-            // A malformed server response panics inside the LDAP client; a task turns that
-            // into an error instead of taking the process down.
-            let person = opts.person.clone();
-            tokio::spawn(async move {
-                match person {
-                    Some(who) => settings.read_person(&who).await,
-                    None => settings.read(cursor.as_ref(), &tick).await,
-                }
-            })
-        };
-        match task.await {
-            Ok(result) => result,
-            Err(e) => Err(Error::Directory {
-                source_name: source.name.clone(),
-                reason: format!("the server sent a response Switchboard could not parse ({e})"),
-            }),
+        })
+    };
+    // Validate what a full read sends while the server is still sending the rest.
+    let mut normalized = Vec::new();
+    let mut validate_seconds = 0.0;
+    let mut pending: Vec<SourceRecord> = Vec::new();
+    loop {
+        let batch = rx.recv().await;
+        let done = batch.is_none();
+        pending.extend(batch.unwrap_or_default());
+        if pending.len() >= VALIDATE_BATCH || (done && !pending.is_empty()) {
+            let (chunk, phones) = (std::mem::take(&mut pending), phones.clone());
+            let t = Instant::now();
+            normalized.extend(validate_chunk(chunk, phones).await?);
+            validate_seconds += t.elapsed().as_secs_f64();
         }
+        if done {
+            break;
+        }
+    }
+    let read = match task.await {
+        Ok(result) => result,
+        Err(e) => Err(Error::Directory {
+            source_name: source.name.clone(),
+            reason: format!("the server sent a response Switchboard could not parse ({e})"),
+        }),
     };
     let mode = match &read {
         _ if opts.person.is_some() => "partial",
         Ok(r) if !r.complete => "incremental",
         _ => "full",
     };
-    let read = match read {
+    let mut read = match read {
         Ok(read) => read,
         Err(e) => {
             if !opts.dry_run {
@@ -97,27 +118,29 @@ pub async fn sync_directory(
             return Err(e);
         }
     };
-    let entries = read.records.len();
-    if opts.person.is_some() && entries == 0 && read.rejects.is_empty() {
+    let read_seconds = started.elapsed().as_secs_f64() - validate_seconds;
+    if opts.person.is_some() && read.entries == 0 {
         return Err(Error::NotFound {
             what: "person in the directory",
         });
     }
-    let read_seconds = started.elapsed().as_secs_f64();
-    progress.set_message(format!("read {entries} entries; applying"));
+    progress.set_message(format!("read {} entries; applying", read.entries));
+    if !read.records.is_empty() {
+        let t = Instant::now();
+        let records = std::mem::take(&mut read.records);
+        normalized.extend(validate_chunk(records, phones.clone()).await?);
+        validate_seconds += t.elapsed().as_secs_f64();
+    }
+    resolve_manager_dns(pool, &source.name, &read.ids_by_dn, &mut normalized).await?;
+    let (records, rejects) = refuse_duplicates(normalized, std::mem::take(&mut read.rejects));
 
-    let mut raw = RawBatch {
-        records: read.records.into_iter().map(|r| (None, r)).collect(),
-        rejects: read.rejects,
-        removals: read.deleted,
-    };
-    resolve_manager_dns(pool, &source.name, &mut raw).await?;
+    let mut removals = std::mem::take(&mut read.deleted);
     if let Some(present) = &read.present {
         // RFC 4533 present phase: whoever the store holds and the server did not mention is gone.
-        let mentioned: HashSet<&str> = raw
-            .records
+        let mentioned: HashSet<&str> = records
             .iter()
-            .filter_map(|(_, r)| r.external_id.as_deref())
+            .map(|(_, r)| r.external_id.as_str())
+            .chain(rejects.iter().filter_map(|r| r.external_id.as_deref()))
             .chain(present.iter().map(String::as_str))
             .collect();
         let gone: Vec<String> = active_ids(pool, &source.name)
@@ -125,10 +148,9 @@ pub async fn sync_directory(
             .into_iter()
             .filter(|id| !mentioned.contains(id.as_str()))
             .collect();
-        raw.removals.extend(gone);
+        removals.extend(gone);
     }
 
-    let phones = PhoneNormalizer::new(&config.default_region).map_err(Error::Config)?;
     let import_opts = ImportOptions {
         source: source.name.clone(),
         kind: source.kind.clone(),
@@ -139,17 +161,34 @@ pub async fn sync_directory(
         mode: Some(mode),
         merge: config.merge.clone(),
     };
-    let report = import(pool, raw, &phones, &import_opts, progress).await?;
+    let batch = Validated {
+        records,
+        rejects,
+        removals,
+    };
+    let report = import_validated(pool, batch, validate_seconds, &import_opts, progress).await?;
     if !opts.dry_run && opts.person.is_none() {
         save_cursor(pool, &source.name, read.cursor.as_ref()).await?;
     }
     Ok(DirectorySyncReport {
         mode,
         fell_back: read.fell_back,
-        read: entries,
+        read: read.entries,
         read_seconds,
         report,
     })
+}
+
+/// Normalizes records off the async runtime (phone parsing is CPU work).
+async fn validate_chunk(
+    records: Vec<SourceRecord>,
+    phones: Arc<PhoneNormalizer>,
+) -> Result<Vec<Normalized>> {
+    tokio::task::spawn_blocking(move || {
+        normalize_all(records.into_iter().map(|r| (None, r)).collect(), &phones)
+    })
+    .await
+    .map_err(|e| Error::Internal(e.into()))
 }
 
 async fn record_failure(pool: &PgPool, source: &SourceConfig, mode: &str, error: &Error) {
@@ -163,26 +202,34 @@ async fn record_failure(pool: &PgPool, source: &SourceConfig, mode: &str, error:
     }
 }
 
-/// Managers named by a DN outside this read resolve through the DNs the store holds.
-async fn resolve_manager_dns(pool: &PgPool, source: &str, raw: &mut RawBatch) -> Result<()> {
-    let in_batch: HashSet<String> = raw
-        .records
-        .iter()
-        .filter_map(|(_, r)| r.external_id.clone())
-        .collect();
-    let wanted: Vec<String> = raw
-        .records
-        .iter()
-        .filter_map(|(_, r)| r.manager_ref.as_deref())
-        .filter(|m| !in_batch.contains(*m) && m.contains('='))
-        .map(normalize_dn)
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
+/// Managers are named by DN: they resolve to the stable id of the entry with that DN in this
+/// read, else of the record the store holds under it. Unknown DNs stay as they are (and resolve
+/// to nobody) until that manager appears.
+async fn resolve_manager_dns(
+    pool: &PgPool,
+    source: &str,
+    ids_by_dn: &HashMap<String, String>,
+    records: &mut [Normalized],
+) -> Result<()> {
+    let dn_of = |m: &str| m.contains('=').then(|| normalize_dn(m));
+    let mut wanted = HashSet::new();
+    for (_, record) in records.iter_mut() {
+        let Ok(record) = record else { continue };
+        let Some(dn) = record.manager_ref.as_deref().and_then(dn_of) else {
+            continue;
+        };
+        match ids_by_dn.get(&dn) {
+            Some(id) => record.manager_ref = Some(id.clone()),
+            None => {
+                wanted.insert(dn);
+            }
+        }
+    }
     if wanted.is_empty() {
         return Ok(());
     }
-    let found: std::collections::HashMap<String, String> = sqlx::query_as::<_, (String, String)>(
+    let wanted: Vec<String> = wanted.into_iter().collect();
+    let found: HashMap<String, String> = sqlx::query_as::<_, (String, String)>(
         "SELECT dn, external_id FROM person_sources WHERE source = $1 AND dn = ANY($2)",
     )
     .bind(source)
@@ -191,11 +238,15 @@ async fn resolve_manager_dns(pool: &PgPool, source: &str, raw: &mut RawBatch) ->
     .await?
     .into_iter()
     .collect();
-    for (_, record) in &mut raw.records {
-        if let Some(manager) = record.manager_ref.as_mut() {
-            if let Some(id) = found.get(&normalize_dn(manager)) {
-                *manager = id.clone();
-            }
+    for (_, record) in records.iter_mut() {
+        let Ok(record) = record else { continue };
+        if let Some(id) = record
+            .manager_ref
+            .as_deref()
+            .and_then(dn_of)
+            .and_then(|dn| found.get(&dn))
+        {
+            record.manager_ref = Some(id.clone());
         }
     }
     Ok(())

@@ -16,7 +16,7 @@ use crate::config::MergeConfig;
 use crate::db::copy::{copy_rows, CopyRow};
 use crate::db::runs::{self, Counts, Reject};
 use crate::db::{CHANGES_CHANNEL, WRITE_LOCK_KEY};
-use crate::domain::{NormalizedRecord, PhoneNormalizer, Photo, SourceRecord};
+use crate::domain::{NormalizedRecord, PhoneNormalizer, Photo, RecordError, SourceRecord};
 use crate::error::{Error, Result};
 
 /// What a source read: records with the line they start on, rows it could not read at all, and
@@ -129,7 +129,44 @@ pub async fn import(
     let removals = std::mem::take(&mut raw.removals);
     let (records, rejects) = validate(raw, phones);
     let validated = started.elapsed().as_secs_f64();
+    import_validated(
+        pool,
+        Validated {
+            records,
+            rejects,
+            removals,
+        },
+        validated,
+        opts,
+        progress,
+    )
+    .await
+}
 
+/// A batch after validation: what can be stored, what was refused, and what the source says is
+/// gone.
+#[derive(Debug, Default)]
+pub struct Validated {
+    pub records: Vec<(Option<u64>, NormalizedRecord)>,
+    pub rejects: Vec<Reject>,
+    pub removals: Vec<String>,
+}
+
+/// Diffs and applies an already validated batch (`validate_seconds` is reported as the
+/// validation time). On failure nothing is changed and the run is recorded as failed.
+pub async fn import_validated(
+    pool: &PgPool,
+    batch: Validated,
+    validate_seconds: f64,
+    opts: &ImportOptions,
+    progress: &ProgressBar,
+) -> Result<ImportReport> {
+    let Validated {
+        records,
+        rejects,
+        removals,
+    } = batch;
+    let validated = validate_seconds;
     let run_id = if opts.dry_run {
         None
     } else {
@@ -170,7 +207,25 @@ pub fn validate(
     raw: RawBatch,
     phones: &PhoneNormalizer,
 ) -> (Vec<(Option<u64>, NormalizedRecord)>, Vec<Reject>) {
-    let mut rejects = raw.rejects;
+    let results = normalize_all(raw.records, phones);
+    refuse_duplicates(results, raw.rejects)
+}
+
+/// What normalizing one record gave: the record, or why it was refused.
+pub type Normalized = (
+    Option<u64>,
+    std::result::Result<NormalizedRecord, RecordError>,
+);
+
+/// Normalizes records on every core; phone numbers are parsed grouped by country first.
+pub fn normalize_all(
+    records: Vec<(Option<u64>, SourceRecord)>,
+    phones: &PhoneNormalizer,
+) -> Vec<Normalized> {
+    let raw = RawBatch {
+        records,
+        ..RawBatch::default()
+    };
     let table = phones.normalize_many(
         raw.records
             .iter()
@@ -204,10 +259,17 @@ pub fn validate(
             })
             .collect()
     });
+    results.into_iter().flatten().collect()
+}
 
+/// Keeps the first record of each id and refuses the others, then orders the refusals by line.
+pub fn refuse_duplicates(
+    results: Vec<Normalized>,
+    mut rejects: Vec<Reject>,
+) -> (Vec<(Option<u64>, NormalizedRecord)>, Vec<Reject>) {
     let mut valid = Vec::new();
     let mut first_line: HashMap<String, Option<u64>> = HashMap::new();
-    for (line, result) in results.into_iter().flatten() {
+    for (line, result) in results {
         match result {
             Ok(rec) => {
                 if let Some(first) = first_line.get(&rec.external_id) {
