@@ -472,3 +472,55 @@ async fn ldaps_and_starttls_verify_the_server_against_the_configured_ca() {
     let r = sync_default(&mut app, &starttls).await.expect("starttls");
     assert_eq!(r.report.counts.added, 5);
 }
+
+#[tokio::test]
+async fn slapd_killed_mid_read_deletes_nobody() {
+    let options = SlapdOptions {
+        size_limit: Some(500),
+        ..SlapdOptions::default()
+    };
+    let mut slapd = Slapd::start(options, &(base_ldif() + &people_ldif(0..10_000)));
+    let mut app = TestApp::new().await;
+    let mut source = slapd.source("corp");
+    sync_default(&mut app, &source).await.expect("first");
+    assert_eq!(app.active("corp").await, 10_000);
+
+    // A full re-read in small pages; the server dies once the first entries have arrived.
+    source.page_size = Some(10);
+    let config = config(&source);
+    let progress = ProgressBar::hidden();
+    let pool = app.db.pool.clone();
+    let run = {
+        let (progress, source) = (progress.clone(), source.clone());
+        tokio::spawn(async move {
+            let opts = DirectorySyncOptions {
+                full: true,
+                ..Default::default()
+            };
+            sync_directory(&pool, &config, &source, opts, &progress).await
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !progress.message().starts_with("read ") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the read never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    slapd.kill();
+    let err = run.await.expect("task").expect_err("killed mid-read");
+    assert_eq!(err.code(), "directory_unavailable", "{err}");
+    assert_eq!(app.active("corp").await, 10_000);
+    let (_, _, runs) = app.get("/api/v1/sync/runs?source=corp&limit=1").await;
+    assert_eq!(runs["items"][0]["status"], "failed", "{runs}");
+
+    // Back up, the next sync picks up where the last good one left off.
+    slapd.start_again();
+    source.page_size = Some(500);
+    let r = sync_default(&mut app, &source)
+        .await
+        .expect("after restart");
+    assert_eq!(r.mode, "incremental");
+    assert_eq!(app.active("corp").await, 10_000);
+}

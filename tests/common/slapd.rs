@@ -361,6 +361,19 @@ impl Slapd {
         }
     }
 
+    /// Kills the server at once (SIGKILL), as a crash or a pulled plug would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again after `stop` or `kill`.
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
     /// Restarts with other options on the same data and port.
     pub fn restart(&mut self, options: SlapdOptions) {
         self.stop();
