@@ -167,7 +167,7 @@ async fn main() {
     let tm = full.report.timings;
     println!(
         "full sync: {} added, {} rejected in {full_time:.2} s ({:.0} entries/s); \
-         read {:.2} s, validate {:.2} s, compare {:.2} s, write {:.2} s",
+         read {:.2} s (validation of {:.2} s overlapped), compare {:.2} s, write {:.2} s",
         full.report.counts.added,
         full.report.counts.rejected,
         entries as f64 / full_time,
