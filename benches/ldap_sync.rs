@@ -7,6 +7,10 @@
 #[path = "../tests/common/slapd.rs"]
 mod slapd;
 
+// The allocator the binary uses (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Instant;
 
 use indicatif::ProgressBar;
