@@ -22,6 +22,10 @@ use switchboard::sources::csv::CsvSource;
 use switchboard::sources::ContactSource;
 use switchboard::sync::{self, ImportOptions};
 
+// The allocator the binary uses (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Args {
     people: usize,
     queries: usize,
