@@ -82,7 +82,7 @@ pub struct SearchConfig {
     pub writer_memory_mb: usize,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     pub name: String,
@@ -116,6 +116,26 @@ pub struct SourceConfig {
     /// (e.g. `department = "ou,departmentNumber"`). Overrides the defaults for `kind`.
     #[serde(default)]
     pub mapping: BTreeMap<String, String>,
+}
+
+/// Shows everything but the password.
+impl std::fmt::Debug for SourceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &self.url)
+            .field("bind_dn", &self.bind_dn)
+            .field(
+                "bind_password",
+                &self.bind_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("bind_password_file", &self.bind_password_file)
+            .field("base_dn", &self.base_dn)
+            .field("filter", &self.filter)
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SourceConfig {
@@ -297,6 +317,18 @@ mod tests {
             Some(std::time::Duration::from_secs(300))
         );
         assert_eq!(config.merge.attributes["phones"][0], "facilities");
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_bind_password() {
+        let source = SourceConfig {
+            name: "corp".into(),
+            bind_password: Some("hunter2".into()),
+            ..Default::default()
+        };
+        let shown = format!("{source:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted>"));
     }
 
     #[test]
