@@ -43,7 +43,7 @@ fn user(cn: &str, extra: &str, uac: u32) -> String {
 #[tokio::test]
 async fn active_directory_full_and_usn_incremental_sync() {
     let Some(dc) = SambaDc::start() else {
-        eprintln!("skipped: set SWITCHBOARD_TEST_SAMBA=1 to run against Samba (scripts/test does)");
+        eprintln!("skipped: set TEST_SAMBA_AD=1 to run against Samba (scripts/test does)");
         return;
     };
     let photo = {

@@ -1,7 +1,7 @@
 //! A real Samba Active Directory domain controller for tests: `samba-tool domain provision` into
 //! a temp dir, then `samba` in its own network namespace (it insists on ports 389/636), reached
 //! over a veth pair. Needs root and the Debian packages `samba-ad-dc` and `samba-ad-provision`
-//! (`scripts/setup` installs them); opt in with `SWITCHBOARD_TEST_SAMBA=1`, which `scripts/test`
+//! (`scripts/setup` installs them); opt in with `TEST_SAMBA_AD=1`, which `scripts/test`
 //! sets when it can.
 #![allow(dead_code)]
 
@@ -34,12 +34,12 @@ impl SambaDc {
     /// Provisions and starts a domain controller; `None` when the run did not opt in. Once
     /// opted in, anything that stops the server from starting fails the test.
     pub fn start() -> Option<SambaDc> {
-        if std::env::var("SWITCHBOARD_TEST_SAMBA").as_deref() != Ok("1") {
+        if std::env::var("TEST_SAMBA_AD").as_deref() != Ok("1") {
             return None;
         }
         assert!(
             nix::unistd::Uid::effective().is_root(),
-            "SWITCHBOARD_TEST_SAMBA=1 needs root (for a network namespace)"
+            "TEST_SAMBA_AD=1 needs root (for a network namespace)"
         );
         Some(Self::provision_and_start().unwrap_or_else(|e| panic!("Samba AD DC: {e}")))
     }
