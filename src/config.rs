@@ -25,6 +25,9 @@ pub struct Config {
     pub search: SearchConfig,
     /// Named contact sources with per-source settings (e.g. CSV column mappings).
     pub sources: Vec<SourceConfig>,
+    /// Live presence backends (`[[presence.backends]]`).
+    #[serde(default)]
+    pub presence: crate::presence::PresenceConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,6 +84,7 @@ impl Default for Config {
                 writer_memory_mb: 256,
             },
             sources: Vec::new(),
+            presence: Default::default(),
         }
     }
 }
@@ -124,6 +128,7 @@ impl Config {
                 }
             }
         }
+        self.presence.validate()?;
         Ok(())
     }
 

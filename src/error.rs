@@ -25,6 +25,9 @@ pub enum Error {
     #[error("the search index is in use by another process (is `switchboard serve` running on this data dir?)")]
     IndexLocked,
 
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+
     #[error("service unavailable: {0}")]
     Unavailable(String),
 
@@ -57,6 +60,7 @@ impl Error {
             Error::SafetyLimit(_) => "safety_limit",
             Error::Input { .. } => "input_unreadable",
             Error::IndexLocked => "index_locked",
+            Error::Unauthorized(_) => "unauthorized",
             Error::Unavailable(_) => "unavailable",
             Error::EmbeddedDb(_) => "embedded_database",
             Error::Database(_) => "database",
