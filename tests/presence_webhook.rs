@@ -209,39 +209,6 @@ async fn without_backends_people_carry_no_presence() {
     assert!(list["items"][0].get("presence").is_none());
 }
 
-/// Reads SSE frames from a streaming response until `pred` matches one's data.
-async fn next_event(
-    response: &mut reqwest::Response,
-    buffer: &mut String,
-    within: Duration,
-    pred: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        while let Some(end) = buffer.find("\n\n") {
-            let frame: String = buffer.drain(..end + 2).collect();
-            let data: String = frame
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(str::trim_start)
-                .collect();
-            if data.is_empty() {
-                continue;
-            }
-            let value: serde_json::Value = serde_json::from_str(&data).expect("json data");
-            if pred(&value) {
-                return value;
-            }
-        }
-        let chunk = tokio::time::timeout_at(deadline, response.chunk())
-            .await
-            .expect("an event in time")
-            .expect("stream readable")
-            .expect("stream open");
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-    }
-}
-
 #[tokio::test]
 async fn the_stream_sends_current_state_then_changes() {
     let (app, _hub) = app_with_pbx().await;
@@ -273,8 +240,10 @@ async fn the_stream_sends_current_state_then_changes() {
         .to_str()
         .expect("ct")
         .starts_with("text/event-stream"));
-    let mut buffer = String::new();
-    let first = next_event(&mut stream, &mut buffer, Duration::from_secs(5), |_| true).await;
+    let mut sse = presence_support::Sse::default();
+    let first = sse
+        .next(&mut stream, Duration::from_secs(5), |_| true)
+        .await;
     assert_eq!(first["id"], id.as_str());
     assert_eq!(first["presence"]["availability"], "unknown");
 
@@ -287,10 +256,11 @@ async fn the_stream_sends_current_state_then_changes() {
         .await
         .expect("post");
     assert_eq!(response.status(), 200);
-    let change = next_event(&mut stream, &mut buffer, Duration::from_secs(5), |v| {
-        v["presence"]["availability"] == "do_not_disturb"
-    })
-    .await;
+    let change = sse
+        .next(&mut stream, Duration::from_secs(5), |v| {
+            v["presence"]["availability"] == "do_not_disturb"
+        })
+        .await;
     assert_eq!(change["id"], id.as_str());
     assert!(sent.elapsed() < Duration::from_secs(5));
 

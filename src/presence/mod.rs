@@ -11,6 +11,7 @@ pub mod config;
 pub mod directory;
 pub mod model;
 pub mod webhook;
+pub mod xmpp;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -42,6 +43,11 @@ use crate::error::{Error, Result};
 
 /// Where "now" comes from: the system clock in production, a settable one in tests.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Resolves once `stop` turns true (or its sender is gone).
+pub async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
 
 pub fn system_clock() -> Clock {
     Arc::new(Utc::now)
@@ -145,9 +151,9 @@ fn same_state(a: &ChannelState, b: &ChannelState) -> bool {
 /// Builds the backend a config declares.
 pub fn build_backend(config: &BackendConfig, clock: Clock) -> Result<Arc<dyn PresenceBackend>> {
     config.validate()?;
-    let _ = &clock;
     Ok(match config.kind.as_str() {
         "webhook" => Arc::new(webhook::WebhookBackend::new(config)),
+        "xmpp" => Arc::new(xmpp::XmppBackend::new(config, clock)?),
         // @@BACKENDS@@
         other => {
             return Err(Error::Config(format!(
@@ -328,7 +334,7 @@ impl PresenceHub {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 changed = tracked.changed() => if changed.is_err() { return },
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stopped(&mut stop) => return,
             }
         }
     }
@@ -549,7 +555,7 @@ impl PresenceHub {
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stopped(&mut stop) => return,
             }
         }
     }

@@ -1,6 +1,8 @@
 //! The one conformance suite every presence backend passes, and helpers for presence tests.
 #![allow(dead_code)]
 
+pub mod prosody;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +51,25 @@ pub async fn wait_change(
     }
 }
 
+/// Waits until `id`'s presence satisfies `pred`: now, or after a change.
+pub async fn wait_presence(
+    hub: &PresenceHub,
+    rx: &mut broadcast::Receiver<Arc<PresenceChange>>,
+    id: Uuid,
+    within: Duration,
+    what: &str,
+    pred: impl Fn(&switchboard::presence::Presence) -> bool,
+) -> switchboard::presence::Presence {
+    let now = hub.lookup(id);
+    if pred(&now) {
+        return now;
+    }
+    wait_change(rx, id, within, what, |c| pred(&c.presence))
+        .await
+        .presence
+        .clone()
+}
+
 pub fn person(n: u128, handle: &str) -> PersonAttrs {
     PersonAttrs {
         id: Uuid::from_u128(n),
@@ -83,23 +104,22 @@ pub async fn conformance(remote: &dyn Remote) {
     remote
         .set(&hub, &handles[0], Availability::Away, Some("lunch"))
         .await;
-    let change = wait_change(&mut rx, a, within, "first state", |c| {
-        c.presence.availability == Availability::Away
+    let presence = wait_presence(&hub, &mut rx, a, within, "first state", |p| {
+        p.availability == Availability::Away && p.status_message.as_deref() == Some("lunch")
     })
     .await;
-    assert_eq!(change.presence.status_message.as_deref(), Some("lunch"));
-    let channel = &change.presence.channels[0];
+    let channel = &presence.channels[0];
     assert_eq!(channel.backend, name);
     assert_eq!(channel.uri, handles[0]);
     assert!(channel.observed_at.is_some());
-    assert!(change.presence.observed_at.is_some());
+    assert!(presence.observed_at.is_some());
 
     // 2. A later change replaces it.
     remote
         .set(&hub, &handles[0], Availability::DoNotDisturb, None)
         .await;
-    wait_change(&mut rx, a, within, "second state", |c| {
-        c.presence.availability == Availability::DoNotDisturb
+    wait_presence(&hub, &mut rx, a, within, "second state", |p| {
+        p.availability == Availability::DoNotDisturb
     })
     .await;
 
@@ -107,8 +127,8 @@ pub async fn conformance(remote: &dyn Remote) {
     remote
         .set(&hub, &handles[1], Availability::Available, None)
         .await;
-    wait_change(&mut rx, b, within, "other person", |c| {
-        c.presence.availability == Availability::Available
+    wait_presence(&hub, &mut rx, b, within, "other person", |p| {
+        p.availability == Availability::Available
     })
     .await;
     assert_eq!(hub.lookup(a).availability, Availability::DoNotDisturb);
@@ -140,4 +160,45 @@ pub async fn conformance(remote: &dyn Remote) {
     assert!(hub.metrics().contains(&format!("backend=\"{name}\"")));
 
     hub.shutdown().await;
+}
+
+/// Reads Server-Sent Events frames from a streaming response.
+#[derive(Default)]
+pub struct Sse {
+    buffer: String,
+}
+
+impl Sse {
+    /// The data (JSON) of the next event that satisfies `pred`, failing after `within`.
+    pub async fn next(
+        &mut self,
+        response: &mut reqwest::Response,
+        within: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let frame: String = self.buffer.drain(..end + 2).collect();
+                let data: String = frame
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
+                if data.is_empty() {
+                    continue;
+                }
+                let value: serde_json::Value = serde_json::from_str(&data).expect("json data");
+                if pred(&value) {
+                    return value;
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, response.chunk())
+                .await
+                .expect("an event in time")
+                .expect("stream readable")
+                .expect("stream open");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
 }
