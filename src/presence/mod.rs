@@ -9,7 +9,10 @@
 pub mod backend;
 pub mod config;
 pub mod directory;
+pub mod graph;
+pub mod http_client;
 pub mod model;
+pub mod slack;
 pub mod webhook;
 pub mod xmpp;
 
@@ -154,7 +157,8 @@ pub fn build_backend(config: &BackendConfig, clock: Clock) -> Result<Arc<dyn Pre
     Ok(match config.kind.as_str() {
         "webhook" => Arc::new(webhook::WebhookBackend::new(config)),
         "xmpp" => Arc::new(xmpp::XmppBackend::new(config, clock)?),
-        // @@BACKENDS@@
+        "graph" => Arc::new(graph::GraphBackend::new(config, clock)?),
+        "slack" => Arc::new(slack::SlackBackend::new(config, clock)?),
         other => {
             return Err(Error::Config(format!(
                 "unknown presence backend kind {other}"
