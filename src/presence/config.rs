@@ -16,7 +16,7 @@ pub struct PresenceConfig {
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
     pub name: String,
-    /// `xmpp`, `webhook`, `graph` or `slack`.
+    /// `xmpp`, `matrix`, `webhook`, `graph` or `slack`.
     pub kind: String,
     /// URI schemes of a person's IM handles this backend reads (default by kind: xmpp → `xmpp`,
     /// graph → `msteams`, slack → `slack`, matrix → `matrix`, webhook → `sip`, `tel`).
@@ -57,6 +57,14 @@ pub struct BackendConfig {
     #[serde(default)]
     pub subscribe: Option<bool>,
 
+    // matrix
+    /// Homeserver base URL, e.g. `https://matrix.example.org`.
+    #[serde(default)]
+    pub homeserver: Option<String>,
+    /// Access token of the directory's Matrix account.
+    #[serde(default)]
+    pub access_token: Option<String>,
+
     // graph / slack
     /// API base URL (default `https://graph.microsoft.com/v1.0`, `https://slack.com/api`).
     #[serde(default)]
@@ -72,7 +80,7 @@ pub struct BackendConfig {
     pub client_secret: Option<String>,
 }
 
-pub const KINDS: &[&str] = &["webhook", "xmpp", "graph", "slack"];
+pub const KINDS: &[&str] = &["webhook", "xmpp", "matrix", "graph", "slack"];
 
 impl BackendConfig {
     pub fn new(name: &str, kind: &str) -> BackendConfig {
@@ -89,6 +97,8 @@ impl BackendConfig {
             password: None,
             server: None,
             subscribe: None,
+            homeserver: None,
+            access_token: None,
             api_url: None,
             token_url: None,
             tenant: None,
@@ -180,6 +190,10 @@ impl BackendConfig {
                 Ok(())
             }
             "slack" => self.require("token", &self.token),
+            "matrix" => {
+                self.require("homeserver", &self.homeserver)?;
+                self.require("access_token", &self.access_token)
+            }
             _ => Ok(()),
         }
     }

@@ -1,4 +1,4 @@
-//! Live presence: backends (XMPP, webhook, Graph, Slack) feed a cache of per-handle states; the
+//! Live presence: backends (XMPP, Matrix, webhook, Graph, Slack) feed a cache of per-handle states; the
 //! hub merges a person's channels on lookup (from memory, never waiting on a backend) and
 //! broadcasts changes to the SSE stream.
 //!
@@ -11,6 +11,7 @@ pub mod config;
 pub mod directory;
 pub mod graph;
 pub mod http_client;
+pub mod matrix;
 pub mod model;
 pub mod slack;
 pub mod webhook;
@@ -159,6 +160,7 @@ pub fn build_backend(config: &BackendConfig, clock: Clock) -> Result<Arc<dyn Pre
         "xmpp" => Arc::new(xmpp::XmppBackend::new(config, clock)?),
         "graph" => Arc::new(graph::GraphBackend::new(config, clock)?),
         "slack" => Arc::new(slack::SlackBackend::new(config, clock)?),
+        "matrix" => Arc::new(matrix::MatrixBackend::new(config, clock)?),
         other => {
             return Err(Error::Config(format!(
                 "unknown presence backend kind {other}"
