@@ -250,6 +250,20 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_declares_valid_backends() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/switchboard.example.toml");
+        let config = crate::config::Config::load(Some(&path)).expect("example config loads");
+        let kinds: Vec<&str> = config
+            .presence
+            .backends
+            .iter()
+            .map(|b| b.kind.as_str())
+            .collect();
+        assert_eq!(kinds, ["xmpp", "webhook"]);
+    }
+
+    #[test]
     fn schemes_default_by_kind() {
         assert_eq!(BackendConfig::new("a", "xmpp").schemes(), ["xmpp"]);
         assert_eq!(BackendConfig::new("a", "webhook").schemes(), ["sip", "tel"]);

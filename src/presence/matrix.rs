@@ -213,12 +213,53 @@ impl MatrixBackend {
         changed
     }
 
+    /// Status of tracked people neither the stream nor an earlier call has mentioned.
+    async fn unmentioned(
+        &self,
+        ctx: &mut RunContext,
+    ) -> std::result::Result<Vec<Observation>, BackendError> {
+        let tracked = ctx.tracked.borrow_and_update().clone();
+        let mut out = Vec::new();
+        for handle in tracked.iter() {
+            let known = self
+                .known
+                .lock()
+                .map(|k| k.contains_key(handle))
+                .unwrap_or(false);
+            if known {
+                continue;
+            }
+            let Some(user) = user_id(handle) else {
+                continue;
+            };
+            let state = self.status(&user).await?;
+            self.remember(handle, &state);
+            out.push(Observation {
+                handle: handle.clone(),
+                state,
+            });
+        }
+        Ok(out)
+    }
+
     async fn stream(&self, ctx: &mut RunContext, connected: &mut bool) -> Option<BackendError> {
         let mut since: Option<String> = None;
         loop {
             let next = tokio::select! {
                 r = self.sync(since.as_deref()) => r,
                 _ = super::stopped(&mut ctx.stop) => return None,
+                changed = ctx.tracked.changed(), if since.is_some() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    // New people to track: ask for their status, then resume the long poll.
+                    match self.unmentioned(ctx).await {
+                        Ok(observations) if !observations.is_empty() => ctx.sink.report(observations),
+                        Ok(_) => {}
+                        Err(e) => return Some(e),
+                    }
+                    continue;
+                }
             };
             let response = match next {
                 Ok(r) => r,
@@ -242,30 +283,9 @@ impl MatrixBackend {
                 }
             }
             if since.is_none() {
-                // People the first sync did not mention (offline, or never seen): ask directly.
-                let tracked = ctx.tracked.borrow().clone();
-                for handle in tracked.iter() {
-                    let known = self
-                        .known
-                        .lock()
-                        .map(|k| k.contains_key(handle))
-                        .unwrap_or(false);
-                    if known {
-                        continue;
-                    }
-                    let Some(user) = user_id(handle) else {
-                        continue;
-                    };
-                    match self.status(&user).await {
-                        Ok(state) => {
-                            self.remember(handle, &state);
-                            observations.push(Observation {
-                                handle: handle.clone(),
-                                state,
-                            });
-                        }
-                        Err(e) => return Some(e),
-                    }
+                match self.unmentioned(ctx).await {
+                    Ok(more) => observations.extend(more),
+                    Err(e) => return Some(e),
                 }
             }
             if !observations.is_empty() {
