@@ -316,3 +316,41 @@ async fn the_directory_follows_imports() {
     hub.shutdown().await;
     follower.await.expect("follower stops");
 }
+
+#[tokio::test]
+async fn a_state_older_than_the_backend_ttl_turns_unknown() {
+    let now = Arc::new(std::sync::Mutex::new(chrono::Utc::now()));
+    let clock_now = now.clone();
+    let clock: switchboard::presence::Clock = Arc::new(move || *clock_now.lock().expect("clock"));
+    let mut config = pbx_config();
+    config.ttl_secs = Some(60);
+    let hub = PresenceHub::from_config(
+        &PresenceConfig {
+            backends: vec![config],
+        },
+        clock,
+    )
+    .expect("hub");
+    let jane = presence_support::person(1, "sip:jane@pbx.example.com");
+    hub.set_people(std::slice::from_ref(&jane));
+    let event = serde_json::from_value(
+        json!({"handle": "sip:jane@pbx.example.com", "availability": "busy"}),
+    )
+    .expect("event");
+    hub.ingest_webhook(TOKEN, vec![event]).expect("accepted");
+    assert_eq!(hub.lookup(jane.id).availability, Availability::Busy);
+    *now.lock().expect("clock") += chrono::Duration::seconds(60);
+    assert_eq!(
+        hub.lookup(jane.id).availability,
+        Availability::Busy,
+        "still fresh"
+    );
+    *now.lock().expect("clock") += chrono::Duration::seconds(1);
+    let stale = hub.lookup(jane.id);
+    assert_eq!(stale.availability, Availability::Unknown);
+    assert_eq!(stale.channels[0].availability, Availability::Unknown);
+    assert!(
+        stale.channels[0].observed_at.is_some(),
+        "when it was last seen"
+    );
+}
