@@ -157,6 +157,8 @@ async fn main() {
         dry_run: false,
         force: false,
         max_delete_share: 0.2,
+        mode: None,
+        merge: Default::default(),
     };
     let t = Instant::now();
     let raw = CsvSource::new(&csv_path, Default::default())

@@ -27,6 +27,11 @@ pub enum Error {
 
     #[error("unauthorized: {0}")]
     Unauthorized(String),
+    #[error("directory {source_name}: {reason}")]
+    Directory { source_name: String, reason: String },
+
+    #[error("directory {source_name} rejected the credentials: {reason}")]
+    DirectoryAuth { source_name: String, reason: String },
 
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -61,6 +66,8 @@ impl Error {
             Error::Input { .. } => "input_unreadable",
             Error::IndexLocked => "index_locked",
             Error::Unauthorized(_) => "unauthorized",
+            Error::Directory { .. } => "directory_unavailable",
+            Error::DirectoryAuth { .. } => "directory_credentials_rejected",
             Error::Unavailable(_) => "unavailable",
             Error::EmbeddedDb(_) => "embedded_database",
             Error::Database(_) => "database",

@@ -52,6 +52,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::SafetyLimit(_) => StatusCode::CONFLICT,
         Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         Error::Unavailable(_) | Error::IndexLocked => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Directory { .. } | Error::DirectoryAuth { .. } => StatusCode::BAD_GATEWAY,
         Error::Config(_)
         | Error::Input { .. }
         | Error::EmbeddedDb(_)

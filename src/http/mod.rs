@@ -4,7 +4,9 @@ pub mod error;
 pub mod health;
 pub mod openapi;
 pub mod people;
+pub mod photos;
 pub mod presence;
+pub mod sync;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -34,6 +36,8 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(people::router())
         .merge(presence::router())
+        .merge(photos::router())
+        .merge(sync::router())
         .route("/openapi.json", get(openapi_json))
         .fallback(not_found);
     Router::new()

@@ -18,6 +18,9 @@ use switchboard::search::SearchIndex;
 use switchboard::sync::{self, ImportOptions, ImportReport, RawBatch};
 use tower::ServiceExt;
 
+pub mod samba;
+pub mod slapd;
+
 pub fn cluster_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("pg")
@@ -76,6 +79,8 @@ pub fn options(source: &str) -> ImportOptions {
         dry_run: false,
         force: false,
         max_delete_share: 0.2,
+        mode: None,
+        merge: Default::default(),
     }
 }
 
