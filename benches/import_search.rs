@@ -258,6 +258,7 @@ async fn main() {
         pool: pool.clone(),
         index: index.clone(),
         ready: Arc::new(AtomicBool::new(true)),
+        presence: switchboard::presence::PresenceHub::disabled(),
     });
     tokio::spawn(async move { axum::serve(listener, app).await });
     let queries = Arc::new(queries);

@@ -27,6 +27,9 @@ pub struct Config {
     pub merge: MergeConfig,
     /// Named contact sources with per-source settings (e.g. CSV column mappings).
     pub sources: Vec<SourceConfig>,
+    /// Live presence backends (`[[presence.backends]]`).
+    #[serde(default)]
+    pub presence: crate::presence::PresenceConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -213,6 +216,7 @@ impl Default for Config {
             },
             merge: MergeConfig::default(),
             sources: Vec::new(),
+            presence: Default::default(),
         }
     }
 }
@@ -290,6 +294,7 @@ impl Config {
                 }
             }
         }
+        self.presence.validate()?;
         Ok(())
     }
 

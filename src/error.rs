@@ -25,6 +25,8 @@ pub enum Error {
     #[error("the search index is in use by another process (is `switchboard serve` running on this data dir?)")]
     IndexLocked,
 
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
     #[error("directory {source_name}: {reason}")]
     Directory { source_name: String, reason: String },
 
@@ -63,6 +65,7 @@ impl Error {
             Error::SafetyLimit(_) => "safety_limit",
             Error::Input { .. } => "input_unreadable",
             Error::IndexLocked => "index_locked",
+            Error::Unauthorized(_) => "unauthorized",
             Error::Directory { .. } => "directory_unavailable",
             Error::DirectoryAuth { .. } => "directory_credentials_rejected",
             Error::Unavailable(_) => "unavailable",

@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::http::{router, AppState};
+use crate::presence::{system_clock, PresenceHub};
 use crate::search::indexer::Indexer;
 use crate::search::SearchIndex;
 
@@ -30,10 +31,14 @@ pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
+    let presence = PresenceHub::from_config(&config.presence, system_clock())?;
+    presence.start();
+    let directory_task = tokio::spawn(presence.clone().follow_directory(db.pool.clone()));
     let app = router(AppState {
         pool: db.pool.clone(),
         index,
         ready,
+        presence: presence.clone(),
     });
     eprintln!(
         "Switchboard is running at http://{}/  (API: /api/v1/people, spec: /api/v1/openapi.json)",
@@ -50,6 +55,8 @@ pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result
     for task in schedulers {
         let _ = task.await;
     }
+    presence.shutdown().await;
+    let _ = directory_task.await;
     Ok(())
 }
 

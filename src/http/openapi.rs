@@ -17,12 +17,16 @@ use utoipa::OpenApi;
         super::sync::list_runs,
         super::sync::get_run,
         super::health::healthz,
-        super::health::readyz
+        super::health::readyz,
+        super::presence::get_presence,
+        super::presence::post_presence_events,
+        super::presence::stream_presence
     ),
     tags(
         (name = "people", description = "Search and look up people"),
         (name = "sync", description = "Import and directory sync runs: counts, who changed, what was refused"),
-        (name = "health", description = "Liveness and readiness")
+        (name = "health", description = "Liveness and readiness"),
+        (name = "presence", description = "Live presence merged from IM systems")
     )
 )]
 pub struct ApiDoc;

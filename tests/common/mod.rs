@@ -86,6 +86,11 @@ pub fn options(source: &str) -> ImportOptions {
 
 impl TestApp {
     pub async fn new() -> TestApp {
+        TestApp::with_presence(switchboard::presence::PresenceHub::disabled()).await
+    }
+
+    /// A test app whose API serves presence from `presence`.
+    pub async fn with_presence(presence: switchboard::presence::PresenceHub) -> TestApp {
         let db = TestDb::new().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let index = SearchIndex::open(&dir.path().join("index")).expect("index");
@@ -95,6 +100,7 @@ impl TestApp {
             pool: db.pool.clone(),
             index: index.clone(),
             ready: ready.clone(),
+            presence,
         });
         TestApp {
             db,
