@@ -24,6 +24,10 @@ use switchboard::sources::csv::CsvSource;
 use switchboard::sources::ContactSource;
 use switchboard::sync::{self, ImportOptions};
 
+// The allocator the binary uses (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Args {
     people: usize,
     queries: usize,
@@ -215,6 +219,8 @@ async fn main() {
         dry_run: false,
         force: false,
         max_delete_share: 0.2,
+        mode: None,
+        merge: Default::default(),
     };
     let t = Instant::now();
     let raw = CsvSource::new(&csv_path, Default::default())
@@ -316,6 +322,7 @@ async fn main() {
         pool: pool.clone(),
         index: index.clone(),
         ready: Arc::new(AtomicBool::new(true)),
+        presence: switchboard::presence::PresenceHub::disabled(),
     });
     tokio::spawn(async move { axum::serve(listener, app).await });
     let queries = Arc::new(queries);

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
-use crate::db::{people, Database};
+use crate::db::{people, runs, Database};
 use crate::demo::{DemoSource, DEMO_SOURCE};
 use crate::domain::PhoneNormalizer;
 use crate::error::{Error, Result};
@@ -59,6 +59,9 @@ pub enum Command {
     /// Import people from a file.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Sync people from a directory, or look at past runs.
+    #[command(subcommand)]
+    Sync(SyncCommand),
     /// Manage the search index.
     #[command(subcommand)]
     Index(IndexCommand),
@@ -83,6 +86,43 @@ pub enum ImportCommand {
         /// Allow a full import to remove more than `import.max_delete_share` of the source.
         #[arg(long)]
         force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Sync an LDAP or Active Directory source named in the config: incrementally when the
+    /// server allows, in full otherwise.
+    Ldap {
+        /// Name of a `[[sources]]` entry of kind `ldap` or `active_directory`.
+        #[arg(long)]
+        source: String,
+        /// Read the whole directory even when an incremental sync is possible.
+        #[arg(long)]
+        full: bool,
+        /// Report what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Allow a run to remove more than `import.max_delete_share` of the source.
+        #[arg(long)]
+        force: bool,
+        /// Refresh just this person now: a uid, mail, sAMAccountName or cn.
+        #[arg(long, conflicts_with = "full")]
+        person: Option<String>,
+    },
+    /// List recent import and sync runs, newest first, or show one run with who changed.
+    Runs {
+        /// Only runs of this source.
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Show this run in detail: counts, every change, every refused row.
+        #[arg(long)]
+        id: Option<i64>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -176,6 +216,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 dry_run,
                 force,
                 max_delete_share: config.import.max_delete_share,
+                mode: None,
+                merge: config.merge.clone(),
             };
             let db = Database::open(&config).await?;
             let result = run_import(&config, &db, raw, &opts).await;
@@ -187,6 +229,77 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::from(EXIT_REJECTED_ROWS)
             })
+        }
+        Command::Sync(SyncCommand::Ldap {
+            source,
+            full,
+            dry_run,
+            force,
+            person,
+        }) => {
+            let source_config = config
+                .source(&source)
+                .filter(|s| s.is_directory())
+                .cloned()
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "no source `{source}` of kind ldap or active_directory in the config"
+                    ))
+                })?;
+            let db = Database::open(&config).await?;
+            let progress = spinner();
+            let result = sync::directory::sync_directory(
+                &db.pool,
+                &config,
+                &source_config,
+                sync::directory::DirectorySyncOptions {
+                    full,
+                    dry_run,
+                    force,
+                    person,
+                },
+                &progress,
+            )
+            .await;
+            progress.finish_and_clear();
+            db.close().await;
+            let sync = result?;
+            if let Some(reason) = &sync.fell_back {
+                println!("incremental sync not possible ({reason}); synced in full");
+            }
+            let input = format!(
+                "{} ({} sync, {} entries read)",
+                source_config.url.as_deref().unwrap_or("directory"),
+                sync.mode,
+                sync.read
+            );
+            let opts = ImportOptions {
+                source,
+                kind: source_config.kind.clone(),
+                full: sync.mode == "full",
+                dry_run,
+                force,
+                max_delete_share: config.import.max_delete_share,
+                mode: Some(sync.mode),
+                merge: config.merge.clone(),
+            };
+            print_report(&input, &opts, &sync.report);
+            Ok(if sync.report.rejects.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_REJECTED_ROWS)
+            })
+        }
+        Command::Sync(SyncCommand::Runs {
+            source,
+            limit,
+            id,
+            json,
+        }) => {
+            let db = Database::open(&config).await?;
+            let result = show_runs(&db, source.as_deref(), i64::from(limit), id, json).await;
+            db.close().await;
+            result.map(|_| ExitCode::SUCCESS)
         }
         Command::Index(IndexCommand::Rebuild) => {
             let db = Database::open(&config).await?;
@@ -241,6 +354,8 @@ async fn load_demo(config: &Config, db: &Database, count: usize, seed: u64) -> R
         dry_run: false,
         force: true,
         max_delete_share: config.import.max_delete_share,
+        mode: None,
+        merge: config.merge.clone(),
     };
     let report = run_import(config, db, raw, &opts).await?;
     eprintln!(
@@ -284,11 +399,17 @@ fn print_report(input: &str, opts: &ImportOptions, report: &ImportReport) {
             t.validate, t.compare, t.write
         );
     }
-    if report.dry_run {
+    // A dry run lists what it would do; a real run lists who changed unless that is everyone
+    // of a first load.
+    if report.dry_run || report.counts.added < report.changes.len() || report.changes.len() <= SHOWN
+    {
+        let verb = if report.dry_run { "would be " } else { "" };
         for change in report.changes.iter().take(SHOWN) {
             println!(
-                "  would be {:?}: {} ({})",
-                change.kind, change.display_name, change.external_id
+                "  {verb}{}: {} ({})",
+                change.kind.as_str(),
+                change.display_name,
+                change.external_id
             );
         }
         if report.changes.len() > SHOWN {
@@ -305,4 +426,95 @@ fn print_report(input: &str, opts: &ImportOptions, report: &ImportReport) {
             report.rejects.len() - SHOWN
         );
     }
+}
+
+async fn show_runs(
+    db: &Database,
+    source: Option<&str>,
+    limit: i64,
+    id: Option<i64>,
+    json: bool,
+) -> Result<()> {
+    let Some(id) = id else {
+        let list = runs::list(&db.pool, source, limit).await?;
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&list).map_err(anyhow::Error::from)?
+            );
+            return Ok(());
+        }
+        println!(
+            "{:>6}  {:<16} {:<12} {:<10} {:<20} {:>7} {:>7} {:>7} {:>9} {:>8}",
+            "run",
+            "source",
+            "mode",
+            "status",
+            "started",
+            "added",
+            "updated",
+            "removed",
+            "unchanged",
+            "rejected"
+        );
+        for r in list {
+            println!(
+                "{:>6}  {:<16} {:<12} {:<10} {:<20} {:>7} {:>7} {:>7} {:>9} {:>8}",
+                r.id,
+                r.source,
+                r.mode,
+                r.status,
+                r.started_at.format("%Y-%m-%d %H:%M:%S"),
+                r.added,
+                r.updated,
+                r.removed,
+                r.unchanged,
+                r.rejected
+            );
+            if let Some(error) = r.error {
+                println!("        error: {error}");
+            }
+        }
+        return Ok(());
+    };
+    let run = runs::get(&db.pool, id)
+        .await?
+        .ok_or(Error::NotFound { what: "sync run" })?;
+    let changes = runs::changes(&db.pool, id, i64::MAX).await?;
+    let rejects = runs::rejects(&db.pool, id).await?;
+    if json {
+        let detail = serde_json::json!({ "run": run, "changes": changes, "rejects": rejects });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&detail).map_err(anyhow::Error::from)?
+        );
+        return Ok(());
+    }
+    println!(
+        "run {} of `{}` ({} {}): {}, started {}{}",
+        run.id,
+        run.source,
+        run.kind,
+        run.mode,
+        run.status,
+        run.started_at.format("%Y-%m-%d %H:%M:%S"),
+        run.finished_at
+            .map(|f| format!(", finished {}", f.format("%H:%M:%S")))
+            .unwrap_or_default()
+    );
+    println!(
+        "{} added, {} updated, {} removed, {} unchanged, {} rejected",
+        run.added, run.updated, run.removed, run.unchanged, run.rejected
+    );
+    if let Some(error) = &run.error {
+        println!("error: {error}");
+    }
+    for c in &changes {
+        println!("  {:<8} {} ({})", c.kind, c.display_name, c.external_id);
+    }
+    for r in &rejects {
+        let line = r.line.map_or_else(|| "?".into(), |l| l.to_string());
+        println!("  refused (line {line}): {}", r.reason);
+    }
+    Ok(())
 }

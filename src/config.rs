@@ -23,8 +23,13 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub import: ImportConfig,
     pub search: SearchConfig,
+    /// How people from several sources become one.
+    pub merge: MergeConfig,
     /// Named contact sources with per-source settings (e.g. CSV column mappings).
     pub sources: Vec<SourceConfig>,
+    /// Live presence backends (`[[presence.backends]]`).
+    #[serde(default)]
+    pub presence: crate::presence::PresenceConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,6 +47,37 @@ pub struct ImportConfig {
     pub max_delete_share: f64,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeConfig {
+    /// What makes records of different sources one person: `email` (a shared address) or `none`.
+    #[serde(default = "default_merge_key")]
+    pub key: String,
+    /// Sources in order of precedence: each attribute comes from the first that has a value.
+    /// Sources not listed follow in alphabetical order.
+    #[serde(default)]
+    pub precedence: Vec<String>,
+    /// Per-attribute precedence, e.g. `phones = ["facilities", "corp"]` (attributes:
+    /// display_name, given_name, family_name, title, department, org_unit, location, manager,
+    /// phones, emails, im, photo_url).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, Vec<String>>,
+}
+
+fn default_merge_key() -> String {
+    "email".into()
+}
+
+impl Default for MergeConfig {
+    fn default() -> Self {
+        MergeConfig {
+            key: default_merge_key(),
+            precedence: Vec::new(),
+            attributes: BTreeMap::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchConfig {
@@ -49,15 +85,113 @@ pub struct SearchConfig {
     pub writer_memory_mb: usize,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     pub name: String,
+    /// `csv`, `ldap` or `active_directory`.
     #[serde(default = "default_source_kind")]
     pub kind: String,
     /// CSV only: header name in the file → Switchboard field (e.g. `"Emp No" = "external_id"`).
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
+    /// Directories: `ldap://host:389` or `ldaps://host:636`.
+    pub url: Option<String>,
+    /// Directories: upgrade `ldap://` with StartTLS.
+    #[serde(default)]
+    pub starttls: bool,
+    /// Directories: PEM file of the CA that signed the server's certificate (default: system roots).
+    pub ca_file: Option<PathBuf>,
+    pub bind_dn: Option<String>,
+    pub bind_password: Option<String>,
+    /// Read the bind password from this file (trailing newline ignored); wins over `bind_password`.
+    pub bind_password_file: Option<PathBuf>,
+    pub base_dn: Option<String>,
+    /// Directories: which entries are people (default depends on `kind`).
+    pub filter: Option<String>,
+    /// Scheduled sync while `serve` runs, e.g. `5m`; absent means manual only.
+    pub interval: Option<String>,
+    /// Directories: entries per page of a paged search (RFC 2696).
+    pub page_size: Option<u32>,
+    /// Directories: limit for connecting and for each server response, e.g. `30s`.
+    pub timeout: Option<String>,
+    /// Directories: Switchboard field → attribute(s), comma-separated in order of preference
+    /// (e.g. `department = "ou,departmentNumber"`). Overrides the defaults for `kind`.
+    #[serde(default)]
+    pub mapping: BTreeMap<String, String>,
+}
+
+/// Shows everything but the password.
+impl std::fmt::Debug for SourceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &self.url)
+            .field("bind_dn", &self.bind_dn)
+            .field(
+                "bind_password",
+                &self.bind_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("bind_password_file", &self.bind_password_file)
+            .field("base_dn", &self.base_dn)
+            .field("filter", &self.filter)
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SourceConfig {
+    pub fn is_directory(&self) -> bool {
+        matches!(self.kind.as_str(), "ldap" | "active_directory")
+    }
+
+    /// The scheduled sync interval, if any.
+    pub fn interval(&self) -> Result<Option<std::time::Duration>> {
+        self.interval
+            .as_deref()
+            .map(|i| parse_duration(&format!("sources.{}.interval", self.name), i))
+            .transpose()
+    }
+
+    pub fn timeout(&self) -> Result<std::time::Duration> {
+        match self.timeout.as_deref() {
+            Some(t) => parse_duration(&format!("sources.{}.timeout", self.name), t),
+            None => Ok(std::time::Duration::from_secs(30)),
+        }
+    }
+
+    /// The bind password, from the file if one is named.
+    pub fn bind_password(&self) -> Result<Option<String>> {
+        match &self.bind_password_file {
+            Some(path) => std::fs::read_to_string(path)
+                .map(|p| Some(p.trim_end_matches(['\r', '\n']).to_string()))
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "source {}: cannot read bind_password_file {}: {e}",
+                        self.name,
+                        path.display()
+                    ))
+                }),
+            None => Ok(self.bind_password.clone()),
+        }
+    }
+}
+
+fn parse_duration(key: &str, value: &str) -> Result<std::time::Duration> {
+    humantime::parse_duration(value)
+        .map_err(|e| {
+            Error::Config(format!(
+                "{key}: `{value}` is not a duration like 30s or 5m: {e}"
+            ))
+        })
+        .and_then(|d| {
+            if d.is_zero() {
+                Err(Error::Config(format!("{key} must be more than zero")))
+            } else {
+                Ok(d)
+            }
+        })
 }
 
 fn default_source_kind() -> String {
@@ -80,7 +214,9 @@ impl Default for Config {
             search: SearchConfig {
                 writer_memory_mb: 256,
             },
+            merge: MergeConfig::default(),
             sources: Vec::new(),
+            presence: Default::default(),
         }
     }
 }
@@ -114,7 +250,41 @@ impl Config {
         }
         crate::domain::phone::parse_region(&self.default_region)
             .map_err(|e| Error::Config(format!("default_region: {e}")))?;
+        if !matches!(self.merge.key.as_str(), "email" | "none") {
+            return Err(Error::Config(format!(
+                "merge.key `{}` must be `email` or `none`",
+                self.merge.key
+            )));
+        }
+        for attribute in self.merge.attributes.keys() {
+            if !crate::sync::merge::ATTRIBUTES.contains(&attribute.as_str()) {
+                return Err(Error::Config(format!(
+                    "merge.attributes: unknown attribute `{attribute}` (known: {})",
+                    crate::sync::merge::ATTRIBUTES.join(", ")
+                )));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
         for source in &self.sources {
+            if !names.insert(source.name.as_str()) {
+                return Err(Error::Config(format!(
+                    "source {} is declared twice",
+                    source.name
+                )));
+            }
+            match source.kind.as_str() {
+                "csv" => {}
+                "ldap" | "active_directory" => {
+                    crate::sources::ldap::LdapSettings::from_config(source)?;
+                }
+                other => {
+                    return Err(Error::Config(format!(
+                        "source {}: unknown kind `{other}` (csv, ldap, active_directory)",
+                        source.name
+                    )))
+                }
+            }
+            source.interval()?;
             for field in source.columns.values() {
                 if crate::sources::csv::Field::from_name(field).is_none() {
                     return Err(Error::Config(format!(
@@ -124,6 +294,7 @@ impl Config {
                 }
             }
         }
+        self.presence.validate()?;
         Ok(())
     }
 
@@ -133,5 +304,61 @@ impl Config {
 
     pub fn index_dir(&self) -> PathBuf {
         self.data_dir.join("index")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/switchboard.example.toml");
+        let config = Config::load(Some(&path)).expect("example config");
+        let corp = config.source("corp").expect("corp");
+        assert!(corp.is_directory());
+        assert_eq!(
+            corp.interval().expect("interval"),
+            Some(std::time::Duration::from_secs(300))
+        );
+        assert_eq!(config.merge.attributes["phones"][0], "facilities");
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_bind_password() {
+        let source = SourceConfig {
+            name: "corp".into(),
+            bind_password: Some("hunter2".into()),
+            ..Default::default()
+        };
+        let shown = format!("{source:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn bad_directory_and_merge_settings_are_refused() {
+        let with = |toml: &str| {
+            let figment =
+                Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml));
+            figment
+                .extract::<Config>()
+                .map_err(|e| Error::Config(e.to_string()))
+                .and_then(|c| c.validate())
+        };
+        let source = "[[sources]]\nname = \"d\"\nkind = \"ldap\"\nbase_dn = \"dc=x\"\n";
+        assert!(with(&format!("{source}url = \"ldap://x\"\n")).is_ok());
+        assert!(with(source).is_err(), "no url");
+        assert!(with(&format!(
+            "{source}url = \"ldap://x\"\ninterval = \"soon\"\n"
+        ))
+        .is_err());
+        assert!(with(&format!(
+            "{source}url = \"ldap://x\"\n[sources.mapping]\nshoe_size = \"x\"\n"
+        ))
+        .is_err());
+        assert!(with("[merge]\nkey = \"phone\"\n").is_err());
+        assert!(with("[merge.attributes]\nshoe_size = [\"a\"]\n").is_err());
+        assert!(with("[[sources]]\nname = \"a\"\nkind = \"fax\"\n").is_err());
     }
 }

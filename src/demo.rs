@@ -505,6 +505,8 @@ pub fn generate(count: usize, seed: u64) -> Vec<SourceRecord> {
             phones,
             im,
             photo_url: None,
+            photo: None,
+            dn: None,
         });
     }
     assign_numbers(&mut rng, &mut people, &offices);
@@ -580,6 +582,7 @@ impl ContactSource for DemoSource {
         Ok(RawBatch {
             records,
             rejects: Vec::new(),
+            removals: Vec::new(),
         })
     }
 }
@@ -597,6 +600,8 @@ mod tests {
             RawBatch {
                 records: people.into_iter().map(|r| (None, r)).collect(),
                 rejects: vec![],
+
+                removals: vec![],
             },
             &phones,
         );

@@ -25,6 +25,14 @@ pub enum Error {
     #[error("the search index is in use by another process (is `switchboard serve` running on this data dir?)")]
     IndexLocked,
 
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    #[error("directory {source_name}: {reason}")]
+    Directory { source_name: String, reason: String },
+
+    #[error("directory {source_name} rejected the credentials: {reason}")]
+    DirectoryAuth { source_name: String, reason: String },
+
     #[error("service unavailable: {0}")]
     Unavailable(String),
 
@@ -57,6 +65,9 @@ impl Error {
             Error::SafetyLimit(_) => "safety_limit",
             Error::Input { .. } => "input_unreadable",
             Error::IndexLocked => "index_locked",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Directory { .. } => "directory_unavailable",
+            Error::DirectoryAuth { .. } => "directory_credentials_rejected",
             Error::Unavailable(_) => "unavailable",
             Error::EmbeddedDb(_) => "embedded_database",
             Error::Database(_) => "database",

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod presence;
 pub mod search;
 pub mod server;
 pub mod sources;

@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::http::{router, AppState};
+use crate::presence::{system_clock, PresenceHub};
 use crate::search::indexer::Indexer;
 use crate::search::SearchIndex;
 
@@ -24,15 +25,20 @@ pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result
     )?;
     let ready = Arc::new(AtomicBool::new(false));
     let (stop, stopped) = watch::channel(false);
-    let indexer_task = tokio::spawn(indexer.run(ready.clone(), stopped));
+    let indexer_task = tokio::spawn(indexer.run(ready.clone(), stopped.clone()));
+    let schedulers = schedule_syncs(config, db, &stopped)?;
 
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
+    let presence = PresenceHub::from_config(&config.presence, system_clock())?;
+    presence.start();
+    let directory_task = tokio::spawn(presence.clone().follow_directory(db.pool.clone()));
     let app = router(AppState {
         pool: db.pool.clone(),
         index,
         ready,
+        presence: presence.clone(),
     });
     eprintln!(
         "Switchboard is running at http://{}/  (API: /api/v1/people, spec: /api/v1/openapi.json)",
@@ -46,7 +52,60 @@ pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result
     tracing::info!("shutting down");
     let _ = stop.send(true);
     let _ = indexer_task.await;
+    for task in schedulers {
+        let _ = task.await;
+    }
+    presence.shutdown().await;
+    let _ = directory_task.await;
     Ok(())
+}
+
+/// One task per directory source with an `interval`: a sync at start, then one per interval.
+/// A failed sync is logged and recorded as a failed run; the next one runs on schedule.
+fn schedule_syncs(
+    config: &Config,
+    db: &Database,
+    stopped: &watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut tasks = Vec::new();
+    for source in config.sources.iter().filter(|s| s.is_directory()) {
+        let Some(interval) = source.interval()? else {
+            continue;
+        };
+        let (config, source, pool) = (config.clone(), source.clone(), db.pool.clone());
+        let mut stopped = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let progress = indicatif::ProgressBar::hidden();
+                let run = crate::sync::directory::sync_directory(
+                    &pool,
+                    &config,
+                    &source,
+                    crate::sync::directory::DirectorySyncOptions::default(),
+                    &progress,
+                );
+                tokio::select! {
+                    result = run => match result {
+                        Ok(r) => tracing::info!(
+                            source = %source.name,
+                            mode = r.mode,
+                            added = r.report.counts.added,
+                            updated = r.report.counts.updated,
+                            removed = r.report.counts.removed,
+                            "scheduled sync done"
+                        ),
+                        Err(e) => tracing::warn!(source = %source.name, code = e.code(), error = %e, "scheduled sync failed"),
+                    },
+                    _ = stopped.wait_for(|s| *s) => return,
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = stopped.wait_for(|s| *s) => return,
+                }
+            }
+        }));
+    }
+    Ok(tasks)
 }
 
 async fn shutdown_signal() {

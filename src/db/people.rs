@@ -57,6 +57,7 @@ impl PersonRow {
             sources,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            presence: None,
         }
     }
 }

@@ -147,3 +147,37 @@ pub async fn rejects(pool: &PgPool, run_id: i64) -> Result<Vec<Reject>> {
         })
         .collect())
 }
+
+/// The most recent runs first, optionally of one source.
+pub async fn list(pool: &PgPool, source: Option<&str>, limit: i64) -> Result<Vec<SyncRun>> {
+    Ok(sqlx::query_as::<_, SyncRun>(
+        "SELECT * FROM sync_runs WHERE ($1::text IS NULL OR source = $1) ORDER BY id DESC LIMIT $2",
+    )
+    .bind(source)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// One person a run added, updated or removed.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, ToSchema)]
+pub struct RunChange {
+    /// `added`, `updated` or `removed`.
+    pub kind: String,
+    pub person_id: uuid::Uuid,
+    /// The person's id in the source (entryUUID, objectGUID, CSV id…).
+    pub external_id: String,
+    pub display_name: String,
+}
+
+/// Who a run changed, in the order it changed them, at most `limit`.
+pub async fn changes(pool: &PgPool, run_id: i64, limit: i64) -> Result<Vec<RunChange>> {
+    Ok(sqlx::query_as::<_, RunChange>(
+        "SELECT kind, person_id, external_id, display_name FROM change_log \
+         WHERE run_id = $1 AND kind IS NOT NULL ORDER BY seq LIMIT $2",
+    )
+    .bind(run_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub use phone::{Phone, PhoneKind, PhoneNormalizer, PhoneParser, PhoneTable};
-pub use record::{NormalizedRecord, RecordError, SourceRecord};
+pub use record::{normalize_dn, NormalizedRecord, Photo, RecordError, SourceRecord};
 
 /// A person as the API returns them: everything a caller needs to reach them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -32,6 +32,9 @@ pub struct Person {
     pub sources: Vec<SourceRef>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Live presence merged over the person's IM channels (when presence backends are configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<crate::presence::Presence>,
 }
 
 /// A person as a search hit: what a result list shows, served from the index alone.
@@ -47,6 +50,9 @@ pub struct PersonSummary {
     pub emails: Vec<String>,
     pub im: Vec<String>,
     pub photo_url: Option<String>,
+    /// Live presence merged over the person's IM channels (when presence backends are configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<crate::presence::Presence>,
 }
 
 impl From<&Person> for PersonSummary {
@@ -62,6 +68,7 @@ impl From<&Person> for PersonSummary {
             emails: p.emails.clone(),
             im: p.im.clone(),
             photo_url: p.photo_url.clone(),
+            presence: p.presence.clone(),
         }
     }
 }

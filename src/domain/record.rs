@@ -1,5 +1,7 @@
 //! A contact as a source delivers it, and its validated, normalized form.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 #[cfg(test)]
@@ -24,6 +26,10 @@ pub struct SourceRecord {
     pub phones: Vec<(PhoneKind, String)>,
     pub im: Vec<String>,
     pub photo_url: Option<String>,
+    /// The photo itself, when the source holds it (a directory's `jpegPhoto`).
+    pub photo: Option<Vec<u8>>,
+    /// Where the record lives in a directory (its DN); identity stays `external_id`.
+    pub dn: Option<String>,
 }
 
 /// A validated contact, ready to store. Its `content_hash` decides whether a re-import changes anything.
@@ -42,6 +48,69 @@ pub struct NormalizedRecord {
     pub emails: Vec<String>,
     pub im: Vec<String>,
     pub photo_url: Option<String>,
+    /// Normalized DN (see [`normalize_dn`]); part of the digest, so a rename is an update.
+    pub dn: Option<String>,
+    /// Stored by digest; `photo_url` names it, so the digest covers the bytes.
+    #[serde(skip)]
+    pub photo: Option<Arc<Photo>>,
+}
+
+/// A picture read from a source, stored once per digest.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Photo {
+    pub digest: String,
+    pub content_type: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+impl Photo {
+    pub fn new(bytes: Vec<u8>) -> Photo {
+        let digest = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
+        let content_type = if bytes.starts_with(b"\x89PNG") {
+            "image/png"
+        } else if bytes.starts_with(b"GIF8") {
+            "image/gif"
+        } else {
+            "image/jpeg"
+        };
+        Photo {
+            digest,
+            content_type,
+            bytes,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("/api/v1/photos/{}", self.digest)
+    }
+}
+
+/// A DN in one canonical spelling, so that DNs written by different servers or tools compare:
+/// lower case, no spaces around separators (escaped characters are left as they are).
+pub fn normalize_dn(dn: &str) -> String {
+    let mut out = String::with_capacity(dn.len());
+    let mut chars = dn.trim().chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                out.push(c);
+                if let Some(next) = chars.next() {
+                    out.extend(next.to_lowercase());
+                }
+            }
+            ',' | '=' | '+' => {
+                while out.ends_with(' ') {
+                    out.pop();
+                }
+                out.push(c);
+                while chars.peek() == Some(&' ') {
+                    chars.next();
+                }
+            }
+            _ => out.extend(c.to_lowercase()),
+        }
+    }
+    out
 }
 
 /// Why a record was refused. `external_id` is set when the record could still be identified, so a
@@ -165,6 +234,10 @@ impl SourceRecord {
                 normalized_phones.push(phone);
             }
         }
+        let photo = self
+            .photo
+            .filter(|bytes| !bytes.is_empty())
+            .map(|bytes| Arc::new(Photo::new(bytes)));
         let mut im = Vec::with_capacity(self.im.len());
         for raw in self.im.iter().filter(|h| !h.trim().is_empty()) {
             let handle = normalize_im(raw).map_err(|e| fail(format!("invalid IM handle: {e}")))?;
@@ -185,7 +258,12 @@ impl SourceRecord {
             phones: normalized_phones,
             emails,
             im,
-            photo_url: clean(self.photo_url),
+            photo_url: photo
+                .as_ref()
+                .map(|p| p.url())
+                .or_else(|| clean(self.photo_url)),
+            dn: self.dn.as_deref().map(normalize_dn),
+            photo,
         })
     }
 }

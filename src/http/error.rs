@@ -50,7 +50,9 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
         Error::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
         Error::SafetyLimit(_) => StatusCode::CONFLICT,
+        Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         Error::Unavailable(_) | Error::IndexLocked => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Directory { .. } | Error::DirectoryAuth { .. } => StatusCode::BAD_GATEWAY,
         Error::Config(_)
         | Error::Input { .. }
         | Error::EmbeddedDb(_)

@@ -22,6 +22,8 @@ pub struct Readiness {
     pub indexed_people: u64,
     /// Last change-log position the index reflects.
     pub index_position: i64,
+    /// Each presence backend; a failing one makes its channels `unknown`, never the server unready.
+    pub presence: Vec<crate::presence::BackendHealth>,
 }
 
 /// The process is up.
@@ -56,5 +58,6 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>> {
         status: "ready".into(),
         indexed_people: state.index.num_docs(),
         index_position: state.index.applied_seq()?,
+        presence: state.presence.health(),
     }))
 }

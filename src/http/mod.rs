@@ -4,6 +4,9 @@ pub mod error;
 pub mod health;
 pub mod openapi;
 pub mod people;
+pub mod photos;
+pub mod presence;
+pub mod sync;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -25,17 +28,23 @@ pub struct AppState {
     pub index: SearchIndex,
     /// True once the indexer has caught up after start.
     pub ready: Arc<AtomicBool>,
+    /// Live presence: cache, backends and change stream.
+    pub presence: crate::presence::PresenceHub,
 }
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(people::router())
+        .merge(presence::router())
+        .merge(photos::router())
+        .merge(sync::router())
         .route("/openapi.json", get(openapi_json))
         .fallback(not_found);
     Router::new()
         .merge(crate::web::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(presence::metrics_router())
         .nest("/api/v1", api)
         .fallback(not_found)
         .layer(CompressionLayer::new())

@@ -157,6 +157,8 @@ pub async fn search_people(
     let results = tokio::task::spawn_blocking(move || index.search_with(&request))
         .await
         .map_err(|e| Error::Internal(e.into()))??;
+    let mut results = results;
+    state.presence.decorate_summaries(&mut results.hits);
     let next = offset + results.hits.len();
     let next_cursor = (results.hits.len() == limit && next < results.total && next <= MAX_OFFSET)
         .then(|| encode_cursor(next));
@@ -227,10 +229,11 @@ pub async fn get_person(
 ) -> Result<Json<Person>> {
     let id =
         Uuid::parse_str(&id).map_err(|_| Error::invalid("id", format!("`{id}` is not a UUID")))?;
-    people::get_person(&state.pool, id)
+    let mut person = people::get_person(&state.pool, id)
         .await?
-        .map(Json)
-        .ok_or(Error::NotFound { what: "person" })
+        .ok_or(Error::NotFound { what: "person" })?;
+    state.presence.decorate_person(&mut person);
+    Ok(Json(person))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Where people come from. Each source reads its system and hands the sync engine a `RawBatch`.
 
 pub mod csv;
+pub mod ldap;
 
 use std::future::Future;
 

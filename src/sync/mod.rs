@@ -1,6 +1,9 @@
 //! The sync engine: diffs what a source says against the store and applies the difference in
 //! one transaction, appending to `change_log`. Nothing else writes people.
 
+pub mod directory;
+pub mod merge;
+
 use std::collections::{HashMap, HashSet};
 
 use indicatif::ProgressBar;
@@ -9,17 +12,22 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::config::MergeConfig;
 use crate::db::copy::{copy_rows, CopyRow};
 use crate::db::runs::{self, Counts, Reject};
 use crate::db::{CHANGES_CHANNEL, WRITE_LOCK_KEY};
-use crate::domain::{NormalizedRecord, PhoneNormalizer, SourceRecord};
+use crate::domain::{NormalizedRecord, PhoneNormalizer, Photo, RecordError, SourceRecord};
 use crate::error::{Error, Result};
 
-/// What a source read: records with the line they start on, and rows it could not read at all.
+/// What a source read: records with the line they start on, rows it could not read at all, and
+/// (incremental syncs) the ids the source says are gone.
 #[derive(Debug, Default)]
 pub struct RawBatch {
     pub records: Vec<(Option<u64>, SourceRecord)>,
     pub rejects: Vec<Reject>,
+    /// External ids the source reported deleted (or disabled). Only partial runs use this; a
+    /// full run removes whoever it does not list.
+    pub removals: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -33,6 +41,10 @@ pub struct ImportOptions {
     /// Accept removing more than `max_delete_share` of the source.
     pub force: bool,
     pub max_delete_share: f64,
+    /// Recorded as the run's mode instead of `full`/`partial` (e.g. `incremental`).
+    pub mode: Option<&'static str>,
+    /// How records join people of other sources, and which source wins each attribute.
+    pub merge: MergeConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -41,6 +53,25 @@ pub enum ChangeKind {
     Added,
     Updated,
     Removed,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Updated => "updated",
+            ChangeKind::Removed => "removed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ChangeKind> {
+        match s {
+            "added" => Some(ChangeKind::Added),
+            "updated" => Some(ChangeKind::Updated),
+            "removed" => Some(ChangeKind::Removed),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -80,30 +111,82 @@ struct Existing {
     manager_id: Option<Uuid>,
     deleted: bool,
     display_name: String,
+    /// The person has other sources too: this source's view is kept apart and merged.
+    shared: bool,
 }
 
 /// Validates, diffs and applies a batch. On failure nothing is changed and, unless this is a dry
 /// run, the run is recorded as failed with the reason.
 pub async fn import(
     pool: &PgPool,
-    raw: RawBatch,
+    mut raw: RawBatch,
     phones: &PhoneNormalizer,
     opts: &ImportOptions,
     progress: &ProgressBar,
 ) -> Result<ImportReport> {
     progress.set_message("validating");
     let started = std::time::Instant::now();
+    let removals = std::mem::take(&mut raw.removals);
     let (records, rejects) = validate(raw, phones);
     let validated = started.elapsed().as_secs_f64();
+    import_validated(
+        pool,
+        Validated {
+            records,
+            rejects,
+            removals,
+        },
+        validated,
+        opts,
+        progress,
+    )
+    .await
+}
 
+/// A batch after validation: what can be stored, what was refused, and what the source says is
+/// gone.
+#[derive(Debug, Default)]
+pub struct Validated {
+    pub records: Vec<(Option<u64>, NormalizedRecord)>,
+    pub rejects: Vec<Reject>,
+    pub removals: Vec<String>,
+}
+
+/// Diffs and applies an already validated batch (`validate_seconds` is reported as the
+/// validation time). On failure nothing is changed and the run is recorded as failed.
+pub async fn import_validated(
+    pool: &PgPool,
+    batch: Validated,
+    validate_seconds: f64,
+    opts: &ImportOptions,
+    progress: &ProgressBar,
+) -> Result<ImportReport> {
+    let Validated {
+        records,
+        rejects,
+        removals,
+    } = batch;
+    let validated = validate_seconds;
     let run_id = if opts.dry_run {
         None
     } else {
         runs::ensure_source(pool, &opts.source, &opts.kind).await?;
-        let mode = if opts.full { "full" } else { "partial" };
+        let mode = opts
+            .mode
+            .unwrap_or(if opts.full { "full" } else { "partial" });
         Some(runs::start(pool, &opts.source, &opts.kind, mode).await?)
     };
-    match apply(pool, &records, rejects.clone(), opts, run_id, progress).await {
+    match apply(
+        pool,
+        &records,
+        &removals,
+        rejects.clone(),
+        opts,
+        run_id,
+        progress,
+    )
+    .await
+    {
         Ok(mut report) => {
             report.timings.validate = validated;
             Ok(report)
@@ -124,7 +207,25 @@ pub fn validate(
     raw: RawBatch,
     phones: &PhoneNormalizer,
 ) -> (Vec<(Option<u64>, NormalizedRecord)>, Vec<Reject>) {
-    let mut rejects = raw.rejects;
+    let results = normalize_all(raw.records, phones);
+    refuse_duplicates(results, raw.rejects)
+}
+
+/// What normalizing one record gave: the record, or why it was refused.
+pub type Normalized = (
+    Option<u64>,
+    std::result::Result<NormalizedRecord, RecordError>,
+);
+
+/// Normalizes records on every core; phone numbers are parsed grouped by country first.
+pub fn normalize_all(
+    records: Vec<(Option<u64>, SourceRecord)>,
+    phones: &PhoneNormalizer,
+) -> Vec<Normalized> {
+    let raw = RawBatch {
+        records,
+        ..RawBatch::default()
+    };
     let table = phones.normalize_many(
         raw.records
             .iter()
@@ -158,10 +259,17 @@ pub fn validate(
             })
             .collect()
     });
+    results.into_iter().flatten().collect()
+}
 
+/// Keeps the first record of each id and refuses the others, then orders the refusals by line.
+pub fn refuse_duplicates(
+    results: Vec<Normalized>,
+    mut rejects: Vec<Reject>,
+) -> (Vec<(Option<u64>, NormalizedRecord)>, Vec<Reject>) {
     let mut valid = Vec::new();
     let mut first_line: HashMap<String, Option<u64>> = HashMap::new();
-    for (line, result) in results.into_iter().flatten() {
+    for (line, result) in results {
         match result {
             Ok(rec) => {
                 if let Some(first) = first_line.get(&rec.external_id) {
@@ -191,6 +299,7 @@ pub fn validate(
 async fn apply(
     pool: &PgPool,
     records: &[(Option<u64>, NormalizedRecord)],
+    removals: &[String],
     rejects: Vec<Reject>,
     opts: &ImportOptions,
     run_id: Option<i64>,
@@ -208,15 +317,28 @@ async fn apply(
         records
             .iter()
             .map(|(_, r)| r.external_id.as_str())
+            .chain(removals.iter().map(String::as_str))
             .collect()
     });
     let existing = load_existing(&mut tx, &opts.source, only).await?;
+    // Records new to this source that share an email with a person of another source join them.
+    let joins: HashMap<usize, Uuid> = if opts.merge.by_email() {
+        let candidates: Vec<(usize, &[String])> = records
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, r))| !existing.contains_key(&r.external_id) && !r.emails.is_empty())
+            .map(|(i, (_, r))| (i, r.emails.as_slice()))
+            .collect();
+        merge::find_matches(&mut tx, &opts.source, &candidates).await?
+    } else {
+        HashMap::new()
+    };
     let ids: Vec<Uuid> = records
         .iter()
-        .map(|(_, r)| {
-            existing
-                .get(&r.external_id)
-                .map_or_else(Uuid::now_v7, |e| e.person_id)
+        .enumerate()
+        .map(|(i, (_, r))| match existing.get(&r.external_id) {
+            Some(e) => e.person_id,
+            None => joins.get(&i).copied().unwrap_or_else(Uuid::now_v7),
         })
         .collect();
     let managers = resolve_managers(&mut tx, &opts.source, records, &ids).await?;
@@ -228,15 +350,26 @@ async fn apply(
     };
     let mut added = Vec::new();
     let mut updated = Vec::new();
+    // Records whose person other sources share: written as views, then the person is merged.
+    let mut joined = Vec::new();
+    let mut updated_shared = Vec::new();
     let mut changes = Vec::new();
     for (i, (_, rec)) in records.iter().enumerate() {
         let kind = match existing.get(&rec.external_id) {
+            None if joins.contains_key(&i) => {
+                joined.push(i);
+                ChangeKind::Added
+            }
             None => {
                 added.push(i);
                 ChangeKind::Added
             }
             Some(e) if e.deleted || e.hash != hashes[i] || e.manager_id != managers[i] => {
-                updated.push(i);
+                if e.shared {
+                    updated_shared.push(i);
+                } else {
+                    updated.push(i);
+                }
                 ChangeKind::Updated
             }
             Some(_) => {
@@ -253,6 +386,31 @@ async fn apply(
     }
 
     let mut removed = Vec::new();
+    if !opts.full && !removals.is_empty() {
+        let listed: HashSet<&str> = records
+            .iter()
+            .map(|(_, r)| r.external_id.as_str())
+            .collect();
+        for external_id in removals {
+            // A record both listed and reported gone (re-added in the same window) stays.
+            if listed.contains(external_id.as_str()) {
+                continue;
+            }
+            if let Some(e) = existing.get(external_id).filter(|e| !e.deleted) {
+                removed.push((external_id.clone(), e.person_id, e.shared));
+                changes.push(Change {
+                    kind: ChangeKind::Removed,
+                    person_id: e.person_id,
+                    external_id: external_id.clone(),
+                    display_name: e.display_name.clone(),
+                });
+            }
+        }
+        if !removed.is_empty() {
+            let active = count_active(&mut tx, &opts.source).await?;
+            check_share(opts, removed.len(), active)?;
+        }
+    }
     if opts.full {
         // Rows that were refused still name people who exist: keep them.
         let seen: HashSet<&str> = records
@@ -262,7 +420,7 @@ async fn apply(
             .collect();
         for (external_id, e) in &existing {
             if !e.deleted && !seen.contains(external_id.as_str()) {
-                removed.push(e.person_id);
+                removed.push((external_id.clone(), e.person_id, e.shared));
                 changes.push(Change {
                     kind: ChangeKind::Removed,
                     person_id: e.person_id,
@@ -279,9 +437,12 @@ async fn apply(
             &rejects,
         )?;
     }
-    counts.added = added.len();
-    counts.updated = updated.len();
+    counts.added = added.len() + joined.len();
+    counts.updated = updated.len() + updated_shared.len();
     counts.removed = removed.len();
+    // A shared person leaving this source stays, merged from the sources that still list them,
+    // unless this was their last source.
+    let (detached, removed) = split_detached(&mut tx, removed).await?;
 
     let mut timings = Timings {
         compare: started.elapsed().as_secs_f64(),
@@ -322,19 +483,28 @@ async fn apply(
         "id, display_name, given_name, family_name, title, department, \
         org_unit, location, manager_id, manager_ref, phones, emails, im, photo_url";
 
+    store_photos(
+        &mut tx,
+        added
+            .iter()
+            .chain(&updated)
+            .filter_map(|&i| records[i].1.photo.as_deref()),
+    )
+    .await?;
     if !added.is_empty() {
         let statement = format!("COPY people ({PERSON_COPY_COLUMNS}) FROM STDIN");
         copy_rows(&mut tx, &statement, added.iter().copied(), record_row).await?;
         copy_rows(
             &mut tx,
-            "COPY person_sources (source, external_id, person_id, content_hash) FROM STDIN",
+            "COPY person_sources (source, external_id, person_id, content_hash, dn) FROM STDIN",
             added.iter().copied(),
             |row, i| {
                 let rec = &records[i].1;
                 row.text(Some(&opts.source))
                     .text(Some(&rec.external_id))
                     .display(Some(ids[i]))
-                    .display(Some(hashes[i]));
+                    .display(Some(hashes[i]))
+                    .text(rec.dn.as_deref());
             },
         )
         .await?;
@@ -344,17 +514,18 @@ async fn apply(
             "CREATE TEMP TABLE staging_people ON COMMIT DROP AS \
              SELECT id, display_name, given_name, family_name, title, department, org_unit, location, \
              manager_id, manager_ref, phones, emails, im, photo_url, 0::bigint AS content_hash, \
-             ''::text AS external_id FROM people WITH NO DATA",
+             ''::text AS external_id, ''::text AS dn FROM people WITH NO DATA",
         )
         .execute(&mut *tx)
         .await?;
         let statement = format!(
-            "COPY staging_people ({PERSON_COPY_COLUMNS}, content_hash, external_id) FROM STDIN"
+            "COPY staging_people ({PERSON_COPY_COLUMNS}, content_hash, external_id, dn) FROM STDIN"
         );
         copy_rows(&mut tx, &statement, updated.iter().copied(), |row, i| {
             record_row(row, i);
             row.display(Some(hashes[i]))
-                .text(Some(&records[i].1.external_id));
+                .text(Some(&records[i].1.external_id))
+                .text(records[i].1.dn.as_deref());
         })
         .await?;
         sqlx::query(
@@ -368,11 +539,25 @@ async fn apply(
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE person_sources ps SET content_hash = s.content_hash FROM staging_people s \
+            "UPDATE person_sources ps SET content_hash = s.content_hash, dn = s.dn FROM staging_people s \
              WHERE ps.source = $1 AND ps.external_id = s.external_id",
         )
         .bind(&opts.source)
         .execute(&mut *tx)
+        .await?;
+    }
+    if !joined.is_empty() || !updated_shared.is_empty() || !detached.is_empty() {
+        write_shared(
+            &mut tx,
+            opts,
+            records,
+            &ids,
+            &managers,
+            &hashes,
+            &joined,
+            &updated_shared,
+            &detached,
+        )
         .await?;
     }
     if !removed.is_empty() {
@@ -384,10 +569,14 @@ async fn apply(
     if !changes.is_empty() {
         copy_rows(
             &mut tx,
-            "COPY change_log (person_id, run_id) FROM STDIN",
+            "COPY change_log (person_id, run_id, kind, external_id, display_name) FROM STDIN",
             &changes,
             |row, c| {
-                row.display(Some(c.person_id)).display(run_id);
+                row.display(Some(c.person_id))
+                    .display(run_id)
+                    .text(Some(c.kind.as_str()))
+                    .text(Some(&c.external_id))
+                    .text(Some(&c.display_name));
             },
         )
         .await?;
@@ -445,6 +634,21 @@ fn check_removal_limit(
         )));
     }
     let active = existing.values().filter(|e| !e.deleted).count();
+    check_share(opts, removing, active)
+}
+
+async fn count_active(conn: &mut PgConnection, source: &str) -> Result<usize> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM person_sources ps JOIN people p ON p.id = ps.person_id \
+         WHERE ps.source = $1 AND p.deleted_at IS NULL",
+    )
+    .bind(source)
+    .fetch_one(conn)
+    .await?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+fn check_share(opts: &ImportOptions, removing: usize, active: usize) -> Result<()> {
     if !opts.force && removing as f64 > opts.max_delete_share * active as f64 {
         return Err(Error::SafetyLimit(format!(
             "this run would remove {removing} of {active} people of source `{}` ({:.0}%), more than the \
@@ -464,9 +668,11 @@ async fn load_existing(
     source: &str,
     only: Option<Vec<&str>>,
 ) -> Result<HashMap<String, Existing>> {
-    let rows = sqlx::query_as::<_, (String, Uuid, i64, Option<Uuid>, bool, String)>(
-        "SELECT ps.external_id, ps.person_id, ps.content_hash, p.manager_id, p.deleted_at IS NOT NULL, \
-         p.display_name FROM person_sources ps JOIN people p ON p.id = ps.person_id \
+    let rows = sqlx::query_as::<_, (String, Uuid, i64, Option<Uuid>, bool, String, bool)>(
+        "SELECT ps.external_id, ps.person_id, ps.content_hash, \
+         CASE WHEN ps.record IS NULL THEN p.manager_id ELSE (ps.record->>'manager_id')::uuid END, \
+         p.deleted_at IS NOT NULL, COALESCE(ps.record->>'display_name', p.display_name), \
+         ps.record IS NOT NULL FROM person_sources ps JOIN people p ON p.id = ps.person_id \
          WHERE ps.source = $1 AND ($2::text[] IS NULL OR ps.external_id = ANY($2))",
     )
     .bind(source)
@@ -476,7 +682,7 @@ async fn load_existing(
     Ok(rows
         .into_iter()
         .map(
-            |(external_id, person_id, hash, manager_id, deleted, display_name)| {
+            |(external_id, person_id, hash, manager_id, deleted, display_name, shared)| {
                 (
                     external_id,
                     Existing {
@@ -485,11 +691,136 @@ async fn load_existing(
                         manager_id,
                         deleted,
                         display_name,
+                        shared,
                     },
                 )
             },
         )
         .collect())
+}
+
+/// Splits removals into shared people who keep other sources (detached from this one) and
+/// people to soft-delete.
+async fn split_detached(
+    conn: &mut PgConnection,
+    removed: Vec<(String, Uuid, bool)>,
+) -> Result<(Vec<(String, Uuid)>, Vec<Uuid>)> {
+    let shared: Vec<Uuid> = removed.iter().filter(|r| r.2).map(|r| r.1).collect();
+    let sources: HashMap<Uuid, i64> = if shared.is_empty() {
+        HashMap::new()
+    } else {
+        sqlx::query_as::<_, (Uuid, i64)>(
+            "SELECT person_id, count(*) FROM person_sources WHERE person_id = ANY($1) GROUP BY person_id",
+        )
+        .bind(&shared)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    let mut detached = Vec::new();
+    let mut gone = Vec::new();
+    for (external_id, person, is_shared) in removed {
+        if is_shared && sources.get(&person).copied().unwrap_or(0) > 1 {
+            detached.push((external_id, person));
+        } else {
+            gone.push(person);
+        }
+    }
+    Ok((detached, gone))
+}
+
+/// Writes this source's views of shared people, drops the views of those it no longer lists,
+/// and merges each affected person again.
+#[allow(clippy::too_many_arguments)]
+async fn write_shared(
+    conn: &mut PgConnection,
+    opts: &ImportOptions,
+    records: &[(Option<u64>, NormalizedRecord)],
+    ids: &[Uuid],
+    managers: &[Option<Uuid>],
+    hashes: &[i64],
+    joined: &[usize],
+    updated_shared: &[usize],
+    detached: &[(String, Uuid)],
+) -> Result<()> {
+    let mut people: Vec<Uuid> = joined
+        .iter()
+        .chain(updated_shared)
+        .map(|&i| ids[i])
+        .chain(detached.iter().map(|d| d.1))
+        .collect();
+    people.sort();
+    people.dedup();
+    // The people joined so far had one source, whose view is their current row.
+    merge::snapshot_single_source(conn, &people).await?;
+    let view = |i: usize| {
+        serde_json::to_value(merge::SourceView::of(&records[i].1, managers[i]))
+            .map_err(|e| Error::Internal(e.into()))
+    };
+    let rows: Vec<serde_json::Value> = joined
+        .iter()
+        .chain(updated_shared)
+        .map(|&i| {
+            Ok(serde_json::json!({
+                "external_id": records[i].1.external_id,
+                "person_id": ids[i],
+                "content_hash": hashes[i],
+                "dn": records[i].1.dn,
+                "record": view(i)?,
+            }))
+        })
+        .collect::<Result<_>>()?;
+    sqlx::query(
+        "INSERT INTO person_sources (source, external_id, person_id, content_hash, dn, record) \
+         SELECT $1, s.external_id, s.person_id, s.content_hash, s.dn, s.record \
+         FROM jsonb_to_recordset($2::jsonb) AS s(external_id text, person_id uuid, \
+           content_hash bigint, dn text, record jsonb) \
+         ON CONFLICT (source, external_id) DO UPDATE SET content_hash = EXCLUDED.content_hash, \
+           dn = EXCLUDED.dn, record = EXCLUDED.record",
+    )
+    .bind(&opts.source)
+    .bind(serde_json::Value::Array(rows))
+    .execute(&mut *conn)
+    .await?;
+    if !detached.is_empty() {
+        let gone: Vec<&str> = detached.iter().map(|d| d.0.as_str()).collect();
+        sqlx::query("DELETE FROM person_sources WHERE source = $1 AND external_id = ANY($2)")
+            .bind(&opts.source)
+            .bind(&gone)
+            .execute(&mut *conn)
+            .await?;
+    }
+    merge::recompute(conn, &people, &opts.merge).await
+}
+
+/// Stores each new photo once, by digest.
+async fn store_photos<'a>(
+    conn: &mut PgConnection,
+    photos: impl Iterator<Item = &'a Photo>,
+) -> Result<()> {
+    let mut seen = HashSet::new();
+    let (mut digests, mut types, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
+    for photo in photos {
+        if seen.insert(photo.digest.as_str()) {
+            digests.push(photo.digest.as_str());
+            types.push(photo.content_type);
+            bytes.push(photo.bytes.as_slice());
+        }
+    }
+    if digests.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO photos (digest, content_type, bytes) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[]) ON CONFLICT (digest) DO NOTHING",
+    )
+    .bind(&digests)
+    .bind(&types)
+    .bind(&bytes)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Finds each record's manager: in the batch (by external id, then email), then in the

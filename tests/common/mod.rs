@@ -18,6 +18,9 @@ use switchboard::search::SearchIndex;
 use switchboard::sync::{self, ImportOptions, ImportReport, RawBatch};
 use tower::ServiceExt;
 
+pub mod samba;
+pub mod slapd;
+
 pub fn cluster_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("pg")
@@ -76,11 +79,18 @@ pub fn options(source: &str) -> ImportOptions {
         dry_run: false,
         force: false,
         max_delete_share: 0.2,
+        mode: None,
+        merge: Default::default(),
     }
 }
 
 impl TestApp {
     pub async fn new() -> TestApp {
+        TestApp::with_presence(switchboard::presence::PresenceHub::disabled()).await
+    }
+
+    /// A test app whose API serves presence from `presence`.
+    pub async fn with_presence(presence: switchboard::presence::PresenceHub) -> TestApp {
         let db = TestDb::new().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let index = SearchIndex::open(&dir.path().join("index")).expect("index");
@@ -90,6 +100,7 @@ impl TestApp {
             pool: db.pool.clone(),
             index: index.clone(),
             ready: ready.clone(),
+            presence,
         });
         TestApp {
             db,

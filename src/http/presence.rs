@@ -1,0 +1,243 @@
+//! `/api/v1/presence`: webhook events in, merged presence out (one lookup, or a Server-Sent
+//! Events stream of changes), and the presence lines of `/metrics`.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::stream::{self, Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::AppState;
+use crate::error::{Error, Result};
+use crate::presence::webhook::{WebhookError, WebhookRequest};
+use crate::presence::{PresenceChange, PresenceHub};
+
+/// At most this many people per lookup or stream.
+pub const MAX_IDS: usize = 1000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/presence", get(get_presence))
+        .route("/presence/events", post(post_presence_events))
+        .route("/presence/stream", get(stream_presence))
+}
+
+/// `/metrics`, at the root.
+pub fn metrics_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct IdsParams {
+    /// Person ids (UUIDs), comma-separated, at most 1000.
+    pub ids: String,
+}
+
+fn parse_ids(raw: &str) -> Result<Vec<Uuid>> {
+    let mut ids = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let id = Uuid::parse_str(part)
+            .map_err(|_| Error::invalid("ids", format!("`{part}` is not a UUID")))?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    if ids.is_empty() {
+        return Err(Error::invalid("ids", "give at least one person id"));
+    }
+    if ids.len() > MAX_IDS {
+        return Err(Error::invalid("ids", format!("at most {MAX_IDS} ids")));
+    }
+    Ok(ids)
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PresenceResponse {
+    /// One entry per requested id, in request order.
+    pub items: Vec<PresenceChange>,
+}
+
+/// Merged presence of some people, from the cache.
+#[utoipa::path(
+    get,
+    path = "/api/v1/presence",
+    tag = "presence",
+    params(IdsParams),
+    responses(
+        (status = 200, description = "Presence per person", body = PresenceResponse),
+        (status = 400, description = "Invalid ids", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_presence(
+    State(state): State<AppState>,
+    params: std::result::Result<Query<IdsParams>, QueryRejection>,
+) -> Result<Json<PresenceResponse>> {
+    let Query(params) = params.map_err(|e| Error::invalid("ids", e.body_text()))?;
+    let ids = parse_ids(&params.ids)?;
+    let items = ids
+        .into_iter()
+        .map(|id| PresenceChange {
+            id,
+            presence: state.presence.lookup(id),
+        })
+        .collect();
+    Ok(Json(PresenceResponse { items }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventsAccepted {
+    /// Events stored.
+    pub accepted: usize,
+}
+
+/// Presence events from a webhook backend (a PBX, a calendar…), authenticated with its bearer token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/presence/events",
+    tag = "presence",
+    request_body = WebhookRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Events accepted", body = EventsAccepted),
+        (status = 400, description = "Malformed body or event; nothing was stored", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn post_presence_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: std::result::Result<Json<WebhookRequest>, JsonRejection>,
+) -> Result<Json<EventsAccepted>> {
+    // The token is checked before the body, so a caller without one learns nothing about the format.
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::Unauthorized("send `Authorization: Bearer <token>`".into()))?;
+    if !state.presence.has_webhook_token(token) {
+        return Err(Error::Unauthorized(
+            "no webhook backend has this token".into(),
+        ));
+    }
+    let Json(request) = body.map_err(|e| Error::invalid("body", e.body_text()))?;
+    let accepted = state
+        .presence
+        .ingest_webhook(token, request.events)
+        .map_err(|e| match e {
+            WebhookError::Unauthorized => Error::Unauthorized(e.to_string()),
+            WebhookError::Invalid(why) => Error::invalid("body", why),
+        })?;
+    Ok(Json(EventsAccepted { accepted }))
+}
+
+fn event_of(change: &PresenceChange) -> Event {
+    Event::default()
+        .event("presence")
+        .id(change.id.to_string())
+        .json_data(change)
+        .unwrap_or_else(|_| Event::default().comment("unserializable"))
+}
+
+fn snapshot(hub: &PresenceHub, ids: &[Uuid]) -> Vec<std::result::Result<Event, Infallible>> {
+    ids.iter()
+        .map(|&id| {
+            Ok(event_of(&PresenceChange {
+                id,
+                presence: hub.lookup(id),
+            }))
+        })
+        .collect()
+}
+
+/// Server-Sent Events: first the current presence of each person (`event: presence`), then every
+/// change as it happens. Each event's data is `{"id": …, "presence": {…}}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/presence/stream",
+    tag = "presence",
+    params(IdsParams),
+    responses(
+        (status = 200, description = "An endless `text/event-stream`", body = String, content_type = "text/event-stream"),
+        (status = 400, description = "Invalid ids", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn stream_presence(
+    State(state): State<AppState>,
+    params: std::result::Result<Query<IdsParams>, QueryRejection>,
+) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
+    let Query(params) = params.map_err(|e| Error::invalid("ids", e.body_text()))?;
+    let ids = parse_ids(&params.ids)?;
+    let hub = state.presence.clone();
+    // Subscribe before the snapshot, so no change falls between the two.
+    let rx = hub.subscribe();
+    let first = snapshot(&hub, &ids);
+    let wanted: Arc<HashSet<Uuid>> = Arc::new(ids.iter().copied().collect());
+    let changes = stream::unfold(
+        (rx, hub, ids, wanted),
+        |(mut rx, hub, ids, wanted)| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(change) if wanted.contains(&change.id) => {
+                        let batch = vec![Ok(event_of(&change))];
+                        return Some((stream::iter(batch), (rx, hub, ids, wanted)));
+                    }
+                    Ok(_) => continue,
+                    // Too slow to keep up: send everyone's current state again.
+                    Err(RecvError::Lagged(_)) => {
+                        let batch = snapshot(&hub, &ids);
+                        return Some((stream::iter(batch), (rx, hub, ids, wanted)));
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        },
+    )
+    .flatten();
+    Ok(Sse::new(stream::iter(first).chain(changes))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.presence.metrics(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_checked() {
+        let a = Uuid::from_u128(1);
+        assert_eq!(
+            parse_ids(&format!("{a}, {a},")).expect("ids"),
+            vec![a],
+            "duplicates and blanks dropped"
+        );
+        assert!(parse_ids("").is_err());
+        assert!(parse_ids("nope").is_err());
+        let many: Vec<String> = (0..=MAX_IDS as u128)
+            .map(|i| Uuid::from_u128(i).to_string())
+            .collect();
+        assert!(parse_ids(&many.join(",")).is_err());
+    }
+}

@@ -1,0 +1,961 @@
+//! XMPP backend (RFC 6120/6121): a service account whose roster subscriptions let it see the
+//! presence of the people it tracks, kept current from the stream, reconnecting with backoff.
+//!
+//! A small client over tokio and quick-xml: plain TCP, SASL PLAIN, resource binding, roster,
+//! presence (show, status, priority, XEP-0319 idle), XEP-0199 pings. No STARTTLS yet: use it on
+//! loopback or a trusted network, or behind a TLS-terminating proxy.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use quick_xml::escape::escape;
+use quick_xml::events::Event;
+use quick_xml::Reader;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::backend::{
+    BackendError, BoxFuture, Health, HealthCell, Mode, PresenceBackend, RunContext,
+};
+use super::config::BackendConfig;
+use super::model::{Activity, Availability, ChannelState, Observation};
+use super::Clock;
+use crate::error::{Error, Result};
+
+const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
+const NS_ROSTER: &str = "jabber:iq:roster";
+const NS_PING: &str = "urn:xmpp:ping";
+const NS_IDLE: &str = "urn:xmpp:idle:1";
+/// A stanza larger than this is refused (the connection is dropped).
+const MAX_STANZA: usize = 256 * 1024;
+
+/// An XML element of the stream: enough of a DOM for stanzas.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Element {
+    /// Local name (`presence`, `show`, …).
+    pub name: String,
+    pub attrs: Vec<(String, String)>,
+    pub children: Vec<Element>,
+    pub text: String,
+}
+
+impl Element {
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn ns(&self) -> Option<&str> {
+        self.attr("xmlns")
+    }
+
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    pub fn child_ns(&self, name: &str, ns: &str) -> Option<&Element> {
+        self.children
+            .iter()
+            .find(|c| c.name == name && c.ns() == Some(ns))
+    }
+
+    fn size(&self) -> usize {
+        self.name.len()
+            + self.text.len()
+            + self
+                .attrs
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+            + self.children.iter().map(Element::size).sum::<usize>()
+    }
+}
+
+fn xml_error(e: impl std::fmt::Display) -> BackendError {
+    BackendError::Protocol(format!("bad XML: {e}"))
+}
+
+fn element_of(
+    start: &quick_xml::events::BytesStart<'_>,
+) -> std::result::Result<Element, BackendError> {
+    let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
+    let mut attrs = Vec::new();
+    for attr in start.attributes() {
+        let attr = attr.map_err(xml_error)?;
+        let key = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
+        let value = attr
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(xml_error)?
+            .into_owned();
+        attrs.push((key, value));
+    }
+    Ok(Element {
+        name,
+        attrs,
+        ..Default::default()
+    })
+}
+
+/// The reading half of a stream: yields top-level elements.
+pub struct StanzaReader {
+    reader: Reader<BufReader<OwnedReadHalf>>,
+    buf: Vec<u8>,
+}
+
+fn parser(inner: BufReader<OwnedReadHalf>) -> Reader<BufReader<OwnedReadHalf>> {
+    let mut reader = Reader::from_reader(inner);
+    let config = reader.config_mut();
+    config.trim_text(true);
+    config.check_end_names = false;
+    reader
+}
+
+impl StanzaReader {
+    /// After SASL success the stream starts over: a fresh parser on the same bytes.
+    fn restart(self) -> StanzaReader {
+        StanzaReader {
+            reader: parser(self.reader.into_inner()),
+            buf: self.buf,
+        }
+    }
+
+    /// The next top-level element (stream features, a stanza, …); errors when the stream ends.
+    pub async fn next(&mut self) -> std::result::Result<Element, BackendError> {
+        let mut stack: Vec<Element> = Vec::new();
+        loop {
+            self.buf.clear();
+            let event = self
+                .reader
+                .read_event_into_async(&mut self.buf)
+                .await
+                .map_err(|e| match e {
+                    quick_xml::Error::Io(io) => BackendError::Unreachable(format!("read: {io}")),
+                    other => xml_error(other),
+                })?;
+            match event {
+                Event::Start(start) => {
+                    if start.name().as_ref() == b"stream:stream" {
+                        stack.clear();
+                        continue;
+                    }
+                    stack.push(element_of(&start)?);
+                    if stack.len() > 64 {
+                        return Err(BackendError::Protocol("elements nested too deep".into()));
+                    }
+                }
+                Event::Empty(start) => {
+                    let element = element_of(&start)?;
+                    match stack.last_mut() {
+                        Some(parent) => parent.children.push(element),
+                        None => return Ok(element),
+                    }
+                }
+                Event::End(end) => {
+                    if end.name().as_ref() == b"stream:stream" {
+                        return Err(BackendError::Unreachable(
+                            "the server closed the stream".into(),
+                        ));
+                    }
+                    let Some(done) = stack.pop() else {
+                        return Err(BackendError::Protocol("unbalanced end tag".into()));
+                    };
+                    match stack.last_mut() {
+                        Some(parent) => {
+                            parent.children.push(done);
+                            if parent.size() > MAX_STANZA {
+                                return Err(BackendError::Protocol("stanza too large".into()));
+                            }
+                        }
+                        None => return Ok(done),
+                    }
+                }
+                Event::Text(text) => {
+                    if let Some(top) = stack.last_mut() {
+                        top.text.push_str(&text.decode().map_err(xml_error)?);
+                    }
+                }
+                Event::CData(text) => {
+                    if let Some(top) = stack.last_mut() {
+                        top.text.push_str(&text.decode().map_err(xml_error)?);
+                    }
+                }
+                Event::GeneralRef(r) => {
+                    if let Some(top) = stack.last_mut() {
+                        let c = match r.resolve_char_ref().map_err(xml_error)? {
+                            Some(c) => c,
+                            None => match r.decode().map_err(xml_error)?.as_ref() {
+                                "amp" => '&',
+                                "lt" => '<',
+                                "gt" => '>',
+                                "quot" => '"',
+                                "apos" => '\'',
+                                other => {
+                                    return Err(BackendError::Protocol(format!(
+                                        "unknown entity &{other};"
+                                    )))
+                                }
+                            },
+                        };
+                        top.text.push(c);
+                    }
+                }
+                Event::Eof => {
+                    return Err(BackendError::Unreachable("connection closed".into()));
+                }
+                Event::DocType(_) => {
+                    return Err(BackendError::Protocol(
+                        "DTDs are not allowed in XMPP".into(),
+                    ))
+                }
+                Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+            }
+            if stack.last().is_some_and(|e| e.size() > MAX_STANZA) {
+                return Err(BackendError::Protocol("stanza too large".into()));
+            }
+        }
+    }
+}
+
+/// One XMPP stream: reads top-level stanzas, writes raw XML.
+pub struct XmppStream {
+    reader: StanzaReader,
+    writer: OwnedWriteHalf,
+}
+
+impl XmppStream {
+    fn new(stream: TcpStream) -> XmppStream {
+        let (read, writer) = stream.into_split();
+        XmppStream {
+            reader: StanzaReader {
+                reader: parser(BufReader::new(read)),
+                buf: Vec::new(),
+            },
+            writer,
+        }
+    }
+
+    pub async fn next(&mut self) -> std::result::Result<Element, BackendError> {
+        self.reader.next().await
+    }
+
+    pub async fn send(&mut self, xml: &str) -> std::result::Result<(), BackendError> {
+        self.writer
+            .write_all(xml.as_bytes())
+            .await
+            .map_err(|e| BackendError::Unreachable(format!("write: {e}")))
+    }
+
+    async fn open(&mut self, domain: &str) -> std::result::Result<(), BackendError> {
+        self.send(&format!(
+            "<?xml version='1.0'?><stream:stream to='{}' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
+            escape(domain)
+        ))
+        .await
+    }
+
+    /// Connects and logs in: stream, SASL PLAIN, restart, bind. Returns the stream and full JID.
+    pub async fn login(
+        server: &str,
+        user: &str,
+        domain: &str,
+        password: &str,
+        resource: &str,
+    ) -> std::result::Result<(XmppStream, String), BackendError> {
+        let tcp = TcpStream::connect(server)
+            .await
+            .map_err(|e| BackendError::Unreachable(format!("connect {server}: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        let mut s = XmppStream::new(tcp);
+        s.open(domain).await?;
+        let features = s.next().await?;
+        if features.name != "features" {
+            return Err(BackendError::Protocol(format!(
+                "expected stream features, got <{}>",
+                features.name
+            )));
+        }
+        let mechanisms = features
+            .child_ns("mechanisms", NS_SASL)
+            .map(|m| {
+                m.children
+                    .iter()
+                    .map(|c| c.text.clone())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if !mechanisms.iter().any(|m| m == "PLAIN") {
+            let tls = features.child("starttls").is_some();
+            return Err(BackendError::Protocol(format!(
+                "the server offers no SASL PLAIN on this stream (offers {mechanisms:?}{})",
+                if tls {
+                    "; it wants STARTTLS, which this client lacks"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let credentials = STANDARD.encode(format!("\0{user}\0{password}"));
+        s.send(&format!(
+            "<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{credentials}</auth>"
+        ))
+        .await?;
+        let answer = s.next().await?;
+        if answer.name != "success" {
+            let why = answer
+                .children
+                .first()
+                .map(|c| c.name.clone())
+                .unwrap_or(answer.name);
+            return Err(BackendError::Auth(format!("SASL PLAIN refused: {why}")));
+        }
+        let XmppStream { reader, writer } = s;
+        let mut s = XmppStream {
+            reader: reader.restart(),
+            writer,
+        };
+        s.open(domain).await?;
+        let features = s.next().await?;
+        if features.child_ns("bind", NS_BIND).is_none() {
+            return Err(BackendError::Protocol(
+                "the server offers no resource binding".into(),
+            ));
+        }
+        s.send(&format!(
+            "<iq type='set' id='bind1'><bind xmlns='{NS_BIND}'><resource>{}</resource></bind></iq>",
+            escape(resource)
+        ))
+        .await?;
+        let bound = loop {
+            let stanza = s.next().await?;
+            if stanza.name == "iq" && stanza.attr("id") == Some("bind1") {
+                break stanza;
+            }
+        };
+        let jid = bound
+            .child("bind")
+            .and_then(|b| b.child("jid"))
+            .map(|j| j.text.clone())
+            .filter(|_| bound.attr("type") == Some("result"))
+            .ok_or_else(|| BackendError::Protocol("resource binding failed".into()))?;
+        // RFC 3921 sessions: harmless where optional, needed by old servers.
+        if features
+            .child("session")
+            .is_some_and(|s| s.child("optional").is_none())
+        {
+            s.send("<iq type='set' id='sess1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>")
+                .await?;
+        }
+        Ok((s, jid))
+    }
+
+    /// Answers what every client must: pings and unknown requests.
+    pub async fn answer_iq(&mut self, iq: &Element) -> std::result::Result<(), BackendError> {
+        let kind = iq.attr("type").unwrap_or_default();
+        if kind != "get" && kind != "set" {
+            return Ok(());
+        }
+        let id = escape(iq.attr("id").unwrap_or_default()).into_owned();
+        let to = iq
+            .attr("from")
+            .map(|f| format!(" to='{}'", escape(f)))
+            .unwrap_or_default();
+        if iq.child_ns("ping", NS_PING).is_some() || iq.child_ns("query", NS_ROSTER).is_some() {
+            self.send(&format!("<iq type='result' id='{id}'{to}/>"))
+                .await
+        } else {
+            self.send(&format!(
+                "<iq type='error' id='{id}'{to}><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+            ))
+            .await
+        }
+    }
+}
+
+/// `xmpp:alice@corp.example/phone?message` → `alice@corp.example`.
+pub fn bare_jid(handle: &str) -> Option<String> {
+    let rest = handle.strip_prefix("xmpp:").unwrap_or(handle);
+    let rest = rest.trim_start_matches("//");
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let bare = rest.split('/').next().unwrap_or_default().to_lowercase();
+    let (user, domain) = bare.split_once('@')?;
+    (!user.is_empty() && !domain.is_empty() && !domain.contains('@')).then_some(bare)
+}
+
+#[derive(Debug, Clone)]
+struct Resource {
+    show: Option<String>,
+    status: Option<String>,
+    priority: i32,
+    idle_since: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+}
+
+#[derive(Debug, Default)]
+struct Contact {
+    /// Our subscription to their presence is approved (`to` or `both`).
+    subscribed: bool,
+    /// The last presence from them was an error.
+    error: bool,
+    resources: HashMap<String, Resource>,
+}
+
+fn availability_of_show(show: Option<&str>) -> (Availability, Option<Activity>) {
+    match show {
+        None => (Availability::Available, None),
+        Some("chat") => (Availability::Available, Some(Activity::FreeToChat)),
+        Some("away") => (Availability::Away, None),
+        Some("xa") => (Availability::Away, Some(Activity::ExtendedAway)),
+        Some("dnd") => (Availability::DoNotDisturb, None),
+        Some(_) => (Availability::Available, None),
+    }
+}
+
+impl Contact {
+    /// RFC 6121: the highest-priority resource speaks for the contact; among equals the most
+    /// restrictive, then the newest.
+    fn state(&self, now: DateTime<Utc>) -> ChannelState {
+        if self.error || !self.subscribed && self.resources.is_empty() {
+            return ChannelState::unknown(now);
+        }
+        let Some(top) = self.resources.values().max_by_key(|r| {
+            (
+                r.priority,
+                availability_of_show(r.show.as_deref()).0.rank(),
+                r.at,
+            )
+        }) else {
+            return ChannelState::new(Availability::Offline, now);
+        };
+        let (availability, activity) = availability_of_show(top.show.as_deref());
+        let mut state = ChannelState::new(availability, top.at);
+        state.activity = activity;
+        state.status_message = top.status.clone();
+        state.idle = top.idle_since.is_some();
+        state
+    }
+}
+
+pub struct XmppBackend {
+    user: String,
+    domain: String,
+    password: String,
+    server: String,
+    subscribe: bool,
+    timeout: Duration,
+    clock: Clock,
+    contacts: Mutex<HashMap<String, Contact>>,
+    health: HealthCell,
+}
+
+enum Outcome {
+    Stopped,
+    Lost(BackendError),
+}
+
+impl XmppBackend {
+    pub fn new(config: &BackendConfig, clock: Clock) -> Result<XmppBackend> {
+        let jid = config.jid.clone().unwrap_or_default();
+        let (user, domain) = jid
+            .split_once('@')
+            .ok_or_else(|| Error::Config(format!("presence backend {}: bad jid", config.name)))?;
+        Ok(XmppBackend {
+            user: user.to_string(),
+            domain: domain.to_lowercase(),
+            password: config.password.clone().unwrap_or_default(),
+            server: config
+                .server
+                .clone()
+                .unwrap_or_else(|| format!("{}:5222", domain.to_lowercase())),
+            subscribe: config.subscribe.unwrap_or(true),
+            timeout: config.timeout(),
+            clock,
+            contacts: Mutex::new(HashMap::new()),
+            health: HealthCell::default(),
+        })
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    fn observation(&self, jid: &str) -> Observation {
+        let now = self.now();
+        let state = self
+            .contacts
+            .lock()
+            .ok()
+            .and_then(|c| c.get(jid).map(|c| c.state(now)))
+            .unwrap_or_else(|| ChannelState::unknown(now));
+        Observation {
+            handle: format!("xmpp:{jid}"),
+            state,
+        }
+    }
+
+    fn with_contact<T>(&self, jid: &str, f: impl FnOnce(&mut Contact) -> T) -> Option<T> {
+        self.contacts
+            .lock()
+            .ok()
+            .map(|mut c| f(c.entry(jid.to_string()).or_default()))
+    }
+
+    /// Applies a presence stanza; returns the bare JID whose state it changed.
+    fn on_presence(&self, stanza: &Element) -> Option<String> {
+        let from = stanza.attr("from")?;
+        let jid = bare_jid(from)?;
+        if jid == format!("{}@{}", self.user.to_lowercase(), self.domain) {
+            return None;
+        }
+        let resource = from
+            .split_once('/')
+            .map(|(_, r)| r.to_string())
+            .unwrap_or_default();
+        let now = self.now();
+        match stanza.attr("type") {
+            None => {
+                let show = stanza.child("show").map(|s| s.text.trim().to_string());
+                let status = stanza
+                    .child("status")
+                    .map(|s| s.text.trim().to_string())
+                    .filter(|s| !s.is_empty());
+                let priority = stanza
+                    .child("priority")
+                    .and_then(|p| p.text.trim().parse::<i32>().ok())
+                    .unwrap_or(0)
+                    .clamp(-128, 127);
+                let idle_since = stanza
+                    .child_ns("idle", NS_IDLE)
+                    .and_then(|i| i.attr("since"))
+                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                    .map(|t| t.with_timezone(&Utc));
+                self.with_contact(&jid, |c| {
+                    c.error = false;
+                    // Presence from them means we are subscribed, whatever the roster said.
+                    c.subscribed = true;
+                    c.resources.insert(
+                        resource,
+                        Resource {
+                            show: show.filter(|s| !s.is_empty()),
+                            status,
+                            priority,
+                            idle_since,
+                            at: now,
+                        },
+                    );
+                })?;
+            }
+            Some("unavailable") => {
+                self.with_contact(&jid, |c| {
+                    c.error = false;
+                    if resource.is_empty() {
+                        c.resources.clear();
+                    } else {
+                        c.resources.remove(&resource);
+                    }
+                })?;
+            }
+            Some("error") => {
+                self.with_contact(&jid, |c| {
+                    c.error = true;
+                    c.resources.clear();
+                })?;
+            }
+            Some("unsubscribed") => {
+                self.with_contact(&jid, |c| {
+                    c.subscribed = false;
+                    c.resources.clear();
+                })?;
+            }
+            Some("subscribed") => {
+                self.with_contact(&jid, |c| c.subscribed = true)?;
+            }
+            _ => return None,
+        }
+        Some(jid)
+    }
+
+    /// Roster items (result or push): records subscriptions; returns JIDs that need asking.
+    fn on_roster(&self, query: &Element) -> Vec<String> {
+        let mut approved = Vec::new();
+        if let Ok(mut contacts) = self.contacts.lock() {
+            for item in query.children.iter().filter(|c| c.name == "item") {
+                let Some(jid) = item.attr("jid").and_then(bare_jid) else {
+                    continue;
+                };
+                let subscription = item.attr("subscription").unwrap_or("none");
+                let contact = contacts.entry(jid.clone()).or_default();
+                contact.subscribed = matches!(subscription, "to" | "both");
+                if subscription == "remove" {
+                    contacts.remove(&jid);
+                    continue;
+                }
+                if contact.subscribed || item.attr("ask") == Some("subscribe") {
+                    approved.push(jid);
+                }
+            }
+        }
+        approved
+    }
+
+    async fn session(&self, ctx: &mut RunContext, connected: &mut bool) -> Outcome {
+        let login = XmppStream::login(
+            &self.server,
+            &self.user,
+            &self.domain,
+            &self.password,
+            "switchboard",
+        );
+        let (mut s, _jid) = match tokio::time::timeout(self.timeout, login).await {
+            Ok(Ok(session)) => session,
+            Ok(Err(e)) => return Outcome::Lost(e),
+            Err(_) => {
+                return Outcome::Lost(BackendError::Unreachable(format!(
+                    "no login within {:?}",
+                    self.timeout
+                )))
+            }
+        };
+        *connected = true;
+        self.health.up(self.now());
+        tracing::info!(server = %self.server, "xmpp presence connected");
+        let result: std::result::Result<Outcome, BackendError> = async {
+            s.send(&format!("<iq type='get' id='roster1'><query xmlns='{NS_ROSTER}'/></iq>"))
+                .await?;
+            // Negative priority: nobody's messages are routed to the directory's account.
+            s.send("<presence><priority>-1</priority></presence>").await?;
+            let mut asked: std::collections::HashSet<String> = Default::default();
+            let mut roster_known = false;
+            let mut keepalive = tokio::time::interval(Duration::from_secs(30));
+            keepalive.tick().await;
+            // Contacts with no presence after the roster and the server's probes are offline.
+            let settle = tokio::time::sleep(Duration::from_secs(3600));
+            tokio::pin!(settle);
+            loop {
+                tokio::select! {
+                    stanza = s.next() => {
+                        let stanza = stanza?;
+                        match stanza.name.as_str() {
+                            "presence" => {
+                                if let Some(jid) = self.on_presence(&stanza) {
+                                    ctx.sink.report(vec![self.observation(&jid)]);
+                                }
+                            }
+                            "iq" => {
+                                if let Some(query) = stanza.child_ns("query", NS_ROSTER) {
+                                    let known = self.on_roster(query);
+                                    asked.extend(known);
+                                    if stanza.attr("id") == Some("roster1") {
+                                        roster_known = true;
+                                        settle.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(500));
+                                        self.ask(&mut s, &ctx.tracked, &mut asked).await?;
+                                    }
+                                }
+                                s.answer_iq(&stanza).await?;
+                            }
+                            "error" => {
+                                let why = stanza.children.first().map(|c| c.name.clone()).unwrap_or_default();
+                                return Err(BackendError::Unreachable(format!("stream error: {why}")));
+                            }
+                            _ => {}
+                        }
+                    }
+                    _ = &mut settle => {
+                        settle.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600));
+                        let tracked = ctx.tracked.borrow().clone();
+                        let observations = tracked.iter().filter_map(|h| bare_jid(h)).map(|j| self.observation(&j)).collect();
+                        ctx.sink.report(observations);
+                    }
+                    changed = ctx.tracked.changed() => {
+                        if changed.is_err() { return Ok(Outcome::Stopped) }
+                        if roster_known {
+                            self.ask(&mut s, &ctx.tracked, &mut asked).await?;
+                            settle.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(500));
+                        }
+                    }
+                    _ = keepalive.tick() => s.send(" ").await?,
+                    _ = super::stopped(&mut ctx.stop) => {
+                        let _ = s.send("<presence type='unavailable'/></stream:stream>").await;
+                        return Ok(Outcome::Stopped);
+                    }
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(outcome) => outcome,
+            Err(e) => Outcome::Lost(e),
+        }
+    }
+
+    /// Asks tracked people we have no subscription to (or request pending) for one.
+    async fn ask(
+        &self,
+        s: &mut XmppStream,
+        tracked: &watch::Receiver<Arc<Vec<String>>>,
+        asked: &mut std::collections::HashSet<String>,
+    ) -> std::result::Result<(), BackendError> {
+        if !self.subscribe {
+            return Ok(());
+        }
+        let handles = tracked.borrow().clone();
+        for jid in handles.iter().filter_map(|h| bare_jid(h)) {
+            if asked.insert(jid.clone()) {
+                s.send(&format!(
+                    "<presence to='{}' type='subscribe'/>",
+                    escape(&jid)
+                ))
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PresenceBackend for XmppBackend {
+    fn kind(&self) -> &'static str {
+        "xmpp"
+    }
+
+    fn mode(&self) -> Mode {
+        Mode::Push
+    }
+
+    fn run(self: Arc<Self>, mut ctx: RunContext) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let min = Duration::from_millis(250);
+            let max = Duration::from_secs(30);
+            let mut backoff = min;
+            loop {
+                if *ctx.stop.borrow() {
+                    return;
+                }
+                let mut connected = false;
+                match self.session(&mut ctx, &mut connected).await {
+                    Outcome::Stopped => return,
+                    Outcome::Lost(e) => {
+                        tracing::warn!(server = %self.server, error = %e, "xmpp presence connection lost");
+                        self.health.down(e.to_string());
+                        if let Ok(mut contacts) = self.contacts.lock() {
+                            contacts.clear();
+                        }
+                        ctx.sink.all_unknown();
+                    }
+                }
+                if connected {
+                    backoff = min;
+                }
+                // Jitter, so a restarted server is not hit by every node at once.
+                let jitter = backoff.mul_f64(rand::random::<f64>() * 0.3);
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff + jitter) => {}
+                    _ = super::stopped(&mut ctx.stop) => return,
+                }
+                backoff = (backoff * 2).min(max);
+            }
+        })
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        handles: &'a [String],
+    ) -> BoxFuture<'a, std::result::Result<Vec<Observation>, BackendError>> {
+        Box::pin(async move {
+            Ok(handles
+                .iter()
+                .map(|h| match bare_jid(h) {
+                    Some(jid) => Observation {
+                        handle: h.clone(),
+                        state: self.observation(&jid).state,
+                    },
+                    None => Observation {
+                        handle: h.clone(),
+                        state: ChannelState::unknown(self.now()),
+                    },
+                })
+                .collect())
+        })
+    }
+
+    fn health(&self) -> Health {
+        self.health.get()
+    }
+}
+
+/// A plain XMPP client (a person's chat app, in tests and tools): sets its own presence and
+/// approves subscription requests.
+pub struct XmppClient {
+    writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl XmppClient {
+    pub async fn connect(
+        server: &str,
+        jid: &str,
+        password: &str,
+        resource: &str,
+    ) -> std::result::Result<XmppClient, BackendError> {
+        let (user, domain) = jid
+            .split_once('@')
+            .ok_or_else(|| BackendError::Protocol(format!("bad jid {jid}")))?;
+        let (s, _) = XmppStream::login(server, user, domain, password, resource).await?;
+        let XmppStream { mut reader, writer } = s;
+        let writer = Arc::new(tokio::sync::Mutex::new(writer));
+        let replies = writer.clone();
+        let task = tokio::spawn(async move {
+            while let Ok(stanza) = reader.next().await {
+                let reply = match (stanza.name.as_str(), stanza.attr("type")) {
+                    ("presence", Some("subscribe")) => stanza
+                        .attr("from")
+                        .map(|from| format!("<presence to='{}' type='subscribed'/>", escape(from))),
+                    ("iq", Some("get" | "set")) => {
+                        let id = escape(stanza.attr("id").unwrap_or_default()).into_owned();
+                        Some(format!("<iq type='result' id='{id}'/>"))
+                    }
+                    _ => None,
+                };
+                if let Some(reply) = reply {
+                    if replies
+                        .lock()
+                        .await
+                        .write_all(reply.as_bytes())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(XmppClient { writer, task })
+    }
+
+    /// Sends presence: `show` is `None` (available), `chat`, `away`, `xa` or `dnd`.
+    pub async fn set_presence(
+        &self,
+        show: Option<&str>,
+        status: Option<&str>,
+        priority: i32,
+        idle_since: Option<DateTime<Utc>>,
+    ) -> std::io::Result<()> {
+        let mut xml = String::from("<presence>");
+        if let Some(show) = show {
+            xml.push_str(&format!("<show>{}</show>", escape(show)));
+        }
+        if let Some(status) = status {
+            xml.push_str(&format!("<status>{}</status>", escape(status)));
+        }
+        xml.push_str(&format!("<priority>{priority}</priority>"));
+        if let Some(since) = idle_since {
+            xml.push_str(&format!(
+                "<idle xmlns='{NS_IDLE}' since='{}'/>",
+                since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
+        }
+        xml.push_str("</presence>");
+        self.writer.lock().await.write_all(xml.as_bytes()).await
+    }
+
+    pub async fn go_offline(&self) -> std::io::Result<()> {
+        self.writer
+            .lock()
+            .await
+            .write_all(b"<presence type='unavailable'/>")
+            .await
+    }
+
+    pub async fn close(self) {
+        let _ = self
+            .writer
+            .lock()
+            .await
+            .write_all(b"<presence type='unavailable'/></stream:stream>")
+            .await;
+        self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_become_bare_jids() {
+        assert_eq!(
+            bare_jid("xmpp:Alice@Corp.Example").as_deref(),
+            Some("alice@corp.example")
+        );
+        assert_eq!(
+            bare_jid("xmpp:alice@corp.example/phone?message").as_deref(),
+            Some("alice@corp.example")
+        );
+        assert_eq!(bare_jid("xmpp:corp.example"), None);
+        assert_eq!(bare_jid("xmpp:@corp.example"), None);
+    }
+
+    #[test]
+    fn show_maps_to_the_normalized_model() {
+        assert_eq!(availability_of_show(None), (Availability::Available, None));
+        assert_eq!(
+            availability_of_show(Some("chat")),
+            (Availability::Available, Some(Activity::FreeToChat))
+        );
+        assert_eq!(availability_of_show(Some("away")).0, Availability::Away);
+        assert_eq!(
+            availability_of_show(Some("xa")),
+            (Availability::Away, Some(Activity::ExtendedAway))
+        );
+        assert_eq!(
+            availability_of_show(Some("dnd")).0,
+            Availability::DoNotDisturb
+        );
+    }
+
+    fn resource(show: Option<&str>, priority: i32, at: i64) -> Resource {
+        Resource {
+            show: show.map(str::to_string),
+            status: Some(format!("p{priority}")),
+            priority,
+            idle_since: None,
+            at: DateTime::from_timestamp(1_700_000_000 + at, 0).expect("time"),
+        }
+    }
+
+    #[test]
+    fn the_highest_priority_resource_speaks_for_the_contact() {
+        let now = Utc::now();
+        let mut c = Contact {
+            subscribed: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            c.state(now).availability,
+            Availability::Offline,
+            "no resource"
+        );
+        c.resources
+            .insert("phone".into(), resource(Some("away"), 0, 1));
+        c.resources
+            .insert("desk".into(), resource(Some("dnd"), 5, 2));
+        let s = c.state(now);
+        assert_eq!(s.availability, Availability::DoNotDisturb);
+        assert_eq!(s.status_message.as_deref(), Some("p5"));
+        c.resources.insert("laptop".into(), resource(None, 10, 0));
+        assert_eq!(c.state(now).availability, Availability::Available);
+        c.resources.get_mut("laptop").expect("laptop").idle_since = Some(now);
+        assert!(c.state(now).idle);
+        c.error = true;
+        assert_eq!(c.state(now).availability, Availability::Unknown);
+        let unsubscribed = Contact::default();
+        assert_eq!(unsubscribed.state(now).availability, Availability::Unknown);
+    }
+}

@@ -1,0 +1,421 @@
+//! The XMPP backend against a real Prosody: the conformance suite, presence set by a real client
+//! reaching the people API and the SSE stream within a second, resources with priority and idle
+//! time, and faults (server down at start, killed mid-stream and restarted, hanging, garbage).
+
+mod common;
+mod presence_support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{options, TestApp};
+use presence_support::prosody::{free_port, Prosody, DOMAIN, PASSWORD};
+use presence_support::{conformance, person, wait_presence, Remote};
+use switchboard::presence::xmpp::XmppClient;
+use switchboard::presence::{
+    build_backend, directory, system_clock, Availability, BackendConfig, BoxFuture, HealthStatus,
+    PresenceBackend, PresenceConfig, PresenceHub,
+};
+
+fn chat_config(server: &str) -> BackendConfig {
+    let mut c = BackendConfig::new("chat", "xmpp");
+    c.jid = Some(format!("switchboard@{DOMAIN}"));
+    c.password = Some(PASSWORD.into());
+    c.server = Some(server.to_string());
+    c.timeout_secs = Some(2.0);
+    c
+}
+
+async fn client(prosody_server: &str, user: &str, resource: &str) -> XmppClient {
+    XmppClient::connect(
+        prosody_server,
+        &format!("{user}@{DOMAIN}"),
+        PASSWORD,
+        resource,
+    )
+    .await
+    .expect("client login")
+}
+
+fn show_of(a: Availability) -> Option<&'static str> {
+    match a {
+        Availability::Away => Some("away"),
+        Availability::DoNotDisturb => Some("dnd"),
+        _ => None,
+    }
+}
+
+struct XmppRemote {
+    prosody: Prosody,
+    clients: HashMap<String, XmppClient>,
+}
+
+impl Remote for XmppRemote {
+    fn handles(&self) -> Vec<String> {
+        let mut h: Vec<String> = self.clients.keys().cloned().collect();
+        h.sort();
+        h
+    }
+    fn config(&self) -> BackendConfig {
+        chat_config(&self.prosody.server())
+    }
+    fn backend(&self) -> Arc<dyn PresenceBackend> {
+        build_backend(&self.config(), system_clock()).expect("backend")
+    }
+    fn set<'a>(
+        &'a self,
+        _hub: &'a PresenceHub,
+        handle: &'a str,
+        availability: Availability,
+        status: Option<&'a str>,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let client = &self.clients[handle];
+            if availability == Availability::Offline {
+                client.go_offline().await.expect("send");
+            } else {
+                client
+                    .set_presence(show_of(availability), status, 0, None)
+                    .await
+                    .expect("send");
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn xmpp_backend_passes_the_conformance_suite() {
+    let prosody = Prosody::start(&["switchboard", "alice", "bob"]);
+    let mut clients = HashMap::new();
+    for user in ["alice", "bob"] {
+        let c = client(&prosody.server(), user, "desk").await;
+        c.set_presence(None, None, 0, None).await.expect("initial");
+        clients.insert(format!("xmpp:{user}@{DOMAIN}"), c);
+    }
+    conformance(&XmppRemote { prosody, clients }).await;
+}
+
+const STAFF: &str = "\
+external_id,given_name,family_name,email,im
+alice,Alice,Archer,alice@example.com,xmpp:alice@corp.example
+bob,Bob,Baker,bob@example.com,
+";
+
+async fn app_with_chat(server: &str) -> (TestApp, PresenceHub) {
+    let mut chat = chat_config(server);
+    // Bob has no IM URI: his handle comes from the template over his source id.
+    chat.handle = Some(format!("xmpp:{{uid}}@{DOMAIN}"));
+    let hub = PresenceHub::from_config(
+        &PresenceConfig {
+            backends: vec![chat],
+        },
+        system_clock(),
+    )
+    .expect("hub");
+    let mut app = TestApp::with_presence(hub.clone()).await;
+    app.import_csv(STAFF, &options("hr")).await.expect("import");
+    let (_, people) = directory::load_all(&app.db.pool).await.expect("load");
+    hub.set_people(&people);
+    (app, hub)
+}
+
+async fn id_of(app: &TestApp, q: &str) -> uuid::Uuid {
+    let (_, _, list) = app.get(&format!("/api/v1/people?q={q}")).await;
+    list["items"][0]["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid")
+}
+
+#[tokio::test]
+async fn a_change_in_prosody_reaches_the_api_and_the_stream_within_a_second() {
+    let prosody = Prosody::start(&["switchboard", "alice", "bob"]);
+    let alice = client(&prosody.server(), "alice", "desk").await;
+    alice
+        .set_presence(None, Some("at my desk"), 0, None)
+        .await
+        .expect("send");
+    let bob = client(&prosody.server(), "bob", "laptop").await;
+    bob.set_presence(Some("away"), None, 0, None)
+        .await
+        .expect("send");
+    let (app, hub) = app_with_chat(&prosody.server()).await;
+    let (alice_id, bob_id) = (id_of(&app, "alice").await, id_of(&app, "bob").await);
+    let mut rx = hub.subscribe();
+    hub.start();
+    wait_presence(
+        &hub,
+        &mut rx,
+        alice_id,
+        Duration::from_secs(10),
+        "alice subscribed",
+        |p| p.availability == Availability::Available,
+    )
+    .await;
+    wait_presence(
+        &hub,
+        &mut rx,
+        bob_id,
+        Duration::from_secs(10),
+        "bob via template",
+        |p| p.availability == Availability::Away,
+    )
+    .await;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = app.router.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let mut stream = reqwest::Client::new()
+        .get(format!(
+            "http://{addr}/api/v1/presence/stream?ids={alice_id},{bob_id}"
+        ))
+        .send()
+        .await
+        .expect("stream");
+    let mut sse = presence_support::Sse::default();
+    let first = sse
+        .next(&mut stream, Duration::from_secs(5), |v| {
+            v["id"] == alice_id.to_string()
+        })
+        .await;
+    assert_eq!(first["presence"]["availability"], "available");
+    assert_eq!(first["presence"]["status_message"], "at my desk");
+
+    // Alice, in her chat client, sets "do not disturb".
+    let changed_at = Instant::now();
+    alice
+        .set_presence(Some("dnd"), Some("in a meeting"), 0, None)
+        .await
+        .expect("send");
+    let event = sse
+        .next(&mut stream, Duration::from_secs(5), |v| {
+            v["id"] == alice_id.to_string() && v["presence"]["availability"] == "do_not_disturb"
+        })
+        .await;
+    let latency = changed_at.elapsed();
+    assert!(latency < Duration::from_secs(1), "took {latency:?}");
+    assert_eq!(event["presence"]["status_message"], "in a meeting");
+    assert_eq!(event["presence"]["channels"][0]["backend"], "chat");
+    assert_eq!(
+        event["presence"]["channels"][0]["uri"],
+        format!("xmpp:alice@{DOMAIN}")
+    );
+
+    let (status, _, person) = app.get(&format!("/api/v1/people/{alice_id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(person["presence"]["availability"], "do_not_disturb");
+    let (_, _, list) = app.get("/api/v1/people?q=alice").await;
+    assert_eq!(
+        list["items"][0]["presence"]["availability"],
+        "do_not_disturb"
+    );
+    assert!(list["items"][0]["presence"]["observed_at"].is_string());
+
+    // A second resource with a higher priority speaks for her; idle time is kept.
+    let phone = client(&prosody.server(), "alice", "phone").await;
+    let idle_since = chrono::Utc::now() - chrono::Duration::minutes(10);
+    phone
+        .set_presence(Some("xa"), Some("on the road"), 10, Some(idle_since))
+        .await
+        .expect("send");
+    let presence = wait_presence(
+        &hub,
+        &mut rx,
+        alice_id,
+        Duration::from_secs(5),
+        "phone",
+        |p| p.availability == Availability::Away,
+    )
+    .await;
+    assert!(presence.idle);
+    assert_eq!(
+        presence.activity,
+        Some(switchboard::presence::Activity::ExtendedAway)
+    );
+    assert_eq!(presence.status_message.as_deref(), Some("on the road"));
+    phone.go_offline().await.expect("send");
+    wait_presence(
+        &hub,
+        &mut rx,
+        alice_id,
+        Duration::from_secs(5),
+        "phone gone",
+        |p| p.availability == Availability::DoNotDisturb,
+    )
+    .await;
+    alice.go_offline().await.expect("send");
+    wait_presence(
+        &hub,
+        &mut rx,
+        alice_id,
+        Duration::from_secs(5),
+        "alice gone",
+        |p| p.availability == Availability::Offline,
+    )
+    .await;
+
+    let (_, _, ready) = app.get("/readyz").await;
+    assert_eq!(ready["presence"][0]["name"], "chat");
+    assert_eq!(ready["presence"][0]["status"], "up");
+    hub.shutdown().await;
+    bob.close().await;
+}
+
+fn hub_for(server: &str, timeout: f64) -> (PresenceHub, uuid::Uuid) {
+    let mut chat = chat_config(server);
+    chat.timeout_secs = Some(timeout);
+    let hub = PresenceHub::from_config(
+        &PresenceConfig {
+            backends: vec![chat],
+        },
+        system_clock(),
+    )
+    .expect("hub");
+    let alice = person(1, &format!("xmpp:alice@{DOMAIN}"));
+    hub.set_people(std::slice::from_ref(&alice));
+    (hub, alice.id)
+}
+
+async fn wait_health(hub: &PresenceHub, status: HealthStatus, within: Duration) {
+    let deadline = Instant::now() + within;
+    while hub.health()[0].health.status != status {
+        assert!(
+            Instant::now() < deadline,
+            "health never became {status:?}: {:?}",
+            hub.health()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_server_down_at_start_is_reached_once_it_comes_up() {
+    let port = free_port();
+    let mut prosody = Prosody::prepare(port, &["switchboard", "alice"]);
+    let (hub, alice_id) = hub_for(&prosody.server(), 2.0);
+    let mut rx = hub.subscribe();
+    hub.start();
+    wait_health(&hub, HealthStatus::Down, Duration::from_secs(5)).await;
+    assert_eq!(hub.lookup(alice_id).availability, Availability::Unknown);
+
+    prosody.run();
+    let alice = client(&prosody.server(), "alice", "desk").await;
+    alice.set_presence(None, None, 0, None).await.expect("send");
+    wait_presence(
+        &hub,
+        &mut rx,
+        alice_id,
+        Duration::from_secs(15),
+        "after start",
+        |p| p.availability == Availability::Available,
+    )
+    .await;
+    assert_eq!(hub.health()[0].health.status, HealthStatus::Up);
+    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_stream_turns_unknown_and_recovers_after_restart() {
+    let mut prosody = Prosody::start(&["switchboard", "alice"]);
+    let (hub, alice_id) = hub_for(&prosody.server(), 2.0);
+    let alice = client(&prosody.server(), "alice", "desk").await;
+    alice
+        .set_presence(Some("away"), None, 0, None)
+        .await
+        .expect("send");
+    let mut rx = hub.subscribe();
+    hub.start();
+    wait_presence(
+        &hub,
+        &mut rx,
+        alice_id,
+        Duration::from_secs(10),
+        "before",
+        |p| p.availability == Availability::Away,
+    )
+    .await;
+
+    prosody.kill();
+    let killed = Instant::now();
+    wait_presence(
+        &hub,
+        &mut rx,
+        alice_id,
+        Duration::from_secs(5),
+        "killed",
+        |p| p.availability == Availability::Unknown,
+    )
+    .await;
+    assert!(killed.elapsed() < Duration::from_secs(2));
+    wait_health(&hub, HealthStatus::Down, Duration::from_secs(5)).await;
+
+    prosody.run();
+    let alice = client(&prosody.server(), "alice", "desk").await;
+    alice
+        .set_presence(Some("dnd"), None, 0, None)
+        .await
+        .expect("send");
+    wait_presence(
+        &hub,
+        &mut rx,
+        alice_id,
+        Duration::from_secs(15),
+        "restarted",
+        |p| p.availability == Availability::DoNotDisturb,
+    )
+    .await;
+    assert_eq!(hub.health()[0].health.status, HealthStatus::Up);
+    assert!(hub.health()[0].health.failures >= 1);
+    hub.shutdown().await;
+}
+
+/// A server that accepts and then says nothing, or says nonsense.
+async fn fake_server(reply: &'static [u8]) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut socket, _)) = listener.accept().await {
+            use tokio::io::AsyncWriteExt;
+            let _ = socket.write_all(reply).await;
+            held.push(socket);
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_hanging_server_turns_unknown_after_the_timeout_without_blocking_lookups() {
+    let server = fake_server(b"").await;
+    let (hub, alice_id) = hub_for(&server, 0.5);
+    hub.start();
+    let started = Instant::now();
+    wait_health(&hub, HealthStatus::Down, Duration::from_secs(5)).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "it waited its timeout"
+    );
+    let lookup = Instant::now();
+    assert_eq!(hub.lookup(alice_id).availability, Availability::Unknown);
+    assert!(lookup.elapsed() < Duration::from_millis(50));
+    let detail = hub.health()[0].health.detail.clone().unwrap_or_default();
+    assert!(detail.contains("no login within"), "{detail}");
+    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_server_speaking_garbage_is_reported_down() {
+    let server = fake_server(b"HTTP/1.1 400 Bad Request\r\n\r\n<<<&&&\0\0\0").await;
+    let (hub, alice_id) = hub_for(&server, 2.0);
+    hub.start();
+    wait_health(&hub, HealthStatus::Down, Duration::from_secs(5)).await;
+    assert_eq!(hub.lookup(alice_id).availability, Availability::Unknown);
+    hub.shutdown().await;
+}
