@@ -1,10 +1,12 @@
 //! Import, index and search benchmark (not a test: it prints figures, it asserts nothing).
 //!
-//!     cargo bench --bench import_search -- --people 1000000 --queries 20000 --concurrency 8
+//!     cargo bench --bench import_search -- --people 1000000 --queries 20000 --concurrency 8 --pg-queries 100
 //!
 //! Generates the demo company as a CSV file, imports it through the CSV source and the sync
 //! engine into a fresh embedded PostgreSQL, lets the indexer catch up, then replays a query mix
-//! (name prefixes of 1–3 words, emails, phone fragments) through HTTP with concurrency.
+//! (name prefixes of 1–3 words, emails, phone fragments and endings, typos, sound-alikes)
+//! in-process and through HTTP with concurrency, and the first `--pg-queries` of them against
+//! PostgreSQL's pg_trgm on the same data (GIN index; ILIKE and word_similarity).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -30,6 +32,8 @@ struct Args {
     people: usize,
     queries: usize,
     concurrency: usize,
+    /// How many of the queries to replay against pg_trgm too (0: skip it).
+    pg_queries: usize,
 }
 
 fn args() -> Args {
@@ -37,6 +41,7 @@ fn args() -> Args {
         people: 100_000,
         queries: 20_000,
         concurrency: 8,
+        pg_queries: 2_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -48,6 +53,7 @@ fn args() -> Args {
             "--people" => args.people = value().unwrap_or(args.people),
             "--queries" => args.queries = value().unwrap_or(args.queries),
             "--concurrency" => args.concurrency = value().unwrap_or(args.concurrency),
+            "--pg-queries" => args.pg_queries = value().unwrap_or(args.pg_queries),
             _ => {} // cargo bench passes --bench
         }
     }
@@ -66,16 +72,45 @@ fn ms(d: Duration) -> String {
 }
 
 fn rss_mib() -> f64 {
+    status_mib("VmRSS:")
+}
+
+/// A memory figure of this process from /proc/self/status, in MiB.
+fn status_mib(key: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// What receptionists type: 1–3 word name prefixes, email local parts, phone fragments.
-fn query_mix(people: &[SourceRecord], n: usize) -> Vec<String> {
+/// Kinds of query in the mix, for per-kind figures.
+const KINDS: [&str; 8] = [
+    "1 word prefix",
+    "2 words, last a prefix",
+    "3 words (name + department prefix)",
+    "email local part",
+    "phone number prefix",
+    "last 4–6 digits of a number",
+    "name with a typo",
+    "sound-alike family name",
+];
+
+/// Swaps two neighbouring letters (or, for short words, changes one): a typical typo.
+fn typo(word: &str, rng: &mut SmallRng) -> String {
+    let mut chars: Vec<char> = word.chars().collect();
+    if chars.len() < 4 {
+        return word.to_string();
+    }
+    let i = rng.random_range(1..chars.len() - 1);
+    chars.swap(i, i + 1);
+    chars.into_iter().collect()
+}
+
+/// What receptionists type: 1–3 word name prefixes, email local parts, phone fragments,
+/// names with a typo, and names as heard.
+fn query_mix(people: &[SourceRecord], n: usize) -> Vec<(usize, String)> {
     let mut rng = SmallRng::seed_from_u64(99);
     (0..n)
         .map(|_| {
@@ -88,28 +123,51 @@ fn query_mix(people: &[SourceRecord], n: usize) -> Vec<String> {
                     .iter()
                     .collect()
             };
-            match rng.random_range(0..10) {
-                0..=2 => cut(&given, &mut rng),
-                3..=5 => format!("{} {}", given, cut(&family, &mut rng)),
-                6 => format!("{} {}", family, cut(&given, &mut rng)),
-                7 => format!(
-                    "{} {} {}",
-                    given,
-                    family,
-                    cut(p.department.as_deref().unwrap_or(""), &mut rng)
-                ),
-                8 => p.emails[0]
-                    .split('@')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-                _ => {
-                    let number = &p.phones[0].1;
-                    let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+            let digits = |p: &SourceRecord| -> String {
+                p.phones[0].1.chars().filter(char::is_ascii_digit).collect()
+            };
+            match rng.random_range(0..20) {
+                0..=4 => (0, cut(&given, &mut rng)),
+                5..=8 => (1, format!("{} {}", given, cut(&family, &mut rng))),
+                9 => (1, format!("{} {}", family, cut(&given, &mut rng))),
+                10 => (
+                    2,
                     format!(
-                        "+{}",
-                        &digits[..digits.len().min(rng.random_range(5..=digits.len().max(5)))]
-                    )
+                        "{} {} {}",
+                        given,
+                        family,
+                        cut(p.department.as_deref().unwrap_or(""), &mut rng)
+                    ),
+                ),
+                11 | 12 => (
+                    3,
+                    p.emails[0]
+                        .split('@')
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                ),
+                13 | 14 => {
+                    let digits = digits(p);
+                    let n = digits.len().min(rng.random_range(5..=digits.len().max(5)));
+                    (4, format!("+{}", &digits[..n]))
+                }
+                15 => {
+                    let digits = digits(p);
+                    let n = rng.random_range(4..=6).min(digits.len());
+                    (5, digits[digits.len() - n..].to_string())
+                }
+                16..=18 => (6, format!("{} {}", given, typo(&family, &mut rng))),
+                _ => {
+                    // Sound-alikes the demo's names have: as a caller might spell them.
+                    let heard = family
+                        .replace("ph", "f")
+                        .replace("th", "t")
+                        .replace("ck", "k")
+                        .replace('y', "i")
+                        .replace("ss", "s")
+                        .replace("ll", "l");
+                    (7, format!("{given} {heard}"))
                 }
             }
         })
@@ -237,14 +295,20 @@ async fn main() {
     println!("index size on disk: {:.0} MB", index_bytes as f64 / 1e6);
 
     // In-process search latency (no HTTP), one thread.
-    let queries = query_mix(&people, args.queries);
+    let mix = query_mix(&people, args.queries);
     drop(people);
+    let queries: Vec<String> = mix.iter().map(|(_, q)| q.clone()).collect();
     let mut inproc = Vec::with_capacity(queries.len());
+    let mut by_kind: Vec<Vec<Duration>> = vec![Vec::new(); KINDS.len()];
+    let mut approximate = vec![0usize; KINDS.len()];
     let mut empty = 0;
-    for q in &queries {
+    for (kind, q) in &mix {
         let t = Instant::now();
         let results = index.search(q, 20, 0).expect("search");
-        inproc.push(t.elapsed());
+        let took = t.elapsed();
+        inproc.push(took);
+        by_kind[*kind].push(took);
+        approximate[*kind] += usize::from(results.approximate);
         empty += usize::from(results.hits.is_empty());
     }
     inproc.sort();
@@ -262,6 +326,7 @@ async fn main() {
     });
     tokio::spawn(async move { axum::serve(listener, app).await });
     let queries = Arc::new(queries);
+    let rss_before_http = rss_mib();
     let (http1, wall1) = replay(addr, queries.clone(), 1).await;
     let (http, wall) = replay(addr, queries.clone(), args.concurrency).await;
 
@@ -298,9 +363,81 @@ async fn main() {
     );
     println!("queries with no hit: {empty} of {}", queries.len());
     println!(
-        "resident memory of the benchmark process (index, server, client): {:.0} MiB",
-        rss_mib()
+        "resident memory of the benchmark process (index, server, client): {:.0} MiB before HTTP, {:.0} MiB after \
+         ({:.0} MiB heap, also holding what generating and importing the company left; {:.0} MiB mapped index files)",
+        rss_before_http,
+        rss_mib(),
+        status_mib("RssAnon:"),
+        status_mib("RssFile:")
     );
+    println!();
+    println!("| in-process, by kind of query | share | p50 | p99 | typo tier ran |");
+    println!("|---|---|---|---|---|");
+    for (kind, name) in KINDS.iter().enumerate() {
+        let mut times = std::mem::take(&mut by_kind[kind]);
+        times.sort();
+        println!(
+            "| {name} | {:.0}% | {} | {} | {:.0}% |",
+            100.0 * times.len() as f64 / mix.len() as f64,
+            ms(percentile(&times, 0.5)),
+            ms(percentile(&times, 0.99)),
+            100.0 * approximate[kind] as f64 / times.len().max(1) as f64
+        );
+    }
+
+    // The same queries on the same data in PostgreSQL with pg_trgm: a GIN trigram index over
+    // one folded text per person, every word by ILIKE '%word%' (phone digits likewise), ranked
+    // by word_similarity; and word_similarity alone (`<%`, the typo-tolerant way).
+    let pg_n = args.pg_queries.min(queries.len());
+    if pg_n > 0 {
+        let t = Instant::now();
+        pg_trgm_setup(&pool).await;
+        println!();
+        println!(
+            "pg_trgm: extension, folded text column and GIN index built in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        let subset = Arc::new(queries[..pg_n].to_vec());
+        let (ours, ours_wall) = replay(addr, subset.clone(), args.concurrency).await;
+        let (ilike, ilike_wall, ilike_empty) =
+            pg_replay(&pool, subset.clone(), args.concurrency, PgMode::Ilike).await;
+        let (similar, similar_wall, similar_empty) = pg_replay(
+            &pool,
+            subset.clone(),
+            args.concurrency,
+            PgMode::WordSimilarity,
+        )
+        .await;
+        println!();
+        println!(
+            "| same {pg_n} queries, {} concurrent clients | p50 | p99 | throughput | no hit | p99 vs Switchboard |",
+            args.concurrency
+        );
+        println!("|---|---|---|---|---|---|");
+        let row = |name: &str, l: &[Duration], wall: Duration, empty: Option<usize>| {
+            println!(
+                "| {name} | {} | {} | {:.0}/s | {} | {:.1}× |",
+                ms(percentile(l, 0.5)),
+                ms(percentile(l, 0.99)),
+                l.len() as f64 / wall.as_secs_f64(),
+                empty.map_or("–".to_string(), |e| e.to_string()),
+                percentile(l, 0.99).as_secs_f64() / percentile(&ours, 0.99).as_secs_f64()
+            )
+        };
+        row("Switchboard over HTTP", &ours, ours_wall, None);
+        row(
+            "pg_trgm ILIKE per word + word_similarity order",
+            &ilike,
+            ilike_wall,
+            Some(ilike_empty),
+        );
+        row(
+            "pg_trgm word_similarity (<%)",
+            &similar,
+            similar_wall,
+            Some(similar_empty),
+        );
+    }
 
     // Import → searchable: a one-person import (as from cron) while the server's indexer runs.
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -385,4 +522,96 @@ async fn replay(
 
 fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// A folded text per person (name, title, department, unit, location, emails, phone digits)
+/// with a GIN trigram index, in the benchmark's own database.
+async fn pg_trgm_setup(pool: &sqlx::PgPool) {
+    for sql in [
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+        "CREATE EXTENSION IF NOT EXISTS unaccent",
+        "CREATE TABLE trgm_people AS SELECT id, lower(unaccent(concat_ws(' ', display_name, \
+         title, department, org_unit, location, array_to_string(emails, ' '), \
+         (SELECT string_agg(replace(p->>'e164', '+', ''), ' ') FROM jsonb_array_elements(phones) p)))) \
+         AS doc FROM people WHERE deleted_at IS NULL",
+        "CREATE INDEX trgm_people_doc ON trgm_people USING gin (doc gin_trgm_ops)",
+        "ANALYZE trgm_people",
+    ] {
+        sqlx::query(sql).execute(pool).await.expect("pg_trgm setup");
+    }
+}
+
+#[derive(Clone, Copy)]
+enum PgMode {
+    Ilike,
+    WordSimilarity,
+}
+
+/// The query as PostgreSQL gets it: folded words, or a phone number's digits.
+fn pg_words(q: &str) -> Vec<String> {
+    match switchboard::search::query::phone_digits(q) {
+        Some(digits) => vec![digits],
+        None => switchboard::search::fold(q),
+    }
+}
+
+async fn pg_replay(
+    pool: &sqlx::PgPool,
+    queries: Arc<Vec<String>>,
+    concurrency: usize,
+    mode: PgMode,
+) -> (Vec<Duration>, Duration, usize) {
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..concurrency {
+        let pool = pool.clone();
+        let queries = queries.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut empty = 0;
+            for q in queries.iter().skip(worker).step_by(concurrency) {
+                let words = pg_words(q);
+                let text = words.join(" ");
+                let t = Instant::now();
+                let rows: Vec<(uuid::Uuid,)> = match mode {
+                    PgMode::Ilike => {
+                        let patterns: Vec<String> = words
+                            .iter()
+                            .map(|w| format!("%{}%", w.replace(['%', '_'], "")))
+                            .collect();
+                        sqlx::query_as(
+                            "SELECT id FROM trgm_people WHERE doc ILIKE ALL($1) \
+                             ORDER BY word_similarity($2, doc) DESC, id LIMIT 20",
+                        )
+                        .bind(&patterns)
+                        .bind(&text)
+                        .fetch_all(&pool)
+                        .await
+                        .expect("ilike")
+                    }
+                    PgMode::WordSimilarity => sqlx::query_as(
+                        "SELECT id FROM trgm_people WHERE $1 <% doc \
+                         ORDER BY word_similarity($1, doc) DESC, id LIMIT 20",
+                    )
+                    .bind(&text)
+                    .fetch_all(&pool)
+                    .await
+                    .expect("word_similarity"),
+                };
+                latencies.push(t.elapsed());
+                empty += usize::from(rows.is_empty());
+            }
+            (latencies, empty)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut empty = 0;
+    for task in tasks {
+        let (l, e) = task.await.expect("worker");
+        latencies.extend(l);
+        empty += e;
+    }
+    let wall = t.elapsed();
+    latencies.sort();
+    (latencies, wall, empty)
 }

@@ -13,6 +13,7 @@ use utoipa::OpenApi;
     paths(
         super::people::search_people,
         super::people::get_person,
+        super::people::get_people_by_phone,
         super::photos::get_photo,
         super::sync::list_runs,
         super::sync::get_run,

@@ -14,6 +14,8 @@ use super::AppState;
 use crate::db::people;
 use crate::domain::{Person, PersonSummary};
 use crate::error::{Error, Result};
+use crate::search::query::{self, Filters};
+use crate::search::{Facets, SearchRequest};
 
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
@@ -26,6 +28,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/people", get(search_people))
         .route("/people/{id}", get(get_person))
+        .route("/people/by-phone/{number}", get(get_people_by_phone))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -37,6 +40,19 @@ pub struct SearchParams {
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Only people of this department (exact value, as in `facets`).
+    pub department: Option<String>,
+    /// Only people at this location (exact value, as in `facets`).
+    pub location: Option<String>,
+    /// Only people of this organisation unit (exact value, as in `facets`).
+    pub org_unit: Option<String>,
+    /// Only people who can (`true`) or cannot (`false`) be reached by presence-aware channels;
+    /// for now: who have at least one IM handle.
+    pub has_presence: Option<bool>,
+    /// A location whose people rank first among equally good matches (the caller's own site).
+    pub near: Option<String>,
+    /// Also return facet counts over all matches (default false).
+    pub facets: Option<bool>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -46,6 +62,22 @@ pub struct SearchResponse {
     pub total: usize,
     /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
+    /// True when matches with typos or that only sound alike are included, ranked after every
+    /// exact and prefix match (which did not fill the page).
+    #[serde(default)]
+    pub approximate: bool,
+    /// Counts per department, location, organisation unit and presence over all matches; only
+    /// with `facets=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facets: Option<Facets>,
+}
+
+/// Who owns a phone number.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PhoneOwnersResponse {
+    /// The digits looked up (E.164 without `+`, national, or extension).
+    pub digits: Vec<String>,
+    pub items: Vec<PersonSummary>,
 }
 
 fn decode_cursor(cursor: &str) -> Result<usize> {
@@ -98,8 +130,31 @@ pub async fn search_people(
         .map(decode_cursor)
         .transpose()?
         .unwrap_or(0);
+    let text = |name: &'static str, value: Option<String>| -> Result<Option<String>> {
+        match value {
+            Some(v) if v.len() > MAX_QUERY_LEN => Err(Error::invalid(
+                name,
+                format!("longer than {MAX_QUERY_LEN} bytes"),
+            )),
+            Some(v) if v.is_empty() => Ok(None),
+            v => Ok(v),
+        }
+    };
+    let request = SearchRequest {
+        q,
+        limit,
+        offset,
+        filters: Filters {
+            department: text("department", params.department)?,
+            location: text("location", params.location)?,
+            org_unit: text("org_unit", params.org_unit)?,
+            has_presence: params.has_presence,
+        },
+        near: text("near", params.near)?,
+        facets: params.facets.unwrap_or(false),
+    };
     let index = state.index.clone();
-    let results = tokio::task::spawn_blocking(move || index.search(&q, limit, offset))
+    let results = tokio::task::spawn_blocking(move || index.search_with(&request))
         .await
         .map_err(|e| Error::Internal(e.into()))??;
     let mut results = results;
@@ -111,7 +166,49 @@ pub async fn search_people(
         items: results.hits,
         total: results.total,
         next_cursor,
+        approximate: results.approximate,
+        facets: results.facets,
     }))
+}
+
+/// Who owns a phone number, written in any format: international (`+44 20 7946 0018`),
+/// national (`020 7946 0018`), digits only, or an internal extension.
+#[utoipa::path(
+    get,
+    path = "/api/v1/people/by-phone/{number}",
+    tag = "people",
+    params(("number" = String, Path, description = "A phone number in any format, or an extension")),
+    responses(
+        (status = 200, description = "The people who own the number", body = PhoneOwnersResponse),
+        (status = 400, description = "Not a phone number", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Nobody owns the number", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_people_by_phone(
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+) -> Result<Json<PhoneOwnersResponse>> {
+    let not_a_number = || {
+        Error::invalid(
+            "number",
+            "not a phone number: digits with optional + - ( ) . / and spaces, or an extension",
+        )
+    };
+    if number.len() > 64 {
+        return Err(not_a_number());
+    }
+    let digits = query::phone_candidates(&number).ok_or_else(not_a_number)?;
+    let index = state.index.clone();
+    let lookup = digits.clone();
+    let items = tokio::task::spawn_blocking(move || index.by_phone(&lookup))
+        .await
+        .map_err(|e| Error::Internal(e.into()))??;
+    if items.is_empty() {
+        return Err(Error::NotFound {
+            what: "owner of this phone number",
+        });
+    }
+    Ok(Json(PhoneOwnersResponse { digits, items }))
 }
 
 /// Everything about one person.

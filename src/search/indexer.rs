@@ -258,7 +258,46 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
     {
         name_words.extend(fold(part));
     }
+    // "Mueller" for "Müller": the umlaut spelling is a name word too.
+    let raw_words: Vec<&str> = [
+        Some(&person.display_name),
+        person.given_name.as_ref(),
+        person.family_name.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .flat_map(|t| t.split(|c: char| !c.is_alphanumeric()))
+    .collect();
+    for spelling in raw_words.into_iter().filter_map(super::umlaut_spelling) {
+        doc.add_text(f.name, &spelling);
+        name_words.extend(fold(&spelling));
+    }
     add_prefixes(&mut doc, f.name_prefix, &name_words, 1, super::MAX_PREFIX);
+    // Display name, given and family name repeat the same words: encode each once.
+    let mut distinct: Vec<&str> = name_words.iter().map(String::as_str).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let mut codes: Vec<String> = distinct
+        .into_iter()
+        .flat_map(super::phonetic_codes)
+        .collect();
+    codes.sort_unstable();
+    codes.dedup();
+    for code in codes {
+        doc.add_text(f.name_phonetic, code);
+    }
+    // The whole name, in display order and as "given family" / "family given".
+    let mut full_names = vec![fold(&person.display_name).join(" ")];
+    if let (Some(given), Some(family)) = (&person.given_name, &person.family_name) {
+        let (given, family) = (fold(given).join(" "), fold(family).join(" "));
+        full_names.push(format!("{given} {family}"));
+        full_names.push(format!("{family} {given}"));
+    }
+    full_names.sort_unstable();
+    full_names.dedup();
+    for name in full_names {
+        doc.add_text(f.name_full, name);
+    }
     let organisation = [
         &person.title,
         &person.department,
@@ -284,6 +323,12 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
     );
     for email in &person.emails {
         doc.add_text(f.text, email);
+        // "janesmith" for jane.smith@…: the local part as one word, as people type handles.
+        let local = email.split('@').next().unwrap_or_default();
+        let compact: String = local.chars().filter(|c| c.is_alphanumeric()).collect();
+        if compact.len() < local.len() {
+            doc.add_text(f.handle, compact.to_lowercase());
+        }
     }
     for handle in &person.im {
         doc.add_text(
@@ -297,6 +342,27 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
     // number is one term lookup.
     let digits: Vec<String> = person.phones.iter().flat_map(|p| p.search_keys()).collect();
     add_prefixes(&mut doc, f.phone, &digits, 3, usize::MAX);
+    let mut endings = Vec::new();
+    for phone in &person.phones {
+        let keys = phone.search_keys();
+        for key in &keys {
+            doc.add_text(f.phone_exact, key);
+        }
+        // The last digits of the number (not of the extension, which is matched whole).
+        if let Some(e164) = &phone.e164 {
+            let digits: Vec<char> = e164.chars().filter(char::is_ascii_digit).collect();
+            let len = digits.len();
+            for n in super::MIN_PHONE_SUFFIX..=super::MAX_PHONE_SUFFIX.min(len) {
+                endings.push(digits[len - n..].iter().collect::<String>());
+            }
+        }
+    }
+    endings.sort_unstable();
+    endings.dedup();
+    for ending in endings {
+        doc.add_text(f.phone_suffix, ending);
+    }
+    doc.add_u64(f.has_presence, u64::from(!person.im.is_empty()));
     let sort_name = fold(&person.display_name).join(" ");
     let (key, key2) = super::sort_keys(&sort_name, &person.id);
     doc.add_u64(f.sort_key, key);

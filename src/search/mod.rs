@@ -1,6 +1,7 @@
 //! The tantivy index: derived from PostgreSQL, rebuilt at will, and the only thing searches read.
 //! `schema/search-index.md` describes the fields; `indexer` owns the one writer.
 
+pub mod facets;
 pub mod indexer;
 pub mod query;
 
@@ -9,14 +10,16 @@ use std::path::Path;
 
 use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
-use tantivy::query::AllQuery;
 use tantivy::schema::{
-    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, STORED, STRING,
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
+    STRING,
 };
 use tantivy::tokenizer::{
     AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
 };
 use tantivy::{DocId, Index, IndexReader, ReloadPolicy, Score, SegmentReader, TantivyDocument};
+
+pub use facets::{FacetCount, Facets};
 
 use crate::domain::PersonSummary;
 use crate::error::{Error, Result};
@@ -25,7 +28,7 @@ use crate::error::{Error, Result};
 pub const TOKENIZER: &str = "sb_text";
 
 /// Bumped whenever the schema changes; an index of another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// Longest prefix indexed as a term; longer typed words match by automaton instead.
 pub const MAX_PREFIX: usize = 16;
@@ -57,7 +60,25 @@ pub struct Fields {
     pub location: Field,
     pub org_unit: Field,
     pub doc: Field,
+    /// Whole folded names ("jane smith", "smith jane"): the exact full-name tier.
+    pub name_full: Field,
+    /// Double Metaphone codes (primary and alternate) of every name word: sound-alikes.
+    pub name_phonetic: Field,
+    /// Whole numbers: E.164 digits, national digits and extension. Reverse lookup.
+    pub phone_exact: Field,
+    /// The last 4 to `MAX_PHONE_SUFFIX` digits of every number: "…0018" from a missed call.
+    pub phone_suffix: Field,
+    /// 1 when the person has an IM handle (later: live presence). Filter and facet.
+    pub has_presence: Field,
+    /// Email local parts without punctuation ("janesmith"): matched whole only, since nearly
+    /// every person has a distinct one and a prefix automaton over them would be slow.
+    pub handle: Field,
 }
+
+/// Longest phone-number ending indexed as a term.
+pub const MAX_PHONE_SUFFIX: usize = 8;
+/// Shortest phone-number ending that matches.
+pub const MIN_PHONE_SUFFIX: usize = 4;
 
 pub fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
@@ -79,6 +100,12 @@ pub fn schema() -> (Schema, Fields) {
         location: b.add_text_field("location", STRING | FAST),
         org_unit: b.add_text_field("org_unit", STRING | FAST),
         doc: b.add_bytes_field("doc", STORED),
+        name_full: b.add_text_field("name_full", STRING),
+        name_phonetic: b.add_text_field("name_phonetic", STRING),
+        phone_exact: b.add_text_field("phone_exact", STRING),
+        phone_suffix: b.add_text_field("phone_suffix", STRING),
+        has_presence: b.add_u64_field("has_presence", INDEXED | FAST),
+        handle: b.add_text_field("handle", STRING),
     };
     (b.build(), fields)
 }
@@ -105,6 +132,58 @@ pub fn fold(text: &str) -> Vec<String> {
         }
         words
     })
+}
+
+/// Double Metaphone codes of a folded word: the primary code, and the alternate when it
+/// differs. Empty for words without letters, and for words that are not ASCII after folding
+/// (Double Metaphone reads Latin letters only; `rphonetic` also slices by bytes and would panic).
+pub fn phonetic_codes(word: &str) -> Vec<String> {
+    /// Names repeat a lot (a directory of a million has tens of thousands of distinct name
+    /// words), and encoding allocates: indexing remembers recent codes per thread.
+    const CACHE_LIMIT: usize = 100_000;
+    thread_local! {
+        static ENCODER: rphonetic::DoubleMetaphone = rphonetic::DoubleMetaphone::default();
+        static CACHE: std::cell::RefCell<std::collections::HashMap<String, Vec<String>>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    if !word.is_ascii() || !word.chars().any(|c| c.is_ascii_alphabetic()) {
+        return Vec::new();
+    }
+    if let Some(codes) = CACHE.with_borrow(|cache| cache.get(word).cloned()) {
+        return codes;
+    }
+    let codes = ENCODER.with(|encoder| {
+        let result = encoder.double_metaphone(word);
+        let mut codes = vec![result.primary()];
+        let alternate = result.alternate();
+        if alternate != codes[0] {
+            codes.push(alternate);
+        }
+        codes.retain(|c| !c.is_empty());
+        codes
+    });
+    CACHE.with_borrow_mut(|cache| {
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(word.to_string(), codes.clone());
+    });
+    codes
+}
+
+/// German spellings without umlauts ("Müller" is also written "Mueller"): the `ue` forms of a
+/// name word, when it has an umlaut. Accent folding gives the `u` form.
+pub fn umlaut_spelling(word: &str) -> Option<String> {
+    let lower = word.to_lowercase();
+    if !lower.contains(['ä', 'ö', 'ü']) {
+        return None;
+    }
+    Some(
+        lower
+            .replace('ä', "ae")
+            .replace('ö', "oe")
+            .replace('ü', "ue"),
+    )
 }
 
 /// Two numbers that order people after their score: by the first 13 bytes of the folded name,
@@ -182,6 +261,23 @@ mod tests {
 pub struct SearchResults {
     pub total: usize,
     pub hits: Vec<PersonSummary>,
+    /// True when typo-tolerant and sound-alike matches were included (the exact and prefix
+    /// matches did not fill the page); `total` then counts those too.
+    pub approximate: bool,
+    /// Counts over every match, when asked for.
+    pub facets: Option<Facets>,
+}
+
+/// One search: what was typed, which page, which filters, which facets.
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    pub q: String,
+    pub limit: usize,
+    pub offset: usize,
+    pub filters: query::Filters,
+    /// People at this location rank first among equally good matches.
+    pub near: Option<String>,
+    pub facets: bool,
 }
 
 impl SearchIndex {
@@ -245,44 +341,90 @@ impl SearchIndex {
 
     /// Searches for `q`; an empty query lists everyone alphabetically.
     pub fn search(&self, q: &str, limit: usize, offset: usize) -> Result<SearchResults> {
+        self.search_with(&SearchRequest {
+            q: q.to_string(),
+            limit,
+            offset,
+            ..SearchRequest::default()
+        })
+    }
+
+    /// Runs the exact tier, and the wide tier (typos, sound-alikes) only when the exact one
+    /// does not fill the page.
+    pub fn search_with(&self, request: &SearchRequest) -> Result<SearchResults> {
         let searcher = self.reader.searcher();
-        let parsed = query::build(q, &self.fields);
-        let (addresses, total) = match &parsed {
-            Some(query) => {
-                // Best score first; equal scores alphabetically, then by id.
-                let top = TopDocs::with_limit(limit.max(1))
-                    .and_offset(offset)
-                    .tweak_score(|segment: &SegmentReader| {
-                        let keys = OrderKeys::new(segment);
-                        move |doc: DocId, score: Score| (score, keys.get(doc))
-                    });
-                let (docs, total) = searcher.search(query.as_ref(), &(top, Count))?;
-                (docs.into_iter().map(|(_, a)| a).collect::<Vec<_>>(), total)
-            }
-            None => {
-                // Everyone, alphabetically (the collector keeps the greatest: keys are reversed).
-                let top = TopDocs::with_limit(limit.max(1))
-                    .and_offset(offset)
-                    .tweak_score(|segment: &SegmentReader| {
-                        let keys = OrderKeys::new(segment);
-                        move |doc: DocId, _: Score| keys.get(doc)
-                    });
-                let docs = searcher.search(&AllQuery, &top)?;
-                (
-                    docs.into_iter().map(|(_, a)| a).collect(),
-                    searcher.num_docs() as usize,
-                )
-            }
+        let known = |word: &str| {
+            let f = &self.fields;
+            [f.name_prefix, f.text, f.handle].into_iter().any(|field| {
+                searcher
+                    .doc_freq(&tantivy::Term::from_field_text(field, word))
+                    .is_ok_and(|n| n > 0)
+            })
         };
-        self.hits(&searcher, addresses, total)
+        let plan = query::plan(
+            &request.q,
+            &self.fields,
+            &request.filters,
+            request.near.as_deref(),
+            &known,
+        );
+        let limit = request.limit.max(1);
+        let run = |query: &dyn tantivy::query::Query| {
+            // Best score first; equal scores alphabetically, then by id.
+            let top = TopDocs::with_limit(limit)
+                .and_offset(request.offset)
+                .tweak_score(|segment: &SegmentReader| {
+                    let keys = OrderKeys::new(segment);
+                    move |doc: DocId, score: Score| (score, keys.get(doc))
+                });
+            let facets = request.facets.then_some(facets::FacetCollector);
+            searcher.search(query, &(top, Count, facets))
+        };
+        let (mut docs, mut total, mut facets) = run(plan.exact.as_ref())?;
+        let mut approximate = false;
+        if total < request.offset + limit {
+            if let Some(wide) = &plan.wide {
+                (docs, total, facets) = run(wide.as_ref())?;
+                approximate = true;
+            }
+        }
+        let addresses = docs.into_iter().map(|(_, a)| a).collect();
+        let hits = self.hits(&searcher, addresses)?;
+        Ok(SearchResults {
+            total,
+            hits,
+            approximate,
+            facets,
+        })
+    }
+
+    /// Everyone who owns one of the `candidates` readings of a number (E.164 digits, national
+    /// digits or extension), alphabetically.
+    pub fn by_phone(&self, candidates: &[String]) -> Result<Vec<PersonSummary>> {
+        let searcher = self.reader.searcher();
+        let queries: Vec<Box<dyn tantivy::query::Query>> = candidates
+            .iter()
+            .map(|digits| -> Box<dyn tantivy::query::Query> {
+                Box::new(tantivy::query::TermQuery::new(
+                    tantivy::Term::from_field_text(self.fields.phone_exact, digits),
+                    IndexRecordOption::Basic,
+                ))
+            })
+            .collect();
+        let query = tantivy::query::DisjunctionMaxQuery::new(queries);
+        let top = TopDocs::with_limit(100).tweak_score(|segment: &SegmentReader| {
+            let keys = OrderKeys::new(segment);
+            move |doc: DocId, _: Score| keys.get(doc)
+        });
+        let docs = searcher.search(&query, &top)?;
+        self.hits(&searcher, docs.into_iter().map(|(_, a)| a).collect())
     }
 
     fn hits(
         &self,
         searcher: &tantivy::Searcher,
         addresses: Vec<tantivy::DocAddress>,
-        total: usize,
-    ) -> Result<SearchResults> {
+    ) -> Result<Vec<PersonSummary>> {
         let mut hits = Vec::with_capacity(addresses.len());
         for address in addresses {
             let doc: TantivyDocument = searcher.doc(address)?;
@@ -294,6 +436,6 @@ impl SearchIndex {
                 .map_err(|e| Error::Internal(anyhow::anyhow!("corrupt index document: {e}")))?;
             hits.push(summary);
         }
-        Ok(SearchResults { total, hits })
+        Ok(hits)
     }
 }

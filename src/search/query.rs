@@ -1,11 +1,21 @@
-//! Turns what a person types into a tantivy query. Never fails: any string becomes a query over
+//! Turns what a person types into tantivy queries. Never fails: any string becomes a query over
 //! its words (or digits), so there is no query syntax to get wrong.
+//!
+//! Every word must match something; how well it matches is a constant score per kind of match
+//! (`score`), the best one per word, summed over the words. A query is planned in two tiers:
+//! `exact` (whole words and prefixes of names, other text and phone numbers) is cheap and answers
+//! most typing; `wide` adds typos and sound-alikes, and is run only when `exact` does not fill
+//! the page. `wide` ranks every `exact` match above every typo or sound-alike match, in the
+//! same order as `exact`, so pages stay consistent whichever tier answered them.
 
-use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery, FuzzyTermQuery,
+    Occur, Query, TermQuery,
+};
 use tantivy::schema::IndexRecordOption;
 use tantivy::Term;
 
-use super::{fold, Fields, MAX_PREFIX};
+use super::{fold, phonetic_codes, Fields, MAX_PHONE_SUFFIX, MAX_PREFIX, MIN_PHONE_SUFFIX};
 
 /// Shortest word that also matches other text (not names) as a prefix.
 pub const MIN_TEXT_PREFIX: usize = 3;
@@ -13,73 +23,304 @@ pub const MIN_TEXT_PREFIX: usize = 3;
 /// Words beyond this many are ignored: nobody types more, and it bounds the work per query.
 pub const MAX_WORDS: usize = 8;
 
-/// `None` for an empty query (list everyone).
-pub fn build(q: &str, f: &Fields) -> Option<Box<dyn Query>> {
-    if let Some(digits) = phone_digits(q) {
-        return Some(phone_query(&digits, f));
+/// Longest word the analyzer keeps (`RemoveLongFilter`); a longer typed word matches nobody.
+pub const MAX_WORD_CHARS: usize = 64;
+
+/// Shortest word matched with one typo; from `TWO_TYPOS` letters, two.
+pub const ONE_TYPO: usize = 4;
+pub const TWO_TYPOS: usize = 8;
+/// Shortest last word also matched as a prefix with one typo ("catri" finds Katrina).
+pub const FUZZY_PREFIX: usize = 5;
+/// Shortest word matched by its sound (shorter codes match too much: "and" sounds like "Janet").
+pub const MIN_PHONETIC: usize = 4;
+
+/// What each kind of match is worth. Tiers are far enough apart that a sum over up to
+/// `MAX_WORDS` words never lets a lower tier overtake a higher one where it matters: every exact
+/// or prefix match outranks every typo (`wide` adds `EXACT_TIER`), and a whole-name match
+/// (`FULL_NAME`) outranks any partial one.
+pub mod score {
+    pub const EXACT_TIER: f32 = 1000.0;
+    pub const FULL_NAME: f32 = 64.0;
+    pub const NAME: f32 = 8.0;
+    pub const PHONE: f32 = 8.0;
+    pub const NAME_PREFIX: f32 = 4.0;
+    pub const PHONE_PREFIX: f32 = 4.0;
+    pub const TEXT: f32 = 3.0;
+    pub const PHONE_SUFFIX: f32 = 3.0;
+    pub const TEXT_PREFIX: f32 = 2.0;
+    pub const FUZZY: f32 = 1.0;
+    pub const PHONETIC: f32 = 0.5;
+    /// Breaks ties between equally good matches (people at the caller's site first); smaller
+    /// than the smallest difference between two tiers.
+    pub const NEAR: f32 = 0.25;
+}
+
+/// Narrows a search to exact field values (as stored, as facets return them).
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub department: Option<String>,
+    pub location: Option<String>,
+    pub org_unit: Option<String>,
+    pub has_presence: Option<bool>,
+}
+
+/// The tiers of one search.
+pub struct Plan {
+    /// Whole words and prefixes; for an empty query, everyone.
+    pub exact: Box<dyn Query>,
+    /// `exact` plus typos and sound-alikes; `None` when no word is long enough for either.
+    pub wide: Option<Box<dyn Query>>,
+}
+
+/// Plans the search for `q`. `near` is a location whose people rank first among equals.
+/// `known` tells whether a folded word is in the index as typed (a name word or prefix, or a
+/// word of other text): such a word is not treated as a typo, only matched by its sound.
+pub fn plan(
+    q: &str,
+    f: &Fields,
+    filters: &Filters,
+    near: Option<&str>,
+    known: &dyn Fn(&str) -> bool,
+) -> Plan {
+    let mut extra: Vec<(Occur, Box<dyn Query>)> = filter_clauses(filters, f);
+    if let Some(near) = near.filter(|n| !n.is_empty()) {
+        extra.push((
+            Occur::Should,
+            constant(
+                term_query(Term::from_field_text(f.location, near)),
+                score::NEAR,
+            ),
+        ));
+    }
+    let with_extra = |mut clauses: Vec<(Occur, Box<dyn Query>)>| -> Box<dyn Query> {
+        clauses.extend(extra.iter().map(|(o, q)| (*o, q.box_clone())));
+        Box::new(BooleanQuery::new(clauses))
+    };
+    // A word longer than the analyzer keeps would silently vanish and widen the search.
+    if has_overlong_word(q) {
+        return Plan {
+            exact: Box::new(EmptyQuery),
+            wide: None,
+        };
+    }
+    if let Some(candidates) = phone_candidates(q) {
+        let exact = vec![(Occur::Must, phone_query(&candidates, f))];
+        return Plan {
+            exact: with_extra(exact),
+            wide: None,
+        };
     }
     let words: Vec<String> = fold(q).into_iter().take(MAX_WORDS).collect();
     if words.is_empty() {
-        return None;
+        let everyone = vec![(Occur::Must, constant(Box::new(AllQuery), 0.0))];
+        return Plan {
+            exact: with_extra(everyone),
+            wide: None,
+        };
     }
-    let clauses: Vec<(Occur, Box<dyn Query>)> = words
+    let last = words.len() - 1;
+    let full_name = (
+        Occur::Should,
+        constant(
+            term_query(Term::from_field_text(f.name_full, &words.join(" "))),
+            score::FULL_NAME,
+        ),
+    );
+    let exact_words: Vec<(Occur, Box<dyn Query>)> = words
         .iter()
-        .map(|w| (Occur::Must, word_query(w, f)))
+        .map(|w| {
+            let query: Box<dyn Query> =
+                Box::new(DisjunctionMaxQuery::new(exact_alternatives(w, f)));
+            (Occur::Must, query)
+        })
         .collect();
-    Some(Box::new(BooleanQuery::new(clauses)))
+    let mut approximate = false;
+    let wide_words: Vec<(Occur, Box<dyn Query>)> = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let mut alternatives = exact_alternatives(w, f);
+            let approx = approximate_alternatives(w, i == last, known(w), f);
+            approximate |= !approx.is_empty();
+            alternatives.extend(approx);
+            let query: Box<dyn Query> = Box::new(DisjunctionMaxQuery::new(alternatives));
+            (Occur::Must, query)
+        })
+        .collect();
+    let exact_core: Box<dyn Query> = Box::new(BooleanQuery::new(
+        exact_words
+            .iter()
+            .map(|(o, q)| (*o, q.box_clone()))
+            .collect(),
+    ));
+    let wide = approximate.then(|| {
+        let mut clauses = wide_words;
+        clauses.push((Occur::Should, constant(exact_core, score::EXACT_TIER)));
+        clauses.push((full_name.0, full_name.1.box_clone()));
+        with_extra(clauses)
+    });
+    let mut exact = exact_words;
+    exact.push(full_name);
+    Plan {
+        exact: with_extra(exact),
+        wide,
+    }
 }
 
-/// A word matches a name (ranked higher), any other text, or a phone number by its digits.
-/// Every word also matches as a prefix ("jan sm" finds Jane Smith); whole words rank higher.
-fn word_query(word: &str, f: &Fields) -> Box<dyn Query> {
+fn constant(query: Box<dyn Query>, score: f32) -> Box<dyn Query> {
+    Box::new(ConstScoreQuery::new(query, score))
+}
+
+fn term_query(term: Term) -> Box<dyn Query> {
+    Box::new(TermQuery::new(term, IndexRecordOption::Basic))
+}
+
+fn filter_clauses(filters: &Filters, f: &Fields) -> Vec<(Occur, Box<dyn Query>)> {
+    let mut clauses = Vec::new();
+    for (field, value) in [
+        (f.department, &filters.department),
+        (f.location, &filters.location),
+        (f.org_unit, &filters.org_unit),
+    ] {
+        if let Some(value) = value {
+            clauses.push((
+                Occur::Must,
+                constant(term_query(Term::from_field_text(field, value)), 0.0),
+            ));
+        }
+    }
+    if let Some(presence) = filters.has_presence {
+        let term = Term::from_field_u64(f.has_presence, u64::from(presence));
+        clauses.push((Occur::Must, constant(term_query(term), 0.0)));
+    }
+    clauses
+}
+
+fn has_overlong_word(q: &str) -> bool {
+    q.split(|c: char| !c.is_alphanumeric())
+        .any(|w| w.chars().count() > MAX_WORD_CHARS)
+}
+
+/// Whole words and prefixes: of names, of other text, and of phone numbers for digit words.
+fn exact_alternatives(word: &str, f: &Fields) -> Vec<Box<dyn Query>> {
     let term = |field| Term::from_field_text(field, word);
-    let boosted = |query: Box<dyn Query>, boost: f32| -> (Occur, Box<dyn Query>) {
-        (Occur::Should, Box::new(BoostQuery::new(query, boost)))
-    };
     let chars = word.chars().count();
     // Name prefixes are indexed as terms (edge n-grams): one lookup, however short.
     let name_prefix: Box<dyn Query> = if chars <= MAX_PREFIX {
-        Box::new(TermQuery::new(
-            term(f.name_prefix),
-            IndexRecordOption::Basic,
-        ))
+        term_query(term(f.name_prefix))
     } else {
         Box::new(FuzzyTermQuery::new_prefix(term(f.name), 0, false))
     };
-    let mut should: Vec<(Occur, Box<dyn Query>)> = vec![
-        boosted(
-            Box::new(TermQuery::new(term(f.name), IndexRecordOption::WithFreqs)),
-            4.0,
-        ),
-        boosted(
-            Box::new(TermQuery::new(term(f.text), IndexRecordOption::WithFreqs)),
-            1.0,
-        ),
-        boosted(name_prefix, 2.0),
+    let mut alternatives = vec![
+        constant(term_query(term(f.name)), score::NAME),
+        constant(name_prefix, score::NAME_PREFIX),
+        constant(term_query(term(f.text)), score::TEXT),
+        constant(term_query(term(f.handle)), score::TEXT),
     ];
-    // One- and two-letter starts of titles, departments and locations are indexed terms.
-    if chars < MIN_TEXT_PREFIX {
-        let query = TermQuery::new(term(f.text_prefix), IndexRecordOption::Basic);
-        should.push(boosted(Box::new(query), 0.5));
-    }
-    // Emails and IM handles match by prefix from three letters, by automaton: they have too
+    // One- and two-letter starts of titles, departments and locations are indexed terms;
+    // emails and IM handles match by prefix from three letters, by automaton: they have too
     // many distinct words to index every prefix of.
-    if chars >= MIN_TEXT_PREFIX {
-        should.push(boosted(
-            Box::new(FuzzyTermQuery::new_prefix(term(f.text), 0, false)),
-            0.5,
-        ));
-    }
+    let text_prefix: Box<dyn Query> = if chars < MIN_TEXT_PREFIX {
+        term_query(term(f.text_prefix))
+    } else {
+        Box::new(FuzzyTermQuery::new_prefix(term(f.text), 0, false))
+    };
+    alternatives.push(constant(text_prefix, score::TEXT_PREFIX));
     if word.len() >= 3 && word.chars().all(|c| c.is_ascii_digit()) {
-        should.push((Occur::Should, phone_query(word, f)));
+        alternatives.push(phone_query(&[word.to_string()], f));
     }
-    Box::new(BooleanQuery::new(should))
+    alternatives
+}
+
+/// Typos (by Levenshtein automaton over the name dictionary) and sound-alikes (by Double
+/// Metaphone code) of a name word.
+fn approximate_alternatives(
+    word: &str,
+    last: bool,
+    known: bool,
+    f: &Fields,
+) -> Vec<Box<dyn Query>> {
+    let chars = word.chars().count();
+    // Only words of letters: "number9" is not a typo of "number8", nor does it sound like it.
+    if !word.chars().all(char::is_alphabetic) {
+        return Vec::new();
+    }
+    let mut alternatives = Vec::new();
+    if chars >= ONE_TYPO && !known {
+        let distance = if chars >= TWO_TYPOS { 2 } else { 1 };
+        let term = Term::from_field_text(f.name, word);
+        alternatives.push(constant(
+            Box::new(FuzzyTermQuery::new(term.clone(), distance, true)),
+            score::FUZZY,
+        ));
+        if last && chars >= FUZZY_PREFIX {
+            alternatives.push(constant(
+                Box::new(FuzzyTermQuery::new_prefix(term, 1, true)),
+                score::FUZZY,
+            ));
+        }
+    }
+    if chars >= MIN_PHONETIC {
+        for code in phonetic_codes(word) {
+            alternatives.push(constant(
+                term_query(Term::from_field_text(f.name_phonetic, &code)),
+                score::PHONETIC,
+            ));
+        }
+    }
+    alternatives
+}
+
+/// A whole number, its start, or its last digits; for each way of reading what was typed.
+fn phone_query(candidates: &[String], f: &Fields) -> Box<dyn Query> {
+    let mut alternatives = Vec::new();
+    for digits in candidates {
+        let term = |field| Term::from_field_text(field, digits);
+        alternatives.push(constant(term_query(term(f.phone_exact)), score::PHONE));
+        alternatives.push(constant(term_query(term(f.phone)), score::PHONE_PREFIX));
+        if (MIN_PHONE_SUFFIX..=MAX_PHONE_SUFFIX).contains(&digits.len()) {
+            alternatives.push(constant(
+                term_query(term(f.phone_suffix)),
+                score::PHONE_SUFFIX,
+            ));
+        }
+    }
+    Box::new(DisjunctionMaxQuery::new(alternatives))
+}
+
+/// The ways to read a phone-shaped query: its digits without a national trunk `0` (or after
+/// `+`/`00`), and, when different, the digits as typed ("0018" is also a number's end).
+pub fn phone_candidates(q: &str) -> Option<Vec<String>> {
+    let digits = phone_digits(q)?;
+    let mut candidates = vec![digits];
+    let raw: String = q.chars().filter(char::is_ascii_digit).collect();
+    if raw != candidates[0] {
+        candidates.push(raw);
+    }
+    Some(candidates)
+}
+
+/// Strips an extension marker ("x4711", "ext. 4711", "extension 4711").
+fn strip_extension_marker(q: &str) -> Option<&str> {
+    let lower = q.to_ascii_lowercase();
+    ["extension", "ext.", "ext", "x", "#"]
+        .iter()
+        .find(|m| lower.starts_with(*m))
+        .map(|m| q[m.len()..].trim_start())
+        .filter(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
 }
 
 /// A query that looks like a phone number: at least three digits and nothing but phone punctuation.
 /// Returns its digits, without a national trunk `0` (so "020 7946" matches the number's digits).
 pub fn phone_digits(q: &str) -> Option<String> {
     let q = q.trim();
+    if let Some(extension) = strip_extension_marker(q) {
+        return extension
+            .chars()
+            .all(|c| c.is_ascii_digit())
+            .then(|| extension.to_string())
+            .filter(|d| !d.is_empty());
+    }
     let digits: String = q.chars().filter(char::is_ascii_digit).collect();
     let phoneish = q
         .chars()
@@ -96,14 +337,6 @@ pub fn phone_digits(q: &str) -> Option<String> {
     Some(digits.trim_start_matches('0').to_string())
         .filter(|d| d.len() >= 3)
         .or(Some(digits))
-}
-
-/// Phone digits are indexed with every prefix from three digits, so this is one term lookup.
-fn phone_query(digits: &str, f: &Fields) -> Box<dyn Query> {
-    Box::new(TermQuery::new(
-        Term::from_field_text(f.phone, digits),
-        IndexRecordOption::Basic,
-    ))
 }
 
 #[cfg(test)]
@@ -123,15 +356,136 @@ mod tests {
             Some("2125550100")
         );
         assert_eq!(phone_digits("4711").as_deref(), Some("4711"));
+        assert_eq!(phone_digits("x4711").as_deref(), Some("4711"));
+        assert_eq!(phone_digits("Ext. 12").as_deref(), Some("12"));
+        assert_eq!(phone_digits("xavier"), None);
         assert_eq!(phone_digits("jan 42"), None);
         assert_eq!(phone_digits("12"), None);
+        assert_eq!(
+            phone_candidates("0018"),
+            Some(vec!["18".to_string(), "0018".to_string()]),
+            "an international prefix, or a number's last digits"
+        );
+        assert_eq!(
+            phone_candidates("07946 0018"),
+            Some(vec!["79460018".to_string(), "079460018".to_string()])
+        );
     }
 
     #[test]
-    fn empty_and_punctuation_only_queries_list_everyone() {
+    fn plans_add_a_wide_tier_only_for_words_that_can_have_typos() {
         let (_, fields) = crate::search::schema();
-        assert!(build("", &fields).is_none());
-        assert!(build("  \"():*~ ", &fields).is_none());
-        assert!(build("jan sm", &fields).is_some());
+        let none = Filters::default();
+        let wide = |q: &str, known: bool| plan(q, &fields, &none, None, &|_| known).wide.is_some();
+        assert!(!wide("", false));
+        assert!(!wide("  \"():*~ ", false));
+        assert!(!wide("+44 20 7946", false));
+        assert!(!wide("jo", false));
+        assert!(!wide("jan sm", false), "too short for typos or sounds");
+        assert!(wide("jonh smiht", false));
+        assert!(wide("smith", true), "known words still match by sound");
+        assert!(!wide("number9", false), "words with digits are no names");
+    }
+
+    #[test]
+    fn overlong_words_are_detected() {
+        assert!(has_overlong_word(&"a".repeat(65)));
+        assert!(!has_overlong_word(&format!("{} b", "a".repeat(64))));
+    }
+}
+
+/// Arbitrary strings against a real index: planning and searching never fail or panic, finish
+/// quickly in work (bounded words), and an exact match is never ranked below an approximate one.
+#[cfg(test)]
+mod props {
+    use std::sync::OnceLock;
+
+    use proptest::prelude::*;
+
+    use crate::db::people::PersonRow;
+    use crate::domain::{PhoneKind, PhoneNormalizer};
+    use crate::search::{indexer, SearchIndex, SearchRequest};
+
+    fn person(given: &str, family: &str, phone: &str, im: &[&str]) -> PersonRow {
+        let phones = PhoneNormalizer::new("GB").expect("region");
+        PersonRow {
+            id: uuid::Uuid::now_v7(),
+            display_name: format!("{given} {family}"),
+            given_name: Some(given.into()),
+            family_name: Some(family.into()),
+            title: Some("Engineer".into()),
+            department: Some("Engineering".into()),
+            org_unit: None,
+            location: Some("London".into()),
+            manager_id: None,
+            manager_name: None,
+            phones: sqlx::types::Json(vec![phones
+                .normalize(PhoneKind::Work, phone)
+                .expect("phone")]),
+            emails: vec![format!("{}.{}@example.com", given, family).to_lowercase()],
+            im: im.iter().map(|s| s.to_string()).collect(),
+            photo_url: None,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+            deleted_at: None,
+        }
+    }
+
+    fn index() -> &'static SearchIndex {
+        static INDEX: OnceLock<(tempfile::TempDir, SearchIndex)> = OnceLock::new();
+        &INDEX
+            .get_or_init(|| {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let index = SearchIndex::open(dir.path()).expect("index");
+                let mut writer = index.index().writer(15_000_000).expect("writer");
+                let fields = index.fields();
+                for row in [
+                    person(
+                        "Jane",
+                        "Smith",
+                        "+44 20 7946 0018",
+                        &["xmpp:jsmith@x.example"],
+                    ),
+                    person("José", "Müller", "+49 30 12345678", &[]),
+                    person("Łukasz", "Wałęsa", "+48 22 123 45 67", &[]),
+                    person("王", "伟", "+44 20 3111 2233", &[]),
+                ] {
+                    writer
+                        .add_document(indexer::document(&fields, row))
+                        .expect("add");
+                }
+                writer.commit().expect("commit");
+                index.reload().expect("reload");
+                (dir, index)
+            })
+            .1
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn any_string_searches_without_error(q in any::<String>(), near in proptest::option::of(any::<String>())) {
+            let request = SearchRequest { q, limit: 10, offset: 0, near, facets: true, ..Default::default() };
+            let results = index().search_with(&request).expect("search");
+            prop_assert!(results.hits.len() <= 10);
+            prop_assert!(results.total >= results.hits.len());
+        }
+
+        #[test]
+        fn query_like_strings_search_without_error(
+            q in r#"[a-zA-Z0-9 "():*~+\-^\[\]{}\\/!?&|'.@#éüøßŁ王\u{0}-\u{1f}]{0,80}"#
+        ) {
+            let request = SearchRequest { q, limit: 5, ..Default::default() };
+            index().search_with(&request).expect("search");
+        }
+
+        #[test]
+        fn typing_any_prefix_of_a_name_finds_it(n in 1usize..=10) {
+            let name = "jane smith";
+            let typed = &name[..n];
+            let hits = index().search(typed, 10, 0).expect("search").hits;
+            prop_assert!(hits.iter().any(|h| h.display_name == "Jane Smith"), "{typed}");
+        }
     }
 }
