@@ -88,10 +88,15 @@ impl Remote for XmppRemote {
 async fn xmpp_backend_passes_the_conformance_suite() {
     let prosody = Prosody::start(&["switchboard", "alice", "bob"]);
     let mut clients = HashMap::new();
-    for user in ["alice", "bob"] {
+    // Handles as imported: mixed case, and one naming a resource. Presence must be reported
+    // under these handles, not under the lower-cased bare JID.
+    for (user, handle) in [
+        ("alice", format!("xmpp:Alice@{}", DOMAIN.to_uppercase())),
+        ("bob", format!("xmpp:bob@{DOMAIN}/desk")),
+    ] {
         let c = client(&prosody.server(), user, "desk").await;
         c.set_presence(None, None, 0, None).await.expect("initial");
-        clients.insert(format!("xmpp:{user}@{DOMAIN}"), c);
+        clients.insert(handle, c);
     }
     conformance(&XmppRemote { prosody, clients }).await;
 }

@@ -453,8 +453,14 @@ pub struct XmppBackend {
     timeout: Duration,
     clock: Clock,
     contacts: Mutex<HashMap<String, Contact>>,
+    /// Bare JID → the tracked handles that name it (`xmpp:Alice@Corp.Example/desk`, …): presence
+    /// is reported under the handles the directory knows, not under the bare JID.
+    tracked: Mutex<HashMap<String, Vec<String>>>,
     health: HealthCell,
 }
+
+/// At most this many resources are kept per contact (a misbehaving server cannot grow it).
+const MAX_RESOURCES: usize = 32;
 
 enum Outcome {
     Stopped,
@@ -479,6 +485,7 @@ impl XmppBackend {
             timeout: config.timeout(),
             clock,
             contacts: Mutex::new(HashMap::new()),
+            tracked: Mutex::new(HashMap::new()),
             health: HealthCell::default(),
         })
     }
@@ -487,25 +494,74 @@ impl XmppBackend {
         (self.clock)()
     }
 
-    fn observation(&self, jid: &str) -> Observation {
-        let now = self.now();
-        let state = self
-            .contacts
-            .lock()
-            .ok()
-            .and_then(|c| c.get(jid).map(|c| c.state(now)))
-            .unwrap_or_else(|| ChannelState::unknown(now));
-        Observation {
-            handle: format!("xmpp:{jid}"),
-            state,
+    /// Takes the tracked handles: rebuilds the bare JID → handles map and forgets the presence
+    /// of contacts nobody tracks any more (roster subscriptions are kept: the server bounds them).
+    fn track(&self, handles: &[String]) {
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        for handle in handles {
+            if let Some(jid) = bare_jid(handle) {
+                map.entry(jid).or_default().push(handle.clone());
+            }
+        }
+        if let Ok(mut contacts) = self.contacts.lock() {
+            contacts.retain(|jid, c| {
+                if !map.contains_key(jid) {
+                    c.resources.clear();
+                }
+                c.subscribed || map.contains_key(jid)
+            });
+        }
+        if let Ok(mut tracked) = self.tracked.lock() {
+            *tracked = map;
         }
     }
 
-    fn with_contact<T>(&self, jid: &str, f: impl FnOnce(&mut Contact) -> T) -> Option<T> {
+    fn is_tracked(&self, jid: &str) -> bool {
+        self.tracked
+            .lock()
+            .map(|t| t.contains_key(jid))
+            .unwrap_or(false)
+    }
+
+    /// The contact's state, under every tracked handle that names `jid` (none when untracked).
+    fn observations(&self, jid: &str) -> Vec<Observation> {
+        let handles = self
+            .tracked
+            .lock()
+            .ok()
+            .and_then(|t| t.get(jid).cloned())
+            .unwrap_or_default();
+        if handles.is_empty() {
+            return Vec::new();
+        }
+        let state = self.state_of(jid);
+        handles
+            .into_iter()
+            .map(|handle| Observation {
+                handle,
+                state: state.clone(),
+            })
+            .collect()
+    }
+
+    fn state_of(&self, jid: &str) -> ChannelState {
+        let now = self.now();
         self.contacts
             .lock()
             .ok()
-            .map(|mut c| f(c.entry(jid.to_string()).or_default()))
+            .and_then(|c| c.get(jid).map(|c| c.state(now)))
+            .unwrap_or_else(|| ChannelState::unknown(now))
+    }
+
+    /// Runs `f` on the contact for `jid`: one the roster knows, or one the directory tracks.
+    /// Presence from anyone else is ignored (`None`), so strangers cannot grow the map.
+    fn with_contact<T>(&self, jid: &str, f: impl FnOnce(&mut Contact) -> T) -> Option<T> {
+        let tracked = self.is_tracked(jid);
+        let mut contacts = self.contacts.lock().ok()?;
+        if !tracked && !contacts.contains_key(jid) {
+            return None;
+        }
+        Some(f(contacts.entry(jid.to_string()).or_default()))
     }
 
     /// Applies a presence stanza; returns the bare JID whose state it changed.
@@ -541,6 +597,9 @@ impl XmppBackend {
                     c.error = false;
                     // Presence from them means we are subscribed, whatever the roster said.
                     c.subscribed = true;
+                    if c.resources.len() >= MAX_RESOURCES && !c.resources.contains_key(&resource) {
+                        return;
+                    }
                     c.resources.insert(
                         resource,
                         Resource {
@@ -626,6 +685,7 @@ impl XmppBackend {
         };
         *connected = true;
         self.health.up(self.now());
+        self.track(&ctx.tracked.borrow_and_update());
         tracing::info!(server = %self.server, "xmpp presence connected");
         let result: std::result::Result<Outcome, BackendError> = async {
             s.send(&format!("<iq type='get' id='roster1'><query xmlns='{NS_ROSTER}'/></iq>"))
@@ -646,7 +706,10 @@ impl XmppBackend {
                         match stanza.name.as_str() {
                             "presence" => {
                                 if let Some(jid) = self.on_presence(&stanza) {
-                                    ctx.sink.report(vec![self.observation(&jid)]);
+                                    let observations = self.observations(&jid);
+                                    if !observations.is_empty() {
+                                        ctx.sink.report(observations);
+                                    }
                                 }
                             }
                             "iq" => {
@@ -670,12 +733,13 @@ impl XmppBackend {
                     }
                     _ = &mut settle => {
                         settle.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600));
-                        let tracked = ctx.tracked.borrow().clone();
-                        let observations = tracked.iter().filter_map(|h| bare_jid(h)).map(|j| self.observation(&j)).collect();
+                        let jids: Vec<String> = self.tracked.lock().map(|t| t.keys().cloned().collect()).unwrap_or_default();
+                        let observations = jids.iter().flat_map(|j| self.observations(j)).collect();
                         ctx.sink.report(observations);
                     }
                     changed = ctx.tracked.changed() => {
                         if changed.is_err() { return Ok(Outcome::Stopped) }
+                        self.track(&ctx.tracked.borrow_and_update());
                         if roster_known {
                             self.ask(&mut s, &ctx.tracked, &mut asked).await?;
                             settle.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(500));
@@ -774,7 +838,7 @@ impl PresenceBackend for XmppBackend {
                 .map(|h| match bare_jid(h) {
                     Some(jid) => Observation {
                         handle: h.clone(),
-                        state: self.observation(&jid).state,
+                        state: self.state_of(&jid),
                     },
                     None => Observation {
                         handle: h.clone(),
