@@ -268,17 +268,34 @@ impl PresenceHub {
         }
     }
 
-    /// Stops every backend task and waits for them.
-    pub async fn shutdown(&self) {
+    /// Tells backends and SSE streams to stop, without waiting: the server calls it as soon as
+    /// it is asked to shut down, so open streams end before it drains connections.
+    pub fn begin_shutdown(&self) {
         let _ = self.0.stop.send(true);
+    }
+
+    /// Turns true when the hub is shutting down.
+    pub fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.0.stop.subscribe()
+    }
+
+    /// Stops every backend task and waits for them (5 s each at most; then they are aborted).
+    pub async fn shutdown(&self) {
+        self.begin_shutdown();
         let tasks: Vec<JoinHandle<()>> = self
             .0
             .tasks
             .lock()
             .map(|mut t| t.drain(..).collect())
             .unwrap_or_default();
-        for task in tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        for mut task in tasks {
+            if tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a presence task did not stop within 5 s; aborting it");
+                task.abort();
+            }
         }
     }
 
