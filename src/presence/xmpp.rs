@@ -67,17 +67,6 @@ impl Element {
             .iter()
             .find(|c| c.name == name && c.ns() == Some(ns))
     }
-
-    fn size(&self) -> usize {
-        self.name.len()
-            + self.text.len()
-            + self
-                .attrs
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>()
-            + self.children.iter().map(Element::size).sum::<usize>()
-    }
 }
 
 fn xml_error(e: impl std::fmt::Display) -> BackendError {
@@ -105,13 +94,69 @@ fn element_of(
     })
 }
 
+fn element_size(e: &Element) -> usize {
+    e.name.len()
+        + e.attrs
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+}
+
+/// Reads at most `budget` bytes, then fails: the parser buffers a text or tag whole before it
+/// returns it, so the cap must sit under the parser, not above it.
+pub struct Capped<R> {
+    inner: R,
+    budget: usize,
+    exhausted: bool,
+}
+
+impl<R> Capped<R> {
+    fn new(inner: R) -> Capped<R> {
+        Capped {
+            inner,
+            budget: MAX_STANZA,
+            exhausted: false,
+        }
+    }
+
+    /// A fresh budget for the next stanza.
+    fn reset(&mut self, budget: usize) {
+        self.budget = budget;
+        self.exhausted = false;
+    }
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Capped<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.budget == 0 {
+            self.exhausted = true;
+            return std::task::Poll::Ready(Err(std::io::Error::other("stanza too large")));
+        }
+        let limit = self.budget.min(buf.remaining());
+        let mut limited = tokio::io::ReadBuf::new(buf.initialize_unfilled_to(limit));
+        let poll = std::pin::Pin::new(&mut self.inner).poll_read(cx, &mut limited);
+        if let std::task::Poll::Ready(Ok(())) = &poll {
+            let n = limited.filled().len();
+            buf.advance(n);
+            self.budget -= n;
+        }
+        poll
+    }
+}
+
+type Source = BufReader<Capped<OwnedReadHalf>>;
+
 /// The reading half of a stream: yields top-level elements.
 pub struct StanzaReader {
-    reader: Reader<BufReader<OwnedReadHalf>>,
+    reader: Reader<Source>,
     buf: Vec<u8>,
 }
 
-fn parser(inner: BufReader<OwnedReadHalf>) -> Reader<BufReader<OwnedReadHalf>> {
+fn parser(inner: Source) -> Reader<Source> {
     let mut reader = Reader::from_reader(inner);
     let config = reader.config_mut();
     config.trim_text(true);
@@ -130,30 +175,42 @@ impl StanzaReader {
 
     /// The next top-level element (stream features, a stanza, …); errors when the stream ends.
     pub async fn next(&mut self) -> std::result::Result<Element, BackendError> {
+        // Bytes off the wire for this stanza (plus what the buffer had read ahead)…
+        self.reader.get_mut().get_mut().reset(MAX_STANZA);
+        // …and the size of what it builds, kept as it grows (not re-walked after every event).
+        let mut size = 0usize;
         let mut stack: Vec<Element> = Vec::new();
         loop {
             self.buf.clear();
-            let event = self
-                .reader
-                .read_event_into_async(&mut self.buf)
-                .await
-                .map_err(|e| match e {
-                    quick_xml::Error::Io(io) => BackendError::Unreachable(format!("read: {io}")),
-                    other => xml_error(other),
-                })?;
+            let read = self.reader.read_event_into_async(&mut self.buf).await;
+            let event = match read {
+                Ok(event) => event,
+                Err(_) if self.reader.get_ref().get_ref().exhausted => {
+                    return Err(BackendError::Protocol("stanza too large".into()))
+                }
+                Err(quick_xml::Error::Io(io)) => {
+                    return Err(BackendError::Unreachable(format!("read: {io}")))
+                }
+                Err(other) => return Err(xml_error(other)),
+            };
             match event {
                 Event::Start(start) => {
                     if start.name().as_ref() == b"stream:stream" {
                         stack.clear();
+                        size = 0;
+                        self.reader.get_mut().get_mut().reset(MAX_STANZA);
                         continue;
                     }
-                    stack.push(element_of(&start)?);
+                    let element = element_of(&start)?;
+                    size += element_size(&element);
+                    stack.push(element);
                     if stack.len() > 64 {
                         return Err(BackendError::Protocol("elements nested too deep".into()));
                     }
                 }
                 Event::Empty(start) => {
                     let element = element_of(&start)?;
+                    size += element_size(&element);
                     match stack.last_mut() {
                         Some(parent) => parent.children.push(element),
                         None => return Ok(element),
@@ -169,23 +226,22 @@ impl StanzaReader {
                         return Err(BackendError::Protocol("unbalanced end tag".into()));
                     };
                     match stack.last_mut() {
-                        Some(parent) => {
-                            parent.children.push(done);
-                            if parent.size() > MAX_STANZA {
-                                return Err(BackendError::Protocol("stanza too large".into()));
-                            }
-                        }
+                        Some(parent) => parent.children.push(done),
                         None => return Ok(done),
                     }
                 }
                 Event::Text(text) => {
                     if let Some(top) = stack.last_mut() {
-                        top.text.push_str(&text.decode().map_err(xml_error)?);
+                        let text = text.decode().map_err(xml_error)?;
+                        size += text.len();
+                        top.text.push_str(&text);
                     }
                 }
                 Event::CData(text) => {
                     if let Some(top) = stack.last_mut() {
-                        top.text.push_str(&text.decode().map_err(xml_error)?);
+                        let text = text.decode().map_err(xml_error)?;
+                        size += text.len();
+                        top.text.push_str(&text);
                     }
                 }
                 Event::GeneralRef(r) => {
@@ -205,6 +261,7 @@ impl StanzaReader {
                                 }
                             },
                         };
+                        size += c.len_utf8();
                         top.text.push(c);
                     }
                 }
@@ -218,7 +275,7 @@ impl StanzaReader {
                 }
                 Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
             }
-            if stack.last().is_some_and(|e| e.size() > MAX_STANZA) {
+            if size > MAX_STANZA {
                 return Err(BackendError::Protocol("stanza too large".into()));
             }
         }
@@ -236,7 +293,7 @@ impl XmppStream {
         let (read, writer) = stream.into_split();
         XmppStream {
             reader: StanzaReader {
-                reader: parser(BufReader::new(read)),
+                reader: parser(BufReader::new(Capped::new(read))),
                 buf: Vec::new(),
             },
             writer,
@@ -951,6 +1008,44 @@ impl XmppClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A peer that opens a stream, starts a stanza and then sends text without end.
+    async fn endless_stanza() -> std::result::Result<Element, BackendError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let peer = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let _ = socket
+                .write_all(b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams'><presence><status>")
+                .await;
+            let chunk = vec![b'a'; 64 * 1024];
+            // 64 MiB (or until the reader hangs up), then the stanza stays open.
+            for _ in 0..1024 {
+                if socket.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
+        });
+        let mut stream = XmppStream::new(TcpStream::connect(addr).await.expect("connect"));
+        let result = stream.next().await;
+        drop(stream);
+        peer.abort();
+        result
+    }
+
+    #[tokio::test]
+    async fn an_endless_stanza_is_refused_after_the_cap() {
+        let result = tokio::time::timeout(Duration::from_secs(60), endless_stanza())
+            .await
+            .expect("the reader gave up in time");
+        match result {
+            Err(BackendError::Protocol(why)) => assert!(why.contains("too large"), "{why}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
 
     #[test]
     fn handles_become_bare_jids() {
