@@ -100,6 +100,8 @@ struct Inner {
     clock: Clock,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Serializes reports (cache write, merge, broadcast).
+    reporting: Mutex<()>,
 }
 
 /// The presence service. Cheap to clone.
@@ -233,6 +235,7 @@ impl PresenceHub {
             clock,
             stop: watch::channel(false).0,
             tasks: Mutex::new(Vec::new()),
+            reporting: Mutex::new(()),
         }))
     }
 
@@ -375,17 +378,39 @@ impl PresenceHub {
     }
 
     /// Stores what backend `i` observed and broadcasts the people whose presence changed.
+    /// Handles the directory does not track are ignored (the cache holds tracked handles only).
     pub fn report(&self, i: usize, observations: Vec<Observation>) {
+        self.store(i, observations, false);
+    }
+
+    /// `report`, but an observation older than the cached one for its handle is dropped (events
+    /// from outside, like webhooks, may arrive late and out of order).
+    pub fn report_newer(&self, i: usize, observations: Vec<Observation>) {
+        self.store(i, observations, true);
+    }
+
+    fn store(&self, i: usize, observations: Vec<Observation>, newer_only: bool) {
         let Some(slot) = self.0.slots.get(i) else {
             return;
         };
         slot.observations
             .fetch_add(observations.len() as u64, Ordering::Relaxed);
+        // One report at a time, from the cache write to the broadcast: two reporters cannot
+        // broadcast their merges in the opposite order of their writes.
+        let _serial = self.0.reporting.lock();
+        let observations: Vec<Observation> = match self.0.directory.read() {
+            Ok(directory) => observations
+                .into_iter()
+                .filter(|o| directory.by_handle[i].contains_key(&o.handle))
+                .collect(),
+            Err(_) => return,
+        };
         let now = self.now();
         let mut changed = Vec::new();
         if let Ok(mut cache) = slot.cache.write() {
             for o in observations {
                 let differs = match cache.get(&o.handle) {
+                    Some(old) if newer_only && o.state.observed_at < old.observed_at => continue,
                     Some(old) => !same_state(old, &o.state) || now - old.observed_at > slot.ttl,
                     None => true,
                 };
@@ -540,6 +565,10 @@ impl PresenceHub {
         };
         for (i, slot) in self.0.slots.iter().enumerate() {
             let handles = directory.tracked(i);
+            // People and handles that went away leave the cache.
+            if let Ok(mut cache) = slot.cache.write() {
+                cache.retain(|handle, _| directory.by_handle[i].contains_key(handle));
+            }
             slot.tracked.send_if_modified(|current| {
                 if **current == handles {
                     false
@@ -606,7 +635,7 @@ impl PresenceHub {
         };
         let observations = hook.accept(events, self.now())?;
         let n = observations.len();
-        self.report(i, observations);
+        self.report_newer(i, observations);
         Ok(n)
     }
 
