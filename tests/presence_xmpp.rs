@@ -424,3 +424,60 @@ async fn a_server_speaking_garbage_is_reported_down() {
     assert_eq!(hub.lookup(alice_id).availability, Availability::Unknown);
     hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_frozen_server_is_noticed_by_ping_and_left_for_a_new_connection() {
+    let prosody = Prosody::start(&["switchboard", "alice"]);
+    let mut chat = chat_config(&prosody.server());
+    chat.ping_secs = Some(0.5);
+    chat.timeout_secs = Some(1.0);
+    let hub = PresenceHub::from_config(
+        &PresenceConfig {
+            backends: vec![chat],
+        },
+        system_clock(),
+    )
+    .expect("hub");
+    let alice = person(1, &format!("xmpp:alice@{DOMAIN}"));
+    hub.set_people(std::slice::from_ref(&alice));
+    let alice_client = client(&prosody.server(), "alice", "desk").await;
+    alice_client
+        .set_presence(Some("away"), None, 0, None)
+        .await
+        .expect("send");
+    let mut rx = hub.subscribe();
+    hub.start();
+    wait_presence(
+        &hub,
+        &mut rx,
+        alice.id,
+        Duration::from_secs(15),
+        "before",
+        |p| p.availability == Availability::Away,
+    )
+    .await;
+    // The TCP connection stays open; only pings can tell the server is gone.
+    prosody.pause();
+    wait_presence(
+        &hub,
+        &mut rx,
+        alice.id,
+        Duration::from_secs(30),
+        "frozen",
+        |p| p.availability == Availability::Unknown,
+    )
+    .await;
+    let detail = hub.health()[0].health.detail.clone().unwrap_or_default();
+    prosody.resume();
+    assert!(detail.contains("ping"), "{detail}");
+    wait_presence(
+        &hub,
+        &mut rx,
+        alice.id,
+        Duration::from_secs(30),
+        "thawed",
+        |p| p.availability == Availability::Away,
+    )
+    .await;
+    hub.shutdown().await;
+}

@@ -56,6 +56,14 @@ pub struct BackendConfig {
     /// turn off when the server shares rosters by group).
     #[serde(default)]
     pub subscribe: Option<bool>,
+    /// Seconds between XEP-0199 pings to the server (default 30); a ping unanswered within
+    /// `timeout_secs` drops the connection and reconnects.
+    #[serde(default)]
+    pub ping_secs: Option<f64>,
+    /// Allow SASL PLAIN (the password in clear) over plain TCP to a server that is not on
+    /// loopback (default false: this client has no STARTTLS yet).
+    #[serde(default)]
+    pub allow_plaintext: Option<bool>,
 
     // matrix
     /// Homeserver base URL, e.g. `https://matrix.example.org`.
@@ -97,6 +105,8 @@ impl BackendConfig {
             password: None,
             server: None,
             subscribe: None,
+            ping_secs: None,
+            allow_plaintext: None,
             homeserver: None,
             access_token: None,
             api_url: None,
@@ -157,12 +167,14 @@ impl BackendConfig {
                 KINDS.join(", ")
             ));
         }
-        for value in [self.timeout_secs, self.poll_interval_secs]
+        for value in [self.timeout_secs, self.poll_interval_secs, self.ping_secs]
             .into_iter()
             .flatten()
         {
             if !(value.is_finite() && value > 0.0 && value < 86_400.0) {
-                return fail("timeout_secs and poll_interval_secs must be positive".into());
+                return fail(
+                    "timeout_secs, poll_interval_secs and ping_secs must be positive".into(),
+                );
             }
         }
         if let Some(template) = &self.handle {

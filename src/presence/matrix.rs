@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use reqwest::Url;
 use serde::Deserialize;
+use tokio::sync::watch;
 
 use super::backend::{
     BackendError, BoxFuture, Health, HealthCell, Mode, PresenceBackend, RunContext,
@@ -157,12 +158,14 @@ impl MatrixBackend {
     }
 
     async fn status(&self, user: &str) -> std::result::Result<ChannelState, BackendError> {
-        let response = self
+        let request = self
             .http
             .get(self.url(&["presence", user, "status"])?)
             .bearer_auth(&self.access_token)
-            .send()
+            .send();
+        let response = tokio::time::timeout(self.timeout, request)
             .await
+            .map_err(|_| BackendError::Unreachable(format!("no answer within {:?}", self.timeout)))?
             .map_err(unreachable)?;
         // Someone we may not see (no shared room) or who does not exist: unknown, not a failure.
         if matches!(response.status().as_u16(), 403 | 404) {
@@ -259,9 +262,9 @@ impl MatrixBackend {
     /// Status of tracked people neither the stream nor an earlier call has mentioned.
     async fn unmentioned(
         &self,
-        ctx: &mut RunContext,
+        tracked: &mut watch::Receiver<Arc<Vec<String>>>,
     ) -> std::result::Result<Vec<Observation>, BackendError> {
-        self.track(&ctx.tracked.borrow_and_update());
+        self.track(&tracked.borrow_and_update());
         let users: Vec<(String, Vec<String>)> = self
             .tracked
             .lock()
@@ -295,8 +298,13 @@ impl MatrixBackend {
                     if changed.is_err() {
                         return None;
                     }
-                    // New people to track: ask for their status, then resume the long poll.
-                    match self.unmentioned(ctx).await {
+                    // New people to track: ask for their status (still listening for the stop
+                    // signal), then resume the long poll.
+                    let asked = tokio::select! {
+                        r = self.unmentioned(&mut ctx.tracked) => r,
+                        _ = super::stopped(&mut ctx.stop) => return None,
+                    };
+                    match asked {
                         Ok(observations) if !observations.is_empty() => ctx.sink.report(observations),
                         Ok(_) => {}
                         Err(e) => return Some(e),
@@ -330,7 +338,11 @@ impl MatrixBackend {
                 }
             }
             if since.is_none() {
-                match self.unmentioned(ctx).await {
+                let asked = tokio::select! {
+                    r = self.unmentioned(&mut ctx.tracked) => r,
+                    _ = super::stopped(&mut ctx.stop) => return None,
+                };
+                match asked {
                     Ok(more) => observations.extend(more),
                     Err(e) => return Some(e),
                 }

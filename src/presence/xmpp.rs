@@ -286,6 +286,8 @@ impl StanzaReader {
 pub struct XmppStream {
     reader: StanzaReader,
     writer: OwnedWriteHalf,
+    /// How long one write may wait on a peer that does not read.
+    write_timeout: Duration,
 }
 
 impl XmppStream {
@@ -297,6 +299,7 @@ impl XmppStream {
                 buf: Vec::new(),
             },
             writer,
+            write_timeout: Duration::from_secs(10),
         }
     }
 
@@ -305,10 +308,14 @@ impl XmppStream {
     }
 
     pub async fn send(&mut self, xml: &str) -> std::result::Result<(), BackendError> {
-        self.writer
-            .write_all(xml.as_bytes())
-            .await
-            .map_err(|e| BackendError::Unreachable(format!("write: {e}")))
+        match tokio::time::timeout(self.write_timeout, self.writer.write_all(xml.as_bytes())).await
+        {
+            Ok(written) => written.map_err(|e| BackendError::Unreachable(format!("write: {e}"))),
+            Err(_) => Err(BackendError::Unreachable(format!(
+                "write blocked for {:?}",
+                self.write_timeout
+            ))),
+        }
     }
 
     async fn open(&mut self, domain: &str) -> std::result::Result<(), BackendError> {
@@ -374,10 +381,15 @@ impl XmppStream {
                 .unwrap_or(answer.name);
             return Err(BackendError::Auth(format!("SASL PLAIN refused: {why}")));
         }
-        let XmppStream { reader, writer } = s;
+        let XmppStream {
+            reader,
+            writer,
+            write_timeout,
+        } = s;
         let mut s = XmppStream {
             reader: reader.restart(),
             writer,
+            write_timeout,
         };
         s.open(domain).await?;
         let features = s.next().await?;
@@ -414,8 +426,13 @@ impl XmppStream {
         Ok((s, jid))
     }
 
-    /// Answers what every client must: pings and unknown requests.
-    pub async fn answer_iq(&mut self, iq: &Element) -> std::result::Result<(), BackendError> {
+    /// Answers what every client must: pings, roster pushes (when `roster_ok`: they came from
+    /// the account itself) and unknown requests.
+    pub async fn answer_iq(
+        &mut self,
+        iq: &Element,
+        roster_ok: bool,
+    ) -> std::result::Result<(), BackendError> {
         let kind = iq.attr("type").unwrap_or_default();
         if kind != "get" && kind != "set" {
             return Ok(());
@@ -425,7 +442,9 @@ impl XmppStream {
             .attr("from")
             .map(|f| format!(" to='{}'", escape(f)))
             .unwrap_or_default();
-        if iq.child_ns("ping", NS_PING).is_some() || iq.child_ns("query", NS_ROSTER).is_some() {
+        if iq.child_ns("ping", NS_PING).is_some()
+            || roster_ok && iq.child_ns("query", NS_ROSTER).is_some()
+        {
             self.send(&format!("<iq type='result' id='{id}'{to}/>"))
                 .await
         } else {
@@ -508,6 +527,7 @@ pub struct XmppBackend {
     server: String,
     subscribe: bool,
     timeout: Duration,
+    ping_every: Duration,
     clock: Clock,
     contacts: Mutex<HashMap<String, Contact>>,
     /// Bare JID → the tracked handles that name it (`xmpp:Alice@Corp.Example/desk`, …): presence
@@ -540,6 +560,7 @@ impl XmppBackend {
                 .unwrap_or_else(|| format!("{}:5222", domain.to_lowercase())),
             subscribe: config.subscribe.unwrap_or(true),
             timeout: config.timeout(),
+            ping_every: Duration::from_secs_f64(config.ping_secs.unwrap_or(30.0)),
             clock,
             contacts: Mutex::new(HashMap::new()),
             tracked: Mutex::new(HashMap::new()),
@@ -549,6 +570,12 @@ impl XmppBackend {
 
     fn now(&self) -> DateTime<Utc> {
         (self.clock)()
+    }
+
+    /// `from` is the service account itself (bare or full JID).
+    fn is_own(&self, from: &str) -> bool {
+        let own = format!("{}@{}", self.user.to_lowercase(), self.domain);
+        bare_jid(from).is_some_and(|j| j == own)
     }
 
     /// Takes the tracked handles: rebuilds the bare JID → handles map and forgets the presence
@@ -740,6 +767,7 @@ impl XmppBackend {
                 )))
             }
         };
+        s.write_timeout = self.timeout;
         *connected = true;
         self.health.up(self.now());
         self.track(&ctx.tracked.borrow_and_update());
@@ -751,8 +779,16 @@ impl XmppBackend {
             s.send("<presence><priority>-1</priority></presence>").await?;
             let mut asked: std::collections::HashSet<String> = Default::default();
             let mut roster_known = false;
-            let mut keepalive = tokio::time::interval(Duration::from_secs(30));
+            // XEP-0199: a server (or a path to it) that stopped answering is noticed within
+            // ping + timeout, even when the TCP connection looks open.
+            let mut keepalive = tokio::time::interval(self.ping_every);
+            keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             keepalive.tick().await;
+            let mut pings = 0u64;
+            let mut awaiting: Option<String> = None;
+            let far = Duration::from_secs(86_400);
+            let pong_due = tokio::time::sleep(far);
+            tokio::pin!(pong_due);
             // Contacts with no presence after the roster and the server's probes are offline.
             let settle = tokio::time::sleep(Duration::from_secs(3600));
             tokio::pin!(settle);
@@ -770,7 +806,14 @@ impl XmppBackend {
                                 }
                             }
                             "iq" => {
-                                if let Some(query) = stanza.child_ns("query", NS_ROSTER) {
+                                if awaiting.is_some() && stanza.attr("id") == awaiting.as_deref() {
+                                    // Any answer (even an error: the server lacks XEP-0199) is a sign of life.
+                                    awaiting = None;
+                                    pong_due.as_mut().reset(tokio::time::Instant::now() + far);
+                                }
+                                // Roster pushes count only from the account itself (RFC 6121 §2.1.6).
+                                let trusted = stanza.attr("from").is_none_or(|f| self.is_own(f));
+                                if let Some(query) = stanza.child_ns("query", NS_ROSTER).filter(|_| trusted) {
                                     let known = self.on_roster(query);
                                     asked.extend(known);
                                     if stanza.attr("id") == Some("roster1") {
@@ -779,7 +822,7 @@ impl XmppBackend {
                                         self.ask(&mut s, &ctx.tracked, &mut asked).await?;
                                     }
                                 }
-                                s.answer_iq(&stanza).await?;
+                                s.answer_iq(&stanza, trusted).await?;
                             }
                             "error" => {
                                 let why = stanza.children.first().map(|c| c.name.clone()).unwrap_or_default();
@@ -802,7 +845,25 @@ impl XmppBackend {
                             settle.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(500));
                         }
                     }
-                    _ = keepalive.tick() => s.send(" ").await?,
+                    _ = keepalive.tick() => {
+                        if awaiting.is_none() {
+                            pings += 1;
+                            let id = format!("ping{pings}");
+                            s.send(&format!(
+                                "<iq type='get' id='{id}' to='{}'><ping xmlns='{NS_PING}'/></iq>",
+                                escape(&self.domain)
+                            ))
+                            .await?;
+                            awaiting = Some(id);
+                            pong_due.as_mut().reset(tokio::time::Instant::now() + self.timeout);
+                        }
+                    }
+                    _ = &mut pong_due => {
+                        return Err(BackendError::Unreachable(format!(
+                            "no answer to a ping within {:?}",
+                            self.timeout
+                        )));
+                    }
                     _ = super::stopped(&mut ctx.stop) => {
                         let _ = s.send("<presence type='unavailable'/></stream:stream>").await;
                         return Ok(Outcome::Stopped);
@@ -929,7 +990,9 @@ impl XmppClient {
             .split_once('@')
             .ok_or_else(|| BackendError::Protocol(format!("bad jid {jid}")))?;
         let (s, _) = XmppStream::login(server, user, domain, password, resource).await?;
-        let XmppStream { mut reader, writer } = s;
+        let XmppStream {
+            mut reader, writer, ..
+        } = s;
         let writer = Arc::new(tokio::sync::Mutex::new(writer));
         let replies = writer.clone();
         let task = tokio::spawn(async move {
