@@ -481,5 +481,9 @@ async fn wrong_credentials_are_reported() {
     .await;
     let detail = hub.health()[0].health.detail.clone().unwrap_or_default();
     assert!(detail.contains("credentials"), "{detail}");
+    assert!(
+        !detail.contains("AADSTS"),
+        "the endpoint's description is not echoed: {detail}"
+    );
     hub.shutdown().await;
 }

@@ -481,3 +481,77 @@ async fn a_frozen_server_is_noticed_by_ping_and_left_for_a_new_connection() {
     .await;
     hub.shutdown().await;
 }
+
+/// This machine's address on its default route (not loopback), if it has one.
+fn outward_ip() -> std::net::IpAddr {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp");
+    // No packet is sent: connecting a UDP socket only picks the route.
+    probe.connect("192.0.2.1:9").expect("a default route");
+    let ip = probe.local_addr().expect("addr").ip();
+    assert!(!ip.is_loopback(), "no address besides loopback");
+    ip
+}
+
+/// A server on a non-loopback address offering SASL PLAIN; counts the `<auth` it receives.
+async fn plain_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind((outward_ip(), 0))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let auths = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = auths.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let _ = socket
+                    .write_all(b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'><stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms></stream:features>")
+                    .await;
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = socket.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    if String::from_utf8_lossy(&got).contains("<auth") {
+                        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let _ = socket.write_all(b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>").await;
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, auths)
+}
+
+#[tokio::test]
+async fn the_password_is_not_sent_in_plain_text_off_loopback_unless_allowed() {
+    for allow in [false, true] {
+        let (server, auths) = plain_server().await;
+        let mut chat = chat_config(&server);
+        chat.allow_plaintext = Some(allow);
+        let hub = PresenceHub::from_config(
+            &PresenceConfig {
+                backends: vec![chat],
+            },
+            system_clock(),
+        )
+        .expect("hub");
+        hub.set_people(&[person(1, &format!("xmpp:alice@{DOMAIN}"))]);
+        hub.start();
+        wait_health(&hub, HealthStatus::Down, Duration::from_secs(15)).await;
+        let detail = hub.health()[0].health.detail.clone().unwrap_or_default();
+        hub.shutdown().await;
+        let sent = auths.load(std::sync::atomic::Ordering::SeqCst);
+        if allow {
+            assert!(sent >= 1, "allowed: the password was offered");
+            assert!(detail.contains("SASL PLAIN refused"), "{detail}");
+        } else {
+            assert_eq!(sent, 0, "the password never left");
+            assert!(detail.contains("plain text"), "{detail}");
+        }
+    }
+}

@@ -327,16 +327,25 @@ impl XmppStream {
     }
 
     /// Connects and logs in: stream, SASL PLAIN, restart, bind. Returns the stream and full JID.
+    /// The password goes in clear (no STARTTLS yet): unless `allow_plaintext`, only to a server
+    /// on loopback.
     pub async fn login(
         server: &str,
         user: &str,
         domain: &str,
         password: &str,
         resource: &str,
+        allow_plaintext: bool,
     ) -> std::result::Result<(XmppStream, String), BackendError> {
         let tcp = TcpStream::connect(server)
             .await
             .map_err(|e| BackendError::Unreachable(format!("connect {server}: {e}")))?;
+        let loopback = tcp.peer_addr().is_ok_and(|a| a.ip().is_loopback());
+        if !loopback && !allow_plaintext {
+            return Err(BackendError::Auth(format!(
+                "refusing to send the password in plain text to {server}, which is not on loopback (set allow_plaintext = true for a trusted network)"
+            )));
+        }
         let _ = tcp.set_nodelay(true);
         let mut s = XmppStream::new(tcp);
         s.open(domain).await?;
@@ -528,6 +537,7 @@ pub struct XmppBackend {
     subscribe: bool,
     timeout: Duration,
     ping_every: Duration,
+    allow_plaintext: bool,
     clock: Clock,
     contacts: Mutex<HashMap<String, Contact>>,
     /// Bare JID → the tracked handles that name it (`xmpp:Alice@Corp.Example/desk`, …): presence
@@ -561,6 +571,7 @@ impl XmppBackend {
             subscribe: config.subscribe.unwrap_or(true),
             timeout: config.timeout(),
             ping_every: Duration::from_secs_f64(config.ping_secs.unwrap_or(30.0)),
+            allow_plaintext: config.allow_plaintext.unwrap_or(false),
             clock,
             contacts: Mutex::new(HashMap::new()),
             tracked: Mutex::new(HashMap::new()),
@@ -756,6 +767,7 @@ impl XmppBackend {
             &self.domain,
             &self.password,
             "switchboard",
+            self.allow_plaintext,
         );
         let (mut s, _jid) = match tokio::time::timeout(self.timeout, login).await {
             Ok(Ok(session)) => session,
@@ -989,7 +1001,7 @@ impl XmppClient {
         let (user, domain) = jid
             .split_once('@')
             .ok_or_else(|| BackendError::Protocol(format!("bad jid {jid}")))?;
-        let (s, _) = XmppStream::login(server, user, domain, password, resource).await?;
+        let (s, _) = XmppStream::login(server, user, domain, password, resource, false).await?;
         let XmppStream {
             mut reader, writer, ..
         } = s;
