@@ -63,6 +63,13 @@ pub trait PresenceBackend: Send + Sync + 'static {
         })
     }
 
+    /// How long one `fetch` of `handles` may take, given the configured per-call `timeout`
+    /// (default: one call per batch).
+    fn fetch_deadline(&self, timeout: std::time::Duration, handles: usize) -> std::time::Duration {
+        let _ = handles;
+        timeout
+    }
+
     /// The current presence of `handles` (at most one batch). Handles the backend knows nothing
     /// about are left out or reported `unknown`. Push backends answer from their stream's state.
     fn fetch<'a>(

@@ -307,62 +307,113 @@ impl PresenceHub {
         let mut tracked = self.0.slots[i].tracked.subscribe();
         let mut stop = self.0.stop.subscribe();
         drop(self);
+        // Where the last round stopped when it was rate limited: the next one resumes there.
+        let mut resume = 0usize;
         loop {
             let Some(hub) = weak.upgrade().map(PresenceHub) else {
                 return;
             };
             let slot = &hub.0.slots[i];
             let handles = tracked.borrow_and_update().clone();
+            let chunks: Vec<&[String]> = handles.chunks(batch).collect();
+            if resume >= chunks.len() {
+                resume = 0;
+            }
+            let mut polled: std::collections::HashSet<String> = handles.iter().cloned().collect();
             let mut wait = slot.poll_interval;
-            for chunk in handles.chunks(batch) {
+            let mut limited = false;
+            // Round-robin from `resume`, so a rate limit does not starve the tail of the list.
+            let order = (resume..chunks.len()).chain(0..resume);
+            resume = 0;
+            for n in order {
                 if *stop.borrow() {
                     return;
                 }
-                let allowed = slot
-                    .breaker
-                    .lock()
-                    .map(|b| b.allow(Instant::now()))
-                    .unwrap_or(true);
-                if !allowed {
-                    hub.mark_unknown(i, chunk);
-                    continue;
-                }
-                let outcome = tokio::time::timeout(slot.timeout, slot.backend.fetch(chunk)).await;
-                let failure = match outcome {
-                    Ok(Ok(observations)) => {
-                        if let Ok(mut b) = slot.breaker.lock() {
-                            b.success();
-                        }
-                        slot.polled.up(hub.now());
-                        hub.report(i, observations);
-                        None
-                    }
-                    Ok(Err(BackendError::RateLimited(retry_after))) => {
-                        // Not a failure: the cache keeps serving until the TTL runs out.
-                        tracing::info!(backend = %slot.name, ?retry_after, "presence backend rate limited");
-                        wait = retry_after
-                            .clamp(Duration::from_millis(100), Duration::from_secs(3600));
-                        break;
-                    }
-                    Ok(Err(e)) => Some(e.to_string()),
-                    Err(_) => Some(format!("no answer within {:?}", slot.timeout)),
-                };
-                if let Some(why) = failure {
-                    tracing::warn!(backend = %slot.name, error = %why, "presence backend failed");
-                    if let Ok(mut b) = slot.breaker.lock() {
-                        b.failure(Instant::now());
-                    }
-                    slot.polled.down(why);
-                    hub.mark_unknown(i, chunk);
+                if let Some(retry_after) = hub.poll_chunk(i, chunks[n]).await {
+                    wait = retry_after;
+                    limited = true;
+                    resume = n;
+                    break;
                 }
             }
             drop(hub);
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                changed = tracked.changed() => if changed.is_err() { return },
-                _ = stopped(&mut stop) => return,
+            // Wait out the interval (or Retry-After). People added meanwhile are polled at
+            // once, unless the backend asked us to back off; the wait itself is not cut short.
+            let deadline = tokio::time::Instant::now() + wait;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    changed = tracked.changed(), if !limited => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let fresh: Vec<String> = tracked
+                            .borrow_and_update()
+                            .iter()
+                            .filter(|h| !polled.contains(*h))
+                            .cloned()
+                            .collect();
+                        let Some(hub) = weak.upgrade().map(PresenceHub) else {
+                            return;
+                        };
+                        for chunk in fresh.chunks(batch) {
+                            if hub.poll_chunk(i, chunk).await.is_some() {
+                                // Rate limited: the rest waits for the next round.
+                                limited = true;
+                                break;
+                            }
+                            polled.extend(chunk.iter().cloned());
+                        }
+                    }
+                    _ = stopped(&mut stop) => return,
+                }
             }
         }
+    }
+
+    /// Polls one chunk: reports what came back, or marks the chunk unknown on failure.
+    /// `Some(wait)` when the backend is rate limited.
+    async fn poll_chunk(&self, i: usize, chunk: &[String]) -> Option<Duration> {
+        let slot = &self.0.slots[i];
+        let allowed = slot
+            .breaker
+            .lock()
+            .map(|b| b.allow(Instant::now()))
+            .unwrap_or(true);
+        if !allowed {
+            self.mark_unknown(i, chunk);
+            return None;
+        }
+        let deadline = slot.backend.fetch_deadline(slot.timeout, chunk.len());
+        let outcome = tokio::time::timeout(deadline, slot.backend.fetch(chunk)).await;
+        let failure = match outcome {
+            Ok(Ok(observations)) => {
+                if let Ok(mut b) = slot.breaker.lock() {
+                    b.success();
+                }
+                slot.polled.up(self.now());
+                self.report(i, observations);
+                None
+            }
+            Ok(Err(BackendError::RateLimited(retry_after))) => {
+                // Not a failure: the cache keeps serving until the TTL runs out.
+                tracing::info!(backend = %slot.name, ?retry_after, "presence backend rate limited");
+                return Some(
+                    retry_after.clamp(Duration::from_millis(100), Duration::from_secs(3600)),
+                );
+            }
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(format!("no answer within {deadline:?}")),
+        };
+        if let Some(why) = failure {
+            tracing::warn!(backend = %slot.name, error = %why, "presence backend failed");
+            if let Ok(mut b) = slot.breaker.lock() {
+                b.failure(Instant::now());
+            }
+            slot.polled.down(why);
+            self.mark_unknown(i, chunk);
+        }
+        None
     }
 
     fn mark_unknown(&self, i: usize, handles: &[String]) {

@@ -21,6 +21,8 @@ pub struct SlackBackend {
     api_url: String,
     token: String,
     http: reqwest::Client,
+    /// Per API call.
+    timeout: std::time::Duration,
     clock: Clock,
     health: HealthCell,
 }
@@ -90,6 +92,7 @@ impl SlackBackend {
                 .to_string(),
             token: config.token.clone().unwrap_or_default(),
             http: http_client::client(config.timeout()),
+            timeout: config.timeout(),
             clock,
             health: HealthCell::default(),
         })
@@ -100,6 +103,20 @@ impl SlackBackend {
     }
 
     async fn call(&self, method: &str, user: &str) -> std::result::Result<Envelope, BackendError> {
+        match tokio::time::timeout(self.timeout, self.call_once(method, user)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(BackendError::Unreachable(format!(
+                "{method}: no answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+
+    async fn call_once(
+        &self,
+        method: &str,
+        user: &str,
+    ) -> std::result::Result<Envelope, BackendError> {
         let response = self
             .http
             .get(format!("{}/{method}", self.api_url))
@@ -171,6 +188,11 @@ impl PresenceBackend for SlackBackend {
 
     fn mode(&self) -> Mode {
         Mode::Poll { batch: BATCH }
+    }
+
+    /// Up to two calls a user, one after the other, each bounded by the timeout.
+    fn fetch_deadline(&self, timeout: std::time::Duration, handles: usize) -> std::time::Duration {
+        timeout * 2 * handles.max(1) as u32
     }
 
     fn fetch<'a>(
