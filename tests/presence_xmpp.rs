@@ -555,3 +555,41 @@ async fn the_password_is_not_sent_in_plain_text_off_loopback_unless_allowed() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_live_stream_keeps_an_unchanged_state_fresh_beyond_the_ttl() {
+    let prosody = Prosody::start(&["switchboard", "alice"]);
+    let mut chat = chat_config(&prosody.server());
+    chat.ttl_secs = Some(4);
+    chat.ping_secs = Some(0.5);
+    let hub = PresenceHub::from_config(
+        &PresenceConfig {
+            backends: vec![chat],
+        },
+        system_clock(),
+    )
+    .expect("hub");
+    let alice = person(1, &format!("xmpp:alice@{DOMAIN}"));
+    hub.set_people(std::slice::from_ref(&alice));
+    let alice_client = client(&prosody.server(), "alice", "desk").await;
+    alice_client
+        .set_presence(Some("away"), None, 0, None)
+        .await
+        .expect("send");
+    let mut rx = hub.subscribe();
+    hub.start();
+    wait_presence(
+        &hub,
+        &mut rx,
+        alice.id,
+        Duration::from_secs(15),
+        "away",
+        |p| p.availability == Availability::Away,
+    )
+    .await;
+    // Nothing changes for longer than the TTL; the stream stays up.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let presence = hub.lookup(alice.id);
+    assert_eq!(presence.availability, Availability::Away, "{presence:?}");
+    hub.shutdown().await;
+}

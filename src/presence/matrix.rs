@@ -23,6 +23,8 @@ use crate::error::{Error, Result};
 
 /// How long one `/sync` long poll waits on the server.
 const LONG_POLL: Duration = Duration::from_secs(25);
+/// How often a live stream re-confirms the states it knows.
+const REFRESH: Duration = Duration::from_secs(300);
 
 pub struct MatrixBackend {
     homeserver: Url,
@@ -245,6 +247,21 @@ impl MatrixBackend {
             .collect()
     }
 
+    /// Every known state, observed again at `now`.
+    fn refreshed(&self, now: DateTime<Utc>) -> Vec<Observation> {
+        let known: Vec<(String, ChannelState)> = self
+            .known
+            .lock()
+            .map(|k| k.iter().map(|(u, s)| (u.clone(), s.clone())).collect())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for (user, mut state) in known {
+            state.observed_at = now;
+            out.extend(Self::observations(self.handles_of(&user), &state));
+        }
+        out
+    }
+
     /// Records a tracked user's state; true when it differs from the last one.
     fn remember(&self, user: &str, state: &ChannelState) -> bool {
         let Ok(mut known) = self.known.lock() else {
@@ -289,6 +306,7 @@ impl MatrixBackend {
 
     async fn stream(&self, ctx: &mut RunContext, connected: &mut bool) -> Option<BackendError> {
         let mut since: Option<String> = None;
+        let mut last_refresh = std::time::Instant::now();
         self.track(&ctx.tracked.borrow_and_update());
         loop {
             let next = tokio::select! {
@@ -346,6 +364,12 @@ impl MatrixBackend {
                     Ok(more) => observations.extend(more),
                     Err(e) => return Some(e),
                 }
+            }
+            // The stream is live: states it reported still hold. Refresh them now and then, so
+            // people whose presence has not changed for a TTL do not turn unknown.
+            if since.is_some() && last_refresh.elapsed() >= REFRESH {
+                last_refresh = std::time::Instant::now();
+                observations.extend(self.refreshed(now));
             }
             if !observations.is_empty() {
                 ctx.sink.report(observations);

@@ -521,7 +521,8 @@ impl Contact {
             return ChannelState::new(Availability::Offline, now);
         };
         let (availability, activity) = availability_of_show(top.show.as_deref());
-        let mut state = ChannelState::new(availability, top.at);
+        // The stream is live (contacts are cleared when it drops): the state holds as of now.
+        let mut state = ChannelState::new(availability, now);
         state.activity = activity;
         state.status_message = top.status.clone();
         state.idle = top.idle_since.is_some();
@@ -822,6 +823,15 @@ impl XmppBackend {
                                     // Any answer (even an error: the server lacks XEP-0199) is a sign of life.
                                     awaiting = None;
                                     pong_due.as_mut().reset(tokio::time::Instant::now() + far);
+                                    // The stream is live: what it said still holds, however long
+                                    // ago it said it (otherwise quiet people would expire).
+                                    if roster_known {
+                                        let jids: Vec<String> = self.tracked.lock().map(|t| t.keys().cloned().collect()).unwrap_or_default();
+                                        let observations: Vec<Observation> = jids.iter().flat_map(|j| self.observations(j)).collect();
+                                        if !observations.is_empty() {
+                                            ctx.sink.report(observations);
+                                        }
+                                    }
                                 }
                                 // Roster pushes count only from the account itself (RFC 6121 §2.1.6).
                                 let trusted = stanza.attr("from").is_none_or(|f| self.is_own(f));
