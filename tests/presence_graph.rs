@@ -415,9 +415,10 @@ async fn a_hanging_graph_turns_unknown_after_the_timeout_and_opens_the_circuit()
         hung.elapsed() >= Duration::from_millis(900),
         "not before its timeout"
     );
-    let lookup = Instant::now();
+    // Answered from memory while the backend hangs.
     assert_eq!(hub.lookup(id).availability, Availability::Unknown);
-    assert!(lookup.elapsed() < Duration::from_millis(50));
+    let detail = hub.health()[0].health.detail.clone().unwrap_or_default();
+    assert!(detail.contains("no answer within"), "{detail}");
     until("the circuit to open", Duration::from_secs(10), || {
         hub.health()[0].circuit_open
     })

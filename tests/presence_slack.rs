@@ -244,7 +244,7 @@ async fn garbage_from_slack_is_a_failure_not_a_state() {
     let addr = start_slack(slack.clone()).await;
     let hub = hub(&addr);
     hub.start();
-    until("down", Duration::from_secs(5), || {
+    until("down", Duration::from_secs(15), || {
         hub.health()[0].health.status == HealthStatus::Down
     })
     .await;
@@ -252,5 +252,9 @@ async fn garbage_from_slack_is_a_failure_not_a_state() {
         hub.lookup(uuid::Uuid::from_u128(1)).availability,
         Availability::Unknown
     );
+    // The API was called and its answer refused, with the reason.
+    assert!(!slack.calls.lock().expect("lock").is_empty());
+    let detail = hub.health()[0].health.detail.clone().unwrap_or_default();
+    assert!(detail.contains("users.getPresence answer"), "{detail}");
     hub.shutdown().await;
 }

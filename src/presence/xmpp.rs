@@ -231,10 +231,20 @@ impl StanzaReader {
                     }
                 }
                 Event::Text(text) => {
-                    if let Some(top) = stack.last_mut() {
-                        let text = text.decode().map_err(xml_error)?;
-                        size += text.len();
-                        top.text.push_str(&text);
+                    let text = text.decode().map_err(xml_error)?;
+                    match stack.last_mut() {
+                        Some(top) => {
+                            size += text.len();
+                            top.text.push_str(&text);
+                        }
+                        // Between stanzas only whitespace (keepalives) may appear: anything
+                        // else is not XMPP (an HTTP server, say).
+                        None if !text.trim().is_empty() => {
+                            return Err(BackendError::Protocol(
+                                "not an XMPP stream: text outside any element".into(),
+                            ))
+                        }
+                        None => {}
                     }
                 }
                 Event::CData(text) => {
