@@ -357,6 +357,9 @@ impl PresenceHub {
                             return;
                         };
                         for chunk in fresh.chunks(batch) {
+                            if *stop.borrow() {
+                                return;
+                            }
                             if hub.poll_chunk(i, chunk).await.is_some() {
                                 // Rate limited: the rest waits for the next round.
                                 limited = true;
