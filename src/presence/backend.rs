@@ -37,6 +37,16 @@ pub enum BackendError {
     /// It answered something we cannot read.
     #[error("unexpected answer: {0}")]
     Protocol(String),
+    /// Part of a batch was fetched before a call failed: the hub keeps what came back.
+    #[error("{}", .0.error)]
+    Partial(Box<PartialFetch>),
+}
+
+/// What a batch fetch got before `error` stopped it.
+#[derive(Debug)]
+pub struct PartialFetch {
+    pub observations: Vec<super::model::Observation>,
+    pub error: BackendError,
 }
 
 /// What a running backend needs: where to report, which handles to track, when to stop.

@@ -32,8 +32,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub use backend::{
-    BackendError, BoxFuture, Breaker, Health, HealthCell, HealthStatus, Mode, PresenceBackend,
-    RunContext,
+    BackendError, BoxFuture, Breaker, Health, HealthCell, HealthStatus, Mode, PartialFetch,
+    PresenceBackend, RunContext,
 };
 pub use config::{BackendConfig, PresenceConfig};
 pub use directory::{Directory, HandleRule, PersonAttrs};
@@ -389,34 +389,61 @@ impl PresenceHub {
         }
         let deadline = slot.backend.fetch_deadline(slot.timeout, chunk.len());
         let outcome = tokio::time::timeout(deadline, slot.backend.fetch(chunk)).await;
-        let failure = match outcome {
-            Ok(Ok(observations)) => {
+        let (got, error) = match outcome {
+            Ok(Ok(observations)) => (observations, None),
+            Ok(Err(BackendError::Partial(partial))) => {
+                let PartialFetch {
+                    observations,
+                    error,
+                } = *partial;
+                (observations, Some(error))
+            }
+            Ok(Err(e)) => (Vec::new(), Some(e)),
+            Err(_) => (
+                Vec::new(),
+                Some(BackendError::Unreachable(format!(
+                    "no answer within {deadline:?}"
+                ))),
+            ),
+        };
+        // Handles the failure left without an answer.
+        let rest: Vec<String> = if error.is_some() {
+            let answered: std::collections::HashSet<&str> =
+                got.iter().map(|o| o.handle.as_str()).collect();
+            chunk
+                .iter()
+                .filter(|h| !answered.contains(h.as_str()))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        match error {
+            None => {
                 if let Ok(mut b) = slot.breaker.lock() {
                     b.success();
                 }
                 slot.polled.up(self.now());
-                self.report(i, observations);
+                self.report(i, got);
                 None
             }
-            Ok(Err(BackendError::RateLimited(retry_after))) => {
+            Some(BackendError::RateLimited(retry_after)) => {
                 // Not a failure: the cache keeps serving until the TTL runs out.
                 tracing::info!(backend = %slot.name, ?retry_after, "presence backend rate limited");
-                return Some(
-                    retry_after.clamp(Duration::from_millis(100), Duration::from_secs(3600)),
-                );
+                self.report(i, got);
+                Some(retry_after.clamp(Duration::from_millis(100), Duration::from_secs(3600)))
             }
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(_) => Some(format!("no answer within {deadline:?}")),
-        };
-        if let Some(why) = failure {
-            tracing::warn!(backend = %slot.name, error = %why, "presence backend failed");
-            if let Ok(mut b) = slot.breaker.lock() {
-                b.failure(Instant::now());
+            Some(e) => {
+                tracing::warn!(backend = %slot.name, error = %e, "presence backend failed");
+                if let Ok(mut b) = slot.breaker.lock() {
+                    b.failure(Instant::now());
+                }
+                slot.polled.down(e.to_string());
+                self.report(i, got);
+                self.mark_unknown(i, &rest);
+                None
             }
-            slot.polled.down(why);
-            self.mark_unknown(i, chunk);
         }
-        None
     }
 
     fn mark_unknown(&self, i: usize, handles: &[String]) {

@@ -7,7 +7,9 @@
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
 
-use super::backend::{BackendError, BoxFuture, Health, HealthCell, Mode, PresenceBackend};
+use super::backend::{
+    BackendError, BoxFuture, Health, HealthCell, Mode, PartialFetch, PresenceBackend,
+};
 use super::config::BackendConfig;
 use super::http_client::{self, status_error, unreachable};
 use super::model::{Availability, ChannelState, Observation};
@@ -211,7 +213,14 @@ impl PresenceBackend for SlackBackend {
                         if !matches!(e, BackendError::RateLimited(_)) {
                             self.health.down(e.to_string());
                         }
-                        return Err(e);
+                        // Users already fetched are kept.
+                        if out.is_empty() {
+                            return Err(e);
+                        }
+                        return Err(BackendError::Partial(Box::new(PartialFetch {
+                            observations: out,
+                            error: e,
+                        })));
                     }
                 }
             }
