@@ -1,5 +1,6 @@
 //! `serve`: the HTTP server, with the indexer following the change log beside it.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -14,6 +15,9 @@ use crate::http::{router, AppState};
 use crate::presence::{system_clock, PresenceHub};
 use crate::search::indexer::Indexer;
 use crate::search::SearchIndex;
+
+/// How long open connections may drain after the shutdown signal.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves until Ctrl-C or SIGTERM, then drains requests and stops the indexer.
 pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result<()> {
@@ -45,9 +49,27 @@ pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result
         listener.local_addr()?
     );
     eprintln!("Press Ctrl-C to stop.");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // On the signal, presence streams end at once (they would hold the drain open forever);
+    // connections still open after DRAIN are dropped.
+    let (signalled, mut draining) = watch::channel(false);
+    let hub = presence.clone();
+    let serving = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            hub.begin_shutdown();
+            let _ = signalled.send(true);
+        })
+        .into_future();
+    tokio::select! {
+        served = serving => served?,
+        _ = async {
+            if draining.wait_for(|s| *s).await.is_ok() {
+                tokio::time::sleep(DRAIN).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => tracing::warn!("connections still open {DRAIN:?} after the shutdown signal; closing them"),
+    }
 
     tracing::info!("shutting down");
     let _ = stop.send(true);

@@ -72,9 +72,21 @@ fn start_demo(data_dir: &Path, people: u32) -> Demo {
 }
 
 impl Demo {
+    /// SIGTERM, then waits (generously: a busy machine is slow, a hang is forever) for the exit.
     fn stop(mut self) {
         kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
-        let status = self.child.wait().expect("wait");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("the demo did not stop within 60 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
         assert!(status.success(), "demo exited with {status}");
     }
 }
@@ -183,7 +195,31 @@ async fn demo_runs_with_no_configuration_and_stops_cleanly() {
         "the CLI import reached the running server's index"
     );
 
-    demo.stop();
+    // A client on the presence stream does not keep the server from stopping.
+    let mut stream = client
+        .get(format!(
+            "{}/api/v1/presence/stream?ids={}",
+            demo.url,
+            first["id"].as_str().expect("id")
+        ))
+        .send()
+        .await
+        .expect("presence stream");
+    assert_eq!(stream.status(), 200);
+    let snapshot = tokio::time::timeout(Duration::from_secs(30), stream.chunk())
+        .await
+        .expect("the stream's first event in time")
+        .expect("stream readable")
+        .expect("a first event");
+    assert!(String::from_utf8_lossy(&snapshot).contains("data:"));
+    let stopping = tokio::task::spawn_blocking(move || demo.stop());
+    // The server ends the stream as it shuts down.
+    let end = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(end.is_ok(), "the stream was not ended by the shutdown");
+    stopping.await.expect("stopped");
     let cluster = data_dir.path().join("postgres");
     assert!(
         cluster.join("PG_VERSION").exists(),

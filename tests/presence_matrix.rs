@@ -94,11 +94,13 @@ async fn matrix_backend_against_synapse() {
 
     eprintln!("synapse ready");
     // 1. The conformance suite.
-    let users: HashMap<String, (String, String)> = [alice, bob]
+    // Bob's handle carries a query (`?action=chat`, as matrix: URIs may): presence must still
+    // be reported under the handle the directory holds.
+    let users: HashMap<String, (String, String)> = [(alice, ""), (bob, "?action=chat")]
         .into_iter()
-        .map(|(id, token)| {
+        .map(|((id, token), query)| {
             (
-                format!("matrix:u/{}", id.trim_start_matches('@')),
+                format!("matrix:u/{}{query}", id.trim_start_matches('@')),
                 (id, token),
             )
         })

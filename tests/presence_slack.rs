@@ -27,6 +27,8 @@ struct Slack {
     /// user → (presence, snoozing)
     users: Mutex<HashMap<String, (String, bool)>>,
     throttle_next: AtomicU32,
+    /// From this call on (1-based), every call is answered 429 (0: never).
+    throttle_from: AtomicU32,
     token_expired: AtomicBool,
     garbage: AtomicBool,
     calls: Mutex<Vec<(Instant, String)>>,
@@ -39,6 +41,18 @@ fn check(s: &Slack, headers: &HeaderMap, method: &str) -> Option<Response> {
         .lock()
         .expect("lock")
         .push((Instant::now(), method.to_string()));
+    let call = s.calls.lock().expect("lock").len() as u32;
+    let from = s.throttle_from.load(Ordering::SeqCst);
+    if from > 0 && call >= from {
+        let mut r = (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(json!({"ok": false, "error": "ratelimited"})),
+        )
+            .into_response();
+        r.headers_mut()
+            .insert("retry-after", "1".parse().expect("header"));
+        return Some(r);
+    }
     if s.garbage.load(Ordering::SeqCst) {
         return Some((StatusCode::OK, "}{ not json").into_response());
     }
@@ -244,13 +258,60 @@ async fn garbage_from_slack_is_a_failure_not_a_state() {
     let addr = start_slack(slack.clone()).await;
     let hub = hub(&addr);
     hub.start();
-    until("down", Duration::from_secs(5), || {
+    until("down", Duration::from_secs(15), || {
         hub.health()[0].health.status == HealthStatus::Down
     })
     .await;
     assert_eq!(
         hub.lookup(uuid::Uuid::from_u128(1)).availability,
         Availability::Unknown
+    );
+    // The API was called and its answer refused, with the reason.
+    assert!(!slack.calls.lock().expect("lock").is_empty());
+    let detail = hub.health()[0].health.detail.clone().unwrap_or_default();
+    assert!(detail.contains("users.getPresence answer"), "{detail}");
+    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn users_fetched_before_a_429_in_the_same_batch_are_kept() {
+    let slack = Shared::default();
+    for user in ["UAAAAAAA1", "UBBBBBBB2"] {
+        slack
+            .users
+            .lock()
+            .expect("lock")
+            .insert(user.into(), ("away".into(), false));
+    }
+    // The first user's getPresence answers; every later call is throttled.
+    slack.throttle_from.store(2, Ordering::SeqCst);
+    let addr = start_slack(slack.clone()).await;
+    let hub = PresenceHub::from_config(
+        &PresenceConfig {
+            backends: vec![slack_config(&addr)],
+        },
+        system_clock(),
+    )
+    .expect("hub");
+    let people = [person(1, "slack:UAAAAAAA1"), person(2, "slack:UBBBBBBB2")];
+    hub.set_people(&people);
+    hub.start();
+    until("the first user's state", Duration::from_secs(15), || {
+        people
+            .iter()
+            .any(|p| hub.lookup(p.id).availability == Availability::Away)
+    })
+    .await;
+    assert!(
+        people
+            .iter()
+            .any(|p| hub.lookup(p.id).availability == Availability::Unknown),
+        "the throttled user has no state yet"
+    );
+    assert_ne!(
+        hub.health()[0].health.status,
+        HealthStatus::Down,
+        "429 is not a failure"
     );
     hub.shutdown().await;
 }

@@ -187,22 +187,28 @@ pub async fn stream_presence(
     let hub = state.presence.clone();
     // Subscribe before the snapshot, so no change falls between the two.
     let rx = hub.subscribe();
+    // The stream ends when the server shuts down (graceful shutdown waits for every connection).
+    let stop = hub.stop_signal();
     let first = snapshot(&hub, &ids);
     let wanted: Arc<HashSet<Uuid>> = Arc::new(ids.iter().copied().collect());
     let changes = stream::unfold(
-        (rx, hub, ids, wanted),
-        |(mut rx, hub, ids, wanted)| async move {
+        (rx, stop, hub, ids, wanted),
+        |(mut rx, mut stop, hub, ids, wanted)| async move {
             loop {
-                match rx.recv().await {
+                let next = tokio::select! {
+                    next = rx.recv() => next,
+                    _ = crate::presence::stopped(&mut stop) => return None,
+                };
+                match next {
                     Ok(change) if wanted.contains(&change.id) => {
                         let batch = vec![Ok(event_of(&change))];
-                        return Some((stream::iter(batch), (rx, hub, ids, wanted)));
+                        return Some((stream::iter(batch), (rx, stop, hub, ids, wanted)));
                     }
                     Ok(_) => continue,
                     // Too slow to keep up: send everyone's current state again.
                     Err(RecvError::Lagged(_)) => {
                         let batch = snapshot(&hub, &ids);
-                        return Some((stream::iter(batch), (rx, hub, ids, wanted)));
+                        return Some((stream::iter(batch), (rx, stop, hub, ids, wanted)));
                     }
                     Err(RecvError::Closed) => return None,
                 }

@@ -37,6 +37,16 @@ pub enum BackendError {
     /// It answered something we cannot read.
     #[error("unexpected answer: {0}")]
     Protocol(String),
+    /// Part of a batch was fetched before a call failed: the hub keeps what came back.
+    #[error("{}", .0.error)]
+    Partial(Box<PartialFetch>),
+}
+
+/// What a batch fetch got before `error` stopped it.
+#[derive(Debug)]
+pub struct PartialFetch {
+    pub observations: Vec<super::model::Observation>,
+    pub error: BackendError,
 }
 
 /// What a running backend needs: where to report, which handles to track, when to stop.
@@ -61,6 +71,13 @@ pub trait PresenceBackend: Send + Sync + 'static {
             let mut stop = ctx.stop;
             let _ = stop.wait_for(|s| *s).await;
         })
+    }
+
+    /// How long one `fetch` of `handles` may take, given the configured per-call `timeout`
+    /// (default: one call per batch).
+    fn fetch_deadline(&self, timeout: std::time::Duration, handles: usize) -> std::time::Duration {
+        let _ = handles;
+        timeout
     }
 
     /// The current presence of `handles` (at most one batch). Handles the backend knows nothing

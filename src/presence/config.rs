@@ -11,8 +11,9 @@ pub struct PresenceConfig {
 }
 
 /// One presence backend. `kind` picks the implementation; the kind-specific keys it needs are
-/// checked by [`BackendConfig::validate`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// checked by [`BackendConfig::validate`]. Secrets are never serialized and show as
+/// `<redacted>` in Debug output.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
     pub name: String,
@@ -40,14 +41,14 @@ pub struct BackendConfig {
 
     // webhook
     /// Bearer token the webhook's callers present.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub token: Option<String>,
 
     // xmpp
     /// The service account, e.g. `switchboard@corp.example`.
     #[serde(default)]
     pub jid: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub password: Option<String>,
     /// `host:port` to connect to (default: the JID's domain, port 5222).
     #[serde(default)]
@@ -56,13 +57,21 @@ pub struct BackendConfig {
     /// turn off when the server shares rosters by group).
     #[serde(default)]
     pub subscribe: Option<bool>,
+    /// Seconds between XEP-0199 pings to the server (default 30); a ping unanswered within
+    /// `timeout_secs` drops the connection and reconnects.
+    #[serde(default)]
+    pub ping_secs: Option<f64>,
+    /// Allow SASL PLAIN (the password in clear) over plain TCP to a server that is not on
+    /// loopback (default false: this client has no STARTTLS yet).
+    #[serde(default)]
+    pub allow_plaintext: Option<bool>,
 
     // matrix
     /// Homeserver base URL, e.g. `https://matrix.example.org`.
     #[serde(default)]
     pub homeserver: Option<String>,
     /// Access token of the directory's Matrix account.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub access_token: Option<String>,
 
     // graph / slack
@@ -76,8 +85,37 @@ pub struct BackendConfig {
     pub tenant: Option<String>,
     #[serde(default)]
     pub client_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for BackendConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("BackendConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("schemes", &self.schemes)
+            .field("handle", &self.handle)
+            .field("ttl_secs", &self.ttl_secs)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("poll_interval_secs", &self.poll_interval_secs)
+            .field("token", &secret(&self.token))
+            .field("jid", &self.jid)
+            .field("password", &secret(&self.password))
+            .field("server", &self.server)
+            .field("subscribe", &self.subscribe)
+            .field("ping_secs", &self.ping_secs)
+            .field("allow_plaintext", &self.allow_plaintext)
+            .field("homeserver", &self.homeserver)
+            .field("access_token", &secret(&self.access_token))
+            .field("api_url", &self.api_url)
+            .field("token_url", &self.token_url)
+            .field("tenant", &self.tenant)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &secret(&self.client_secret))
+            .finish()
+    }
 }
 
 pub const KINDS: &[&str] = &["webhook", "xmpp", "matrix", "graph", "slack"];
@@ -97,6 +135,8 @@ impl BackendConfig {
             password: None,
             server: None,
             subscribe: None,
+            ping_secs: None,
+            allow_plaintext: None,
             homeserver: None,
             access_token: None,
             api_url: None,
@@ -157,12 +197,14 @@ impl BackendConfig {
                 KINDS.join(", ")
             ));
         }
-        for value in [self.timeout_secs, self.poll_interval_secs]
+        for value in [self.timeout_secs, self.poll_interval_secs, self.ping_secs]
             .into_iter()
             .flatten()
         {
             if !(value.is_finite() && value > 0.0 && value < 86_400.0) {
-                return fail("timeout_secs and poll_interval_secs must be positive".into());
+                return fail(
+                    "timeout_secs, poll_interval_secs and ping_secs must be positive".into(),
+                );
             }
         }
         if let Some(template) = &self.handle {
@@ -218,6 +260,21 @@ impl PresenceConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_neither_shown_nor_serialized() {
+        let mut b = BackendConfig::new("all", "graph");
+        b.token = Some("webhook-s3cret".into());
+        b.password = Some("xmpp-s3cret".into());
+        b.access_token = Some("matrix-s3cret".into());
+        b.client_secret = Some("graph-s3cret".into());
+        b.client_id = Some("app-id".into());
+        for shown in [format!("{b:?}"), serde_json::to_string(&b).expect("json")] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("app-id"), "{shown}");
+        }
+        assert!(format!("{b:?}").contains("<redacted>"));
+    }
 
     #[test]
     fn kinds_need_their_keys() {

@@ -115,6 +115,20 @@ pub fn map_presence(
     state
 }
 
+/// The OAuth2 error code of a token endpoint's answer (RFC 6749 §5.2: `invalid_client`, …),
+/// and nothing else of it: descriptions can be long and carry details health must not echo.
+fn oauth_error(body: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct OAuthError {
+        error: String,
+    }
+    let code = serde_json::from_str::<OAuthError>(body).ok()?.error;
+    (!code.is_empty()
+        && code.len() <= 40
+        && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    .then_some(code)
+}
+
 impl GraphBackend {
     pub fn new(config: &BackendConfig, clock: Clock) -> Result<GraphBackend> {
         let tenant = config.tenant.clone().unwrap_or_default();
@@ -169,7 +183,7 @@ impl GraphBackend {
                 BackendError::Protocol(_) if status.as_u16() == 400 || status.as_u16() == 401 => {
                     BackendError::Auth(format!(
                         "token endpoint refused: {}",
-                        body.chars().take(200).collect::<String>()
+                        oauth_error(&body).unwrap_or_else(|| format!("HTTP {}", status.as_u16()))
                     ))
                 }
                 other => other,
@@ -313,6 +327,19 @@ impl PresenceBackend for GraphBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_oauth_error_code_of_a_refusal_is_kept() {
+        assert_eq!(
+            oauth_error(
+                r#"{"error":"invalid_client","error_description":"AADSTS7000215: secret s3cret"}"#
+            )
+            .as_deref(),
+            Some("invalid_client")
+        );
+        assert_eq!(oauth_error("<html>s3cret</html>"), None);
+        assert_eq!(oauth_error(r#"{"error":"has spaces and s3cret"}"#), None);
+    }
 
     #[test]
     fn graph_states_map_to_the_model() {

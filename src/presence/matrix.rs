@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use reqwest::Url;
 use serde::Deserialize;
+use tokio::sync::watch;
 
 use super::backend::{
     BackendError, BoxFuture, Health, HealthCell, Mode, PresenceBackend, RunContext,
@@ -22,6 +23,8 @@ use crate::error::{Error, Result};
 
 /// How long one `/sync` long poll waits on the server.
 const LONG_POLL: Duration = Duration::from_secs(25);
+/// How often a live stream re-confirms the states it knows.
+const REFRESH: Duration = Duration::from_secs(300);
 
 pub struct MatrixBackend {
     homeserver: Url,
@@ -30,7 +33,10 @@ pub struct MatrixBackend {
     http: reqwest::Client,
     long_poll: reqwest::Client,
     clock: Clock,
+    /// Last state seen per tracked user id.
     known: Mutex<HashMap<String, ChannelState>>,
+    /// User id → the tracked handles that name it (`matrix:u/bob:example.org?action=chat`, …).
+    tracked: Mutex<HashMap<String, Vec<String>>>,
     health: HealthCell,
 }
 
@@ -74,6 +80,7 @@ pub fn user_id(handle: &str) -> Option<String> {
     (!local.is_empty() && !server.is_empty()).then(|| format!("@{local}:{server}"))
 }
 
+#[cfg(test)]
 fn handle_of(user_id: &str) -> String {
     format!("matrix:u/{}", user_id.trim_start_matches('@'))
 }
@@ -120,6 +127,7 @@ impl MatrixBackend {
                 .unwrap_or_default(),
             clock,
             known: Mutex::new(HashMap::new()),
+            tracked: Mutex::new(HashMap::new()),
             health: HealthCell::default(),
         })
     }
@@ -152,12 +160,14 @@ impl MatrixBackend {
     }
 
     async fn status(&self, user: &str) -> std::result::Result<ChannelState, BackendError> {
-        let response = self
+        let request = self
             .http
             .get(self.url(&["presence", user, "status"])?)
             .bearer_auth(&self.access_token)
-            .send()
+            .send();
+        let response = tokio::time::timeout(self.timeout, request)
             .await
+            .map_err(|_| BackendError::Unreachable(format!("no answer within {:?}", self.timeout)))?
             .map_err(unreachable)?;
         // Someone we may not see (no shared room) or who does not exist: unknown, not a failure.
         if matches!(response.status().as_u16(), 403 | 404) {
@@ -200,50 +210,104 @@ impl MatrixBackend {
         self.json(response, "sync").await
     }
 
-    fn remember(&self, handle: &str, state: &ChannelState) -> bool {
+    /// Takes the tracked handles: rebuilds the user id → handles map and forgets the state of
+    /// users nobody tracks any more.
+    fn track(&self, handles: &[String]) {
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        for handle in handles {
+            if let Some(user) = user_id(handle) {
+                map.entry(user).or_default().push(handle.clone());
+            }
+        }
+        if let Ok(mut known) = self.known.lock() {
+            known.retain(|user, _| map.contains_key(user));
+        }
+        if let Ok(mut tracked) = self.tracked.lock() {
+            *tracked = map;
+        }
+    }
+
+    /// The tracked handles of a user id (none when nobody tracks them).
+    fn handles_of(&self, user: &str) -> Vec<String> {
+        self.tracked
+            .lock()
+            .ok()
+            .and_then(|t| t.get(user).cloned())
+            .unwrap_or_default()
+    }
+
+    /// `state` under each of `handles`.
+    fn observations(handles: Vec<String>, state: &ChannelState) -> Vec<Observation> {
+        handles
+            .into_iter()
+            .map(|handle| Observation {
+                handle,
+                state: state.clone(),
+            })
+            .collect()
+    }
+
+    /// Every known state, observed again at `now`.
+    fn refreshed(&self, now: DateTime<Utc>) -> Vec<Observation> {
+        let known: Vec<(String, ChannelState)> = self
+            .known
+            .lock()
+            .map(|k| k.iter().map(|(u, s)| (u.clone(), s.clone())).collect())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for (user, mut state) in known {
+            state.observed_at = now;
+            out.extend(Self::observations(self.handles_of(&user), &state));
+        }
+        out
+    }
+
+    /// Records a tracked user's state; true when it differs from the last one.
+    fn remember(&self, user: &str, state: &ChannelState) -> bool {
         let Ok(mut known) = self.known.lock() else {
             return true;
         };
-        let changed = known.get(handle).is_none_or(|old| {
+        let changed = known.get(user).is_none_or(|old| {
             old.availability != state.availability
                 || old.status_message != state.status_message
                 || old.idle != state.idle
         });
-        known.insert(handle.to_string(), state.clone());
+        known.insert(user.to_string(), state.clone());
         changed
     }
 
     /// Status of tracked people neither the stream nor an earlier call has mentioned.
     async fn unmentioned(
         &self,
-        ctx: &mut RunContext,
+        tracked: &mut watch::Receiver<Arc<Vec<String>>>,
     ) -> std::result::Result<Vec<Observation>, BackendError> {
-        let tracked = ctx.tracked.borrow_and_update().clone();
+        self.track(&tracked.borrow_and_update());
+        let users: Vec<(String, Vec<String>)> = self
+            .tracked
+            .lock()
+            .map(|t| t.iter().map(|(u, h)| (u.clone(), h.clone())).collect())
+            .unwrap_or_default();
         let mut out = Vec::new();
-        for handle in tracked.iter() {
+        for (user, handles) in users {
             let known = self
                 .known
                 .lock()
-                .map(|k| k.contains_key(handle))
+                .map(|k| k.contains_key(&user))
                 .unwrap_or(false);
             if known {
                 continue;
             }
-            let Some(user) = user_id(handle) else {
-                continue;
-            };
             let state = self.status(&user).await?;
-            self.remember(handle, &state);
-            out.push(Observation {
-                handle: handle.clone(),
-                state,
-            });
+            self.remember(&user, &state);
+            out.extend(Self::observations(handles, &state));
         }
         Ok(out)
     }
 
     async fn stream(&self, ctx: &mut RunContext, connected: &mut bool) -> Option<BackendError> {
         let mut since: Option<String> = None;
+        let mut last_refresh = std::time::Instant::now();
+        self.track(&ctx.tracked.borrow_and_update());
         loop {
             let next = tokio::select! {
                 r = self.sync(since.as_deref()) => r,
@@ -252,8 +316,13 @@ impl MatrixBackend {
                     if changed.is_err() {
                         return None;
                     }
-                    // New people to track: ask for their status, then resume the long poll.
-                    match self.unmentioned(ctx).await {
+                    // New people to track: ask for their status (still listening for the stop
+                    // signal), then resume the long poll.
+                    let asked = tokio::select! {
+                        r = self.unmentioned(&mut ctx.tracked) => r,
+                        _ = super::stopped(&mut ctx.stop) => return None,
+                    };
+                    match asked {
                         Ok(observations) if !observations.is_empty() => ctx.sink.report(observations),
                         Ok(_) => {}
                         Err(e) => return Some(e),
@@ -276,17 +345,31 @@ impl MatrixBackend {
                 .into_iter()
                 .filter(|e| e.kind == "m.presence")
             {
-                let handle = handle_of(&event.sender);
+                // Presence of people nobody tracks is neither kept nor reported.
+                let handles = self.handles_of(&event.sender);
+                if handles.is_empty() {
+                    continue;
+                }
                 let state = map_presence(&event.content, now);
-                if self.remember(&handle, &state) {
-                    observations.push(Observation { handle, state });
+                if self.remember(&event.sender, &state) {
+                    observations.extend(Self::observations(handles, &state));
                 }
             }
             if since.is_none() {
-                match self.unmentioned(ctx).await {
+                let asked = tokio::select! {
+                    r = self.unmentioned(&mut ctx.tracked) => r,
+                    _ = super::stopped(&mut ctx.stop) => return None,
+                };
+                match asked {
                     Ok(more) => observations.extend(more),
                     Err(e) => return Some(e),
                 }
+            }
+            // The stream is live: states it reported still hold. Refresh them now and then, so
+            // people whose presence has not changed for a TTL do not turn unknown.
+            if since.is_some() && last_refresh.elapsed() >= REFRESH {
+                last_refresh = std::time::Instant::now();
+                observations.extend(self.refreshed(now));
             }
             if !observations.is_empty() {
                 ctx.sink.report(observations);

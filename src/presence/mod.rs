@@ -32,8 +32,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub use backend::{
-    BackendError, BoxFuture, Breaker, Health, HealthCell, HealthStatus, Mode, PresenceBackend,
-    RunContext,
+    BackendError, BoxFuture, Breaker, Health, HealthCell, HealthStatus, Mode, PartialFetch,
+    PresenceBackend, RunContext,
 };
 pub use config::{BackendConfig, PresenceConfig};
 pub use directory::{Directory, HandleRule, PersonAttrs};
@@ -100,6 +100,8 @@ struct Inner {
     clock: Clock,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Serializes reports (cache write, merge, broadcast).
+    reporting: Mutex<()>,
 }
 
 /// The presence service. Cheap to clone.
@@ -233,6 +235,7 @@ impl PresenceHub {
             clock,
             stop: watch::channel(false).0,
             tasks: Mutex::new(Vec::new()),
+            reporting: Mutex::new(()),
         }))
     }
 
@@ -268,17 +271,34 @@ impl PresenceHub {
         }
     }
 
-    /// Stops every backend task and waits for them.
-    pub async fn shutdown(&self) {
+    /// Tells backends and SSE streams to stop, without waiting: the server calls it as soon as
+    /// it is asked to shut down, so open streams end before it drains connections.
+    pub fn begin_shutdown(&self) {
         let _ = self.0.stop.send(true);
+    }
+
+    /// Turns true when the hub is shutting down.
+    pub fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.0.stop.subscribe()
+    }
+
+    /// Stops every backend task and waits for them (5 s each at most; then they are aborted).
+    pub async fn shutdown(&self) {
+        self.begin_shutdown();
         let tasks: Vec<JoinHandle<()>> = self
             .0
             .tasks
             .lock()
             .map(|mut t| t.drain(..).collect())
             .unwrap_or_default();
-        for task in tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        for mut task in tasks {
+            if tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a presence task did not stop within 5 s; aborting it");
+                task.abort();
+            }
         }
     }
 
@@ -287,60 +307,141 @@ impl PresenceHub {
         let mut tracked = self.0.slots[i].tracked.subscribe();
         let mut stop = self.0.stop.subscribe();
         drop(self);
+        // Where the last round stopped when it was rate limited: the next one resumes there.
+        let mut resume = 0usize;
         loop {
             let Some(hub) = weak.upgrade().map(PresenceHub) else {
                 return;
             };
             let slot = &hub.0.slots[i];
             let handles = tracked.borrow_and_update().clone();
+            let chunks: Vec<&[String]> = handles.chunks(batch).collect();
+            if resume >= chunks.len() {
+                resume = 0;
+            }
+            let mut polled: std::collections::HashSet<String> = handles.iter().cloned().collect();
             let mut wait = slot.poll_interval;
-            for chunk in handles.chunks(batch) {
+            let mut limited = false;
+            // Round-robin from `resume`, so a rate limit does not starve the tail of the list.
+            let order = (resume..chunks.len()).chain(0..resume);
+            resume = 0;
+            for n in order {
                 if *stop.borrow() {
                     return;
                 }
-                let allowed = slot
-                    .breaker
-                    .lock()
-                    .map(|b| b.allow(Instant::now()))
-                    .unwrap_or(true);
-                if !allowed {
-                    hub.mark_unknown(i, chunk);
-                    continue;
-                }
-                let outcome = tokio::time::timeout(slot.timeout, slot.backend.fetch(chunk)).await;
-                let failure = match outcome {
-                    Ok(Ok(observations)) => {
-                        if let Ok(mut b) = slot.breaker.lock() {
-                            b.success();
-                        }
-                        slot.polled.up(hub.now());
-                        hub.report(i, observations);
-                        None
-                    }
-                    Ok(Err(BackendError::RateLimited(retry_after))) => {
-                        // Not a failure: the cache keeps serving until the TTL runs out.
-                        tracing::info!(backend = %slot.name, ?retry_after, "presence backend rate limited");
-                        wait = retry_after
-                            .clamp(Duration::from_millis(100), Duration::from_secs(3600));
-                        break;
-                    }
-                    Ok(Err(e)) => Some(e.to_string()),
-                    Err(_) => Some(format!("no answer within {:?}", slot.timeout)),
-                };
-                if let Some(why) = failure {
-                    tracing::warn!(backend = %slot.name, error = %why, "presence backend failed");
-                    if let Ok(mut b) = slot.breaker.lock() {
-                        b.failure(Instant::now());
-                    }
-                    slot.polled.down(why);
-                    hub.mark_unknown(i, chunk);
+                if let Some(retry_after) = hub.poll_chunk(i, chunks[n]).await {
+                    wait = retry_after;
+                    limited = true;
+                    resume = n;
+                    break;
                 }
             }
             drop(hub);
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                changed = tracked.changed() => if changed.is_err() { return },
-                _ = stopped(&mut stop) => return,
+            // Wait out the interval (or Retry-After). People added meanwhile are polled at
+            // once, unless the backend asked us to back off; the wait itself is not cut short.
+            let deadline = tokio::time::Instant::now() + wait;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    changed = tracked.changed(), if !limited => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let fresh: Vec<String> = tracked
+                            .borrow_and_update()
+                            .iter()
+                            .filter(|h| !polled.contains(*h))
+                            .cloned()
+                            .collect();
+                        let Some(hub) = weak.upgrade().map(PresenceHub) else {
+                            return;
+                        };
+                        for chunk in fresh.chunks(batch) {
+                            if *stop.borrow() {
+                                return;
+                            }
+                            if hub.poll_chunk(i, chunk).await.is_some() {
+                                // Rate limited: the rest waits for the next round.
+                                limited = true;
+                                break;
+                            }
+                            polled.extend(chunk.iter().cloned());
+                        }
+                    }
+                    _ = stopped(&mut stop) => return,
+                }
+            }
+        }
+    }
+
+    /// Polls one chunk: reports what came back, or marks the chunk unknown on failure.
+    /// `Some(wait)` when the backend is rate limited.
+    async fn poll_chunk(&self, i: usize, chunk: &[String]) -> Option<Duration> {
+        let slot = &self.0.slots[i];
+        let allowed = slot
+            .breaker
+            .lock()
+            .map(|b| b.allow(Instant::now()))
+            .unwrap_or(true);
+        if !allowed {
+            self.mark_unknown(i, chunk);
+            return None;
+        }
+        let deadline = slot.backend.fetch_deadline(slot.timeout, chunk.len());
+        let outcome = tokio::time::timeout(deadline, slot.backend.fetch(chunk)).await;
+        let (got, error) = match outcome {
+            Ok(Ok(observations)) => (observations, None),
+            Ok(Err(BackendError::Partial(partial))) => {
+                let PartialFetch {
+                    observations,
+                    error,
+                } = *partial;
+                (observations, Some(error))
+            }
+            Ok(Err(e)) => (Vec::new(), Some(e)),
+            Err(_) => (
+                Vec::new(),
+                Some(BackendError::Unreachable(format!(
+                    "no answer within {deadline:?}"
+                ))),
+            ),
+        };
+        // Handles the failure left without an answer.
+        let rest: Vec<String> = if error.is_some() {
+            let answered: std::collections::HashSet<&str> =
+                got.iter().map(|o| o.handle.as_str()).collect();
+            chunk
+                .iter()
+                .filter(|h| !answered.contains(h.as_str()))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        match error {
+            None => {
+                if let Ok(mut b) = slot.breaker.lock() {
+                    b.success();
+                }
+                slot.polled.up(self.now());
+                self.report(i, got);
+                None
+            }
+            Some(BackendError::RateLimited(retry_after)) => {
+                // Not a failure: the cache keeps serving until the TTL runs out.
+                tracing::info!(backend = %slot.name, ?retry_after, "presence backend rate limited");
+                self.report(i, got);
+                Some(retry_after.clamp(Duration::from_millis(100), Duration::from_secs(3600)))
+            }
+            Some(e) => {
+                tracing::warn!(backend = %slot.name, error = %e, "presence backend failed");
+                if let Ok(mut b) = slot.breaker.lock() {
+                    b.failure(Instant::now());
+                }
+                slot.polled.down(e.to_string());
+                self.report(i, got);
+                self.mark_unknown(i, &rest);
+                None
             }
         }
     }
@@ -358,17 +459,39 @@ impl PresenceHub {
     }
 
     /// Stores what backend `i` observed and broadcasts the people whose presence changed.
+    /// Handles the directory does not track are ignored (the cache holds tracked handles only).
     pub fn report(&self, i: usize, observations: Vec<Observation>) {
+        self.store(i, observations, false);
+    }
+
+    /// `report`, but an observation older than the cached one for its handle is dropped (events
+    /// from outside, like webhooks, may arrive late and out of order).
+    pub fn report_newer(&self, i: usize, observations: Vec<Observation>) {
+        self.store(i, observations, true);
+    }
+
+    fn store(&self, i: usize, observations: Vec<Observation>, newer_only: bool) {
         let Some(slot) = self.0.slots.get(i) else {
             return;
         };
         slot.observations
             .fetch_add(observations.len() as u64, Ordering::Relaxed);
+        // One report at a time, from the cache write to the broadcast: two reporters cannot
+        // broadcast their merges in the opposite order of their writes.
+        let _serial = self.0.reporting.lock();
+        let observations: Vec<Observation> = match self.0.directory.read() {
+            Ok(directory) => observations
+                .into_iter()
+                .filter(|o| directory.by_handle[i].contains_key(&o.handle))
+                .collect(),
+            Err(_) => return,
+        };
         let now = self.now();
         let mut changed = Vec::new();
         if let Ok(mut cache) = slot.cache.write() {
             for o in observations {
                 let differs = match cache.get(&o.handle) {
+                    Some(old) if newer_only && o.state.observed_at < old.observed_at => continue,
                     Some(old) => !same_state(old, &o.state) || now - old.observed_at > slot.ttl,
                     None => true,
                 };
@@ -523,6 +646,10 @@ impl PresenceHub {
         };
         for (i, slot) in self.0.slots.iter().enumerate() {
             let handles = directory.tracked(i);
+            // People and handles that went away leave the cache.
+            if let Ok(mut cache) = slot.cache.write() {
+                cache.retain(|handle, _| directory.by_handle[i].contains_key(handle));
+            }
             slot.tracked.send_if_modified(|current| {
                 if **current == handles {
                     false
@@ -589,7 +716,7 @@ impl PresenceHub {
         };
         let observations = hook.accept(events, self.now())?;
         let n = observations.len();
-        self.report(i, observations);
+        self.report_newer(i, observations);
         Ok(n)
     }
 

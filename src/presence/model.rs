@@ -226,7 +226,8 @@ pub fn merge(inputs: &[ChannelInput<'_>], now: DateTime<Utc>) -> Presence {
             });
             continue;
         };
-        let stale = now - state.observed_at > input.ttl;
+        // Too old, or past the end its reporter gave it (`until`).
+        let stale = now - state.observed_at > input.ttl || state.until.is_some_and(|u| now > u);
         let usable = !stale && state.availability != Availability::Unknown;
         if usable {
             fresh.push(state);
@@ -347,6 +348,22 @@ mod tests {
         assert_eq!(p.channels.len(), 1);
         assert_eq!(p.channels[0].availability, Availability::Unknown);
         assert_eq!(p.channels[0].observed_at, None);
+    }
+
+    #[test]
+    fn a_state_past_its_until_is_stale() {
+        let mut meeting = state(Availability::Busy, 0);
+        meeting.until = Some(t(20));
+        let away = state(Availability::Away, 0);
+        let during = merged(&[meeting.clone(), away.clone()], 20);
+        assert_eq!(during.availability, Availability::Busy);
+        let after = merged(&[meeting, away], 21);
+        assert_eq!(
+            after.availability,
+            Availability::Away,
+            "the meeting is over"
+        );
+        assert_eq!(after.channels[0].availability, Availability::Unknown);
     }
 
     #[test]

@@ -7,7 +7,9 @@
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
 
-use super::backend::{BackendError, BoxFuture, Health, HealthCell, Mode, PresenceBackend};
+use super::backend::{
+    BackendError, BoxFuture, Health, HealthCell, Mode, PartialFetch, PresenceBackend,
+};
 use super::config::BackendConfig;
 use super::http_client::{self, status_error, unreachable};
 use super::model::{Availability, ChannelState, Observation};
@@ -21,6 +23,8 @@ pub struct SlackBackend {
     api_url: String,
     token: String,
     http: reqwest::Client,
+    /// Per API call.
+    timeout: std::time::Duration,
     clock: Clock,
     health: HealthCell,
 }
@@ -90,6 +94,7 @@ impl SlackBackend {
                 .to_string(),
             token: config.token.clone().unwrap_or_default(),
             http: http_client::client(config.timeout()),
+            timeout: config.timeout(),
             clock,
             health: HealthCell::default(),
         })
@@ -100,6 +105,20 @@ impl SlackBackend {
     }
 
     async fn call(&self, method: &str, user: &str) -> std::result::Result<Envelope, BackendError> {
+        match tokio::time::timeout(self.timeout, self.call_once(method, user)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(BackendError::Unreachable(format!(
+                "{method}: no answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+
+    async fn call_once(
+        &self,
+        method: &str,
+        user: &str,
+    ) -> std::result::Result<Envelope, BackendError> {
         let response = self
             .http
             .get(format!("{}/{method}", self.api_url))
@@ -173,6 +192,11 @@ impl PresenceBackend for SlackBackend {
         Mode::Poll { batch: BATCH }
     }
 
+    /// Up to two calls a user, one after the other, each bounded by the timeout.
+    fn fetch_deadline(&self, timeout: std::time::Duration, handles: usize) -> std::time::Duration {
+        timeout * 2 * handles.max(1) as u32
+    }
+
     fn fetch<'a>(
         &'a self,
         handles: &'a [String],
@@ -189,7 +213,14 @@ impl PresenceBackend for SlackBackend {
                         if !matches!(e, BackendError::RateLimited(_)) {
                             self.health.down(e.to_string());
                         }
-                        return Err(e);
+                        // Users already fetched are kept.
+                        if out.is_empty() {
+                            return Err(e);
+                        }
+                        return Err(BackendError::Partial(Box::new(PartialFetch {
+                            observations: out,
+                            error: e,
+                        })));
                     }
                 }
             }

@@ -1,14 +1,16 @@
 //! Webhook backend: other systems (a PBX reporting a call, a calendar reporting a meeting) POST
 //! presence events to `/api/v1/presence/events` with this backend's bearer token.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::backend::{BackendError, BoxFuture, Health, HealthCell, Mode, PresenceBackend};
+use super::backend::{
+    BackendError, BoxFuture, Health, HealthCell, Mode, PresenceBackend, RunContext,
+};
 use super::config::BackendConfig;
 use super::model::{Activity, Availability, ChannelState, Observation};
 
@@ -79,6 +81,8 @@ pub struct WebhookBackend {
     token: String,
     schemes: Vec<String>,
     last: RwLock<HashMap<String, ChannelState>>,
+    /// The handles the directory tracks (kept current by `run`; `None` before it starts).
+    tracked: RwLock<Option<HashSet<String>>>,
     health: HealthCell,
 }
 
@@ -88,6 +92,7 @@ impl WebhookBackend {
             token: config.token.clone().unwrap_or_default(),
             schemes: config.schemes(),
             last: RwLock::new(HashMap::new()),
+            tracked: RwLock::new(None),
             health: HealthCell::default(),
         }
     }
@@ -144,8 +149,17 @@ impl WebhookBackend {
             state.manual = e.manual;
             out.push(Observation { handle, state });
         }
-        if let Ok(mut last) = self.last.write() {
+        if let (Ok(mut last), Ok(tracked)) = (self.last.write(), self.tracked.read()) {
             for o in &out {
+                // Only tracked handles are kept (once `run` knows them); a late event does not
+                // replace a newer one.
+                if tracked.as_ref().is_some_and(|t| !t.contains(&o.handle))
+                    || last
+                        .get(&o.handle)
+                        .is_some_and(|old| old.observed_at > o.state.observed_at)
+                {
+                    continue;
+                }
                 last.insert(o.handle.clone(), o.state.clone());
             }
         }
@@ -161,6 +175,28 @@ impl PresenceBackend for WebhookBackend {
 
     fn mode(&self) -> Mode {
         Mode::Push
+    }
+
+    /// Follows the tracked handles, dropping what it kept for handles that went away.
+    fn run(self: Arc<Self>, mut ctx: RunContext) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            loop {
+                {
+                    let handles = ctx.tracked.borrow_and_update().clone();
+                    let set: HashSet<String> = handles.iter().cloned().collect();
+                    if let Ok(mut last) = self.last.write() {
+                        last.retain(|h, _| set.contains(h));
+                    }
+                    if let Ok(mut tracked) = self.tracked.write() {
+                        *tracked = Some(set);
+                    }
+                }
+                tokio::select! {
+                    changed = ctx.tracked.changed() => if changed.is_err() { return },
+                    _ = super::stopped(&mut ctx.stop) => return,
+                }
+            }
+        })
     }
 
     fn fetch<'a>(

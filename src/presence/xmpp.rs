@@ -67,17 +67,6 @@ impl Element {
             .iter()
             .find(|c| c.name == name && c.ns() == Some(ns))
     }
-
-    fn size(&self) -> usize {
-        self.name.len()
-            + self.text.len()
-            + self
-                .attrs
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>()
-            + self.children.iter().map(Element::size).sum::<usize>()
-    }
 }
 
 fn xml_error(e: impl std::fmt::Display) -> BackendError {
@@ -105,13 +94,69 @@ fn element_of(
     })
 }
 
+fn element_size(e: &Element) -> usize {
+    e.name.len()
+        + e.attrs
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+}
+
+/// Reads at most `budget` bytes, then fails: the parser buffers a text or tag whole before it
+/// returns it, so the cap must sit under the parser, not above it.
+pub struct Capped<R> {
+    inner: R,
+    budget: usize,
+    exhausted: bool,
+}
+
+impl<R> Capped<R> {
+    fn new(inner: R) -> Capped<R> {
+        Capped {
+            inner,
+            budget: MAX_STANZA,
+            exhausted: false,
+        }
+    }
+
+    /// A fresh budget for the next stanza.
+    fn reset(&mut self, budget: usize) {
+        self.budget = budget;
+        self.exhausted = false;
+    }
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Capped<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.budget == 0 {
+            self.exhausted = true;
+            return std::task::Poll::Ready(Err(std::io::Error::other("stanza too large")));
+        }
+        let limit = self.budget.min(buf.remaining());
+        let mut limited = tokio::io::ReadBuf::new(buf.initialize_unfilled_to(limit));
+        let poll = std::pin::Pin::new(&mut self.inner).poll_read(cx, &mut limited);
+        if let std::task::Poll::Ready(Ok(())) = &poll {
+            let n = limited.filled().len();
+            buf.advance(n);
+            self.budget -= n;
+        }
+        poll
+    }
+}
+
+type Source = BufReader<Capped<OwnedReadHalf>>;
+
 /// The reading half of a stream: yields top-level elements.
 pub struct StanzaReader {
-    reader: Reader<BufReader<OwnedReadHalf>>,
+    reader: Reader<Source>,
     buf: Vec<u8>,
 }
 
-fn parser(inner: BufReader<OwnedReadHalf>) -> Reader<BufReader<OwnedReadHalf>> {
+fn parser(inner: Source) -> Reader<Source> {
     let mut reader = Reader::from_reader(inner);
     let config = reader.config_mut();
     config.trim_text(true);
@@ -130,30 +175,42 @@ impl StanzaReader {
 
     /// The next top-level element (stream features, a stanza, …); errors when the stream ends.
     pub async fn next(&mut self) -> std::result::Result<Element, BackendError> {
+        // Bytes off the wire for this stanza (plus what the buffer had read ahead)…
+        self.reader.get_mut().get_mut().reset(MAX_STANZA);
+        // …and the size of what it builds, kept as it grows (not re-walked after every event).
+        let mut size = 0usize;
         let mut stack: Vec<Element> = Vec::new();
         loop {
             self.buf.clear();
-            let event = self
-                .reader
-                .read_event_into_async(&mut self.buf)
-                .await
-                .map_err(|e| match e {
-                    quick_xml::Error::Io(io) => BackendError::Unreachable(format!("read: {io}")),
-                    other => xml_error(other),
-                })?;
+            let read = self.reader.read_event_into_async(&mut self.buf).await;
+            let event = match read {
+                Ok(event) => event,
+                Err(_) if self.reader.get_ref().get_ref().exhausted => {
+                    return Err(BackendError::Protocol("stanza too large".into()))
+                }
+                Err(quick_xml::Error::Io(io)) => {
+                    return Err(BackendError::Unreachable(format!("read: {io}")))
+                }
+                Err(other) => return Err(xml_error(other)),
+            };
             match event {
                 Event::Start(start) => {
                     if start.name().as_ref() == b"stream:stream" {
                         stack.clear();
+                        size = 0;
+                        self.reader.get_mut().get_mut().reset(MAX_STANZA);
                         continue;
                     }
-                    stack.push(element_of(&start)?);
+                    let element = element_of(&start)?;
+                    size += element_size(&element);
+                    stack.push(element);
                     if stack.len() > 64 {
                         return Err(BackendError::Protocol("elements nested too deep".into()));
                     }
                 }
                 Event::Empty(start) => {
                     let element = element_of(&start)?;
+                    size += element_size(&element);
                     match stack.last_mut() {
                         Some(parent) => parent.children.push(element),
                         None => return Ok(element),
@@ -169,23 +226,32 @@ impl StanzaReader {
                         return Err(BackendError::Protocol("unbalanced end tag".into()));
                     };
                     match stack.last_mut() {
-                        Some(parent) => {
-                            parent.children.push(done);
-                            if parent.size() > MAX_STANZA {
-                                return Err(BackendError::Protocol("stanza too large".into()));
-                            }
-                        }
+                        Some(parent) => parent.children.push(done),
                         None => return Ok(done),
                     }
                 }
                 Event::Text(text) => {
-                    if let Some(top) = stack.last_mut() {
-                        top.text.push_str(&text.decode().map_err(xml_error)?);
+                    let text = text.decode().map_err(xml_error)?;
+                    match stack.last_mut() {
+                        Some(top) => {
+                            size += text.len();
+                            top.text.push_str(&text);
+                        }
+                        // Between stanzas only whitespace (keepalives) may appear: anything
+                        // else is not XMPP (an HTTP server, say).
+                        None if !text.trim().is_empty() => {
+                            return Err(BackendError::Protocol(
+                                "not an XMPP stream: text outside any element".into(),
+                            ))
+                        }
+                        None => {}
                     }
                 }
                 Event::CData(text) => {
                     if let Some(top) = stack.last_mut() {
-                        top.text.push_str(&text.decode().map_err(xml_error)?);
+                        let text = text.decode().map_err(xml_error)?;
+                        size += text.len();
+                        top.text.push_str(&text);
                     }
                 }
                 Event::GeneralRef(r) => {
@@ -205,6 +271,7 @@ impl StanzaReader {
                                 }
                             },
                         };
+                        size += c.len_utf8();
                         top.text.push(c);
                     }
                 }
@@ -218,7 +285,7 @@ impl StanzaReader {
                 }
                 Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
             }
-            if stack.last().is_some_and(|e| e.size() > MAX_STANZA) {
+            if size > MAX_STANZA {
                 return Err(BackendError::Protocol("stanza too large".into()));
             }
         }
@@ -229,6 +296,8 @@ impl StanzaReader {
 pub struct XmppStream {
     reader: StanzaReader,
     writer: OwnedWriteHalf,
+    /// How long one write may wait on a peer that does not read.
+    write_timeout: Duration,
 }
 
 impl XmppStream {
@@ -236,10 +305,11 @@ impl XmppStream {
         let (read, writer) = stream.into_split();
         XmppStream {
             reader: StanzaReader {
-                reader: parser(BufReader::new(read)),
+                reader: parser(BufReader::new(Capped::new(read))),
                 buf: Vec::new(),
             },
             writer,
+            write_timeout: Duration::from_secs(10),
         }
     }
 
@@ -248,10 +318,14 @@ impl XmppStream {
     }
 
     pub async fn send(&mut self, xml: &str) -> std::result::Result<(), BackendError> {
-        self.writer
-            .write_all(xml.as_bytes())
-            .await
-            .map_err(|e| BackendError::Unreachable(format!("write: {e}")))
+        match tokio::time::timeout(self.write_timeout, self.writer.write_all(xml.as_bytes())).await
+        {
+            Ok(written) => written.map_err(|e| BackendError::Unreachable(format!("write: {e}"))),
+            Err(_) => Err(BackendError::Unreachable(format!(
+                "write blocked for {:?}",
+                self.write_timeout
+            ))),
+        }
     }
 
     async fn open(&mut self, domain: &str) -> std::result::Result<(), BackendError> {
@@ -263,16 +337,25 @@ impl XmppStream {
     }
 
     /// Connects and logs in: stream, SASL PLAIN, restart, bind. Returns the stream and full JID.
+    /// The password goes in clear (no STARTTLS yet): unless `allow_plaintext`, only to a server
+    /// on loopback.
     pub async fn login(
         server: &str,
         user: &str,
         domain: &str,
         password: &str,
         resource: &str,
+        allow_plaintext: bool,
     ) -> std::result::Result<(XmppStream, String), BackendError> {
         let tcp = TcpStream::connect(server)
             .await
             .map_err(|e| BackendError::Unreachable(format!("connect {server}: {e}")))?;
+        let loopback = tcp.peer_addr().is_ok_and(|a| a.ip().is_loopback());
+        if !loopback && !allow_plaintext {
+            return Err(BackendError::Auth(format!(
+                "refusing to send the password in plain text to {server}, which is not on loopback (set allow_plaintext = true for a trusted network)"
+            )));
+        }
         let _ = tcp.set_nodelay(true);
         let mut s = XmppStream::new(tcp);
         s.open(domain).await?;
@@ -317,10 +400,15 @@ impl XmppStream {
                 .unwrap_or(answer.name);
             return Err(BackendError::Auth(format!("SASL PLAIN refused: {why}")));
         }
-        let XmppStream { reader, writer } = s;
+        let XmppStream {
+            reader,
+            writer,
+            write_timeout,
+        } = s;
         let mut s = XmppStream {
             reader: reader.restart(),
             writer,
+            write_timeout,
         };
         s.open(domain).await?;
         let features = s.next().await?;
@@ -357,8 +445,13 @@ impl XmppStream {
         Ok((s, jid))
     }
 
-    /// Answers what every client must: pings and unknown requests.
-    pub async fn answer_iq(&mut self, iq: &Element) -> std::result::Result<(), BackendError> {
+    /// Answers what every client must: pings, roster pushes (when `roster_ok`: they came from
+    /// the account itself) and unknown requests.
+    pub async fn answer_iq(
+        &mut self,
+        iq: &Element,
+        roster_ok: bool,
+    ) -> std::result::Result<(), BackendError> {
         let kind = iq.attr("type").unwrap_or_default();
         if kind != "get" && kind != "set" {
             return Ok(());
@@ -368,7 +461,9 @@ impl XmppStream {
             .attr("from")
             .map(|f| format!(" to='{}'", escape(f)))
             .unwrap_or_default();
-        if iq.child_ns("ping", NS_PING).is_some() || iq.child_ns("query", NS_ROSTER).is_some() {
+        if iq.child_ns("ping", NS_PING).is_some()
+            || roster_ok && iq.child_ns("query", NS_ROSTER).is_some()
+        {
             self.send(&format!("<iq type='result' id='{id}'{to}/>"))
                 .await
         } else {
@@ -436,7 +531,8 @@ impl Contact {
             return ChannelState::new(Availability::Offline, now);
         };
         let (availability, activity) = availability_of_show(top.show.as_deref());
-        let mut state = ChannelState::new(availability, top.at);
+        // The stream is live (contacts are cleared when it drops): the state holds as of now.
+        let mut state = ChannelState::new(availability, now);
         state.activity = activity;
         state.status_message = top.status.clone();
         state.idle = top.idle_since.is_some();
@@ -451,10 +547,18 @@ pub struct XmppBackend {
     server: String,
     subscribe: bool,
     timeout: Duration,
+    ping_every: Duration,
+    allow_plaintext: bool,
     clock: Clock,
     contacts: Mutex<HashMap<String, Contact>>,
+    /// Bare JID → the tracked handles that name it (`xmpp:Alice@Corp.Example/desk`, …): presence
+    /// is reported under the handles the directory knows, not under the bare JID.
+    tracked: Mutex<HashMap<String, Vec<String>>>,
     health: HealthCell,
 }
+
+/// At most this many resources are kept per contact (a misbehaving server cannot grow it).
+const MAX_RESOURCES: usize = 32;
 
 enum Outcome {
     Stopped,
@@ -477,8 +581,11 @@ impl XmppBackend {
                 .unwrap_or_else(|| format!("{}:5222", domain.to_lowercase())),
             subscribe: config.subscribe.unwrap_or(true),
             timeout: config.timeout(),
+            ping_every: Duration::from_secs_f64(config.ping_secs.unwrap_or(30.0)),
+            allow_plaintext: config.allow_plaintext.unwrap_or(false),
             clock,
             contacts: Mutex::new(HashMap::new()),
+            tracked: Mutex::new(HashMap::new()),
             health: HealthCell::default(),
         })
     }
@@ -487,25 +594,80 @@ impl XmppBackend {
         (self.clock)()
     }
 
-    fn observation(&self, jid: &str) -> Observation {
-        let now = self.now();
-        let state = self
-            .contacts
-            .lock()
-            .ok()
-            .and_then(|c| c.get(jid).map(|c| c.state(now)))
-            .unwrap_or_else(|| ChannelState::unknown(now));
-        Observation {
-            handle: format!("xmpp:{jid}"),
-            state,
+    /// `from` is the service account itself (bare or full JID).
+    fn is_own(&self, from: &str) -> bool {
+        let own = format!("{}@{}", self.user.to_lowercase(), self.domain);
+        bare_jid(from).is_some_and(|j| j == own)
+    }
+
+    /// Takes the tracked handles: rebuilds the bare JID → handles map and forgets the presence
+    /// of contacts nobody tracks any more (roster subscriptions are kept: the server bounds them).
+    fn track(&self, handles: &[String]) {
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        for handle in handles {
+            if let Some(jid) = bare_jid(handle) {
+                map.entry(jid).or_default().push(handle.clone());
+            }
+        }
+        if let Ok(mut contacts) = self.contacts.lock() {
+            contacts.retain(|jid, c| {
+                if !map.contains_key(jid) {
+                    c.resources.clear();
+                }
+                c.subscribed || map.contains_key(jid)
+            });
+        }
+        if let Ok(mut tracked) = self.tracked.lock() {
+            *tracked = map;
         }
     }
 
-    fn with_contact<T>(&self, jid: &str, f: impl FnOnce(&mut Contact) -> T) -> Option<T> {
+    fn is_tracked(&self, jid: &str) -> bool {
+        self.tracked
+            .lock()
+            .map(|t| t.contains_key(jid))
+            .unwrap_or(false)
+    }
+
+    /// The contact's state, under every tracked handle that names `jid` (none when untracked).
+    fn observations(&self, jid: &str) -> Vec<Observation> {
+        let handles = self
+            .tracked
+            .lock()
+            .ok()
+            .and_then(|t| t.get(jid).cloned())
+            .unwrap_or_default();
+        if handles.is_empty() {
+            return Vec::new();
+        }
+        let state = self.state_of(jid);
+        handles
+            .into_iter()
+            .map(|handle| Observation {
+                handle,
+                state: state.clone(),
+            })
+            .collect()
+    }
+
+    fn state_of(&self, jid: &str) -> ChannelState {
+        let now = self.now();
         self.contacts
             .lock()
             .ok()
-            .map(|mut c| f(c.entry(jid.to_string()).or_default()))
+            .and_then(|c| c.get(jid).map(|c| c.state(now)))
+            .unwrap_or_else(|| ChannelState::unknown(now))
+    }
+
+    /// Runs `f` on the contact for `jid`: one the roster knows, or one the directory tracks.
+    /// Presence from anyone else is ignored (`None`), so strangers cannot grow the map.
+    fn with_contact<T>(&self, jid: &str, f: impl FnOnce(&mut Contact) -> T) -> Option<T> {
+        let tracked = self.is_tracked(jid);
+        let mut contacts = self.contacts.lock().ok()?;
+        if !tracked && !contacts.contains_key(jid) {
+            return None;
+        }
+        Some(f(contacts.entry(jid.to_string()).or_default()))
     }
 
     /// Applies a presence stanza; returns the bare JID whose state it changed.
@@ -541,6 +703,9 @@ impl XmppBackend {
                     c.error = false;
                     // Presence from them means we are subscribed, whatever the roster said.
                     c.subscribed = true;
+                    if c.resources.len() >= MAX_RESOURCES && !c.resources.contains_key(&resource) {
+                        return;
+                    }
                     c.resources.insert(
                         resource,
                         Resource {
@@ -613,6 +778,7 @@ impl XmppBackend {
             &self.domain,
             &self.password,
             "switchboard",
+            self.allow_plaintext,
         );
         let (mut s, _jid) = match tokio::time::timeout(self.timeout, login).await {
             Ok(Ok(session)) => session,
@@ -624,8 +790,10 @@ impl XmppBackend {
                 )))
             }
         };
+        s.write_timeout = self.timeout;
         *connected = true;
         self.health.up(self.now());
+        self.track(&ctx.tracked.borrow_and_update());
         tracing::info!(server = %self.server, "xmpp presence connected");
         let result: std::result::Result<Outcome, BackendError> = async {
             s.send(&format!("<iq type='get' id='roster1'><query xmlns='{NS_ROSTER}'/></iq>"))
@@ -634,8 +802,16 @@ impl XmppBackend {
             s.send("<presence><priority>-1</priority></presence>").await?;
             let mut asked: std::collections::HashSet<String> = Default::default();
             let mut roster_known = false;
-            let mut keepalive = tokio::time::interval(Duration::from_secs(30));
+            // XEP-0199: a server (or a path to it) that stopped answering is noticed within
+            // ping + timeout, even when the TCP connection looks open.
+            let mut keepalive = tokio::time::interval(self.ping_every);
+            keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             keepalive.tick().await;
+            let mut pings = 0u64;
+            let mut awaiting: Option<String> = None;
+            let far = Duration::from_secs(86_400);
+            let pong_due = tokio::time::sleep(far);
+            tokio::pin!(pong_due);
             // Contacts with no presence after the roster and the server's probes are offline.
             let settle = tokio::time::sleep(Duration::from_secs(3600));
             tokio::pin!(settle);
@@ -646,11 +822,30 @@ impl XmppBackend {
                         match stanza.name.as_str() {
                             "presence" => {
                                 if let Some(jid) = self.on_presence(&stanza) {
-                                    ctx.sink.report(vec![self.observation(&jid)]);
+                                    let observations = self.observations(&jid);
+                                    if !observations.is_empty() {
+                                        ctx.sink.report(observations);
+                                    }
                                 }
                             }
                             "iq" => {
-                                if let Some(query) = stanza.child_ns("query", NS_ROSTER) {
+                                if awaiting.is_some() && stanza.attr("id") == awaiting.as_deref() {
+                                    // Any answer (even an error: the server lacks XEP-0199) is a sign of life.
+                                    awaiting = None;
+                                    pong_due.as_mut().reset(tokio::time::Instant::now() + far);
+                                    // The stream is live: what it said still holds, however long
+                                    // ago it said it (otherwise quiet people would expire).
+                                    if roster_known {
+                                        let jids: Vec<String> = self.tracked.lock().map(|t| t.keys().cloned().collect()).unwrap_or_default();
+                                        let observations: Vec<Observation> = jids.iter().flat_map(|j| self.observations(j)).collect();
+                                        if !observations.is_empty() {
+                                            ctx.sink.report(observations);
+                                        }
+                                    }
+                                }
+                                // Roster pushes count only from the account itself (RFC 6121 §2.1.6).
+                                let trusted = stanza.attr("from").is_none_or(|f| self.is_own(f));
+                                if let Some(query) = stanza.child_ns("query", NS_ROSTER).filter(|_| trusted) {
                                     let known = self.on_roster(query);
                                     asked.extend(known);
                                     if stanza.attr("id") == Some("roster1") {
@@ -659,7 +854,7 @@ impl XmppBackend {
                                         self.ask(&mut s, &ctx.tracked, &mut asked).await?;
                                     }
                                 }
-                                s.answer_iq(&stanza).await?;
+                                s.answer_iq(&stanza, trusted).await?;
                             }
                             "error" => {
                                 let why = stanza.children.first().map(|c| c.name.clone()).unwrap_or_default();
@@ -670,18 +865,37 @@ impl XmppBackend {
                     }
                     _ = &mut settle => {
                         settle.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600));
-                        let tracked = ctx.tracked.borrow().clone();
-                        let observations = tracked.iter().filter_map(|h| bare_jid(h)).map(|j| self.observation(&j)).collect();
+                        let jids: Vec<String> = self.tracked.lock().map(|t| t.keys().cloned().collect()).unwrap_or_default();
+                        let observations = jids.iter().flat_map(|j| self.observations(j)).collect();
                         ctx.sink.report(observations);
                     }
                     changed = ctx.tracked.changed() => {
                         if changed.is_err() { return Ok(Outcome::Stopped) }
+                        self.track(&ctx.tracked.borrow_and_update());
                         if roster_known {
                             self.ask(&mut s, &ctx.tracked, &mut asked).await?;
                             settle.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(500));
                         }
                     }
-                    _ = keepalive.tick() => s.send(" ").await?,
+                    _ = keepalive.tick() => {
+                        if awaiting.is_none() {
+                            pings += 1;
+                            let id = format!("ping{pings}");
+                            s.send(&format!(
+                                "<iq type='get' id='{id}' to='{}'><ping xmlns='{NS_PING}'/></iq>",
+                                escape(&self.domain)
+                            ))
+                            .await?;
+                            awaiting = Some(id);
+                            pong_due.as_mut().reset(tokio::time::Instant::now() + self.timeout);
+                        }
+                    }
+                    _ = &mut pong_due => {
+                        return Err(BackendError::Unreachable(format!(
+                            "no answer to a ping within {:?}",
+                            self.timeout
+                        )));
+                    }
                     _ = super::stopped(&mut ctx.stop) => {
                         let _ = s.send("<presence type='unavailable'/></stream:stream>").await;
                         return Ok(Outcome::Stopped);
@@ -774,7 +988,7 @@ impl PresenceBackend for XmppBackend {
                 .map(|h| match bare_jid(h) {
                     Some(jid) => Observation {
                         handle: h.clone(),
-                        state: self.observation(&jid).state,
+                        state: self.state_of(&jid),
                     },
                     None => Observation {
                         handle: h.clone(),
@@ -807,8 +1021,10 @@ impl XmppClient {
         let (user, domain) = jid
             .split_once('@')
             .ok_or_else(|| BackendError::Protocol(format!("bad jid {jid}")))?;
-        let (s, _) = XmppStream::login(server, user, domain, password, resource).await?;
-        let XmppStream { mut reader, writer } = s;
+        let (s, _) = XmppStream::login(server, user, domain, password, resource, false).await?;
+        let XmppStream {
+            mut reader, writer, ..
+        } = s;
         let writer = Arc::new(tokio::sync::Mutex::new(writer));
         let replies = writer.clone();
         let task = tokio::spawn(async move {
@@ -887,6 +1103,44 @@ impl XmppClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A peer that opens a stream, starts a stanza and then sends text without end.
+    async fn endless_stanza() -> std::result::Result<Element, BackendError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let peer = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let _ = socket
+                .write_all(b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams'><presence><status>")
+                .await;
+            let chunk = vec![b'a'; 64 * 1024];
+            // 64 MiB (or until the reader hangs up), then the stanza stays open.
+            for _ in 0..1024 {
+                if socket.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
+        });
+        let mut stream = XmppStream::new(TcpStream::connect(addr).await.expect("connect"));
+        let result = stream.next().await;
+        drop(stream);
+        peer.abort();
+        result
+    }
+
+    #[tokio::test]
+    async fn an_endless_stanza_is_refused_after_the_cap() {
+        let result = tokio::time::timeout(Duration::from_secs(60), endless_stanza())
+            .await
+            .expect("the reader gave up in time");
+        match result {
+            Err(BackendError::Protocol(why)) => assert!(why.contains("too large"), "{why}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
 
     #[test]
     fn handles_become_bare_jids() {
