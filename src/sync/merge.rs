@@ -252,17 +252,14 @@ pub async fn recompute(
             })
         })
         .collect();
-    sqlx::query(
-        "UPDATE people p SET display_name = s.display_name, given_name = s.given_name, \
-         family_name = s.family_name, title = s.title, department = s.department, \
-         org_unit = s.org_unit, location = s.location, manager_id = s.manager_id, \
-         manager_ref = s.manager_ref, phones = s.phones, emails = s.emails, im = s.im, \
-         photo_url = s.photo_url, updated_at = now(), deleted_at = NULL \
+    sqlx::query(&format!(
+        "UPDATE people p SET {} \
          FROM jsonb_to_recordset($1::jsonb) AS s(id uuid, display_name text, given_name text, \
            family_name text, title text, department text, org_unit text, location text, \
            manager_id uuid, manager_ref text, phones jsonb, emails text[], im text[], photo_url text) \
          WHERE p.id = s.id",
-    )
+        super::PEOPLE_FROM_S
+    ))
     .bind(serde_json::Value::Array(merged))
     .execute(conn)
     .await?;

@@ -528,14 +528,9 @@ async fn apply(
                 .text(records[i].1.dn.as_deref());
         })
         .await?;
-        sqlx::query(
-            "UPDATE people p SET display_name = s.display_name, given_name = s.given_name, \
-             family_name = s.family_name, title = s.title, department = s.department, \
-             org_unit = s.org_unit, location = s.location, manager_id = s.manager_id, \
-             manager_ref = s.manager_ref, phones = s.phones, emails = s.emails, im = s.im, \
-             photo_url = s.photo_url, updated_at = now(), deleted_at = NULL \
-             FROM staging_people s WHERE p.id = s.id",
-        )
+        sqlx::query(&format!(
+            "UPDATE people p SET {PEOPLE_FROM_S} FROM staging_people s WHERE p.id = s.id"
+        ))
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -698,6 +693,14 @@ async fn load_existing(
         )
         .collect())
 }
+
+/// The assignments that rewrite a person (`p`) from a row `s` with the same columns, undeleting
+/// them: shared by the plain update and the merge.
+pub(crate) const PEOPLE_FROM_S: &str =
+    "display_name = s.display_name, given_name = s.given_name, family_name = s.family_name, \
+     title = s.title, department = s.department, org_unit = s.org_unit, location = s.location, \
+     manager_id = s.manager_id, manager_ref = s.manager_ref, phones = s.phones, \
+     emails = s.emails, im = s.im, photo_url = s.photo_url, updated_at = now(), deleted_at = NULL";
 
 /// Splits removals into shared people who keep other sources (detached from this one) and
 /// people to soft-delete.
