@@ -510,3 +510,29 @@ async fn a_partial_import_finds_managers_already_in_its_source_only() {
     .expect("other source");
     assert!(person_by_email(&app, "xavier@example.com").await["manager"].is_null());
 }
+
+#[tokio::test]
+async fn removals_reported_by_a_source_apply_once_and_never_to_people_it_lists() {
+    let mut app = TestApp::new().await;
+    let csv = "external_id,display_name\n\
+               a,Ann Able\nb,Ben Baker\nc,Cid Cole\nd,Dee Dunn\ne,Eve East\nf,Fay Ford\n";
+    app.import_csv(csv, &options("hr")).await.expect("load");
+    // An incremental source says `a` is gone twice (disabled, then deleted) and `b` is gone but
+    // also lists `b` again (deleted and re-created in the same window).
+    let mut raw = switchboard::sources::csv::parse(
+        "external_id,display_name\nb,Ben Baker\n".as_bytes(),
+        &Default::default(),
+    )
+    .expect("parse");
+    raw.removals = vec!["a".into(), "a".into(), "b".into(), "zz-unknown".into()];
+    let report = app.import(raw, &options("hr")).await.expect("import");
+    assert_eq!(report.counts.removed, 1, "{:?}", report.changes);
+    let removed: Vec<&str> = report
+        .changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Removed)
+        .map(|c| c.external_id.as_str())
+        .collect();
+    assert_eq!(removed, vec!["a"]);
+    assert_eq!(app.active("hr").await, 5);
+}

@@ -391,9 +391,11 @@ async fn apply(
             .iter()
             .map(|(_, r)| r.external_id.as_str())
             .collect();
+        let mut reported = HashSet::new();
         for external_id in removals {
-            // A record both listed and reported gone (re-added in the same window) stays.
-            if listed.contains(external_id.as_str()) {
+            // A record both listed and reported gone (re-added in the same window) stays; one
+            // reported twice (disabled, then deleted) goes once.
+            if listed.contains(external_id.as_str()) || !reported.insert(external_id.as_str()) {
                 continue;
             }
             if let Some(e) = existing.get(external_id).filter(|e| !e.deleted) {
