@@ -139,7 +139,7 @@ pub async fn latest_change(conn: &mut PgConnection) -> Result<i64> {
     )
 }
 
-pub async fn count_active(pool: &PgPool, source: Option<&str>) -> Result<i64> {
+pub async fn count_active(db: impl sqlx::PgExecutor<'_>, source: Option<&str>) -> Result<i64> {
     let count = match source {
         Some(source) => {
             sqlx::query_scalar(
@@ -147,12 +147,12 @@ pub async fn count_active(pool: &PgPool, source: Option<&str>) -> Result<i64> {
                  WHERE ps.source = $1 AND p.deleted_at IS NULL",
             )
             .bind(source)
-            .fetch_one(pool)
+            .fetch_one(db)
             .await?
         }
         None => {
             sqlx::query_scalar("SELECT count(*) FROM people WHERE deleted_at IS NULL")
-                .fetch_one(pool)
+                .fetch_one(db)
                 .await?
         }
     };

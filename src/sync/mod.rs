@@ -409,8 +409,8 @@ async fn apply(
             }
         }
         if !removed.is_empty() {
-            let active = count_active(&mut tx, &opts.source).await?;
-            check_share(opts, removed.len(), active)?;
+            let active = crate::db::people::count_active(&mut *tx, Some(&opts.source)).await?;
+            check_share(opts, removed.len(), usize::try_from(active).unwrap_or(0))?;
         }
     }
     if opts.full {
@@ -632,17 +632,6 @@ fn check_removal_limit(
     }
     let active = existing.values().filter(|e| !e.deleted).count();
     check_share(opts, removing, active)
-}
-
-async fn count_active(conn: &mut PgConnection, source: &str) -> Result<usize> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM person_sources ps JOIN people p ON p.id = ps.person_id \
-         WHERE ps.source = $1 AND p.deleted_at IS NULL",
-    )
-    .bind(source)
-    .fetch_one(conn)
-    .await?;
-    Ok(usize::try_from(n).unwrap_or(0))
 }
 
 fn check_share(opts: &ImportOptions, removing: usize, active: usize) -> Result<()> {
