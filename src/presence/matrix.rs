@@ -390,9 +390,7 @@ impl PresenceBackend for MatrixBackend {
 
     fn run(self: Arc<Self>, mut ctx: RunContext) -> BoxFuture<'static, ()> {
         Box::pin(async move {
-            let min = Duration::from_millis(250);
-            let max = Duration::from_secs(30);
-            let mut backoff = min;
+            let mut backoff = super::Backoff::new();
             loop {
                 if *ctx.stop.borrow() {
                     return;
@@ -410,14 +408,11 @@ impl PresenceBackend for MatrixBackend {
                     }
                 }
                 if connected {
-                    backoff = min;
+                    backoff.reset();
                 }
-                let jitter = backoff.mul_f64(rand::random::<f64>() * 0.3);
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff + jitter) => {}
-                    _ = super::stopped(&mut ctx.stop) => return,
+                if !backoff.wait(&mut ctx.stop).await {
+                    return;
                 }
-                backoff = (backoff * 2).min(max);
             }
         })
     }

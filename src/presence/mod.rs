@@ -53,6 +53,45 @@ pub async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
+/// The wait between reconnection attempts of a push backend: 250 ms, doubling up to 30 s, with
+/// jitter so a restarted server is not hit by every node at once; back to 250 ms after a
+/// connection that came up.
+#[derive(Debug)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const MIN: Duration = Duration::from_millis(250);
+    const MAX: Duration = Duration::from_secs(30);
+
+    pub fn new() -> Backoff {
+        Backoff { next: Self::MIN }
+    }
+
+    /// A connection came up: the next failure waits the shortest time again.
+    pub fn reset(&mut self) {
+        self.next = Self::MIN;
+    }
+
+    /// Waits before the next attempt; `false` when `stop` came first.
+    pub async fn wait(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+        let jitter = self.next.mul_f64(rand::random::<f64>() * 0.3);
+        let waited = tokio::select! {
+            _ = tokio::time::sleep(self.next + jitter) => true,
+            _ = stopped(stop) => false,
+        };
+        self.next = (self.next * 2).min(Self::MAX);
+        waited
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::new()
+    }
+}
+
 pub fn system_clock() -> Clock {
     Arc::new(Utc::now)
 }
