@@ -34,6 +34,9 @@ struct Args {
     concurrency: usize,
     /// How many of the queries to replay against pg_trgm too (0: skip it).
     pg_queries: usize,
+    /// Keep the database and index here, and reuse them when they hold `people` people: only
+    /// the search figures are then measured (for quick loops on search speed).
+    data: Option<std::path::PathBuf>,
 }
 
 fn args() -> Args {
@@ -42,6 +45,7 @@ fn args() -> Args {
         queries: 20_000,
         concurrency: 8,
         pg_queries: 2_000,
+        data: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,6 +58,7 @@ fn args() -> Args {
             "--queries" => args.queries = value().unwrap_or(args.queries),
             "--concurrency" => args.concurrency = value().unwrap_or(args.concurrency),
             "--pg-queries" => args.pg_queries = value().unwrap_or(args.pg_queries),
+            "--data" => args.data = it.next().map(Into::into),
             _ => {} // cargo bench passes --bench
         }
     }
@@ -177,7 +182,15 @@ fn query_mix(people: &[SourceRecord], n: usize) -> Vec<(usize, String)> {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let args = args();
-    let dir = tempfile::tempdir().expect("temp dir");
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = args
+        .data
+        .clone()
+        .unwrap_or_else(|| temp.path().to_path_buf());
+    std::fs::create_dir_all(&dir).expect("data dir");
+    let marker = dir.join("bench-people");
+    let reuse = args.data.is_some()
+        && std::fs::read_to_string(&marker).ok().as_deref() == Some(&args.people.to_string());
     println!(
         "# switchboard import + search benchmark: {} people",
         args.people
@@ -185,7 +198,7 @@ async fn main() {
 
     let started = Instant::now();
     let people = switchboard::demo::generate(args.people, 1);
-    let csv_path = dir.path().join("people.csv");
+    let csv_path = dir.join("people.csv");
     switchboard::sources::csv::write_records(
         std::fs::File::create(&csv_path).expect("csv"),
         &people,
@@ -199,7 +212,7 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    let cluster = EmbeddedPostgres::start(&dir.path().join("postgres"))
+    let cluster = EmbeddedPostgres::start(&dir.join("postgres"))
         .await
         .expect("postgres");
     switchboard::db::ensure_database(&cluster.connect_options("postgres"), "bench")
@@ -210,89 +223,22 @@ async fn main() {
         .expect("pool");
     switchboard::db::MIGRATOR.run(&pool).await.expect("migrate");
 
-    // Import: read + parse + validate + diff + write, one transaction.
-    let phones = PhoneNormalizer::new("US").expect("region");
-    let opts = ImportOptions {
-        source: "bench".into(),
-        kind: "csv".into(),
-        full: true,
-        dry_run: false,
-        force: false,
-        max_delete_share: 0.2,
-        mode: None,
-        merge: Default::default(),
-    };
-    let t = Instant::now();
-    let raw = CsvSource::new(&csv_path, Default::default())
-        .read()
-        .await
-        .expect("read csv");
-    let read = t.elapsed();
-    let report = sync::import(&pool, raw, &phones, &opts, &ProgressBar::hidden())
-        .await
-        .expect("import");
-    let import = t.elapsed();
-    assert_eq!(
-        report.counts.rejected,
-        0,
-        "{:?}",
-        &report.rejects[..report.rejects.len().min(3)]
-    );
-
-    let index = SearchIndex::open(&dir.path().join("index")).expect("index");
+    let index = SearchIndex::open(&dir.join("index")).expect("index");
     let mut indexer = Indexer::new(index.clone(), pool.clone(), 512).expect("indexer");
-    let t = Instant::now();
-    let indexed = indexer.catch_up().await.expect("index");
-    let index_time = t.elapsed();
-    let index_bytes: u64 = std::fs::read_dir(dir.path().join("index"))
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0);
-
-    // Re-import of the unchanged file.
-    let t = Instant::now();
-    let raw = CsvSource::new(&csv_path, Default::default())
-        .read()
-        .await
-        .expect("read csv");
-    let again = sync::import(&pool, raw, &phones, &opts, &ProgressBar::hidden())
-        .await
-        .expect("reimport");
-    let reimport = t.elapsed();
-    assert_eq!(again.counts.unchanged, args.people);
-
-    println!();
-    println!("| step | time | rate |");
-    println!("|---|---|---|");
-    println!("| read + parse CSV | {:.1} s | |", read.as_secs_f64());
-    println!(
-        "| import (CSV → PostgreSQL, one transaction) | {:.1} s | {:.0} people/s |",
-        import.as_secs_f64(),
-        args.people as f64 / import.as_secs_f64()
-    );
-    let t = &report.timings;
-    println!(
-        "| … of which validate / compare / write + commit | {:.1} / {:.1} / {:.1} s | |",
-        t.validate, t.compare, t.write
-    );
-    println!(
-        "| index build ({indexed} changes → tantivy) | {:.1} s | {:.0} people/s |",
-        index_time.as_secs_f64(),
-        args.people as f64 / index_time.as_secs_f64()
-    );
-    println!(
-        "| **import + index** | **{:.1} s** | |",
-        (import + index_time).as_secs_f64()
-    );
-    println!(
-        "| re-import, nothing changed | {:.1} s | |",
-        reimport.as_secs_f64()
-    );
-    println!("index size on disk: {:.0} MB", index_bytes as f64 / 1e6);
+    if reuse {
+        println!("reusing the database and index in {}", dir.display());
+        let t = Instant::now();
+        let indexed = indexer.catch_up().await.expect("index");
+        println!(
+            "index caught up with {indexed} changes in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    } else {
+        import_and_index(&args, &dir, &csv_path, &pool, &mut indexer).await;
+        std::fs::write(&marker, args.people.to_string()).expect("marker");
+    }
+    let phones = PhoneNormalizer::new("US").expect("region");
+    let opts = import_options();
 
     // In-process search latency (no HTTP), one thread.
     let mix = query_mix(&people, args.queries);
@@ -447,7 +393,12 @@ async fn main() {
         ..opts.clone()
     };
     let mut visible = Vec::new();
-    for i in 0..20 {
+    // New people on every run, also when the data is reused.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for n in 0..20 {
+        let i = format!("{run}x{n}");
         let name = format!("Zebulon Benchmarkson{i}");
         let csv = format!("external_id,display_name,email\nZ{i},{name},zebulon{i}@example.com\n");
         let raw =
@@ -481,6 +432,102 @@ async fn main() {
 
     pool.close().await;
     cluster.stop().await;
+}
+
+fn import_options() -> ImportOptions {
+    ImportOptions {
+        source: "bench".into(),
+        kind: "csv".into(),
+        full: true,
+        dry_run: false,
+        force: false,
+        max_delete_share: 0.2,
+        mode: None,
+        merge: Default::default(),
+    }
+}
+
+/// Imports the CSV file into an empty database, builds the index, re-imports the unchanged file,
+/// and prints how long each step took.
+async fn import_and_index(
+    args: &Args,
+    dir: &std::path::Path,
+    csv_path: &std::path::Path,
+    pool: &sqlx::PgPool,
+    indexer: &mut Indexer,
+) {
+    // Import: read + parse + validate + diff + write, one transaction.
+    let phones = PhoneNormalizer::new("US").expect("region");
+    let opts = import_options();
+    let t = Instant::now();
+    let raw = CsvSource::new(csv_path, Default::default())
+        .read()
+        .await
+        .expect("read csv");
+    let read = t.elapsed();
+    let report = sync::import(pool, raw, &phones, &opts, &ProgressBar::hidden())
+        .await
+        .expect("import");
+    let import = t.elapsed();
+    assert_eq!(
+        report.counts.rejected,
+        0,
+        "{:?}",
+        &report.rejects[..report.rejects.len().min(3)]
+    );
+
+    let t = Instant::now();
+    let indexed = indexer.catch_up().await.expect("index");
+    let index_time = t.elapsed();
+    let index_bytes: u64 = std::fs::read_dir(dir.join("index"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+
+    // Re-import of the unchanged file.
+    let t = Instant::now();
+    let raw = CsvSource::new(csv_path, Default::default())
+        .read()
+        .await
+        .expect("read csv");
+    let again = sync::import(pool, raw, &phones, &opts, &ProgressBar::hidden())
+        .await
+        .expect("reimport");
+    let reimport = t.elapsed();
+    assert_eq!(again.counts.unchanged, args.people);
+
+    println!();
+    println!("| step | time | rate |");
+    println!("|---|---|---|");
+    println!("| read + parse CSV | {:.1} s | |", read.as_secs_f64());
+    println!(
+        "| import (CSV → PostgreSQL, one transaction) | {:.1} s | {:.0} people/s |",
+        import.as_secs_f64(),
+        args.people as f64 / import.as_secs_f64()
+    );
+    let t = &report.timings;
+    println!(
+        "| … of which validate / compare / write + commit | {:.1} / {:.1} / {:.1} s | |",
+        t.validate, t.compare, t.write
+    );
+    println!(
+        "| index build ({indexed} changes → tantivy) | {:.1} s | {:.0} people/s |",
+        index_time.as_secs_f64(),
+        args.people as f64 / index_time.as_secs_f64()
+    );
+    println!(
+        "| **import + index** | **{:.1} s** | |",
+        (import + index_time).as_secs_f64()
+    );
+    println!(
+        "| re-import, nothing changed | {:.1} s | |",
+        reimport.as_secs_f64()
+    );
+    println!("index size on disk: {:.0} MB", index_bytes as f64 / 1e6);
 }
 
 /// Sends every query once, spread over `concurrency` clients; returns sorted latencies and wall time.
@@ -530,6 +577,7 @@ async fn pg_trgm_setup(pool: &sqlx::PgPool) {
     for sql in [
         "CREATE EXTENSION IF NOT EXISTS pg_trgm",
         "CREATE EXTENSION IF NOT EXISTS unaccent",
+        "DROP TABLE IF EXISTS trgm_people",
         "CREATE TABLE trgm_people AS SELECT id, lower(unaccent(concat_ws(' ', display_name, \
          title, department, org_unit, location, array_to_string(emails, ' '), \
          (SELECT string_agg(replace(p->>'e164', '+', ''), ' ') FROM jsonb_array_elements(phones) p)))) \

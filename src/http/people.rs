@@ -58,8 +58,11 @@ pub struct SearchParams {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SearchResponse {
     pub items: Vec<PersonSummary>,
-    /// How many people match in all.
+    /// How many people match in all, or with `total_exact` false, at least how many: counting
+    /// stops at 1,000 (or just past the page asked for) to keep searches fast.
     pub total: usize,
+    /// False when `total` is a lower bound.
+    pub total_exact: bool,
     /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
     /// True when matches with typos or that only sound alike are included, ranked after every
@@ -165,6 +168,7 @@ pub async fn search_people(
     Ok(Json(SearchResponse {
         items: results.hits,
         total: results.total,
+        total_exact: results.total_exact,
         next_cursor,
         approximate: results.approximate,
         facets: results.facets,

@@ -20,6 +20,9 @@ use crate::error::{Error, Result};
 
 /// Rows fetched from PostgreSQL per round trip.
 const BATCH: i64 = 10_000;
+/// Rows added to the index at once, in name order: a bulk load makes segments of a few long
+/// runs of documents in name order, which searches read only the start of (`ranked`).
+const SORT_CHUNK: usize = 100_000;
 /// How often to look for changes when no notification arrives.
 const POLL: Duration = Duration::from_secs(5);
 
@@ -69,19 +72,23 @@ impl Indexer {
         let mut seq = start;
         let mut applied = 0;
         let fields = self.index.fields();
-        while let Some(changes) = received.recv().await {
-            seq = changes.last().map_or(seq, |(s, _)| *s);
-            applied += changes.len();
-            self.with_writer(move |writer| {
-                for (_, row) in changes {
-                    writer.delete_term(Term::from_field_text(fields.id, &row.id.to_string()));
-                    if row.deleted_at.is_none() {
-                        writer.add_document(document(&fields, row))?;
-                    }
-                }
-                Ok(())
-            })
-            .await?;
+        let mut chunk = Vec::new();
+        loop {
+            let changes = received.recv().await;
+            let done = changes.is_none();
+            for (s, row) in changes.into_iter().flatten() {
+                seq = s;
+                applied += 1;
+                chunk.push(row);
+            }
+            if chunk.len() >= SORT_CHUNK || (done && !chunk.is_empty()) {
+                let rows = std::mem::take(&mut chunk);
+                self.with_writer(move |writer| replace_sorted(writer, &fields, rows))
+                    .await?;
+            }
+            if done {
+                break;
+            }
         }
         fetcher.await.map_err(|e| Error::Internal(e.into()))??;
         if applied > 0 {
@@ -111,18 +118,22 @@ impl Indexer {
         let mut after = Uuid::nil();
         let mut count = 0u64;
         let fields = self.index.fields();
+        let mut chunk = Vec::new();
         loop {
             let rows = people::active_after(&mut tx, after, BATCH).await?;
             let Some(last) = rows.last() else { break };
             after = last.id;
             count += rows.len() as u64;
-            self.with_writer(move |writer| {
-                for row in rows {
-                    writer.add_document(document(&fields, row))?;
-                }
-                Ok(())
-            })
-            .await?;
+            chunk.extend(rows);
+            if chunk.len() >= SORT_CHUNK {
+                let rows = std::mem::take(&mut chunk);
+                self.with_writer(move |writer| add_sorted(writer, &fields, rows))
+                    .await?;
+            }
+        }
+        if !chunk.is_empty() {
+            self.with_writer(move |writer| add_sorted(writer, &fields, chunk))
+                .await?;
         }
         tx.commit().await?;
         self.commit(seq).await?;
@@ -218,6 +229,44 @@ impl Indexer {
     }
 }
 
+/// Replaces the documents of the people in `rows` (latest states, in change order) with their
+/// new ones; people deleted since are only removed.
+fn replace_sorted(writer: &mut IndexWriter, fields: &Fields, rows: Vec<PersonRow>) -> Result<()> {
+    // The latest state of each person; deletions before additions, so none undoes one.
+    let mut latest = std::collections::HashMap::with_capacity(rows.len());
+    for row in rows {
+        latest.insert(row.id, row);
+    }
+    let mut active = Vec::with_capacity(latest.len());
+    for (id, row) in latest {
+        writer.delete_term(Term::from_field_text(fields.id, &id.to_string()));
+        if row.deleted_at.is_none() {
+            active.push(row);
+        }
+    }
+    add_sorted(writer, fields, active)
+}
+
+/// Adds the documents of `rows` in name order (`super::sort_keys`).
+pub(crate) fn add_sorted(
+    writer: &mut IndexWriter,
+    fields: &Fields,
+    rows: Vec<PersonRow>,
+) -> Result<()> {
+    let mut keyed: Vec<((u64, u64), PersonRow)> = rows
+        .into_iter()
+        .map(|row| {
+            let key = super::sort_keys(&fold(&row.display_name).join(" "), &row.id);
+            (key, row)
+        })
+        .collect();
+    keyed.sort_unstable_by_key(|(key, _)| *key);
+    for (_, row) in keyed {
+        writer.add_document(document(fields, row))?;
+    }
+    Ok(())
+}
+
 /// Adds each distinct prefix of `words` from `min` to `max` characters (capped at `MAX_PREFIX`
 /// by `prefixes`) as a term of `field`.
 fn add_prefixes(
@@ -307,20 +356,13 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
     for text in organisation.into_iter().flatten() {
         doc.add_text(f.text, text);
     }
-    // One- and two-letter prefixes of organisation words are terms; longer ones match by
-    // automaton over their small vocabulary (see `query::MIN_TEXT_PREFIX`).
+    // Every start of an organisation word is a term ("eng" for Engineering): few distinct ones.
     let org_words: Vec<String> = organisation
         .into_iter()
         .flatten()
         .flat_map(|t| fold(t))
         .collect();
-    add_prefixes(
-        &mut doc,
-        f.text_prefix,
-        &org_words,
-        1,
-        super::query::MIN_TEXT_PREFIX - 1,
-    );
+    add_prefixes(&mut doc, f.text_prefix, &org_words, 1, super::MAX_PREFIX);
     for email in &person.emails {
         doc.add_text(f.text, email);
         // "janesmith" for jane.smith@…: the local part as one word, as people type handles.

@@ -4,12 +4,14 @@
 pub mod facets;
 pub mod indexer;
 pub mod query;
+pub mod ranked;
 
 use std::cmp::Reverse;
 use std::path::Path;
 
 use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
+use tantivy::query::BooleanQuery;
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
     STRING,
@@ -28,7 +30,7 @@ use crate::error::{Error, Result};
 pub const TOKENIZER: &str = "sb_text";
 
 /// Bumped whenever the schema changes; an index of another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 8;
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// Longest prefix indexed as a term; longer typed words match by automaton instead.
 pub const MAX_PREFIX: usize = 16;
@@ -49,7 +51,8 @@ pub struct Fields {
     /// Every prefix (edge n-gram) of every folded name word, up to `MAX_PREFIX` characters.
     pub name_prefix: Field,
     pub text: Field,
-    /// One- and two-letter prefixes of the words of title, department, org unit and location.
+    /// Every prefix (up to `MAX_PREFIX`) of the words of title, department, org unit and
+    /// location: a small vocabulary, so few distinct terms.
     pub text_prefix: Field,
     pub phone: Field,
     /// Bytes 0–8 of the folded name, as a number: breaks score ties alphabetically.
@@ -203,6 +206,7 @@ pub fn sort_keys(sort_name: &str, id: &uuid::Uuid) -> (u64, u64) {
 
 /// What orders documents after their score: name, then id. Taken from the documents
 /// themselves, never from where they sit in the index, so pages stay stable across merges.
+#[derive(Clone)]
 struct OrderKeys {
     columns: [Option<tantivy::columnar::Column<u64>>; 2],
 }
@@ -236,7 +240,13 @@ pub struct SearchIndex {
     index: Index,
     reader: IndexReader,
     fields: Fields,
+    segments: ranked::SegmentCache,
 }
+
+/// Matches are counted up to this many (or one past the page asked for, if further): a larger
+/// total is reported as a lower bound, since counting a million matches of "a" costs more than
+/// finding the page.
+pub const COUNT_TO: usize = 1000;
 
 #[cfg(test)]
 mod tests {
@@ -259,7 +269,9 @@ mod tests {
 
 #[derive(Debug, Clone)]
 pub struct SearchResults {
+    /// How many people match; with `total_exact` false, at least this many.
     pub total: usize,
+    pub total_exact: bool,
     pub hits: Vec<PersonSummary>,
     /// True when typo-tolerant and sound-alike matches were included (the exact and prefix
     /// matches did not fill the page); `total` then counts those too.
@@ -306,11 +318,14 @@ impl SearchIndex {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        Ok(SearchIndex {
+        let index = SearchIndex {
             index,
             reader,
             fields,
-        })
+            segments: ranked::SegmentCache::default(),
+        };
+        index.segments.warm(&index.reader.searcher());
+        Ok(index)
     }
 
     pub fn fields(&self) -> Fields {
@@ -321,8 +336,12 @@ impl SearchIndex {
         &self.index
     }
 
+    /// Makes the last commit searchable (and works out the new segments' runs right away, so
+    /// no search waits for that).
     pub fn reload(&self) -> Result<()> {
-        Ok(self.reader.reload()?)
+        self.reader.reload()?;
+        self.segments.warm(&self.reader.searcher());
+        Ok(())
     }
 
     /// The last `change_log` sequence number this index reflects (from the last commit).
@@ -353,13 +372,10 @@ impl SearchIndex {
     /// does not fill the page.
     pub fn search_with(&self, request: &SearchRequest) -> Result<SearchResults> {
         let searcher = self.reader.searcher();
-        let known = |word: &str| {
-            let f = &self.fields;
-            [f.name_prefix, f.text, f.handle].into_iter().any(|field| {
-                searcher
-                    .doc_freq(&tantivy::Term::from_field_text(field, word))
-                    .is_ok_and(|n| n > 0)
-            })
+        let known = |field, word: &str| {
+            searcher
+                .doc_freq(&tantivy::Term::from_field_text(field, word))
+                .is_ok_and(|n| n > 0)
         };
         let plan = query::plan(
             &request.q,
@@ -369,29 +385,49 @@ impl SearchIndex {
             &known,
         );
         let limit = request.limit.max(1);
-        let run = |query: &dyn tantivy::query::Query| {
-            // Best score first; equal scores alphabetically, then by id.
-            let top = TopDocs::with_limit(limit)
-                .and_offset(request.offset)
-                .tweak_score(|segment: &SegmentReader| {
-                    let keys = OrderKeys::new(segment);
-                    move |doc: DocId, score: Score| (score, keys.get(doc))
-                });
-            let facets = request.facets.then_some(facets::FacetCollector);
-            searcher.search(query, &(top, Count, facets))
-        };
-        let (mut docs, mut total, mut facets) = run(plan.exact.as_ref())?;
+        let k = request.offset + limit;
+        // One more than the page, so that a next page is known to exist.
+        let count_to = COUNT_TO.max(k + 1);
+        let exact = ranked::top(&searcher, &plan.exact, k, count_to, &self.segments)?;
+        let mut docs = exact.docs;
+        let mut total = exact.total;
+        let mut total_exact = exact.total_exact;
         let mut approximate = false;
-        if total < request.offset + limit {
+        // Fewer exact matches than the page: all of them are here, and typos and sound-alikes
+        // fill the rest.
+        if total < k {
             if let Some(wide) = &plan.wide {
-                (docs, total, facets) = run(wide.as_ref())?;
+                let more =
+                    ranked::top(&searcher, wide, k - total, count_to - total, &self.segments)?;
+                docs.extend(more.docs);
+                total += more.total;
+                total_exact = more.total_exact;
                 approximate = true;
             }
         }
-        let addresses = docs.into_iter().map(|(_, a)| a).collect();
+        let facets = if request.facets {
+            // Facets count every match, and then so can the total.
+            let mut query = plan.exact.query();
+            if let (true, Some(wide)) = (approximate, &plan.wide) {
+                query = Box::new(BooleanQuery::union(vec![query, wide.query()]));
+            }
+            let (count, facets) =
+                searcher.search(query.as_ref(), &(Count, facets::FacetCollector))?;
+            total = count;
+            total_exact = true;
+            Some(facets)
+        } else {
+            None
+        };
+        let addresses = docs
+            .into_iter()
+            .skip(request.offset)
+            .map(|(_, address)| address)
+            .collect();
         let hits = self.hits(&searcher, addresses)?;
         Ok(SearchResults {
             total,
+            total_exact,
             hits,
             approximate,
             facets,

@@ -4,21 +4,23 @@
 //! Every word must match something; how well it matches is a constant score per kind of match
 //! (`score`), the best one per word, summed over the words. A query is planned in two tiers:
 //! `exact` (whole words and prefixes of names, other text and phone numbers) is cheap and answers
-//! most typing; `wide` adds typos and sound-alikes, and is run only when `exact` does not fill
-//! the page. `wide` ranks every `exact` match above every typo or sound-alike match, in the
-//! same order as `exact`, so pages stay consistent whichever tier answered them.
+//! most typing; `wide` finds typos and sound-alikes, and is run only when `exact` does not fill
+//! the page. `wide` leaves out what `exact` matches: its results go after all of those, so pages
+//! stay consistent whichever tier answered them. A tier knows the best score a document can
+//! reach in it, which lets a search stop reading early (`ranked`).
 
 use tantivy::query::{
-    AllQuery, BooleanQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery, FuzzyTermQuery,
-    Occur, Query, TermQuery,
+    BooleanQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery, FuzzyTermQuery, Occur, Query,
+    TermQuery,
 };
-use tantivy::schema::IndexRecordOption;
-use tantivy::Term;
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::{Score, SegmentReader, Term};
 
 use super::{fold, phonetic_codes, Fields, MAX_PHONE_SUFFIX, MAX_PREFIX, MIN_PHONE_SUFFIX};
 
-/// Shortest word that also matches other text (not names) as a prefix.
-pub const MIN_TEXT_PREFIX: usize = 3;
+/// Shortest word that also matches the start of an email address or IM handle (in the wide tier,
+/// and only when it starts no name: "jsmi" for jsmith@…).
+pub const MIN_CONTACT_PREFIX: usize = 3;
 
 /// Words beyond this many are ignored: nobody types more, and it bounds the work per query.
 pub const MAX_WORDS: usize = 8;
@@ -35,11 +37,10 @@ pub const FUZZY_PREFIX: usize = 5;
 pub const MIN_PHONETIC: usize = 4;
 
 /// What each kind of match is worth. Tiers are far enough apart that a sum over up to
-/// `MAX_WORDS` words never lets a lower tier overtake a higher one where it matters: every exact
-/// or prefix match outranks every typo (`wide` adds `EXACT_TIER`), and a whole-name match
-/// (`FULL_NAME`) outranks any partial one.
+/// `MAX_WORDS` words never lets a lower tier overtake a higher one where it matters: a
+/// whole-name match (`FULL_NAME`) outranks any partial one. (Every exact or prefix match
+/// outranks every typo by running first: see `Plan`.)
 pub mod score {
-    pub const EXACT_TIER: f32 = 1000.0;
     pub const FULL_NAME: f32 = 64.0;
     pub const NAME: f32 = 8.0;
     pub const PHONE: f32 = 8.0;
@@ -67,102 +68,200 @@ pub struct Filters {
 /// The tiers of one search.
 pub struct Plan {
     /// Whole words and prefixes; for an empty query, everyone.
-    pub exact: Box<dyn Query>,
-    /// `exact` plus typos and sound-alikes; `None` when no word is long enough for either.
-    pub wide: Option<Box<dyn Query>>,
+    pub exact: Tier,
+    /// Typos and sound-alikes, without what `exact` matches; `None` when no word is long
+    /// enough for either.
+    pub wide: Option<Tier>,
+}
+
+/// One tier: every word must match one of its alternatives, and is worth the best of those that
+/// match; bonuses add theirs where they match. Filters are words of one alternative worth 0.
+pub struct Tier {
+    pub words: Vec<Vec<Alternative>>,
+    pub bonuses: Vec<Alternative>,
+    /// Leaves out documents in which every word matches an `exact` alternative (the wide tier
+    /// leaves out what the exact tier found).
+    pub exclude_exact: bool,
+}
+
+/// One way to match: a query for one term (or an automaton over terms), worth a constant score.
+pub struct Alternative {
+    pub query: Box<dyn Query>,
+    /// The term looked up; `None` for automata, which may match anything.
+    pub term: Option<Term>,
+    pub score: Score,
+    /// A whole word or a prefix, not a typo or a sound-alike.
+    pub exact: bool,
+}
+
+impl Alternative {
+    fn term(term: Term, score: Score) -> Alternative {
+        Alternative {
+            query: term_query(term.clone()),
+            term: Some(term),
+            score,
+            exact: true,
+        }
+    }
+
+    fn other(query: Box<dyn Query>, score: Score) -> Alternative {
+        Alternative {
+            query,
+            term: None,
+            score,
+            exact: true,
+        }
+    }
+
+    fn approximate(mut self) -> Alternative {
+        self.exact = false;
+        self
+    }
+
+    fn present(&self, segment: &SegmentReader) -> bool {
+        self.term.as_ref().is_none_or(|term| {
+            segment
+                .inverted_index(term.field())
+                .ok()
+                .and_then(|index| index.doc_freq(term).ok())
+                .is_some_and(|n| n > 0)
+        })
+    }
+
+    fn scored(&self) -> Box<dyn Query> {
+        constant(self.query.box_clone(), self.score)
+    }
+}
+
+impl Tier {
+    fn nothing() -> Tier {
+        Tier {
+            words: vec![Vec::new()],
+            bonuses: Vec::new(),
+            exclude_exact: false,
+        }
+    }
+
+    /// The best score a document can reach in `segment`, counting only alternatives whose term
+    /// the segment has.
+    pub fn best(&self, segment: &SegmentReader) -> Score {
+        let best = |alternatives: &[Alternative]| {
+            alternatives
+                .iter()
+                .filter(|a| a.present(segment))
+                .map(|a| a.score)
+                .fold(0.0, f32::max)
+        };
+        self.words.iter().map(|w| best(w)).sum::<Score>()
+            + self
+                .bonuses
+                .iter()
+                .map(|b| best(std::slice::from_ref(b)))
+                .sum::<Score>()
+    }
+
+    /// The same tier as one tantivy query (for counting and facets over every match).
+    pub fn query(&self) -> Box<dyn Query> {
+        if self.words.iter().any(Vec::is_empty) {
+            return Box::new(EmptyQuery);
+        }
+        let best_of = |alternatives: &mut dyn Iterator<Item = &Alternative>| -> Box<dyn Query> {
+            Box::new(DisjunctionMaxQuery::new(
+                alternatives.map(Alternative::scored).collect(),
+            ))
+        };
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = self
+            .words
+            .iter()
+            .map(|w| (Occur::Must, best_of(&mut w.iter())))
+            .collect();
+        clauses.extend(self.bonuses.iter().map(|b| (Occur::Should, b.scored())));
+        if self.exclude_exact {
+            let exact = self
+                .words
+                .iter()
+                .map(|w| (Occur::Must, best_of(&mut w.iter().filter(|a| a.exact))))
+                .collect();
+            clauses.push((Occur::MustNot, Box::new(BooleanQuery::new(exact))));
+        }
+        Box::new(BooleanQuery::new(clauses))
+    }
 }
 
 /// Plans the search for `q`. `near` is a location whose people rank first among equals.
-/// `known` tells whether a folded word is in the index as typed (a name word or prefix, or a
-/// word of other text): such a word is not treated as a typo, only matched by its sound.
+/// `known` tells whether the index has a term: a word in the index as typed (a name word or
+/// prefix, or a word of other text) is not treated as a typo, only matched by its sound.
 pub fn plan(
     q: &str,
     f: &Fields,
     filters: &Filters,
     near: Option<&str>,
-    known: &dyn Fn(&str) -> bool,
+    known: &dyn Fn(Field, &str) -> bool,
 ) -> Plan {
-    let mut extra: Vec<(Occur, Box<dyn Query>)> = filter_clauses(filters, f);
-    if let Some(near) = near.filter(|n| !n.is_empty()) {
-        extra.push((
-            Occur::Should,
-            constant(
-                term_query(Term::from_field_text(f.location, near)),
+    let tier = |words: Vec<Vec<Alternative>>, bonuses: Vec<Alternative>| {
+        let mut words = words;
+        let mut bonuses = bonuses;
+        words.extend(filter_words(filters, f));
+        if let Some(near) = near.filter(|n| !n.is_empty()) {
+            bonuses.push(Alternative::term(
+                Term::from_field_text(f.location, near),
                 score::NEAR,
-            ),
-        ));
-    }
-    let with_extra = |mut clauses: Vec<(Occur, Box<dyn Query>)>| -> Box<dyn Query> {
-        clauses.extend(extra.iter().map(|(o, q)| (*o, q.box_clone())));
-        Box::new(BooleanQuery::new(clauses))
+            ));
+        }
+        Tier {
+            words,
+            bonuses,
+            exclude_exact: false,
+        }
     };
     // A word longer than the analyzer keeps would silently vanish and widen the search.
     if has_overlong_word(q) {
         return Plan {
-            exact: Box::new(EmptyQuery),
+            exact: Tier::nothing(),
             wide: None,
         };
     }
     if let Some(candidates) = phone_candidates(q) {
-        let exact = vec![(Occur::Must, phone_query(&candidates, f))];
         return Plan {
-            exact: with_extra(exact),
+            exact: tier(vec![phone_alternatives(&candidates, f)], Vec::new()),
             wide: None,
         };
     }
     let words: Vec<String> = fold(q).into_iter().take(MAX_WORDS).collect();
     if words.is_empty() {
-        let everyone = vec![(Occur::Must, constant(Box::new(AllQuery), 0.0))];
+        // Everyone has a `has_presence` of 0 or 1.
+        let everyone = [0, 1]
+            .map(|v| Alternative::term(Term::from_field_u64(f.has_presence, v), 0.0))
+            .into();
         return Plan {
-            exact: with_extra(everyone),
+            exact: tier(vec![everyone], Vec::new()),
             wide: None,
         };
     }
     let last = words.len() - 1;
-    let full_name = (
-        Occur::Should,
-        constant(
-            term_query(Term::from_field_text(f.name_full, &words.join(" "))),
+    let full_name = || {
+        Alternative::term(
+            Term::from_field_text(f.name_full, &words.join(" ")),
             score::FULL_NAME,
-        ),
-    );
-    let exact_words: Vec<(Occur, Box<dyn Query>)> = words
-        .iter()
-        .map(|w| {
-            let query: Box<dyn Query> =
-                Box::new(DisjunctionMaxQuery::new(exact_alternatives(w, f)));
-            (Occur::Must, query)
-        })
-        .collect();
+        )
+    };
+    let mut exact_words = Vec::new();
+    let mut wide_words = Vec::new();
     let mut approximate = false;
-    let wide_words: Vec<(Occur, Box<dyn Query>)> = words
-        .iter()
-        .enumerate()
-        .map(|(i, w)| {
-            let mut alternatives = exact_alternatives(w, f);
-            let approx = approximate_alternatives(w, i == last, known(w), f);
-            approximate |= !approx.is_empty();
-            alternatives.extend(approx);
-            let query: Box<dyn Query> = Box::new(DisjunctionMaxQuery::new(alternatives));
-            (Occur::Must, query)
-        })
-        .collect();
-    let exact_core: Box<dyn Query> = Box::new(BooleanQuery::new(
-        exact_words
-            .iter()
-            .map(|(o, q)| (*o, q.box_clone()))
-            .collect(),
-    ));
-    let wide = approximate.then(|| {
-        let mut clauses = wide_words;
-        clauses.push((Occur::Should, constant(exact_core, score::EXACT_TIER)));
-        clauses.push((full_name.0, full_name.1.box_clone()));
-        with_extra(clauses)
+    for (i, w) in words.iter().enumerate() {
+        exact_words.push(exact_alternatives(w, f));
+        let mut alternatives = exact_alternatives(w, f);
+        let approx = approximate_alternatives(w, i == last, known, f);
+        approximate |= !approx.is_empty();
+        alternatives.extend(approx.into_iter().map(Alternative::approximate));
+        wide_words.push(alternatives);
+    }
+    let wide = approximate.then(|| Tier {
+        exclude_exact: true,
+        ..tier(wide_words, vec![full_name()])
     });
-    let mut exact = exact_words;
-    exact.push(full_name);
     Plan {
-        exact: with_extra(exact),
+        exact: tier(exact_words, vec![full_name()]),
         wide,
     }
 }
@@ -175,25 +274,26 @@ fn term_query(term: Term) -> Box<dyn Query> {
     Box::new(TermQuery::new(term, IndexRecordOption::Basic))
 }
 
-fn filter_clauses(filters: &Filters, f: &Fields) -> Vec<(Occur, Box<dyn Query>)> {
-    let mut clauses = Vec::new();
+/// Filters as words that every match must have, worth nothing.
+fn filter_words(filters: &Filters, f: &Fields) -> Vec<Vec<Alternative>> {
+    let mut words = Vec::new();
     for (field, value) in [
         (f.department, &filters.department),
         (f.location, &filters.location),
         (f.org_unit, &filters.org_unit),
     ] {
         if let Some(value) = value {
-            clauses.push((
-                Occur::Must,
-                constant(term_query(Term::from_field_text(field, value)), 0.0),
-            ));
+            words.push(vec![Alternative::term(
+                Term::from_field_text(field, value),
+                0.0,
+            )]);
         }
     }
     if let Some(presence) = filters.has_presence {
         let term = Term::from_field_u64(f.has_presence, u64::from(presence));
-        clauses.push((Occur::Must, constant(term_query(term), 0.0)));
+        words.push(vec![Alternative::term(term, 0.0)]);
     }
-    clauses
+    words
 }
 
 fn has_overlong_word(q: &str) -> bool {
@@ -202,59 +302,77 @@ fn has_overlong_word(q: &str) -> bool {
 }
 
 /// Whole words and prefixes: of names, of other text, and of phone numbers for digit words.
-fn exact_alternatives(word: &str, f: &Fields) -> Vec<Box<dyn Query>> {
+fn exact_alternatives(word: &str, f: &Fields) -> Vec<Alternative> {
     let term = |field| Term::from_field_text(field, word);
     let chars = word.chars().count();
     // Name prefixes are indexed as terms (edge n-grams): one lookup, however short.
-    let name_prefix: Box<dyn Query> = if chars <= MAX_PREFIX {
-        term_query(term(f.name_prefix))
+    let name_prefix = if chars <= MAX_PREFIX {
+        Alternative::term(term(f.name_prefix), score::NAME_PREFIX)
     } else {
-        Box::new(FuzzyTermQuery::new_prefix(term(f.name), 0, false))
+        Alternative::other(
+            Box::new(FuzzyTermQuery::new_prefix(term(f.name), 0, false)),
+            score::NAME_PREFIX,
+        )
     };
     let mut alternatives = vec![
-        constant(term_query(term(f.name)), score::NAME),
-        constant(name_prefix, score::NAME_PREFIX),
-        constant(term_query(term(f.text)), score::TEXT),
-        constant(term_query(term(f.handle)), score::TEXT),
+        Alternative::term(term(f.name), score::NAME),
+        name_prefix,
+        Alternative::term(term(f.text), score::TEXT),
+        Alternative::term(term(f.handle), score::TEXT),
     ];
-    // One- and two-letter starts of titles, departments and locations are indexed terms;
-    // emails and IM handles match by prefix from three letters, by automaton: they have too
-    // many distinct words to index every prefix of.
-    let text_prefix: Box<dyn Query> = if chars < MIN_TEXT_PREFIX {
-        term_query(term(f.text_prefix))
+    // Starts of the words of titles, departments, units and locations are indexed terms.
+    alternatives.push(if chars <= MAX_PREFIX {
+        Alternative::term(term(f.text_prefix), score::TEXT_PREFIX)
     } else {
-        Box::new(FuzzyTermQuery::new_prefix(term(f.text), 0, false))
-    };
-    alternatives.push(constant(text_prefix, score::TEXT_PREFIX));
+        Alternative::other(
+            Box::new(FuzzyTermQuery::new_prefix(term(f.text), 0, false)),
+            score::TEXT_PREFIX,
+        )
+    });
     if word.len() >= 3 && word.chars().all(|c| c.is_ascii_digit()) {
-        alternatives.push(phone_query(&[word.to_string()], f));
+        alternatives.extend(phone_alternatives(&[word.to_string()], f));
     }
     alternatives
 }
 
-/// Typos (by Levenshtein automaton over the name dictionary) and sound-alikes (by Double
-/// Metaphone code) of a name word.
+/// Typos (by Levenshtein automaton over the name dictionary), sound-alikes (by Double
+/// Metaphone code) of a name word, and starts of email addresses and IM handles for a word that
+/// starts no name (every start of every address would be too many terms to index, and an
+/// automaton over a million addresses is too slow to run on every keystroke).
 fn approximate_alternatives(
     word: &str,
     last: bool,
-    known: bool,
+    known: &dyn Fn(Field, &str) -> bool,
     f: &Fields,
-) -> Vec<Box<dyn Query>> {
+) -> Vec<Alternative> {
     let chars = word.chars().count();
+    let mut alternatives = Vec::new();
+    if chars >= MIN_CONTACT_PREFIX && !known(f.name_prefix, word) {
+        alternatives.push(Alternative::other(
+            Box::new(FuzzyTermQuery::new_prefix(
+                Term::from_field_text(f.text, word),
+                0,
+                false,
+            )),
+            score::TEXT_PREFIX,
+        ));
+    }
     // Only words of letters: "number9" is not a typo of "number8", nor does it sound like it.
     if !word.chars().all(char::is_alphabetic) {
-        return Vec::new();
+        return alternatives;
     }
-    let mut alternatives = Vec::new();
-    if chars >= ONE_TYPO && !known {
+    let in_index = [f.name_prefix, f.text, f.handle]
+        .into_iter()
+        .any(|field| known(field, word));
+    if chars >= ONE_TYPO && !in_index {
         let distance = if chars >= TWO_TYPOS { 2 } else { 1 };
         let term = Term::from_field_text(f.name, word);
-        alternatives.push(constant(
+        alternatives.push(Alternative::other(
             Box::new(FuzzyTermQuery::new(term.clone(), distance, true)),
             score::FUZZY,
         ));
         if last && chars >= FUZZY_PREFIX {
-            alternatives.push(constant(
+            alternatives.push(Alternative::other(
                 Box::new(FuzzyTermQuery::new_prefix(term, 1, true)),
                 score::FUZZY,
             ));
@@ -262,8 +380,8 @@ fn approximate_alternatives(
     }
     if chars >= MIN_PHONETIC {
         for code in phonetic_codes(word) {
-            alternatives.push(constant(
-                term_query(Term::from_field_text(f.name_phonetic, &code)),
+            alternatives.push(Alternative::term(
+                Term::from_field_text(f.name_phonetic, &code),
                 score::PHONETIC,
             ));
         }
@@ -272,20 +390,17 @@ fn approximate_alternatives(
 }
 
 /// A whole number, its start, or its last digits; for each way of reading what was typed.
-fn phone_query(candidates: &[String], f: &Fields) -> Box<dyn Query> {
+fn phone_alternatives(candidates: &[String], f: &Fields) -> Vec<Alternative> {
     let mut alternatives = Vec::new();
     for digits in candidates {
         let term = |field| Term::from_field_text(field, digits);
-        alternatives.push(constant(term_query(term(f.phone_exact)), score::PHONE));
-        alternatives.push(constant(term_query(term(f.phone)), score::PHONE_PREFIX));
+        alternatives.push(Alternative::term(term(f.phone_exact), score::PHONE));
+        alternatives.push(Alternative::term(term(f.phone), score::PHONE_PREFIX));
         if (MIN_PHONE_SUFFIX..=MAX_PHONE_SUFFIX).contains(&digits.len()) {
-            alternatives.push(constant(
-                term_query(term(f.phone_suffix)),
-                score::PHONE_SUFFIX,
-            ));
+            alternatives.push(Alternative::term(term(f.phone_suffix), score::PHONE_SUFFIX));
         }
     }
-    Box::new(DisjunctionMaxQuery::new(alternatives))
+    alternatives
 }
 
 /// The ways to read a phone-shaped query: its digits without a national trunk `0` (or after
@@ -376,15 +491,18 @@ mod tests {
     fn plans_add_a_wide_tier_only_for_words_that_can_have_typos() {
         let (_, fields) = crate::search::schema();
         let none = Filters::default();
-        let wide = |q: &str, known: bool| plan(q, &fields, &none, None, &|_| known).wide.is_some();
+        let wide =
+            |q: &str, known: bool| plan(q, &fields, &none, None, &|_, _| known).wide.is_some();
         assert!(!wide("", false));
         assert!(!wide("  \"():*~ ", false));
         assert!(!wide("+44 20 7946", false));
         assert!(!wide("jo", false));
-        assert!(!wide("jan sm", false), "too short for typos or sounds");
+        assert!(!wide("jan sm", true), "too short for typos or sounds");
+        assert!(wide("jan", false), "the start of an email address");
         assert!(wide("jonh smiht", false));
         assert!(wide("smith", true), "known words still match by sound");
-        assert!(!wide("number9", false), "words with digits are no names");
+        assert!(!wide("number9", true), "words with digits are no names");
+        assert!(wide("number9", false), "but may start an address");
     }
 
     #[test]
