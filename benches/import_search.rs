@@ -237,6 +237,17 @@ async fn main() {
         import_and_index(&args, &dir, &csv_path, &pool, &mut indexer).await;
         std::fs::write(&marker, args.people.to_string()).expect("marker");
     }
+    // As a server does after a bulk load, in the background; searches are measured after it.
+    let t = Instant::now();
+    let segments = index
+        .index()
+        .searchable_segment_ids()
+        .map_or(0, |s| s.len());
+    indexer.merge_segments().await.expect("merge");
+    println!(
+        "merged {segments} index segments into one in {:.1} s (in a server: in the background, after a bulk load)",
+        t.elapsed().as_secs_f64()
+    );
     let phones = PhoneNormalizer::new("US").expect("region");
     let opts = import_options();
 
@@ -248,16 +259,20 @@ async fn main() {
     let mut by_kind: Vec<Vec<Duration>> = vec![Vec::new(); KINDS.len()];
     let mut approximate = vec![0usize; KINDS.len()];
     let mut empty = 0;
+    let mut slowest: Vec<(Duration, &str)> = Vec::new();
     for (kind, q) in &mix {
         let t = Instant::now();
         let results = index.search(q, 20, 0).expect("search");
         let took = t.elapsed();
         inproc.push(took);
+        slowest.push((took, q));
         by_kind[*kind].push(took);
         approximate[*kind] += usize::from(results.approximate);
         empty += usize::from(results.hits.is_empty());
     }
     inproc.sort();
+    slowest.sort_by(|a, b| b.0.cmp(&a.0));
+    slowest.truncate(10);
 
     // Through HTTP: one client (latency), then many (throughput).
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -315,6 +330,14 @@ async fn main() {
         rss_mib(),
         status_mib("RssAnon:"),
         status_mib("RssFile:")
+    );
+    println!(
+        "slowest in-process queries: {}",
+        slowest
+            .iter()
+            .map(|(t, q)| format!("{q:?} {}", ms(*t)))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!();
     println!("| in-process, by kind of query | share | p50 | p99 | typo tier ran |");

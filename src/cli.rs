@@ -313,6 +313,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     "indexed {count} people in {:.1} s",
                     started.elapsed().as_secs_f64()
                 );
+                let started = Instant::now();
+                indexer.merge_segments().await?;
+                println!(
+                    "merged the index into one segment in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
                 Ok::<_, Error>(())
             }
             .await;

@@ -23,6 +23,9 @@ const BATCH: i64 = 10_000;
 /// Rows added to the index at once, in name order: a bulk load makes segments of a few long
 /// runs of documents in name order, which searches read only the start of (`ranked`).
 const SORT_CHUNK: usize = 100_000;
+/// A catch-up of at least this many changes (a bulk load) is followed by merging every segment
+/// into one.
+const MERGE_AFTER: usize = 50_000;
 /// How often to look for changes when no notification arrives.
 const POLL: Duration = Duration::from_secs(5);
 
@@ -96,6 +99,28 @@ impl Indexer {
             tracing::debug!(applied, seq, "index caught up");
         }
         Ok(applied)
+    }
+
+    /// Merges every segment into one and makes the result searchable. A bulk load leaves a
+    /// segment per indexing thread and memory budget; every search looks each of its terms up
+    /// in every segment, so one segment makes searches cheaper.
+    pub async fn merge_segments(&mut self) -> Result<()> {
+        if let Some(merge) = self.start_merge()? {
+            finish_merge(self.index.clone(), merge).await;
+        }
+        Ok(())
+    }
+
+    fn start_merge(&mut self) -> Result<Option<Merge>> {
+        let ids = self.index.index().searchable_segment_ids()?;
+        if ids.len() < 2 {
+            return Ok(None);
+        }
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("index writer lost")))?;
+        Ok(Some(writer.merge(&ids)))
     }
 
     /// Recreates the index from the people table.
@@ -182,6 +207,17 @@ impl Indexer {
                 result = self.catch_up() => result,
             };
             match &caught_up {
+                Ok(n) if *n >= MERGE_AFTER => {
+                    tracing::info!(applied = n, docs = self.index.num_docs(), "index updated");
+                    // In the background: changes keep being applied meanwhile.
+                    match self.start_merge() {
+                        Ok(Some(merge)) => {
+                            tokio::spawn(finish_merge(self.index.clone(), merge));
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot merge index segments"),
+                    }
+                }
                 Ok(n) if *n > 0 => {
                     tracing::info!(applied = n, docs = self.index.num_docs(), "index updated")
                 }
@@ -226,6 +262,27 @@ impl Indexer {
                 None
             }
         }
+    }
+}
+
+type Merge = tantivy::FutureResult<Option<tantivy::index::SegmentMeta>>;
+
+/// Waits for a merge and makes its result searchable. A failed merge (say, a segment the merge
+/// policy was already merging) costs only speed, so it is logged, not returned.
+async fn finish_merge(index: SearchIndex, merge: Merge) {
+    let started = std::time::Instant::now();
+    match tokio::task::spawn_blocking(move || merge.wait()).await {
+        Ok(Ok(_)) => {
+            tracing::info!(
+                secs = started.elapsed().as_secs_f64(),
+                "index segments merged"
+            );
+            if let Err(e) = index.reload() {
+                tracing::warn!(error = %e, "cannot reload the index after merging");
+            }
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "index segments not merged"),
+        Err(e) => tracing::warn!(error = %e, "index merge task failed"),
     }
 }
 

@@ -14,7 +14,7 @@ use tantivy::query::{
     TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::{Score, SegmentReader, Term};
+use tantivy::{Score, Term};
 
 use super::{fold, phonetic_codes, Fields, MAX_PHONE_SUFFIX, MAX_PREFIX, MIN_PHONE_SUFFIX};
 
@@ -87,8 +87,6 @@ pub struct Tier {
 /// One way to match: a query for one term (or an automaton over terms), worth a constant score.
 pub struct Alternative {
     pub query: Box<dyn Query>,
-    /// The term looked up; `None` for automata, which may match anything.
-    pub term: Option<Term>,
     pub score: Score,
     /// A whole word or a prefix, not a typo or a sound-alike.
     pub exact: bool,
@@ -97,8 +95,7 @@ pub struct Alternative {
 impl Alternative {
     fn term(term: Term, score: Score) -> Alternative {
         Alternative {
-            query: term_query(term.clone()),
-            term: Some(term),
+            query: term_query(term),
             score,
             exact: true,
         }
@@ -107,7 +104,6 @@ impl Alternative {
     fn other(query: Box<dyn Query>, score: Score) -> Alternative {
         Alternative {
             query,
-            term: None,
             score,
             exact: true,
         }
@@ -116,16 +112,6 @@ impl Alternative {
     fn approximate(mut self) -> Alternative {
         self.exact = false;
         self
-    }
-
-    fn present(&self, segment: &SegmentReader) -> bool {
-        self.term.as_ref().is_none_or(|term| {
-            segment
-                .inverted_index(term.field())
-                .ok()
-                .and_then(|index| index.doc_freq(term).ok())
-                .is_some_and(|n| n > 0)
-        })
     }
 
     fn scored(&self) -> Box<dyn Query> {
@@ -140,24 +126,6 @@ impl Tier {
             bonuses: Vec::new(),
             exclude_exact: false,
         }
-    }
-
-    /// The best score a document can reach in `segment`, counting only alternatives whose term
-    /// the segment has.
-    pub fn best(&self, segment: &SegmentReader) -> Score {
-        let best = |alternatives: &[Alternative]| {
-            alternatives
-                .iter()
-                .filter(|a| a.present(segment))
-                .map(|a| a.score)
-                .fold(0.0, f32::max)
-        };
-        self.words.iter().map(|w| best(w)).sum::<Score>()
-            + self
-                .bonuses
-                .iter()
-                .map(|b| best(std::slice::from_ref(b)))
-                .sum::<Score>()
     }
 
     /// The same tier as one tantivy query (for counting and facets over every match).

@@ -161,13 +161,10 @@ pub fn top(
         let Some(mut matcher) = Matcher::new(segment, &words, &bonuses, tier.exclude_exact)? else {
             continue;
         };
-        let best = tier.best(segment);
         let cached = cache.get(segment);
         let alive = segment.alive_bitset();
         for (i, &start) in cached.starts.iter().enumerate() {
             let end = cached.starts.get(i + 1).copied().unwrap_or(TERMINATED);
-            // Once nothing later in this run can enter the page, it is only counted.
-            let mut settled = false;
             let mut target = start;
             loop {
                 let doc = matcher.next(target);
@@ -182,27 +179,36 @@ pub fn top(
                     continue;
                 }
                 total += 1;
-                if !settled {
-                    let ranked = Ranked {
-                        score: matcher.score(doc),
-                        key: cached.keys.get(doc),
-                        address: DocAddress::new(ord as u32, doc),
-                    };
-                    if page.len() < k {
-                        page.push(Reverse(ranked));
-                    } else if let Some(mut worst) = page.peek_mut() {
-                        if ranked > worst.0 {
-                            *worst = Reverse(ranked);
+                let ranked = Ranked {
+                    score: matcher.score(doc),
+                    key: cached.keys.get(doc),
+                    address: DocAddress::new(ord as u32, doc),
+                };
+                if page.len() < k {
+                    page.push(Reverse(ranked));
+                } else if let Some(mut worst) = page.peek_mut() {
+                    if ranked > worst.0 {
+                        *worst = Reverse(ranked);
+                    }
+                }
+                // Counted enough and the page is full: skip to where a document that can enter
+                // the page may be, one scoring at least as well as the page's worst (better,
+                // once this run has passed the worst's name).
+                let Some(worst) = page.peek().filter(|_| page.len() == k) else {
+                    continue;
+                };
+                if total >= count_to {
+                    let past = ranked.key <= worst.0.key;
+                    match matcher.skip(target, end, worst.0.score, past) {
+                        Some(next) => {
+                            total_exact &= next == target;
+                            target = next;
+                        }
+                        None => {
+                            total_exact = false;
+                            break;
                         }
                     }
-                    settled = page.len() == k
-                        && page.peek().is_some_and(|worst| {
-                            worst.0.score >= best && ranked.key <= worst.0.key
-                        });
-                }
-                if settled && total >= count_to {
-                    total_exact = false;
-                    break;
                 }
             }
         }
@@ -237,6 +243,10 @@ impl Leaf {
     }
 }
 
+fn best(leaves: &[Leaf]) -> Score {
+    leaves.iter().map(|l| l.score).fold(0.0, f32::max)
+}
+
 /// Finds a tier's matches in one segment, document at a time: every word is the union of its
 /// alternatives' postings, and a match is where all words meet. Skips ahead with the postings'
 /// skip lists, so starting a run or leaving a sparse word behind costs little.
@@ -244,6 +254,9 @@ struct Matcher {
     words: Vec<Vec<Leaf>>,
     bonuses: Vec<Leaf>,
     exclude_exact: bool,
+    /// The best score each word can reach here, and the best score of a document.
+    word_best: Vec<Score>,
+    best: Score,
 }
 
 impl Matcher {
@@ -283,11 +296,61 @@ impl Matcher {
                 .map(|l| u64::from(l.scorer.size_hint()))
                 .sum::<u64>()
         });
+        let bonuses = leaves(bonuses)?;
+        let word_best: Vec<Score> = matched.iter().map(|leaves| best(leaves)).collect();
+        let best = word_best.iter().sum::<Score>() + bonuses.iter().map(|b| b.score).sum::<Score>();
         Ok(Some(Matcher {
             words: matched,
-            bonuses: leaves(bonuses)?,
+            bonuses,
             exclude_exact,
+            word_best,
+            best,
         }))
+    }
+
+    /// Where the next document scoring above `worst` (or as well, unless `strictly`) can be,
+    /// from `target` on (before `end`); `None` when there is none. A part (a word or a bonus)
+    /// that must be worth more than some of its alternatives for that (with every other part at
+    /// its best) limits the search to its better alternatives: to the few people named exactly
+    /// "Li" among the many whose names start with "li", or to names starting with "u" among
+    /// everyone whose IM handle has a "u" in it.
+    fn skip(&mut self, target: DocId, end: DocId, worst: Score, strictly: bool) -> Option<DocId> {
+        let mut next = target;
+        let words = self
+            .words
+            .iter_mut()
+            .zip(&self.word_best)
+            .map(|(leaves, best)| (leaves.as_mut_slice(), *best, false));
+        let bonuses = self.bonuses.iter_mut().map(|b| {
+            let score = b.score;
+            (std::slice::from_mut(b), score, true)
+        });
+        for (leaves, part_best, optional) in words.chain(bonuses) {
+            // What this part must be worth, with every other part at its best.
+            let needed = worst - (self.best - part_best);
+            let enough = |score: Score| {
+                if strictly {
+                    score > needed
+                } else {
+                    score >= needed
+                }
+            };
+            // A missing bonus is worth 0; a word always matches one of its alternatives.
+            if (optional && enough(0.0)) || leaves.iter().all(|leaf| enough(leaf.score)) {
+                continue;
+            }
+            let at = leaves
+                .iter_mut()
+                .filter(|leaf| enough(leaf.score))
+                .map(|leaf| leaf.seek(next))
+                .min()
+                .unwrap_or(TERMINATED);
+            if at >= end {
+                return None;
+            }
+            next = next.max(at);
+        }
+        Some(next)
     }
 
     /// The first document at or after `target` where every word matches.
