@@ -476,6 +476,6 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
         }
     }
     let summary = PersonSummary::from(&person);
-    doc.add_bytes(f.doc, &serde_json::to_vec(&summary).unwrap_or_default());
+    doc.add_text(f.doc, serde_json::to_string(&summary).unwrap_or_default());
     doc
 }

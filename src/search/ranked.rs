@@ -504,11 +504,14 @@ mod tests {
         let store = first.get_store_reader(0).expect("store");
         for doc in (0..first.max_doc()).step_by(7) {
             let stored: tantivy::TantivyDocument = store.get(doc).expect("doc");
-            let id = stored
-                .get_first(fields.id)
-                .and_then(|v| v.as_str())
-                .expect("id")
-                .to_string();
+            let summary: crate::domain::PersonSummary = serde_json::from_str(
+                stored
+                    .get_first(fields.doc)
+                    .and_then(|v| v.as_str())
+                    .expect("doc"),
+            )
+            .expect("summary");
+            let id = summary.id.to_string();
             writer.delete_term(Term::from_field_text(fields.id, &id));
         }
         writer.commit().expect("commit");
