@@ -280,7 +280,7 @@ async fn main() {
         empty += usize::from(results.hits.is_empty());
     }
     inproc.sort();
-    slowest.sort_by(|a, b| b.0.cmp(&a.0));
+    slowest.sort_by_key(|s| std::cmp::Reverse(s.0));
     slowest.truncate(10);
 
     // Through HTTP: one client (latency), then many (throughput).
