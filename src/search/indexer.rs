@@ -437,10 +437,10 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
                 .map_or(handle.as_str(), |(_, rest)| rest),
         );
     }
-    // Phone digits are indexed with all their prefixes from 3 digits, so any typed start of a
-    // number is one term lookup.
+    // Phone digits are indexed with their prefixes of 3 to `MAX_PHONE_PREFIX` digits, so a
+    // typed start of a number is one term lookup (longer ones: see `query::phone_alternatives`).
     let digits: Vec<String> = person.phones.iter().flat_map(|p| p.search_keys()).collect();
-    add_prefixes(&mut doc, f.phone, &digits, 3, usize::MAX);
+    add_prefixes(&mut doc, f.phone, &digits, 3, super::MAX_PHONE_PREFIX);
     let mut endings = Vec::new();
     for phone in &person.phones {
         let keys = phone.search_keys();

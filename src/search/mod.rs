@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 pub const TOKENIZER: &str = "sb_text";
 
 /// Bumped whenever the schema changes; an index of another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 11;
+pub const SCHEMA_VERSION: u32 = 12;
 
 /// Bytes per compressed block of stored documents (tantivy's default is 16 KiB).
 const DOCSTORE_BLOCK: usize = 4096;
@@ -80,6 +80,11 @@ pub struct Fields {
     /// every person has a distinct one and a prefix automaton over them would be slow.
     pub handle: Field,
 }
+
+/// Longest start of a phone number indexed as a term. Longer starts are nearly unique: they
+/// would make most of the term dictionary (and of the time to build it); a longer typed start
+/// is matched by automaton over whole numbers instead, where it selects a few.
+pub const MAX_PHONE_PREFIX: usize = 7;
 
 /// Longest phone-number ending indexed as a term.
 pub const MAX_PHONE_SUFFIX: usize = 8;

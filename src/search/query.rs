@@ -16,7 +16,9 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{Score, Term};
 
-use super::{fold, phonetic_codes, Fields, MAX_PHONE_SUFFIX, MAX_PREFIX, MIN_PHONE_SUFFIX};
+use super::{
+    fold, phonetic_codes, Fields, MAX_PHONE_PREFIX, MAX_PHONE_SUFFIX, MAX_PREFIX, MIN_PHONE_SUFFIX,
+};
 
 /// Shortest word that also matches the start of an email address or IM handle (in the wide tier,
 /// and only when it starts no name: "jsmi" for jsmith@…).
@@ -363,7 +365,14 @@ fn phone_alternatives(candidates: &[String], f: &Fields) -> Vec<Alternative> {
     for digits in candidates {
         let term = |field| Term::from_field_text(field, digits);
         alternatives.push(Alternative::term(term(f.phone_exact), score::PHONE));
-        alternatives.push(Alternative::term(term(f.phone), score::PHONE_PREFIX));
+        alternatives.push(if digits.len() <= MAX_PHONE_PREFIX {
+            Alternative::term(term(f.phone), score::PHONE_PREFIX)
+        } else {
+            Alternative::other(
+                Box::new(FuzzyTermQuery::new_prefix(term(f.phone_exact), 0, false)),
+                score::PHONE_PREFIX,
+            )
+        });
         if (MIN_PHONE_SUFFIX..=MAX_PHONE_SUFFIX).contains(&digits.len()) {
             alternatives.push(Alternative::term(term(f.phone_suffix), score::PHONE_SUFFIX));
         }
