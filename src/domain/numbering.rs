@@ -2,14 +2,21 @@
 //!
 //! phonenumber 0.3 looks every pattern up by its source text in one global, mutex-guarded LRU
 //! cache of 100 compiled regexes: each use hashes and compares a pattern that can run to
-//! thousands of characters, and no two threads can parse at once. Two things here avoid that
+//! thousands of characters, and no two threads can parse at once. What is here avoids that
 //! without changing a single result:
 //!
-//! - [`private_database`]: a copy of the crate's database, built through its public API from
-//!   the same metadata, with a cache of its own. A thread holding one parses and formats with
-//!   the crate's own code (`parse_with`, `format_with`) without waiting for anyone.
-//! - [`is_valid`]: the crate's `is_valid_with`, line for line, over the same patterns compiled
-//!   once with the same options (`tests` pin it against the crate on generated numbers).
+//! - [`with_private_database`]: a copy of the crate's database, built through its public API
+//!   from the same metadata, with a cache of its own. A thread holding one parses and formats
+//!   with the crate's own code (`parse_with`, `format_with`) without waiting for anyone.
+//! - Its patterns are anchored at the start. The crate only ever acts on a match that starts
+//!   at the first digit (it checks `start() == 0`, or has checked it before it captures or
+//!   replaces), and such a match is the same whether the search is anchored or not; unanchored,
+//!   the regex engine also tries a match at every later digit, and over many different numbers
+//!   keeps building automaton states for patterns of hundreds of area codes.
+//! - [`is_valid`]: the crate's `is_valid_with`, line for line, over the same anchored patterns
+//!   compiled once and kept outside any cache.
+//!
+//! `tests` here and in `phone` pin all of it against the crate's own global database.
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex, OnceLock};
@@ -111,11 +118,68 @@ fn loader_metadata(m: &Metadata) -> loader::Metadata {
 /// (building one compiles nothing, but checks the syntax of every pattern).
 static SPARE: Mutex<Vec<Database>> = Mutex::new(Vec::new());
 
-/// A copy of the crate's database with a regex cache of its own.
+/// A copy of the crate's database with a regex cache of its own and anchored patterns.
 pub fn private_database() -> Database {
-    let metadata = metadata_of(&DATABASE);
+    let metadata = metadata_of(&DATABASE).into_iter().map(anchored).collect();
     // The crate's own metadata passed back through its own constructor cannot fail to load.
     Database::from(metadata).expect("the crate's metadata loads")
+}
+
+/// One private database for parsing a number at a time (its cache has a mutex, as the
+/// crate's does); bulk parsing takes one per thread with [`with_private_database`].
+pub fn shared_database() -> &'static Database {
+    static SHARED: LazyLock<Database> = LazyLock::new(private_database);
+    &SHARED
+}
+
+/// `pattern` anchored at the start (see the module documentation). The newline ends any `#`
+/// comment the pattern might have in whitespace-insensitive mode before the group closes.
+fn at_start(pattern: &str) -> String {
+    format!("^(?:{pattern}\n)")
+}
+
+/// Every pattern of `m` anchored at the start.
+fn anchored(mut m: loader::Metadata) -> loader::Metadata {
+    let anchor = |p: &mut String| *p = at_start(p);
+    for d in [
+        &mut m.general,
+        &mut m.fixed_line,
+        &mut m.mobile,
+        &mut m.toll_free,
+        &mut m.premium_rate,
+        &mut m.shared_cost,
+        &mut m.personal_number,
+        &mut m.voip,
+        &mut m.pager,
+        &mut m.uan,
+        &mut m.emergency,
+        &mut m.voicemail,
+        &mut m.short_code,
+        &mut m.standard_rate,
+        &mut m.carrier,
+        &mut m.no_international,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        d.national_number.iter_mut().for_each(anchor);
+    }
+    for p in [
+        &mut m.international_prefix,
+        &mut m.national_prefix_for_parsing,
+        &mut m.leading_digits,
+    ] {
+        p.iter_mut().for_each(anchor);
+    }
+    for f in m
+        .formats
+        .iter_mut()
+        .chain(m.international_formats.iter_mut())
+    {
+        f.pattern.iter_mut().for_each(anchor);
+        f.leading_digits.iter_mut().for_each(anchor);
+    }
+    m
 }
 
 /// Runs `f` with a private database, reusing one a previous call gave back.
@@ -152,17 +216,11 @@ impl Pattern {
     }
 }
 
-/// `pattern` anchored at the start, with the options `phonenumber` compiles its patterns with
-/// (`regex_cache`'s defaults and `ignore_whitespace`).
-///
-/// The crate asks whether the leftmost match starts at 0, which it does exactly when some match
-/// starts at 0. Asked that way, unanchored, the lazy DFA tracks a match starting at every digit
-/// and, over many different numbers, keeps building states for patterns of hundreds of area
-/// codes; anchored, its states are those of one match. (The newline ends any `#` comment the
-/// pattern might have in whitespace-insensitive mode before the group closes.)
+/// `pattern` anchored at the start, compiled with the options `phonenumber` compiles its
+/// patterns with (`regex_cache`'s defaults and `ignore_whitespace`).
 fn compile_at_start(pattern: &str) -> Regex {
     // Patterns of the crate's own metadata, which the crate has compiled before us.
-    RegexBuilder::new(&format!("^(?:{pattern}\n)"))
+    RegexBuilder::new(&at_start(pattern))
         .ignore_whitespace(true)
         .unicode(true)
         .size_limit(10 * (1 << 20))
@@ -280,15 +338,19 @@ pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Every field the crate's public API shows, for comparing two databases.
-    fn fingerprint(db: &Database) -> Vec<String> {
+    /// Every field the crate's public API shows, for comparing two databases, with the
+    /// patterns of `db` rewritten by `patterns`.
+    fn fingerprint(
+        db: &Database,
+        patterns: impl Fn(loader::Metadata) -> loader::Metadata,
+    ) -> Vec<String> {
         let mut out = Vec::new();
         for code in 0..=MAX_CALLING_CODE {
             if let Some(regions) = db.region(&code) {
                 out.push(format!("{code} regions {regions:?}"));
             }
             for m in db.by_code(&code).unwrap_or_default() {
-                out.push(format!("{code} {:?}", loader_metadata(m)));
+                out.push(format!("{code} {:?}", patterns(loader_metadata(m))));
             }
         }
         let mut ids: Vec<&str> = db.iter().map(Metadata::id).collect();
@@ -301,10 +363,17 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_private_database_is_the_crate_s_database() {
+    fn a_private_database_is_the_crate_s_database_anchored() {
         let copy = private_database();
-        assert_eq!(fingerprint(&copy), fingerprint(&DATABASE));
+        assert_eq!(fingerprint(&copy, |m| m), fingerprint(&DATABASE, anchored));
         assert!(!std::sync::Arc::ptr_eq(&copy.cache(), &DATABASE.cache()));
+        let us = copy.by_id("US").expect("US");
+        assert!(us
+            .descriptors()
+            .general()
+            .national_number()
+            .as_str()
+            .starts_with("^(?:"));
     }
 
     /// Every region's example numbers (general, fixed line, mobile, toll free), with their

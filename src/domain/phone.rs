@@ -154,10 +154,10 @@ impl PhoneNormalizer {
 
     /// Parses one number. Short all-digit strings are internal extensions.
     pub fn normalize(&self, kind: PhoneKind, raw: &str) -> Result<Phone, String> {
-        self.normalize_with(&phonenumber::metadata::DATABASE, kind, raw)
+        self.normalize_with(numbering::shared_database(), kind, raw)
     }
 
-    /// Parses one number with the numbering plans in `db` (the crate's, or a private copy).
+    /// Parses one number with the numbering plans in `db` (a private copy, see [`numbering`]).
     fn normalize_with(&self, db: &Database, kind: PhoneKind, raw: &str) -> Result<Phone, String> {
         let trimmed = raw.trim();
         if Self::is_extension(kind, raw) {
