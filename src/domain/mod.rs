@@ -1,5 +1,6 @@
 //! Pure types of the directory: no I/O here.
 
+pub mod numbering;
 pub mod phone;
 pub mod record;
 

@@ -222,44 +222,40 @@ pub fn normalize_all(
     records: Vec<(Option<u64>, SourceRecord)>,
     phones: &PhoneNormalizer,
 ) -> Vec<Normalized> {
-    let raw = RawBatch {
-        records,
-        ..RawBatch::default()
-    };
+    let mut records = records;
     let table = phones.normalize_many(
-        raw.records
+        records
             .iter()
             .flat_map(|(_, r)| r.phones.iter().map(|(k, p)| (*k, p.as_str()))),
     );
     let table = &table;
+    let total = records.len();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = raw.records.len().div_ceil(threads).max(1);
-    let mut records = raw.records.into_iter();
-    let parts: Vec<Vec<(Option<u64>, SourceRecord)>> = std::iter::from_fn(|| {
-        Some(records.by_ref().take(chunk).collect::<Vec<_>>()).filter(|p| !p.is_empty())
-    })
-    .collect();
-    let results: Vec<Vec<_>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .into_iter()
+    let chunk = records.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        // Each thread takes its records out of a slice of the one vector: no copy of a million
+        // records into per-thread vectors first.
+        let handles: Vec<_> = records
+            .chunks_mut(chunk)
             .map(|part| {
                 scope.spawn(move || {
-                    part.into_iter()
-                        .map(|(line, rec)| (line, rec.normalize(table)))
+                    part.iter_mut()
+                        .map(|(line, rec)| (*line, std::mem::take(rec).normalize(table)))
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
-        handles
-            .into_iter()
+        let mut results = Vec::with_capacity(total);
+        for handle in handles {
             // A panic must not silently drop records (a full import would remove them).
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
-    results.into_iter().flatten().collect()
+            results.extend(
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        results
+    })
 }
 
 /// Keeps the first record of each id and refuses the others, then orders the refusals by line.
@@ -342,7 +338,7 @@ async fn apply(
         })
         .collect();
     let managers = resolve_managers(&mut tx, &opts.source, records, &ids).await?;
-    let hashes: Vec<i64> = records.iter().map(|(_, r)| r.content_hash()).collect();
+    let hashes = content_hashes(records);
 
     let mut counts = Counts {
         rejected: rejects.len(),
@@ -596,6 +592,31 @@ async fn apply(
         changes,
         rejects,
         timings,
+    })
+}
+
+/// Each record's `content_hash`, on every core (each serializes the whole record).
+fn content_hashes(records: &[(Option<u64>, NormalizedRecord)]) -> Vec<i64> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let part = records.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = records
+            .chunks(part)
+            .map(|part| {
+                scope.spawn(|| {
+                    part.iter()
+                        .map(|(_, r)| r.content_hash())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
     })
 }
 
