@@ -104,7 +104,10 @@ async fn filters_narrow_results_and_facets_count_all_matches() {
     assert_eq!(reachable, ["Hans Schmidt", "Jane Smith", "Jennifer Kim"]);
     let (_, _, body) = app.get("/api/v1/people?has_presence=false&limit=1").await;
     assert_eq!(body["total"], 62 - 3);
-    assert_eq!(body["total_exact"], true, "fewer than 1,000 matches are all counted");
+    assert_eq!(
+        body["total_exact"], true,
+        "fewer than 1,000 matches are all counted"
+    );
 
     // Facets: counts over every match, not just the page.
     let (status, _, body) = app

@@ -2,15 +2,17 @@
 //!
 //! Results are ordered by score, then by name (`OrderKeys`). The indexer adds documents in name
 //! order, so a segment is a few long *runs* of documents in name order (merging segments
-//! concatenates them). Scores come in a few fixed tiers (`query::score`) and every query knows
-//! the best score a document can reach in a segment (`query::Bound`). Reading a run in document
-//! order, once the page is full of documents that reach that best score and the run has passed
-//! the page's last name, nothing further in the run can enter the page: the rest of the run is
-//! skipped. A one-letter prefix that matches 100,000 people reads a few dozen per run.
+//! concatenates them). Scores come in a few fixed tiers (`query::score`), so a tier knows the
+//! best score a document can reach in a segment. A run is read document at a time, and once the
+//! page is full (and enough matches are counted), only documents that can still beat the page's
+//! worst are looked for: ones scoring at least as well before the worst's name, better after it.
+//! `Matcher::skip` turns that into where to read next: past the rest of the run when nothing
+//! can, or to the next document of an alternative that is needed for it. A one-letter prefix that
+//! matches 100,000 people reads a few dozen per run.
 //!
-//! Counting stops too, once `count_to` matches are counted: totals above it are lower bounds.
-//! Runs are worked out from the documents' own sort keys, so a segment in any order gives
-//! correct results, only slower.
+//! Counting stops once `count_to` matches are counted: totals above it are lower bounds. Runs are
+//! worked out from the documents' own sort keys, so a segment in any order gives correct results,
+//! only slower.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
