@@ -396,4 +396,14 @@ async fn namesakes_keep_one_order_across_pages_and_rebuilds() {
         paged,
         "the empty query lists namesakes in the same order"
     );
+    // Merged into one segment (as after a bulk load): the same pages.
+    app.indexer.merge_segments().await.expect("merge");
+    let segments = app
+        .index
+        .index()
+        .searchable_segment_ids()
+        .expect("segments");
+    assert_eq!(segments.len(), 1);
+    let (_, _, all) = app.get("/api/v1/people?q=alexandra&limit=20").await;
+    assert_eq!(ids(&all), paged, "same order in one segment");
 }
