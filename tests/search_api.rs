@@ -19,14 +19,7 @@ async fn company() -> TestApp {
     app
 }
 
-fn names(body: &Value) -> Vec<String> {
-    body["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|p| p["display_name"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
+use common::display_names as names;
 
 #[tokio::test]
 async fn reverse_lookup_finds_the_owner_of_a_number_in_any_format() {

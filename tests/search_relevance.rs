@@ -282,14 +282,7 @@ async fn near_breaks_ties_then_alphabetical() {
         ["Amelia Brown", "Isla Brown", "Oliver Brown"]
     );
     let near = |location: &str| format!("brown&near={}", urlencode(location));
-    let names = |body: serde_json::Value| -> Vec<String> {
-        body["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .map(|p| p["display_name"].as_str().unwrap_or_default().to_string())
-            .collect()
-    };
+    let names = |body: serde_json::Value| common::display_names(&body);
     let (_, _, body) = app
         .get(&format!("/api/v1/people?q={}", near("New York")))
         .await;

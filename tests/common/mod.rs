@@ -169,13 +169,18 @@ impl TestApp {
         let uri = format!("/api/v1/people?limit=100&q={}", urlencode(q));
         let (status, _, body) = self.get(&uri).await;
         assert_eq!(status, StatusCode::OK, "{q}: {body}");
-        body["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .map(|p| p["display_name"].as_str().unwrap_or_default().to_string())
-            .collect()
+        display_names(&body)
     }
+}
+
+/// Display names of the people in a search response, in order.
+pub fn display_names(body: &serde_json::Value) -> Vec<String> {
+    body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|p| p["display_name"].as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
 pub fn urlencode(s: &str) -> String {
