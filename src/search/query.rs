@@ -94,6 +94,16 @@ pub struct Alternative {
     pub exact: bool,
 }
 
+impl Clone for Alternative {
+    fn clone(&self) -> Alternative {
+        Alternative {
+            query: self.query.box_clone(),
+            score: self.score,
+            exact: self.exact,
+        }
+    }
+}
+
 impl Alternative {
     fn term(term: Term, score: Score) -> Alternative {
         Alternative {
@@ -219,8 +229,9 @@ pub fn plan(
     let mut wide_words = Vec::new();
     let mut approximate = false;
     for (i, w) in words.iter().enumerate() {
-        exact_words.push(exact_alternatives(w, f));
-        let mut alternatives = exact_alternatives(w, f);
+        let exact = exact_alternatives(w, f);
+        let mut alternatives: Vec<Alternative> = exact.iter().map(Alternative::clone).collect();
+        exact_words.push(exact);
         let approx = approximate_alternatives(w, i == last, known, f);
         approximate |= !approx.is_empty();
         alternatives.extend(approx.into_iter().map(Alternative::approximate));
