@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::domain::{Person, PersonRef, Phone, SourceRef};
 use crate::error::Result;
 
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PersonRow {
     pub id: Uuid,
     pub display_name: String,

@@ -1,6 +1,7 @@
 //! The one owner of the index writer. It follows `change_log` from the position stored in the
 //! index's last commit, woken by NOTIFY (and a periodic check, in case a notification is lost).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tantivy::schema::TantivyDocument;
-use tantivy::{IndexWriter, Term};
+use tantivy::IndexWriter;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -33,6 +34,8 @@ pub struct Indexer {
     index: SearchIndex,
     writer: Option<IndexWriter>,
     pool: PgPool,
+    /// The writer holds changes not committed yet (a catch-up failed half-way).
+    pending: bool,
 }
 
 impl Indexer {
@@ -49,6 +52,7 @@ impl Indexer {
             index,
             writer: Some(writer),
             pool,
+            pending: false,
         })
     }
 
@@ -76,6 +80,10 @@ impl Indexer {
         let mut applied = 0;
         let fields = self.index.fields();
         let mut chunk = Vec::new();
+        // Into an empty index with nothing uncommitted (a first load, a new schema), only
+        // people added earlier in this catch-up can have a document to replace: a delete for
+        // every one of a million new people costs tantivy a lookup in every segment.
+        let mut indexed = (self.index.num_docs() == 0 && !self.pending).then(HashSet::new);
         loop {
             let changes = received.recv().await;
             let done = changes.is_none();
@@ -86,7 +94,12 @@ impl Indexer {
             }
             if chunk.len() >= SORT_CHUNK || (done && !chunk.is_empty()) {
                 let rows = std::mem::take(&mut chunk);
-                self.with_writer(move |writer| replace_sorted(writer, &fields, rows))
+                let mut known = indexed.take();
+                indexed = self
+                    .with_writer(move |writer| {
+                        replace_sorted(writer, &fields, rows, known.as_mut())?;
+                        Ok(known)
+                    })
                     .await?;
             }
             if done {
@@ -173,6 +186,7 @@ impl Indexer {
             Ok(())
         })
         .await?;
+        self.pending = false;
         self.index.reload()
     }
 
@@ -185,6 +199,7 @@ impl Indexer {
             .writer
             .take()
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("index writer lost")))?;
+        self.pending = true;
         let (writer, result) = tokio::task::spawn_blocking(move || {
             let result = work(&mut writer);
             (writer, result)
@@ -287,16 +302,29 @@ async fn finish_merge(index: SearchIndex, merge: Merge) {
 }
 
 /// Replaces the documents of the people in `rows` (latest states, in change order) with their
-/// new ones; people deleted since are only removed.
-fn replace_sorted(writer: &mut IndexWriter, fields: &Fields, rows: Vec<PersonRow>) -> Result<()> {
+/// new ones; people deleted since are only removed. With `indexed`, the index holds documents
+/// of those people only: only theirs are deleted, and the people added join them.
+fn replace_sorted(
+    writer: &mut IndexWriter,
+    fields: &Fields,
+    rows: Vec<PersonRow>,
+    mut indexed: Option<&mut HashSet<Uuid>>,
+) -> Result<()> {
     // The latest state of each person; deletions before additions, so none undoes one.
-    let mut latest = std::collections::HashMap::with_capacity(rows.len());
+    let mut latest = HashMap::with_capacity(rows.len());
     for row in rows {
         latest.insert(row.id, row);
     }
     let mut active = Vec::with_capacity(latest.len());
     for (id, row) in latest {
-        writer.delete_term(Term::from_field_text(fields.id, &id.to_string()));
+        let present = match indexed.as_deref_mut() {
+            None => true,
+            Some(indexed) if row.deleted_at.is_none() => !indexed.insert(id),
+            Some(indexed) => indexed.remove(&id),
+        };
+        if present {
+            writer.delete_term(super::id_term(fields, &id));
+        }
         if row.deleted_at.is_none() {
             active.push(row);
         }
@@ -324,6 +352,13 @@ pub(crate) fn add_sorted(
     Ok(())
 }
 
+/// Adds each of `words` (distinct already) as a term of `field`.
+fn add_words(doc: &mut TantivyDocument, field: tantivy::schema::Field, words: &[String]) {
+    for word in words {
+        doc.add_text(field, word);
+    }
+}
+
 /// Adds each distinct prefix of `words` from `min` to `max` characters (capped at `MAX_PREFIX`
 /// by `prefixes`) as a term of `field`.
 fn add_prefixes(
@@ -348,15 +383,8 @@ fn add_prefixes(
 pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
     let person = row.into_person(Vec::new());
     let mut doc = TantivyDocument::default();
-    doc.add_text(f.id, person.id.to_string());
-    doc.add_text(f.name, &person.display_name);
-    for part in [&person.given_name, &person.family_name]
-        .into_iter()
-        .flatten()
-    {
-        doc.add_text(f.name, part);
-    }
-    // Every prefix of every name word is a term: typing "j" or "smi" is one lookup.
+    doc.add_bytes(f.id, person.id.as_bytes());
+    // The words of display, given and family name; "Mueller" for "Müller" too.
     let mut name_words = fold(&person.display_name);
     for part in [&person.given_name, &person.family_name]
         .into_iter()
@@ -364,7 +392,6 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
     {
         name_words.extend(fold(part));
     }
-    // "Mueller" for "Müller": the umlaut spelling is a name word too.
     let raw_words: Vec<&str> = [
         Some(&person.display_name),
         person.given_name.as_ref(),
@@ -375,23 +402,20 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
     .flat_map(|t| t.split(|c: char| !c.is_alphanumeric()))
     .collect();
     for spelling in raw_words.into_iter().filter_map(super::umlaut_spelling) {
-        doc.add_text(f.name, &spelling);
         name_words.extend(fold(&spelling));
     }
+    name_words.sort_unstable();
+    name_words.dedup();
+    add_words(&mut doc, f.name, &name_words);
+    // Every prefix of every name word is a term: typing "j" or "smi" is one lookup.
     add_prefixes(&mut doc, f.name_prefix, &name_words, 1, super::MAX_PREFIX);
-    // Display name, given and family name repeat the same words: encode each once.
-    let mut distinct: Vec<&str> = name_words.iter().map(String::as_str).collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let mut codes: Vec<String> = distinct
-        .into_iter()
-        .flat_map(super::phonetic_codes)
+    let mut codes: Vec<String> = name_words
+        .iter()
+        .flat_map(|w| super::phonetic_codes(w))
         .collect();
     codes.sort_unstable();
     codes.dedup();
-    for code in codes {
-        doc.add_text(f.name_phonetic, code);
-    }
+    add_words(&mut doc, f.name_phonetic, &codes);
     // The whole name, in display order and as "given family" / "family given".
     let mut full_names = vec![fold(&person.display_name).join(" ")];
     if let (Some(given), Some(family)) = (&person.given_name, &person.family_name) {
@@ -401,27 +425,25 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
     }
     full_names.sort_unstable();
     full_names.dedup();
-    for name in full_names {
-        doc.add_text(f.name_full, name);
-    }
-    let organisation = [
+    add_words(&mut doc, f.name_full, &full_names);
+    // Words of title, department, unit and location; their starts are found at query time.
+    let mut org_words: Vec<String> = [
         &person.title,
         &person.department,
         &person.org_unit,
         &person.location,
-    ];
-    for text in organisation.into_iter().flatten() {
-        doc.add_text(f.text, text);
-    }
-    // Every start of an organisation word is a term ("eng" for Engineering): few distinct ones.
-    let org_words: Vec<String> = organisation
-        .into_iter()
-        .flatten()
-        .flat_map(|t| fold(t))
-        .collect();
-    add_prefixes(&mut doc, f.text_prefix, &org_words, 1, super::MAX_PREFIX);
+    ]
+    .into_iter()
+    .flatten()
+    .flat_map(|t| fold(t))
+    .collect();
+    org_words.sort_unstable();
+    org_words.dedup();
+    add_words(&mut doc, f.org, &org_words);
+    // Words of email addresses and IM handles (without their scheme).
+    let mut contact_words = Vec::new();
     for email in &person.emails {
-        doc.add_text(f.text, email);
+        contact_words.extend(fold(email));
         // "janesmith" for jane.smith@…: the local part as one word, as people type handles.
         let local = email.split('@').next().unwrap_or_default();
         let compact: String = local.chars().filter(|c| c.is_alphanumeric()).collect();
@@ -430,37 +452,36 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
         }
     }
     for handle in &person.im {
-        doc.add_text(
-            f.text,
+        contact_words.extend(fold(
             handle
                 .split_once(':')
                 .map_or(handle.as_str(), |(_, rest)| rest),
-        );
+        ));
     }
+    contact_words.sort_unstable();
+    contact_words.dedup();
+    add_words(&mut doc, f.text, &contact_words);
     // Phone digits are indexed with their prefixes of 3 to `MAX_PHONE_PREFIX` digits, so a
     // typed start of a number is one term lookup (longer ones: see `query::phone_alternatives`).
     let digits: Vec<String> = person.phones.iter().flat_map(|p| p.search_keys()).collect();
     add_prefixes(&mut doc, f.phone, &digits, 3, super::MAX_PHONE_PREFIX);
     let mut endings = Vec::new();
     for phone in &person.phones {
-        let keys = phone.search_keys();
-        for key in &keys {
+        for key in phone.search_keys() {
             doc.add_text(f.phone_exact, key);
         }
-        // The last digits of the number (not of the extension, which is matched whole).
+        // Its last digits (not the extension's, which is matched whole).
         if let Some(e164) = &phone.e164 {
-            let digits: Vec<char> = e164.chars().filter(char::is_ascii_digit).collect();
-            let len = digits.len();
-            for n in super::MIN_PHONE_SUFFIX..=super::MAX_PHONE_SUFFIX.min(len) {
-                endings.push(digits[len - n..].iter().collect::<String>());
+            let backwards: String = e164.chars().rev().filter(char::is_ascii_digit).collect();
+            if backwards.len() >= super::MIN_PHONE_SUFFIX {
+                endings.push(backwards[..super::MIN_PHONE_SUFFIX].chars().rev().collect());
             }
+            doc.add_text(f.phone_reversed, backwards);
         }
     }
     endings.sort_unstable();
     endings.dedup();
-    for ending in endings {
-        doc.add_text(f.phone_suffix, ending);
-    }
+    add_words(&mut doc, f.phone_suffix, &endings);
     doc.add_u64(f.has_presence, u64::from(!person.im.is_empty()));
     let sort_name = fold(&person.display_name).join(" ");
     let (key, key2) = super::sort_keys(&sort_name, &person.id);
@@ -478,4 +499,109 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
     let summary = PersonSummary::from(&person);
     doc.add_text(f.doc, serde_json::to_string(&summary).unwrap_or_default());
     doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{PhoneKind, PhoneNormalizer};
+
+    fn person(given: &str, family: &str, title: &str, number: &str) -> PersonRow {
+        let phones = PhoneNormalizer::new("GB").expect("region");
+        PersonRow {
+            id: Uuid::now_v7(),
+            display_name: format!("{given} {family}"),
+            given_name: Some(given.into()),
+            family_name: Some(family.into()),
+            title: Some(title.into()),
+            department: None,
+            org_unit: None,
+            location: None,
+            manager_id: None,
+            manager_name: None,
+            phones: sqlx::types::Json(vec![phones
+                .normalize(PhoneKind::Work, number)
+                .expect("phone")]),
+            emails: Vec::new(),
+            im: Vec::new(),
+            photo_url: None,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+            deleted_at: None,
+        }
+    }
+
+    fn names(index: &SearchIndex, q: &str) -> Vec<String> {
+        let results = index.search(q, 100, 0).expect("search");
+        results.hits.into_iter().map(|h| h.display_name).collect()
+    }
+
+    /// A first load skips deleting people it has not added yet, but one who changes again in a
+    /// later chunk of the same catch-up is still replaced, and one deleted is removed.
+    #[test]
+    fn a_first_load_replaces_people_it_added_and_removes_the_deleted() {
+        let dir = tempfile::tempdir().expect("dir");
+        let index = SearchIndex::open(dir.path()).expect("index");
+        let fields = index.fields();
+        let mut writer = index.index().writer(15_000_000).expect("writer");
+        let mut indexed = HashSet::new();
+        let ann = person("Ann", "Able", "Engineer", "+44 20 7946 0001");
+        let ben = person("Ben", "Baker", "Engineer", "+44 20 7946 0002");
+        let rows = vec![ann.clone(), ben.clone()];
+        replace_sorted(&mut writer, &fields, rows, Some(&mut indexed)).expect("first chunk");
+        let mut renamed = ann.clone();
+        renamed.display_name = "Ann Abel".into();
+        renamed.family_name = Some("Abel".into());
+        let mut gone = ben.clone();
+        gone.deleted_at = Some(chrono::Utc::now());
+        let rows = vec![renamed, gone];
+        replace_sorted(&mut writer, &fields, rows, Some(&mut indexed)).expect("second chunk");
+        writer.commit().expect("commit");
+        index.reload().expect("reload");
+        assert_eq!(names(&index, ""), ["Ann Abel"]);
+        assert_eq!(indexed, HashSet::from([ann.id]));
+    }
+
+    /// Starts of title words and endings of numbers are found by expanding them to the indexed
+    /// words and numbers, and by automaton when a start names too many words to list.
+    #[test]
+    fn typed_starts_of_org_words_and_number_endings_are_expanded() {
+        let dir = tempfile::tempdir().expect("dir");
+        let index = SearchIndex::open(dir.path()).expect("index");
+        let fields = index.fields();
+        let mut writer = index.index().writer(15_000_000).expect("writer");
+        let many = super::super::query::MAX_EXPANSION + 6;
+        let mut rows: Vec<PersonRow> = (0..many)
+            .map(|n| {
+                let number = format!("+44 20 7946 {n:04}");
+                person(
+                    &format!("Pat{n}"),
+                    "Person",
+                    &format!("Z{n:03}word Officer"),
+                    &number,
+                )
+            })
+            .collect();
+        rows.push(person(
+            "Ann",
+            "Able",
+            "Engineering Lead",
+            "+44 161 496 0123",
+        ));
+        add_sorted(&mut writer, &fields, rows).expect("add");
+        writer.commit().expect("commit");
+        index.reload().expect("reload");
+
+        assert_eq!(names(&index, "z").len(), many, "more words than are listed");
+        assert_eq!(names(&index, "z007"), ["Pat7 Person"]);
+        assert_eq!(names(&index, "z00").len(), 10);
+        assert_eq!(names(&index, "engin"), ["Ann Able"]);
+        assert_eq!(names(&index, "offi lead"), Vec::<String>::new());
+        for ending in ["0123", "60123", "960123", "4960123", "14960123"] {
+            assert_eq!(names(&index, ending), ["Ann Able"], "{ending}");
+        }
+        // An ending is matched as an ending only up to 8 digits, and only at the end.
+        assert!(names(&index, "614960123").is_empty());
+        assert!(names(&index, "496012").is_empty());
+    }
 }

@@ -12,10 +12,7 @@ use std::path::Path;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::BooleanQuery;
-use tantivy::schema::{
-    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
-    STRING,
-};
+use tantivy::schema::{Field, IndexRecordOption, Schema, Value, FAST, INDEXED, STORED, STRING};
 use tantivy::tokenizer::{
     AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
 };
@@ -26,11 +23,8 @@ pub use facets::{FacetCount, Facets};
 use crate::domain::PersonSummary;
 use crate::error::{Error, Result};
 
-/// Our text analyzer: split on non-alphanumerics, lower-case, fold accents (é→e, ß→ss, ø→o, Ł→l).
-pub const TOKENIZER: &str = "sb_text";
-
 /// Bumped whenever the schema changes; an index of another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 12;
+pub const SCHEMA_VERSION: u32 = 13;
 
 /// Bytes per compressed block of stored documents (tantivy's default is 16 KiB).
 const DOCSTORE_BLOCK: usize = 4096;
@@ -47,16 +41,24 @@ pub fn prefixes(word: &str, min: usize) -> impl Iterator<Item = &str> {
         .map(move |(_, end)| &word[..end])
 }
 
+/// The term that names a person's document: the id's 16 bytes (a shorter key than its text).
+pub fn id_term(fields: &Fields, id: &uuid::Uuid) -> tantivy::Term {
+    tantivy::Term::from_field_bytes(fields.id, id.as_bytes())
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct Fields {
     pub id: Field,
+    /// The distinct folded words of every name (`fold`), umlaut spellings included.
     pub name: Field,
     /// Every prefix (edge n-gram) of every folded name word, up to `MAX_PREFIX` characters.
     pub name_prefix: Field,
+    /// The distinct folded words of emails and IM handles (without their scheme).
     pub text: Field,
-    /// Every prefix (up to `MAX_PREFIX`) of the words of title, department, org unit and
-    /// location: a small vocabulary, so few distinct terms.
-    pub text_prefix: Field,
+    /// The distinct folded words of title, department, org unit and location: a small
+    /// vocabulary, so a typed start is expanded to the words it starts at query time
+    /// (`query::Terms::starting_with`) instead of indexing every prefix.
+    pub org: Field,
     pub phone: Field,
     /// Bytes 0–8 of the folded name, as a number: breaks score ties alphabetically.
     pub sort_key: Field,
@@ -72,8 +74,11 @@ pub struct Fields {
     pub name_phonetic: Field,
     /// Whole numbers: E.164 digits, national digits and extension. Reverse lookup.
     pub phone_exact: Field,
-    /// The last 4 to `MAX_PHONE_SUFFIX` digits of every number: "…0018" from a missed call.
+    /// The last `MIN_PHONE_SUFFIX` digits of every number: "…0018" from a missed call.
     pub phone_suffix: Field,
+    /// Every number's E.164 digits backwards: a longer ending is a start of these, expanded to
+    /// the few numbers it ends at query time (indexing every ending made most of the terms).
+    pub phone_reversed: Field,
     /// 1 when the person has an IM handle (later: live presence). Filter and facet.
     pub has_presence: Field,
     /// Email local parts without punctuation ("janesmith"): matched whole only, since nearly
@@ -93,17 +98,15 @@ pub const MIN_PHONE_SUFFIX: usize = 4;
 
 pub fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
-    let text = TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default()
-            .set_tokenizer(TOKENIZER)
-            .set_index_option(IndexRecordOption::WithFreqs),
-    );
+    // Words are folded (`fold`) and deduplicated before indexing, so every field takes its
+    // terms as they are: no tokenizing twice, no repeated words, no frequencies or positions
+    // (scores are constants per kind of match).
     let fields = Fields {
-        id: b.add_text_field("id", STRING),
-        name: b.add_text_field("name", text.clone()),
+        id: b.add_bytes_field("id", INDEXED),
+        name: b.add_text_field("name", STRING),
         name_prefix: b.add_text_field("name_prefix", STRING),
-        text: b.add_text_field("text", text),
-        text_prefix: b.add_text_field("text_prefix", STRING),
+        text: b.add_text_field("text", STRING),
+        org: b.add_text_field("org", STRING),
         phone: b.add_text_field("phone", STRING),
         sort_key: b.add_u64_field("sort_key", FAST),
         sort_key2: b.add_u64_field("sort_key2", FAST),
@@ -116,12 +119,15 @@ pub fn schema() -> (Schema, Fields) {
         name_phonetic: b.add_text_field("name_phonetic", STRING),
         phone_exact: b.add_text_field("phone_exact", STRING),
         phone_suffix: b.add_text_field("phone_suffix", STRING),
+        phone_reversed: b.add_text_field("phone_reversed", STRING),
         has_presence: b.add_u64_field("has_presence", INDEXED | FAST),
         handle: b.add_text_field("handle", STRING),
     };
     (b.build(), fields)
 }
 
+/// How words are folded (`fold`): split on non-alphanumerics, drop words over 64 bytes,
+/// lower-case, fold accents (é→e, ß→ss, ø→o, Ł→l).
 pub fn analyzer() -> TextAnalyzer {
     TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(64))
@@ -252,6 +258,45 @@ pub struct SearchIndex {
     segments: ranked::SegmentCache,
 }
 
+/// Planning looks words up in the term dictionaries of every segment.
+impl query::Terms for tantivy::Searcher {
+    fn known(&self, field: Field, word: &str) -> bool {
+        self.doc_freq(&tantivy::Term::from_field_text(field, word))
+            .is_ok_and(|n| n > 0)
+    }
+
+    fn starting_with(&self, field: Field, prefix: &str, limit: usize) -> Option<Vec<String>> {
+        let mut terms = std::collections::BTreeSet::new();
+        for segment in self.segment_readers() {
+            let Ok(inverted) = segment.inverted_index(field) else {
+                continue;
+            };
+            let Ok(mut stream) = inverted.terms().range().ge(prefix.as_bytes()).into_stream()
+            else {
+                continue;
+            };
+            while stream.advance() {
+                let key = stream.key();
+                if !key.starts_with(prefix.as_bytes()) {
+                    break;
+                }
+                if !terms.contains(key) {
+                    if terms.len() == limit {
+                        return None;
+                    }
+                    terms.insert(key.to_vec());
+                }
+            }
+        }
+        Some(
+            terms
+                .into_iter()
+                .filter_map(|t| String::from_utf8(t).ok())
+                .collect(),
+        )
+    }
+}
+
 /// Matches are counted up to this many (or one past the page asked for, if further): a larger
 /// total is reported as a lower bound, since counting a million matches of "a" costs more than
 /// finding the page.
@@ -331,7 +376,6 @@ impl SearchIndex {
             .settings(settings)
             .open_or_create(MmapDirectory::open(dir)?)?;
         std::fs::write(&version_file, SCHEMA_VERSION.to_string())?;
-        index.tokenizers().register(TOKENIZER, analyzer());
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -390,17 +434,12 @@ impl SearchIndex {
     /// does not fill the page.
     pub fn search_with(&self, request: &SearchRequest) -> Result<SearchResults> {
         let searcher = self.reader.searcher();
-        let known = |field, word: &str| {
-            searcher
-                .doc_freq(&tantivy::Term::from_field_text(field, word))
-                .is_ok_and(|n| n > 0)
-        };
         let plan = query::plan(
             &request.q,
             &self.fields,
             &request.filters,
             request.near.as_deref(),
-            &known,
+            &searcher,
         );
         let limit = request.limit.max(1);
         let k = request.offset + limit;

@@ -58,6 +58,20 @@ pub mod score {
     pub const NEAR: f32 = 0.25;
 }
 
+/// Most terms a typed start is expanded to (words of titles, departments, units and locations;
+/// numbers with a given ending); a start of more (one letter, in a large organisation) is
+/// matched by one automaton over the field instead.
+pub const MAX_EXPANSION: usize = 64;
+
+/// What planning asks of the index's term dictionaries.
+pub trait Terms {
+    /// Whether some document has `word` as a term of `field`.
+    fn known(&self, field: Field, word: &str) -> bool;
+    /// The terms of `field` that start with `prefix`, in order; `None` when there are more
+    /// than `limit`.
+    fn starting_with(&self, field: Field, prefix: &str, limit: usize) -> Option<Vec<String>>;
+}
+
 /// Narrows a search to exact field values (as stored, as facets return them).
 #[derive(Debug, Clone, Default)]
 pub struct Filters {
@@ -169,15 +183,10 @@ impl Tier {
 }
 
 /// Plans the search for `q`. `near` is a location whose people rank first among equals.
-/// `known` tells whether the index has a term: a word in the index as typed (a name word or
-/// prefix, or a word of other text) is not treated as a typo, only matched by its sound.
-pub fn plan(
-    q: &str,
-    f: &Fields,
-    filters: &Filters,
-    near: Option<&str>,
-    known: &dyn Fn(Field, &str) -> bool,
-) -> Plan {
+/// `terms` looks words up in the index: a word in the index as typed (a name word or prefix, or
+/// a word of other text) is not treated as a typo, only matched by its sound; a start of
+/// organisation words is expanded to those words.
+pub fn plan(q: &str, f: &Fields, filters: &Filters, near: Option<&str>, terms: &dyn Terms) -> Plan {
     let tier = |words: Vec<Vec<Alternative>>, bonuses: Vec<Alternative>| {
         let mut words = words;
         let mut bonuses = bonuses;
@@ -203,7 +212,7 @@ pub fn plan(
     }
     if let Some(candidates) = phone_candidates(q) {
         return Plan {
-            exact: tier(vec![phone_alternatives(&candidates, f)], Vec::new()),
+            exact: tier(vec![phone_alternatives(&candidates, terms, f)], Vec::new()),
             wide: None,
         };
     }
@@ -229,10 +238,10 @@ pub fn plan(
     let mut wide_words = Vec::new();
     let mut approximate = false;
     for (i, w) in words.iter().enumerate() {
-        let exact = exact_alternatives(w, f);
+        let exact = exact_alternatives(w, terms, f);
         let mut alternatives: Vec<Alternative> = exact.iter().map(Alternative::clone).collect();
         exact_words.push(exact);
-        let approx = approximate_alternatives(w, i == last, known, f);
+        let approx = approximate_alternatives(w, i == last, terms, f);
         approximate |= !approx.is_empty();
         alternatives.extend(approx.into_iter().map(Alternative::approximate));
         wide_words.push(alternatives);
@@ -283,7 +292,7 @@ fn has_overlong_word(q: &str) -> bool {
 }
 
 /// Whole words and prefixes: of names, of other text, and of phone numbers for digit words.
-fn exact_alternatives(word: &str, f: &Fields) -> Vec<Alternative> {
+fn exact_alternatives(word: &str, terms: &dyn Terms, f: &Fields) -> Vec<Alternative> {
     let term = |field| Term::from_field_text(field, word);
     let chars = word.chars().count();
     // Name prefixes are indexed as terms (edge n-grams): one lookup, however short.
@@ -299,21 +308,41 @@ fn exact_alternatives(word: &str, f: &Fields) -> Vec<Alternative> {
         Alternative::term(term(f.name), score::NAME),
         name_prefix,
         Alternative::term(term(f.text), score::TEXT),
+        Alternative::term(term(f.org), score::TEXT),
         Alternative::term(term(f.handle), score::TEXT),
     ];
-    // Starts of the words of titles, departments, units and locations are indexed terms.
-    alternatives.push(if chars <= MAX_PREFIX {
-        Alternative::term(term(f.text_prefix), score::TEXT_PREFIX)
-    } else {
-        Alternative::other(
-            Box::new(FuzzyTermQuery::new_prefix(term(f.text), 0, false)),
-            score::TEXT_PREFIX,
-        )
-    });
+    // Starts of the words of titles, departments, units and locations: a few words each.
+    alternatives.extend(starts(terms, f.org, word, Some(word), score::TEXT_PREFIX));
     if word.len() >= 3 && word.chars().all(|c| c.is_ascii_digit()) {
-        alternatives.extend(phone_alternatives(&[word.to_string()], f));
+        alternatives.extend(phone_alternatives(&[word.to_string()], terms, f));
     }
     alternatives
+}
+
+/// The terms of `field` that start with `prefix` (but `except`), each an alternative worth
+/// `score`; with more than `MAX_EXPANSION` of them, one automaton over the field.
+fn starts(
+    terms: &dyn Terms,
+    field: Field,
+    prefix: &str,
+    except: Option<&str>,
+    score: Score,
+) -> Vec<Alternative> {
+    match terms.starting_with(field, prefix, MAX_EXPANSION) {
+        Some(found) => found
+            .iter()
+            .filter(|t| Some(t.as_str()) != except)
+            .map(|t| Alternative::term(Term::from_field_text(field, t), score))
+            .collect(),
+        None => vec![Alternative::other(
+            Box::new(FuzzyTermQuery::new_prefix(
+                Term::from_field_text(field, prefix),
+                0,
+                false,
+            )),
+            score,
+        )],
+    }
 }
 
 /// Typos (by Levenshtein automaton over the name dictionary), sound-alikes (by Double
@@ -323,12 +352,12 @@ fn exact_alternatives(word: &str, f: &Fields) -> Vec<Alternative> {
 fn approximate_alternatives(
     word: &str,
     last: bool,
-    known: &dyn Fn(Field, &str) -> bool,
+    terms: &dyn Terms,
     f: &Fields,
 ) -> Vec<Alternative> {
     let chars = word.chars().count();
     let mut alternatives = Vec::new();
-    if chars >= MIN_CONTACT_PREFIX && !known(f.name_prefix, word) {
+    if chars >= MIN_CONTACT_PREFIX && !terms.known(f.name_prefix, word) {
         alternatives.push(Alternative::other(
             Box::new(FuzzyTermQuery::new_prefix(
                 Term::from_field_text(f.text, word),
@@ -342,9 +371,9 @@ fn approximate_alternatives(
     if !word.chars().all(char::is_alphabetic) {
         return alternatives;
     }
-    let in_index = [f.name_prefix, f.text, f.handle]
+    let in_index = [f.name_prefix, f.text, f.org, f.handle]
         .into_iter()
-        .any(|field| known(field, word));
+        .any(|field| terms.known(field, word));
     if chars >= ONE_TYPO && !in_index {
         let distance = if chars >= TWO_TYPOS { 2 } else { 1 };
         let term = Term::from_field_text(f.name, word);
@@ -371,7 +400,7 @@ fn approximate_alternatives(
 }
 
 /// A whole number, its start, or its last digits; for each way of reading what was typed.
-fn phone_alternatives(candidates: &[String], f: &Fields) -> Vec<Alternative> {
+fn phone_alternatives(candidates: &[String], terms: &dyn Terms, f: &Fields) -> Vec<Alternative> {
     let mut alternatives = Vec::new();
     for digits in candidates {
         let term = |field| Term::from_field_text(field, digits);
@@ -384,8 +413,20 @@ fn phone_alternatives(candidates: &[String], f: &Fields) -> Vec<Alternative> {
                 score::PHONE_PREFIX,
             )
         });
-        if (MIN_PHONE_SUFFIX..=MAX_PHONE_SUFFIX).contains(&digits.len()) {
+        // Endings: the shortest kind is indexed; a longer one is the start of a number
+        // written backwards, which few numbers have.
+        if digits.len() == MIN_PHONE_SUFFIX {
             alternatives.push(Alternative::term(term(f.phone_suffix), score::PHONE_SUFFIX));
+        } else if (MIN_PHONE_SUFFIX..=MAX_PHONE_SUFFIX).contains(&digits.len()) {
+            let backwards: String = digits.chars().rev().collect();
+            let reversed = f.phone_reversed;
+            alternatives.extend(starts(
+                terms,
+                reversed,
+                &backwards,
+                None,
+                score::PHONE_SUFFIX,
+            ));
         }
     }
     alternatives
@@ -479,8 +520,18 @@ mod tests {
     fn plans_add_a_wide_tier_only_for_words_that_can_have_typos() {
         let (_, fields) = crate::search::schema();
         let none = Filters::default();
+        /// An index that knows every word, or none, and has no organisation words.
+        struct Known(bool);
+        impl Terms for Known {
+            fn known(&self, _: Field, _: &str) -> bool {
+                self.0
+            }
+            fn starting_with(&self, _: Field, _: &str, _: usize) -> Option<Vec<String>> {
+                Some(Vec::new())
+            }
+        }
         let wide =
-            |q: &str, known: bool| plan(q, &fields, &none, None, &|_, _| known).wide.is_some();
+            |q: &str, known: bool| plan(q, &fields, &none, None, &Known(known)).wide.is_some();
         assert!(!wide("", false));
         assert!(!wide("  \"():*~ ", false));
         assert!(!wide("+44 20 7946", false));

@@ -418,7 +418,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use tantivy::collector::{Count, TopDocs};
     use tantivy::schema::Value;
-    use tantivy::{DocAddress, Score, SegmentReader, Term};
+    use tantivy::{DocAddress, Score, SegmentReader};
 
     use super::{top, SegmentCache};
     use crate::db::people::PersonRow;
@@ -513,8 +513,7 @@ mod tests {
                     .expect("doc"),
             )
             .expect("summary");
-            let id = summary.id.to_string();
-            writer.delete_term(Term::from_field_text(fields.id, &id));
+            writer.delete_term(crate::search::id_term(&fields, &summary.id));
         }
         writer.commit().expect("commit");
         writer.wait_merging_threads().expect("merges");
@@ -598,12 +597,7 @@ mod tests {
                         ..Filters::default()
                     },
                 ] {
-                    let known = |field, w: &str| {
-                        searcher
-                            .doc_freq(&Term::from_field_text(field, w))
-                            .is_ok_and(|n| n > 0)
-                    };
-                    let planned = plan(q, &fields, &filters, near, &known);
+                    let planned = plan(q, &fields, &filters, near, &searcher);
                     for tier in std::iter::once(&planned.exact).chain(planned.wide.as_ref()) {
                         for k in [1, 5, 20, 100] {
                             let (expected, count) = reference(&searcher, tier, k);
