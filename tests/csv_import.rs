@@ -536,3 +536,78 @@ async fn removals_reported_by_a_source_apply_once_and_never_to_people_it_lists()
     assert_eq!(removed, vec!["a"]);
     assert_eq!(app.active("hr").await, 5);
 }
+
+/// `person_sources` rows must name a known source (checked once per statement), and a source
+/// people still come from cannot be deleted or renamed.
+#[tokio::test]
+async fn person_sources_always_name_a_known_source() {
+    let mut app = TestApp::new().await;
+    app.import_csv(
+        "external_id,display_name\na,Ann Able\nb,Ben Baker\n",
+        &options("hr"),
+    )
+    .await
+    .expect("load");
+    let pool = &app.db.pool;
+    let code = |e: sqlx::Error| {
+        e.as_database_error()
+            .and_then(|d| d.code())
+            .map(|c| c.to_string())
+    };
+    let person: uuid::Uuid = sqlx::query_scalar("SELECT person_id FROM person_sources LIMIT 1")
+        .fetch_one(pool)
+        .await
+        .expect("person");
+
+    // Several rows in one statement, one of them naming no source: none is added.
+    let inserted = sqlx::query(
+        "INSERT INTO person_sources (source, external_id, person_id, content_hash) \
+         VALUES ('hr', 'x1', $1, 0), ('nowhere', 'x2', $1, 0)",
+    )
+    .bind(person)
+    .execute(pool)
+    .await;
+    assert_eq!(
+        inserted.map_err(code).err().flatten().as_deref(),
+        Some("23503")
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM person_sources")
+        .fetch_one(pool)
+        .await
+        .expect("count");
+    assert_eq!(rows, 2);
+
+    // Moving a row to an unknown source fails; other updates do not check anything.
+    let moved = sqlx::query("UPDATE person_sources SET source = 'nowhere' WHERE external_id = 'a'")
+        .execute(pool)
+        .await;
+    assert_eq!(
+        moved.map_err(code).err().flatten().as_deref(),
+        Some("23503")
+    );
+    sqlx::query("UPDATE person_sources SET content_hash = 1")
+        .execute(pool)
+        .await
+        .expect("update");
+
+    // A source with people stays; one without can go.
+    for statement in [
+        "DELETE FROM sources WHERE name = 'hr'",
+        "UPDATE sources SET name = 'payroll' WHERE name = 'hr'",
+    ] {
+        let result = sqlx::query(statement).execute(pool).await;
+        assert_eq!(
+            result.map_err(code).err().flatten().as_deref(),
+            Some("23503"),
+            "{statement}"
+        );
+    }
+    sqlx::query("INSERT INTO sources (name, kind) VALUES ('old', 'csv')")
+        .execute(pool)
+        .await
+        .expect("source");
+    sqlx::query("DELETE FROM sources WHERE name = 'old'")
+        .execute(pool)
+        .await
+        .expect("unused source deleted");
+}

@@ -128,17 +128,22 @@ impl EmbeddedPostgres {
             "--no-instructions",
         ]);
         self.run(cmd, "initdb").await?;
-        let tuning = "\n# Switchboard embedded cluster\n\
+        // Buffers for a million people's rows and indexes (a bulk import that overflows them
+        // writes evicted pages itself), within an eighth of the machine's memory.
+        let shared_buffers_mb = (total_memory_mb().unwrap_or(2048) / 8).clamp(128, 1024);
+        let tuning = format!(
+            "\n# Switchboard embedded cluster\n\
             listen_addresses = ''\n\
             max_connections = 200\n\
-            shared_buffers = 256MB\n\
+            shared_buffers = {shared_buffers_mb}MB\n\
             work_mem = 32MB\n\
             maintenance_work_mem = 256MB\n\
             max_wal_size = 4GB\n\
-            checkpoint_timeout = 15min\n";
+            checkpoint_timeout = 15min\n"
+        );
         let conf = self.dir.join("postgresql.conf");
         let mut text = fs::read_to_string(&conf)?;
-        text.push_str(tuning);
+        text.push_str(&tuning);
         fs::write(&conf, text)?;
         Ok(())
     }
@@ -300,4 +305,12 @@ fn check_traversable(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The machine's memory, from /proc/meminfo.
+fn total_memory_mb() -> Option<u64> {
+    let info = fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
 }
