@@ -184,6 +184,8 @@ fn query_mix(people: &[SourceRecord], n: usize, seed: u64) -> Vec<(usize, String
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    // As the binary does (src/cli.rs).
+    switchboard::cli::without_huge_pages();
     let args = args();
     let temp = tempfile::tempdir().expect("temp dir");
     let dir = args

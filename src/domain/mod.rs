@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub use phone::{Phone, PhoneKind, PhoneNormalizer, PhoneParser, PhoneTable};
+pub use phone::{Phone, PhoneKind, PhoneNormalizer, PhoneParser, PrivateParser};
 pub use record::{normalize_dn, NormalizedRecord, Photo, RecordError, SourceRecord};
 
 /// A person as the API returns them: everything a caller needs to reach them.

@@ -101,55 +101,16 @@ impl PhoneNormalizer {
         kind == PhoneKind::Extension || (digits_only && trimmed.len() <= MAX_EXTENSION_DIGITS)
     }
 
-    /// Parses many numbers at once, for bulk imports.
-    ///
-    /// Numbers are parsed grouped by country, so the patterns of one country are compiled once
-    /// and stay cached, and spread over every core, each thread with a private copy of the
-    /// numbering plans ([`numbering`]): phonenumber 0.3's own cache is one global mutex.
-    pub fn normalize_many<'a>(
-        &self,
-        raws: impl IntoIterator<Item = (PhoneKind, &'a str)>,
-    ) -> PhoneTable {
-        let mut distinct: Vec<&'a str> = raws
-            .into_iter()
-            .filter(|(kind, raw)| !Self::is_extension(*kind, raw))
-            .map(|(_, raw)| raw)
-            .collect();
-        // One key per number, not one per comparison (the key allocates).
-        distinct.sort_by_cached_key(|raw| country_key(raw));
-        distinct.dedup();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // Contiguous parts keep each country's numbers together on one thread.
-        let part = distinct.len().div_ceil(threads).max(1);
-        let mut parsed = std::collections::HashMap::with_capacity(distinct.len());
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = distinct
-                .chunks(part)
-                .map(|raws| {
-                    scope.spawn(move || {
-                        numbering::with_private_database(|db| {
-                            raws.iter()
-                                .map(|raw| {
-                                    (
-                                        raw.to_string(),
-                                        self.normalize_with(db, PhoneKind::Work, raw),
-                                    )
-                                })
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                })
-                .collect();
-            // Sized up front: growing a map of a million numbers rehashes it a dozen times.
-            parsed.extend(handles.into_iter().flat_map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            }));
-        });
-        PhoneTable {
-            normalizer: *self,
-            parsed,
-        }
+    /// Runs `f` with a parser that has a private copy of the numbering plans ([`numbering`]),
+    /// for bulk imports: phonenumber 0.3's own cache is one global mutex, so every thread of an
+    /// import parses with its own.
+    pub fn with_private_parser<R>(&self, f: impl FnOnce(&PrivateParser<'_>) -> R) -> R {
+        numbering::with_private_database(|db| {
+            f(&PrivateParser {
+                normalizer: *self,
+                db,
+            })
+        })
     }
 
     /// Parses one number. Short all-digit strings are internal extensions.
@@ -202,30 +163,14 @@ impl PhoneNormalizer {
     }
 }
 
-/// Sorts numbers by country: `+`-prefixed ones by their leading digits, national ones together.
-fn country_key(raw: &str) -> (bool, String, &str) {
-    let trimmed = raw.trim_start();
-    let international = trimmed.starts_with('+');
-    let digits: String = trimmed
-        .chars()
-        .filter(char::is_ascii_digit)
-        .take(4)
-        .collect();
-    (
-        international,
-        if international { digits } else { String::new() },
-        raw,
-    )
-}
-
-/// Numbers parsed in bulk by `PhoneNormalizer::normalize_many`.
-pub struct PhoneTable {
+/// A parser with a private copy of the numbering plans (`PhoneNormalizer::with_private_parser`).
+pub struct PrivateParser<'a> {
     normalizer: PhoneNormalizer,
-    parsed: std::collections::HashMap<String, Result<Phone, String>>,
+    db: &'a Database,
 }
 
 /// Something that turns a number as written into a `Phone`.
-pub trait PhoneParser: Sync {
+pub trait PhoneParser {
     fn parse(&self, kind: PhoneKind, raw: &str) -> Result<Phone, String>;
 }
 
@@ -235,16 +180,9 @@ impl PhoneParser for PhoneNormalizer {
     }
 }
 
-impl PhoneParser for PhoneTable {
+impl PhoneParser for PrivateParser<'_> {
     fn parse(&self, kind: PhoneKind, raw: &str) -> Result<Phone, String> {
-        match self.parsed.get(raw) {
-            Some(Ok(phone)) => Ok(Phone {
-                kind,
-                ..phone.clone()
-            }),
-            Some(Err(e)) => Err(e.clone()),
-            None => self.normalizer.normalize(kind, raw),
-        }
+        self.normalizer.normalize_with(self.db, kind, raw)
     }
 }
 
@@ -325,12 +263,14 @@ mod tests {
             raws in prop::collection::vec(written_number(), 1..40),
         ) {
             let n = PhoneNormalizer::new(region).expect("region");
-            let table = n.normalize_many(raws.iter().map(|r| (PhoneKind::Mobile, r.as_str())));
-            for raw in &raws {
-                let expected = reference(&n, PhoneKind::Mobile, raw);
-                prop_assert_eq!(&table.parse(PhoneKind::Mobile, raw), &expected, "{}", raw);
-                prop_assert_eq!(&n.normalize(PhoneKind::Mobile, raw), &expected, "{}", raw);
-            }
+            n.with_private_parser(|private| {
+                for raw in &raws {
+                    let expected = reference(&n, PhoneKind::Mobile, raw);
+                    prop_assert_eq!(&private.parse(PhoneKind::Mobile, raw), &expected, "{}", raw);
+                    prop_assert_eq!(&n.normalize(PhoneKind::Mobile, raw), &expected, "{}", raw);
+                }
+                Ok(())
+            })?;
         }
     }
 
@@ -418,10 +358,11 @@ mod tests {
             (PhoneKind::Work, "nope"),
             (PhoneKind::Work, "4711"),
         ];
-        let table = n.normalize_many(raws);
-        for (kind, raw) in raws {
-            assert_eq!(table.parse(kind, raw), n.normalize(kind, raw), "{raw}");
-        }
+        n.with_private_parser(|private| {
+            for (kind, raw) in raws {
+                assert_eq!(private.parse(kind, raw), n.normalize(kind, raw), "{raw}");
+            }
+        });
     }
 
     #[test]

@@ -217,18 +217,13 @@ pub type Normalized = (
     std::result::Result<NormalizedRecord, RecordError>,
 );
 
-/// Normalizes records on every core; phone numbers are parsed grouped by country first.
+/// Normalizes records on every core, each thread parsing phone numbers with its own copy of
+/// the numbering plans.
 pub fn normalize_all(
     records: Vec<(Option<u64>, SourceRecord)>,
     phones: &PhoneNormalizer,
 ) -> Vec<Normalized> {
     let mut records = records;
-    let table = phones.normalize_many(
-        records
-            .iter()
-            .flat_map(|(_, r)| r.phones.iter().map(|(k, p)| (*k, p.as_str()))),
-    );
-    let table = &table;
     let total = records.len();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = records.len().div_ceil(threads).max(1);
@@ -239,9 +234,11 @@ pub fn normalize_all(
             .chunks_mut(chunk)
             .map(|part| {
                 scope.spawn(move || {
-                    part.iter_mut()
-                        .map(|(line, rec)| (*line, std::mem::take(rec).normalize(table)))
-                        .collect::<Vec<_>>()
+                    phones.with_private_parser(|parser| {
+                        part.iter_mut()
+                            .map(|(line, rec)| (*line, std::mem::take(rec).normalize(parser)))
+                            .collect::<Vec<_>>()
+                    })
                 })
             })
             .collect();
