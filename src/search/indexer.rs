@@ -338,18 +338,37 @@ pub(crate) fn add_sorted(
     fields: &Fields,
     rows: Vec<PersonRow>,
 ) -> Result<()> {
-    let mut keyed: Vec<((u64, u64), PersonRow)> = rows
+    let mut keyed: Vec<(Names, PersonRow)> = rows
         .into_iter()
-        .map(|row| {
-            let key = super::sort_keys(&fold(&row.display_name).join(" "), &row.id);
-            (key, row)
-        })
+        .map(|row| (Names::of(&row), row))
         .collect();
-    keyed.sort_unstable_by_key(|(key, _)| *key);
-    for (_, row) in keyed {
-        writer.add_document(document(fields, row))?;
+    keyed.sort_unstable_by_key(|(names, _)| names.sort_keys);
+    for (names, row) in keyed {
+        writer.add_document(document_of(fields, row, names))?;
     }
     Ok(())
+}
+
+/// A person's folded names, folded once per document (and sorted on before it is built).
+struct Names {
+    display: Vec<String>,
+    given: Vec<String>,
+    family: Vec<String>,
+    sort_keys: (u64, u64),
+}
+
+impl Names {
+    fn of(row: &PersonRow) -> Names {
+        let display = fold(&row.display_name);
+        let sort_keys = super::sort_keys(&display.join(" "), &row.id);
+        let fold_part = |part: &Option<String>| part.as_deref().map(fold).unwrap_or_default();
+        Names {
+            given: fold_part(&row.given_name),
+            family: fold_part(&row.family_name),
+            display,
+            sort_keys,
+        }
+    }
 }
 
 /// Adds each of `words` (distinct already) as a term of `field`.
@@ -381,17 +400,20 @@ fn add_prefixes(
 
 /// The index document for a person.
 pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
+    let names = Names::of(&row);
+    document_of(f, row, names)
+}
+
+fn document_of(f: &Fields, row: PersonRow, names: Names) -> TantivyDocument {
     let person = row.into_person(Vec::new());
     let mut doc = TantivyDocument::default();
     doc.add_bytes(f.id, person.id.as_bytes());
     // The words of display, given and family name; "Mueller" for "Müller" too.
-    let mut name_words = fold(&person.display_name);
-    for part in [&person.given_name, &person.family_name]
+    let mut name_words: Vec<String> = [&names.display, &names.given, &names.family]
         .into_iter()
         .flatten()
-    {
-        name_words.extend(fold(part));
-    }
+        .cloned()
+        .collect();
     let raw_words: Vec<&str> = [
         Some(&person.display_name),
         person.given_name.as_ref(),
@@ -417,9 +439,9 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
     codes.dedup();
     add_words(&mut doc, f.name_phonetic, &codes);
     // The whole name, in display order and as "given family" / "family given".
-    let mut full_names = vec![fold(&person.display_name).join(" ")];
-    if let (Some(given), Some(family)) = (&person.given_name, &person.family_name) {
-        let (given, family) = (fold(given).join(" "), fold(family).join(" "));
+    let mut full_names = vec![names.display.join(" ")];
+    if person.given_name.is_some() && person.family_name.is_some() {
+        let (given, family) = (names.given.join(" "), names.family.join(" "));
         full_names.push(format!("{given} {family}"));
         full_names.push(format!("{family} {given}"));
     }
@@ -463,13 +485,13 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
     add_words(&mut doc, f.text, &contact_words);
     // Phone digits are indexed with their prefixes of 3 to `MAX_PHONE_PREFIX` digits, so a
     // typed start of a number is one term lookup (longer ones: see `query::phone_alternatives`).
-    let digits: Vec<String> = person.phones.iter().flat_map(|p| p.search_keys()).collect();
+    let mut digits: Vec<String> = person.phones.iter().flat_map(|p| p.search_keys()).collect();
     add_prefixes(&mut doc, f.phone, &digits, 3, super::MAX_PHONE_PREFIX);
+    digits.sort_unstable();
+    digits.dedup();
+    add_words(&mut doc, f.phone_exact, &digits);
     let mut endings = Vec::new();
     for phone in &person.phones {
-        for key in phone.search_keys() {
-            doc.add_text(f.phone_exact, key);
-        }
         // Its last digits (not the extension's, which is matched whole).
         if let Some(e164) = &phone.e164 {
             let backwards: String = e164.chars().rev().filter(char::is_ascii_digit).collect();
@@ -483,8 +505,7 @@ pub fn document(f: &Fields, row: PersonRow) -> TantivyDocument {
     endings.dedup();
     add_words(&mut doc, f.phone_suffix, &endings);
     doc.add_u64(f.has_presence, u64::from(!person.im.is_empty()));
-    let sort_name = fold(&person.display_name).join(" ");
-    let (key, key2) = super::sort_keys(&sort_name, &person.id);
+    let (key, key2) = names.sort_keys;
     doc.add_u64(f.sort_key, key);
     doc.add_u64(f.sort_key2, key2);
     for (field, value) in [
