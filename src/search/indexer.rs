@@ -338,10 +338,8 @@ pub(crate) fn add_sorted(
     fields: &Fields,
     rows: Vec<PersonRow>,
 ) -> Result<()> {
-    let mut keyed: Vec<(Names, PersonRow)> = rows
-        .into_iter()
-        .map(|row| (Names::of(&row), row))
-        .collect();
+    let mut keyed: Vec<(Names, PersonRow)> =
+        rows.into_iter().map(|row| (Names::of(&row), row)).collect();
     keyed.sort_unstable_by_key(|(names, _)| names.sort_keys);
     for (names, row) in keyed {
         writer.add_document(document_of(fields, row, names))?;
@@ -552,6 +550,14 @@ mod tests {
         }
     }
 
+    /// A new index in a temporary directory (kept while the first value lives), and its writer.
+    fn empty_index() -> (tempfile::TempDir, SearchIndex, IndexWriter) {
+        let dir = tempfile::tempdir().expect("dir");
+        let index = SearchIndex::open(dir.path()).expect("index");
+        let writer = index.index().writer(15_000_000).expect("writer");
+        (dir, index, writer)
+    }
+
     fn names(index: &SearchIndex, q: &str) -> Vec<String> {
         let results = index.search(q, 100, 0).expect("search");
         results.hits.into_iter().map(|h| h.display_name).collect()
@@ -561,10 +567,8 @@ mod tests {
     /// later chunk of the same catch-up is still replaced, and one deleted is removed.
     #[test]
     fn a_first_load_replaces_people_it_added_and_removes_the_deleted() {
-        let dir = tempfile::tempdir().expect("dir");
-        let index = SearchIndex::open(dir.path()).expect("index");
+        let (_dir, index, mut writer) = empty_index();
         let fields = index.fields();
-        let mut writer = index.index().writer(15_000_000).expect("writer");
         let mut indexed = HashSet::new();
         let ann = person("Ann", "Able", "Engineer", "+44 20 7946 0001");
         let ben = person("Ben", "Baker", "Engineer", "+44 20 7946 0002");
@@ -587,10 +591,8 @@ mod tests {
     /// words and numbers, and by automaton when a start names too many words to list.
     #[test]
     fn typed_starts_of_org_words_and_number_endings_are_expanded() {
-        let dir = tempfile::tempdir().expect("dir");
-        let index = SearchIndex::open(dir.path()).expect("index");
+        let (_dir, index, mut writer) = empty_index();
         let fields = index.fields();
-        let mut writer = index.index().writer(15_000_000).expect("writer");
         let many = super::super::query::MAX_EXPANSION + 6;
         let mut rows: Vec<PersonRow> = (0..many)
             .map(|n| {
