@@ -135,6 +135,8 @@ pub enum IndexCommand {
 /// Turns transparent huge pages off for this process. The allocator asks for them, and each
 /// first touch of a 2 MiB page then zeroes (and may first compact) a whole one: an import of a
 /// million people spent seconds in the kernel that way, reading the file alone twice as long.
+/// The price: handing that much freed memory back in small pages later takes one allocation
+/// about 70 ms, once (README, Search speed).
 pub fn without_huge_pages() {
     #[cfg(target_os = "linux")]
     if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
