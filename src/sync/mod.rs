@@ -224,34 +224,47 @@ pub fn normalize_all(
     phones: &PhoneNormalizer,
 ) -> Vec<Normalized> {
     let mut records = records;
-    let total = records.len();
+    let part = per_core(records.len());
+    // Each thread takes its records out of a slice of the one vector: no copy of a million
+    // records into per-thread vectors first.
+    on_every_core(records.chunks_mut(part), |part| {
+        phones.with_private_parser(|parser| {
+            part.iter_mut()
+                .map(|(line, rec)| (*line, std::mem::take(rec).normalize(parser)))
+                .collect()
+        })
+    })
+}
+
+/// How many of `len` items each core gets.
+fn per_core(len: usize) -> usize {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = records.len().div_ceil(threads).max(1);
+    len.div_ceil(threads).max(1)
+}
+
+/// Runs `work` on each of `parts` on a thread of its own and joins the results in order. A
+/// panic in one is raised here: a result must never be silently dropped (a full import would
+/// remove the records it lost).
+fn on_every_core<P: Send, R: Send>(
+    parts: impl Iterator<Item = P>,
+    work: impl Fn(P) -> Vec<R> + Sync,
+) -> Vec<R> {
+    let work = &work;
     std::thread::scope(|scope| {
-        // Each thread takes its records out of a slice of the one vector: no copy of a million
-        // records into per-thread vectors first.
-        let handles: Vec<_> = records
-            .chunks_mut(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    phones.with_private_parser(|parser| {
-                        part.iter_mut()
-                            .map(|(line, rec)| (*line, std::mem::take(rec).normalize(parser)))
-                            .collect::<Vec<_>>()
-                    })
-                })
+        let handles: Vec<_> = parts.map(|part| scope.spawn(move || work(part))).collect();
+        let parts: Vec<Vec<R>> = handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
             .collect();
-        let mut results = Vec::with_capacity(total);
-        for handle in handles {
-            // A panic must not silently drop records (a full import would remove them).
-            results.extend(
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            );
+        // Sized once: growing a vector of a million records copies it a dozen times.
+        let mut all = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+        for part in parts {
+            all.extend(part);
         }
-        results
+        all
     })
 }
 
@@ -594,26 +607,8 @@ async fn apply(
 
 /// Each record's `content_hash`, on every core (each serializes the whole record).
 fn content_hashes(records: &[(Option<u64>, NormalizedRecord)]) -> Vec<i64> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let part = records.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = records
-            .chunks(part)
-            .map(|part| {
-                scope.spawn(|| {
-                    part.iter()
-                        .map(|(_, r)| r.content_hash())
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
+    on_every_core(records.chunks(per_core(records.len())), |part| {
+        part.iter().map(|(_, r)| r.content_hash()).collect()
     })
 }
 
