@@ -17,7 +17,6 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use switchboard::db::EmbeddedPostgres;
 use switchboard::domain::{PhoneNormalizer, SourceRecord};
-use switchboard::http::{router, AppState};
 use switchboard::search::indexer::Indexer;
 use switchboard::search::SearchIndex;
 use switchboard::sources::csv::CsvSource;
@@ -285,22 +284,28 @@ async fn main() {
     slowest.sort_by_key(|s| std::cmp::Reverse(s.0));
     slowest.truncate(10);
 
-    // Through HTTP: one client (latency), then many (throughput).
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = router(AppState {
-        pool: pool.clone(),
-        index: index.clone(),
-        ready: Arc::new(AtomicBool::new(true)),
-        presence: switchboard::presence::PresenceHub::disabled(),
-    });
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    // Through HTTP: one client (latency), then many (throughput); each on a server running open
+    // (no sign-in, no audit) and on one where the client is signed in and every lookup is
+    // audited (`audit.staff_lookups`): what access control costs a search.
+    let (open_addr, _open_audit) = serve_http(&pool, &index, true).await;
+    let (signed_addr, signed_audit) = serve_http(&pool, &index, false).await;
+    let cookie = sign_in(signed_addr, &pool).await;
     let queries = Arc::new(queries);
     let rss_before_http = rss_mib();
-    let (http1, wall1) = replay(addr, queries.clone(), 1).await;
-    let (http, wall) = replay(addr, queries.clone(), args.concurrency).await;
+    let (http1, wall1) = replay(open_addr, queries.clone(), 1, None).await;
+    let (signed1, signed_wall1) = replay(signed_addr, queries.clone(), 1, Some(&cookie)).await;
+    let (http, wall) = replay(open_addr, queries.clone(), args.concurrency, None).await;
+    let (signed, signed_wall) = replay(
+        signed_addr,
+        queries.clone(),
+        args.concurrency,
+        Some(&cookie),
+    )
+    .await;
+    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
+        .fetch_one(&pool)
+        .await
+        .expect("audit count");
 
     println!();
     println!(
@@ -316,22 +321,42 @@ async fn main() {
         ms(percentile(&inproc, 1.0)),
         inproc.len() as f64 / inproc.iter().sum::<Duration>().as_secs_f64()
     );
+    for (name, latencies, wall) in [
+        ("HTTP, 1 client, open".to_string(), &http1, wall1),
+        (
+            "HTTP, 1 client, signed in + audited".to_string(),
+            &signed1,
+            signed_wall1,
+        ),
+        (
+            format!("HTTP, {} concurrent clients, open", args.concurrency),
+            &http,
+            wall,
+        ),
+        (
+            format!(
+                "HTTP, {} concurrent clients, signed in + audited",
+                args.concurrency
+            ),
+            &signed,
+            signed_wall,
+        ),
+    ] {
+        println!(
+            "| {name} | {} | {} | {} | {} | {:.0}/s |",
+            ms(percentile(latencies, 0.5)),
+            ms(percentile(latencies, 0.9)),
+            ms(percentile(latencies, 0.99)),
+            ms(percentile(latencies, 1.0)),
+            latencies.len() as f64 / wall.as_secs_f64()
+        );
+    }
     println!(
-        "| HTTP, 1 client | {} | {} | {} | {} | {:.0}/s |",
-        ms(percentile(&http1, 0.5)),
-        ms(percentile(&http1, 0.9)),
-        ms(percentile(&http1, 0.99)),
-        ms(percentile(&http1, 1.0)),
-        http1.len() as f64 / wall1.as_secs_f64()
-    );
-    println!(
-        "| HTTP, {} concurrent clients | {} | {} | {} | {} | {:.0}/s |",
+        "access cost at p99: {:+.1}% (1 client), {:+.1}% ({} clients); audit records written: {audited} (dropped: {})",
+        100.0 * (percentile(&signed1, 0.99).as_secs_f64() / percentile(&http1, 0.99).as_secs_f64() - 1.0),
+        100.0 * (percentile(&signed, 0.99).as_secs_f64() / percentile(&http, 0.99).as_secs_f64() - 1.0),
         args.concurrency,
-        ms(percentile(&http, 0.5)),
-        ms(percentile(&http, 0.9)),
-        ms(percentile(&http, 0.99)),
-        ms(percentile(&http, 1.0)),
-        http.len() as f64 / wall.as_secs_f64()
+        signed_audit.dropped()
     );
     println!("queries with no hit: {empty} of {}", queries.len());
     println!(
@@ -378,7 +403,7 @@ async fn main() {
             t.elapsed().as_secs_f64()
         );
         let subset = Arc::new(queries[..pg_n].to_vec());
-        let (ours, ours_wall) = replay(addr, subset.clone(), args.concurrency).await;
+        let (ours, ours_wall) = replay(open_addr, subset.clone(), args.concurrency, None).await;
         let (ilike, ilike_wall, ilike_empty) =
             pg_replay(&pool, subset.clone(), args.concurrency, PgMode::Ilike).await;
         let (similar, similar_wall, similar_empty) = pg_replay(
@@ -565,10 +590,71 @@ async fn import_and_index(
 }
 
 /// Sends every query once, spread over `concurrency` clients; returns sorted latencies and wall time.
+/// Serves the search API: open (no sign-in, no audit) or closed with every staff lookup audited.
+async fn serve_http(
+    pool: &sqlx::PgPool,
+    index: &SearchIndex,
+    open: bool,
+) -> (std::net::SocketAddr, switchboard::audit::AuditLog) {
+    let mut config = switchboard::config::Config::default();
+    config.access.open = open;
+    config.audit.staff_lookups = !open;
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    // The writer runs until the process ends.
+    std::mem::forget(_stop);
+    let (audit, _task) = switchboard::audit::AuditLog::start(pool.clone(), stopped);
+    let state = switchboard::state::app_state(
+        &config,
+        pool.clone(),
+        index.clone(),
+        Arc::new(AtomicBool::new(true)),
+        switchboard::presence::PresenceHub::disabled(),
+        audit.clone(),
+        switchboard::presence::system_clock(),
+    )
+    .expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = switchboard::http::service(state);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, audit)
+}
+
+/// A local viewer signs in; returns the session cookie.
+async fn sign_in(addr: std::net::SocketAddr, pool: &sqlx::PgPool) -> String {
+    let password = "bench-password-1".to_string();
+    switchboard::access::users::add(
+        pool,
+        "bench",
+        switchboard::access::Role::Viewer,
+        Some(password.clone()),
+    )
+    .await
+    .expect("user");
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "bench", "password": password}))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(response.status(), 200);
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("session cookie")
+        .to_string();
+    cookie
+}
+
 async fn replay(
     addr: std::net::SocketAddr,
     queries: Arc<Vec<String>>,
     concurrency: usize,
+    cookie: Option<&str>,
 ) -> (Vec<Duration>, Duration) {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
@@ -579,12 +665,17 @@ async fn replay(
     for worker in 0..concurrency {
         let client = client.clone();
         let queries = queries.clone();
+        let cookie = cookie.map(str::to_string);
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             for q in queries.iter().skip(worker).step_by(concurrency) {
                 let url = format!("http://{addr}/api/v1/people?limit=20&q={}", urlencode(q));
                 let t = Instant::now();
-                let response = client.get(url).send().await.expect("request");
+                let mut request = client.get(url);
+                if let Some(cookie) = &cookie {
+                    request = request.header("cookie", cookie);
+                }
+                let response = request.send().await.expect("request");
                 assert_eq!(response.status(), 200);
                 let _ = response.bytes().await.expect("body");
                 latencies.push(t.elapsed());

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use switchboard::http::{router, AppState};
+use switchboard::http::router;
 use switchboard::presence::{
     system_clock, BackendConfig, PersonAttrs, PresenceConfig, PresenceHub,
 };
@@ -144,12 +144,22 @@ async fn main() {
     let pool = sqlx::postgres::PgPoolOptions::new()
         .connect_lazy("postgres://unused@localhost/unused")
         .expect("lazy pool");
-    let app = router(AppState {
-        pool,
-        index,
-        ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
-        presence: hub.clone(),
-    });
+    let mut config = switchboard::config::Config::default();
+    config.access.open = true;
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let (audit, _writer) = switchboard::audit::AuditLog::start(pool.clone(), stopped);
+    let app = router(
+        switchboard::state::app_state(
+            &config,
+            pool,
+            index,
+            Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            hub.clone(),
+            audit,
+            switchboard::presence::system_clock(),
+        )
+        .expect("state"),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

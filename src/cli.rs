@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::access::Role;
+use crate::audit::AuditEvent;
 use crate::config::Config;
 use crate::db::{people, runs, Database};
 use crate::demo::{DemoSource, DEMO_SOURCE};
@@ -48,6 +50,9 @@ pub enum Command {
         /// Address to listen on [default: 127.0.0.1:8080].
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Serve without sign-in (loopback addresses only; the page says so in a banner).
+        #[arg(long)]
+        open: bool,
     },
     /// Serve the API and the web UI.
     Serve {
@@ -67,6 +72,77 @@ pub enum Command {
     Index(IndexCommand),
     /// Print the OpenAPI document.
     Openapi,
+    /// Local accounts: for the first admin and for sites without single sign-on.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Service tokens for scripts and integrations (`Authorization: Bearer …`).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account; prints a generated password alone on the last line.
+    Add {
+        name: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts.
+    List,
+    /// Remove an account and end its sessions.
+    Remove { name: String },
+    /// Set a new password (generated and printed on the last line, or from standard input)
+    /// and end the account's sessions.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; prints it once, alone on the last line.
+    Add {
+        name: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+    },
+    /// List tokens (never the tokens themselves).
+    List,
+    /// Revoke a token: refused from then on.
+    Revoke { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the chain; name the first record edited, deleted or reordered. Exit 1 if any.
+    Verify,
+    /// Write records to standard output.
+    Export {
+        /// Only records at or after this time (RFC 3339, or a date like 2026-11-30).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormatArg,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormatArg {
+    Csv,
+    Jsonl,
+}
+
+fn parse_role(s: &str) -> std::result::Result<Role, String> {
+    Role::parse(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,11 +275,24 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             people: count,
             seed,
             listen,
+            open,
         } => {
+            let listen = listen.unwrap_or(config.listen);
+            if open {
+                if !listen.ip().is_loopback() {
+                    return Err(Error::Config(format!(
+                        "demo --open serves without sign-in, so only on a loopback address, not {listen}"
+                    )));
+                }
+                config.access.open = true;
+            }
             let db = Database::open(&config).await?;
             let result = async {
                 load_demo(&config, &db, count as usize, seed).await?;
-                crate::server::serve(&config, &db, listen.unwrap_or(config.listen)).await
+                if !open {
+                    demo_admin(&db).await?;
+                }
+                crate::server::serve(&config, &db, listen).await
             }
             .await;
             db.close().await;
@@ -314,6 +403,24 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             db.close().await;
             result.map(|_| ExitCode::SUCCESS)
         }
+        Command::User(command) => {
+            let db = Database::open(&config).await?;
+            let result = user_command(&db, command).await;
+            db.close().await;
+            result
+        }
+        Command::Token(command) => {
+            let db = Database::open(&config).await?;
+            let result = token_command(&db, command).await;
+            db.close().await;
+            result
+        }
+        Command::Audit(command) => {
+            let db = Database::open(&config).await?;
+            let result = audit_command(&db, command).await;
+            db.close().await;
+            result
+        }
         Command::Index(IndexCommand::Rebuild) => {
             let db = Database::open(&config).await?;
             let result = async {
@@ -339,6 +446,197 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             result.map(|_| ExitCode::SUCCESS)
         }
     }
+}
+
+/// Who ran a command, for the audit trail.
+fn cli_principal() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("SUDO_USER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+async fn audit_now(db: &Database, action: &str, query: String) -> Result<()> {
+    crate::audit::append(
+        &db.pool,
+        &[AuditEvent::new(chrono::Utc::now(), &cli_principal(), action).query(query)],
+    )
+    .await
+}
+
+fn password_from_stdin() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        return Err(Error::invalid(
+            "password",
+            "standard input held no password",
+        ));
+    }
+    Ok(password)
+}
+
+async fn user_command(db: &Database, command: UserCommand) -> Result<ExitCode> {
+    use crate::access::users;
+    match command {
+        UserCommand::Add {
+            name,
+            role,
+            password_stdin,
+        } => {
+            let password = password_stdin.then(password_from_stdin).transpose()?;
+            let generated = users::add(&db.pool, &name, role, password).await?;
+            audit_now(db, "user.add", format!("name={name} role={role}")).await?;
+            println!("created user {name} with role {role}");
+            if let Some(password) = generated {
+                println!(
+                    "its password (shown once; change it with `switchboard user passwd {name}`):"
+                );
+                println!("{password}");
+            }
+        }
+        UserCommand::List => {
+            println!(
+                "{:<24} {:<13} {:<20} password changed",
+                "name", "role", "created"
+            );
+            for u in users::list(&db.pool).await? {
+                println!(
+                    "{:<24} {:<13} {:<20} {}",
+                    u.name,
+                    u.role,
+                    u.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    u.password_changed_at.format("%Y-%m-%d %H:%M:%S")
+                );
+            }
+        }
+        UserCommand::Remove { name } => {
+            if !users::remove(&db.pool, &name).await? {
+                return Err(Error::NotFound { what: "user" });
+            }
+            audit_now(db, "user.remove", format!("name={name}")).await?;
+            println!("removed user {name} and ended its sessions");
+        }
+        UserCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
+            let password = password_stdin.then(password_from_stdin).transpose()?;
+            let generated = users::set_password(&db.pool, &name, password)
+                .await?
+                .ok_or(Error::NotFound { what: "user" })?;
+            audit_now(db, "user.passwd", format!("name={name}")).await?;
+            println!("password of {name} changed; its sessions ended");
+            if let Some(password) = generated {
+                println!("the new password (shown once):");
+                println!("{password}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn token_command(db: &Database, command: TokenCommand) -> Result<ExitCode> {
+    use crate::access::tokens;
+    match command {
+        TokenCommand::Add { name, role } => {
+            let token = tokens::add(&db.pool, &name, role).await?;
+            audit_now(db, "token.add", format!("name={name} role={role}")).await?;
+            println!("created token {name} with role {role}; send it as `Authorization: Bearer <token>`.");
+            println!("It is shown once:");
+            println!("{token}");
+        }
+        TokenCommand::List => {
+            println!("{:<24} {:<13} {:<20} revoked", "name", "role", "created");
+            for t in tokens::list(&db.pool).await? {
+                println!(
+                    "{:<24} {:<13} {:<20} {}",
+                    t.name,
+                    t.role,
+                    t.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    t.revoked_at
+                        .map(|r| r.format("%Y-%m-%d %H:%M:%S").to_string())
+                        .unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            if !tokens::revoke(&db.pool, &name).await? {
+                return Err(Error::NotFound { what: "live token" });
+            }
+            audit_now(db, "token.revoke", format!("name={name}")).await?;
+            println!("revoked token {name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn audit_command(db: &Database, command: AuditCommand) -> Result<ExitCode> {
+    match command {
+        AuditCommand::Verify => {
+            let report = crate::audit::verify(&db.pool).await?;
+            match report.problem {
+                None => {
+                    println!("audit trail intact: {} records", report.records);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(problem) => {
+                    println!("audit trail broken: {problem}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        AuditCommand::Export { since, format } => {
+            let since = since.as_deref().map(parse_since).transpose()?;
+            let format = match format {
+                ExportFormatArg::Csv => crate::audit::ExportFormat::Csv,
+                ExportFormatArg::Jsonl => crate::audit::ExportFormat::Jsonl,
+            };
+            let mut out = std::io::BufWriter::new(std::io::stdout());
+            let count = crate::audit::export(&db.pool, since, format, &mut out).await?;
+            drop(out);
+            eprintln!("{count} records");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            Error::invalid(
+                "since",
+                format!("`{s}` is not a time (RFC 3339) or a date (YYYY-MM-DD)"),
+            )
+        })
+}
+
+/// The demo's admin: created on first run, given a new password on every run, printed.
+async fn demo_admin(db: &Database) -> Result<()> {
+    use crate::access::users;
+    const NAME: &str = "admin";
+    let password = match users::add(&db.pool, NAME, Role::Admin, None).await {
+        Ok(generated) => generated,
+        Err(Error::InvalidParameter { name: "name", .. }) => {
+            users::set_password(&db.pool, NAME, None).await?.flatten()
+        }
+        Err(e) => return Err(e),
+    };
+    audit_now(db, "user.demo_admin", format!("name={NAME}")).await?;
+    if let Some(password) = password {
+        eprintln!("Sign in as `{NAME}` with the one-time password {password}");
+        eprintln!("(a new one is made each time the demo starts; `--open` serves without sign-in)");
+    }
+    Ok(())
 }
 
 async fn run_import(

@@ -30,6 +30,12 @@ pub struct Config {
     /// Live presence backends (`[[presence.backends]]`).
     #[serde(default)]
     pub presence: crate::presence::PresenceConfig,
+    /// Sign-in and what each role sees (`[access]`).
+    #[serde(default)]
+    pub access: crate::access::AccessConfig,
+    /// The audit trail (`[audit]`).
+    #[serde(default)]
+    pub audit: crate::access::AuditConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -217,6 +223,8 @@ impl Default for Config {
             merge: MergeConfig::default(),
             sources: Vec::new(),
             presence: Default::default(),
+            access: Default::default(),
+            audit: Default::default(),
         }
     }
 }
@@ -295,6 +303,8 @@ impl Config {
             }
         }
         self.presence.validate()?;
+        // Checks durations, networks and the sign-in sections (reads no secrets, connects nowhere).
+        crate::access::Access::check(&self.access, &self.sources)?;
         Ok(())
     }
 

@@ -27,6 +27,16 @@ pub enum Error {
 
     #[error("unauthorized: {0}")]
     Unauthorized(String),
+
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+
+    #[error("missing or wrong CSRF token: send the session's token as `X-CSRF-Token`")]
+    Csrf,
+
+    #[error("too many {what}; try again in {retry_after} s")]
+    TooManyRequests { retry_after: u64, what: String },
+
     #[error("directory {source_name}: {reason}")]
     Directory { source_name: String, reason: String },
 
@@ -66,6 +76,9 @@ impl Error {
             Error::Input { .. } => "input_unreadable",
             Error::IndexLocked => "index_locked",
             Error::Unauthorized(_) => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
+            Error::Csrf => "csrf_failed",
+            Error::TooManyRequests { .. } => "rate_limited",
             Error::Directory { .. } => "directory_unavailable",
             Error::DirectoryAuth { .. } => "directory_credentials_rejected",
             Error::Unavailable(_) => "unavailable",

@@ -3,6 +3,8 @@
 //! Data flows from `sources` through the `sync` engine into PostgreSQL (`db`, the truth); the
 //! `search` indexer follows the change log into tantivy; `http` and `web` serve both.
 
+pub mod access;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -14,6 +16,7 @@ pub mod presence;
 pub mod search;
 pub mod server;
 pub mod sources;
+pub mod state;
 pub mod sync;
 pub mod telemetry;
 pub mod web;

@@ -2,7 +2,6 @@
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -11,39 +10,24 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::db::Database;
 use crate::error::{Error, Result};
-use crate::http::{router, AppState};
-use crate::presence::{system_clock, PresenceHub};
-use crate::search::indexer::Indexer;
-use crate::search::SearchIndex;
+use crate::presence::system_clock;
 
 /// How long open connections may drain after the shutdown signal.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Serves until Ctrl-C or SIGTERM, then drains requests and stops the indexer.
+/// Serves until Ctrl-C or SIGTERM, then drains requests, stops the background tasks and writes
+/// the audit records still queued.
 pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result<()> {
-    let index = SearchIndex::open(&config.index_dir())?;
-    let indexer = Indexer::new(
-        index.clone(),
-        db.pool.clone(),
-        config.search.writer_memory_mb,
-    )?;
-    let ready = Arc::new(AtomicBool::new(false));
-    let (stop, stopped) = watch::channel(false);
-    let indexer_task = tokio::spawn(indexer.run(ready.clone(), stopped.clone()));
-    let schedulers = schedule_syncs(config, db, &stopped)?;
-
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
-    let presence = PresenceHub::from_config(&config.presence, system_clock())?;
-    presence.start();
-    let directory_task = tokio::spawn(presence.clone().follow_directory(db.pool.clone()));
-    let app = router(AppState {
-        pool: db.pool.clone(),
-        index,
-        ready,
-        presence: presence.clone(),
-    });
+    let (state, background) = crate::state::start(config, &db.pool, system_clock())?;
+    if config.access.open {
+        tracing::warn!(
+            "access.open: serving without sign-in; everyone who can reach the port is an admin"
+        );
+    }
+    let app = crate::http::service(state);
     eprintln!(
         "Switchboard is running at http://{}/  (API: /api/v1/people, spec: /api/v1/openapi.json)",
         listener.local_addr()?
@@ -52,11 +36,12 @@ pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result
     // On the signal, presence streams end at once (they would hold the drain open forever);
     // connections still open after DRAIN are dropped.
     let (signalled, mut draining) = watch::channel(false);
-    let hub = presence.clone();
+    let background = Arc::new(background);
+    let bg = background.clone();
     let serving = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
-            hub.begin_shutdown();
+            bg.begin_shutdown();
             let _ = signalled.send(true);
         })
         .into_future();
@@ -72,21 +57,18 @@ pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result
     }
 
     tracing::info!("shutting down");
-    let _ = stop.send(true);
-    let _ = indexer_task.await;
-    for task in schedulers {
-        let _ = task.await;
+    match Arc::try_unwrap(background) {
+        Ok(background) => background.shutdown().await,
+        Err(_) => tracing::warn!("background tasks still referenced at shutdown"),
     }
-    presence.shutdown().await;
-    let _ = directory_task.await;
     Ok(())
 }
 
 /// One task per directory source with an `interval`: a sync at start, then one per interval.
 /// A failed sync is logged and recorded as a failed run; the next one runs on schedule.
-fn schedule_syncs(
+pub(crate) fn schedule_syncs(
     config: &Config,
-    db: &Database,
+    pool: &sqlx::PgPool,
     stopped: &watch::Receiver<bool>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks = Vec::new();
@@ -94,7 +76,7 @@ fn schedule_syncs(
         let Some(interval) = source.interval()? else {
             continue;
         };
-        let (config, source, pool) = (config.clone(), source.clone(), db.pool.clone());
+        let (config, source, pool) = (config.clone(), source.clone(), pool.clone());
         let mut stopped = stopped.clone();
         tasks.push(tokio::spawn(async move {
             loop {

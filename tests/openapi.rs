@@ -28,7 +28,12 @@ fn every_reference_resolves_and_every_operation_documents_errors() {
     for (path, item) in spec["paths"].as_object().expect("paths") {
         for (method, op) in item.as_object().expect("operations") {
             let responses = op["responses"].as_object().expect("responses");
-            assert!(responses.contains_key("200"), "{method} {path} has no 200");
+            assert!(
+                responses
+                    .keys()
+                    .any(|k| k.starts_with('2') || k.starts_with('3')),
+                "{method} {path} documents no success"
+            );
             if path.starts_with("/api/") {
                 assert!(
                     responses.keys().any(|k| k.starts_with('4')),

@@ -158,3 +158,17 @@ pub async fn count_active(db: impl sqlx::PgExecutor<'_>, source: Option<&str>) -
     };
     Ok(count)
 }
+
+/// The active person with this email address (lower-cased), if exactly one has it.
+pub async fn id_by_email(pool: &PgPool, email: &str) -> Result<Option<Uuid>> {
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM people WHERE emails @> ARRAY[$1]::text[] AND deleted_at IS NULL LIMIT 2",
+    )
+    .bind(email.trim().to_lowercase())
+    .fetch_all(pool)
+    .await?;
+    Ok(match ids.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    })
+}

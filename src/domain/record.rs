@@ -81,7 +81,11 @@ impl Photo {
     }
 
     pub fn url(&self) -> String {
-        format!("/api/v1/photos/{}", self.digest)
+        Photo::url_of(&self.digest)
+    }
+
+    pub fn url_of(digest: &str) -> String {
+        format!("/api/v1/photos/{digest}")
     }
 }
 

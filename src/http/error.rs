@@ -51,6 +51,8 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
         Error::SafetyLimit(_) => StatusCode::CONFLICT,
         Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        Error::Forbidden(_) | Error::Csrf => StatusCode::FORBIDDEN,
+        Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Unavailable(_) | Error::IndexLocked => StatusCode::SERVICE_UNAVAILABLE,
         Error::Directory { .. } | Error::DirectoryAuth { .. } => StatusCode::BAD_GATEWAY,
         Error::Config(_)
@@ -76,7 +78,24 @@ impl IntoResponse for Error {
         } else {
             self.to_string()
         };
-        Problem::new(status, self.code(), detail).into_response()
+        let retry_after = match &self {
+            Error::TooManyRequests { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
+        let unauthorized = status == StatusCode::UNAUTHORIZED;
+        let mut response = Problem::new(status, self.code(), detail).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        if unauthorized {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"switchboard\""),
+            );
+        }
+        response
     }
 }
 
@@ -91,6 +110,17 @@ mod tests {
             (Error::invalid("limit", "too big"), 400, "invalid_parameter"),
             (Error::Unavailable("db".into()), 503, "unavailable"),
             (Error::Internal(anyhow::anyhow!("boom")), 500, "internal"),
+            (Error::Unauthorized("who".into()), 401, "unauthorized"),
+            (Error::Forbidden("no".into()), 403, "forbidden"),
+            (Error::Csrf, 403, "csrf_failed"),
+            (
+                Error::TooManyRequests {
+                    retry_after: 3,
+                    what: "sign-ins".into(),
+                },
+                429,
+                "rate_limited",
+            ),
         ];
         for (error, status, code) in cases {
             assert_eq!(status_of(&error).as_u16(), status);

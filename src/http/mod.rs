@@ -1,5 +1,9 @@
-//! The HTTP API and the web UI: one router per resource, merged here.
+//! The HTTP API and the web UI: one router per resource, merged here. Each operation is
+//! registered once with its OpenAPI docs (`utoipa_axum`), and its documented `security` is
+//! what [`auth::guard`] enforces.
 
+pub mod audit;
+pub mod auth;
 pub mod error;
 pub mod health;
 pub mod openapi;
@@ -8,51 +12,87 @@ pub mod photos;
 pub mod presence;
 pub mod sync;
 
-use std::sync::atomic::AtomicBool;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
 use axum::Router;
 use sqlx::PgPool;
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::access::Access;
+use crate::audit::AuditLog;
 use crate::search::SearchIndex;
 
-/// Shared by every handler.
+/// Shared by every handler. Built by `state::build`.
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
     pub index: SearchIndex,
     /// True once the indexer has caught up after start.
-    pub ready: Arc<AtomicBool>,
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
     /// Live presence: cache, backends and change stream.
     pub presence: crate::presence::PresenceHub,
+    /// Sign-in, sessions, tokens, policies.
+    pub access: Arc<Access>,
+    pub audit: AuditLog,
+    /// `audit.staff_lookups`: record staff lookups too.
+    pub audit_staff_lookups: bool,
+}
+
+/// Every documented route, with its docs: the API under `/api/v1`, health and metrics.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(people::routes())
+        .merge(presence::routes())
+        .merge(photos::routes())
+        .merge(sync::routes())
+        .merge(auth::routes())
+        .merge(audit::routes())
+        .merge(health::routes())
+        .routes(routes!(openapi_json))
 }
 
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .merge(people::router())
-        .merge(presence::router())
-        .merge(photos::router())
-        .merge(sync::router())
-        .route("/openapi.json", get(openapi_json))
-        .fallback(not_found);
+    let (api, spec) = api().split_for_parts();
+    let rules = Arc::new(auth::Rules::from_spec(&spec));
+    let api = api.route_layer(axum::middleware::from_fn_with_state(
+        (state.clone(), rules),
+        auth::guard,
+    ));
     Router::new()
         .merge(crate::web::router())
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .merge(presence::metrics_router())
-        .nest("/api/v1", api)
+        .merge(api)
         .fallback(not_found)
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
-async fn openapi_json() -> impl IntoResponse {
+/// The router as a service that knows each client's address (for throttling and the audit trail).
+pub fn service(
+    state: AppState,
+) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
+    router(state).into_make_service_with_connect_info::<SocketAddr>()
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "health",
+    security(()),
+    responses(
+        (status = 200, description = "The OpenAPI document", content_type = "application/json"),
+        (status = 404, description = "Never: documented for symmetry", body = error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn openapi_json() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
         openapi::spec_json(),

@@ -2,15 +2,16 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::auth::ReturnedPeople;
 use super::AppState;
+use crate::access::{PersonField, Principal};
 use crate::db::people;
 use crate::domain::{Person, PersonSummary};
 use crate::error::{Error, Result};
@@ -24,11 +25,16 @@ pub const MAX_QUERY_LEN: usize = 1024;
 /// Paging stops here; narrow the query instead.
 pub const MAX_OFFSET: usize = 10_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/people", get(search_people))
-        .route("/people/{id}", get(get_person))
-        .route("/people/by-phone/{number}", get(get_people_by_phone))
+pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(search_people))
+        .routes(routes!(get_person))
+        .routes(routes!(get_people_by_phone))
+}
+
+fn returned(items: &[PersonSummary]) -> Extension<ReturnedPeople> {
+    Extension(ReturnedPeople(items.iter().map(|p| p.id).collect()))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -103,15 +109,18 @@ fn encode_cursor(offset: usize) -> String {
     path = "/api/v1/people",
     tag = "people",
     params(SearchParams),
+    security(("session" = ["viewer"]), ("bearer" = ["viewer"])),
     responses(
         (status = 200, description = "Matching people, best first", body = SearchResponse),
         (status = 400, description = "Invalid parameter", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = super::error::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn search_people(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     params: std::result::Result<Query<SearchParams>, QueryRejection>,
-) -> Result<Json<SearchResponse>> {
+) -> Result<(Extension<ReturnedPeople>, Json<SearchResponse>)> {
     let Query(params) = params.map_err(|e| Error::invalid("query", e.body_text()))?;
     let q = params.q.unwrap_or_default();
     if q.len() > MAX_QUERY_LEN {
@@ -133,8 +142,19 @@ pub async fn search_people(
         .map(decode_cursor)
         .transpose()?
         .unwrap_or(0);
+    let policy = &principal.policy;
+    // Filtering by a field the caller may not see would reveal it.
     let text = |name: &'static str, value: Option<String>| -> Result<Option<String>> {
+        let field = match name {
+            "department" => Some(PersonField::Department),
+            "location" => Some(PersonField::Location),
+            "org_unit" => Some(PersonField::OrgUnit),
+            _ => None,
+        };
         match value {
+            Some(v) if !v.is_empty() && field.is_some_and(|f| !policy.shows(f)) => {
+                Err(Error::invalid(name, "not a filter you may use"))
+            }
             Some(v) if v.len() > MAX_QUERY_LEN => Err(Error::invalid(
                 name,
                 format!("longer than {MAX_QUERY_LEN} bytes"),
@@ -152,6 +172,7 @@ pub async fn search_people(
             location: text("location", params.location)?,
             org_unit: text("org_unit", params.org_unit)?,
             has_presence: params.has_presence,
+            within: policy.within(),
         },
         near: text("near", params.near)?,
         facets: params.facets.unwrap_or(false),
@@ -160,17 +181,37 @@ pub async fn search_people(
     // is settled, and a query has at most 8 words), less than handing it to another thread.
     let mut results = state.index.search_with(&request)?;
     state.presence.decorate_summaries(&mut results.hits);
-    let next = offset + results.hits.len();
-    let next_cursor = (results.hits.len() == limit && next < results.total && next <= MAX_OFFSET)
-        .then(|| encode_cursor(next));
-    Ok(Json(SearchResponse {
-        items: results.hits,
-        total: results.total,
-        total_exact: results.total_exact,
-        next_cursor,
-        approximate: results.approximate,
-        facets: results.facets,
-    }))
+    let shown = results.hits.len();
+    // The scope was a filter inside the search; this projects the fields.
+    results.hits = std::mem::take(&mut results.hits)
+        .into_iter()
+        .filter_map(|hit| policy.summary(hit))
+        .collect();
+    if let Some(facets) = results.facets.as_mut() {
+        for (field, counts) in [
+            (PersonField::Department, &mut facets.department),
+            (PersonField::Location, &mut facets.location),
+            (PersonField::OrgUnit, &mut facets.org_unit),
+        ] {
+            if !policy.shows(field) {
+                counts.clear();
+            }
+        }
+    }
+    let next = offset + shown;
+    let next_cursor =
+        (shown == limit && next < results.total && next <= MAX_OFFSET).then(|| encode_cursor(next));
+    Ok((
+        returned(&results.hits),
+        Json(SearchResponse {
+            items: results.hits,
+            total: results.total,
+            total_exact: results.total_exact,
+            next_cursor,
+            approximate: results.approximate,
+            facets: results.facets,
+        }),
+    ))
 }
 
 /// Who owns a phone number, written in any format: international (`+44 20 7946 0018`),
@@ -180,6 +221,7 @@ pub async fn search_people(
     path = "/api/v1/people/by-phone/{number}",
     tag = "people",
     params(("number" = String, Path, description = "A phone number in any format, or an extension")),
+    security(("session" = ["viewer"]), ("bearer" = ["viewer"])),
     responses(
         (status = 200, description = "The people who own the number", body = PhoneOwnersResponse),
         (status = 400, description = "Not a phone number", body = super::error::Problem, content_type = "application/problem+json"),
@@ -188,8 +230,9 @@ pub async fn search_people(
 )]
 pub async fn get_people_by_phone(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(number): Path<String>,
-) -> Result<Json<PhoneOwnersResponse>> {
+) -> Result<(Extension<ReturnedPeople>, Json<PhoneOwnersResponse>)> {
     let not_a_number = || {
         Error::invalid(
             "number",
@@ -205,12 +248,26 @@ pub async fn get_people_by_phone(
     let items = tokio::task::spawn_blocking(move || index.by_phone(&lookup))
         .await
         .map_err(|e| Error::Internal(e.into()))??;
+    // An owner is found only through a number the caller may see.
+    let policy = &principal.policy;
+    let items: Vec<PersonSummary> = items
+        .into_iter()
+        .filter(|p| {
+            p.phones.iter().any(|phone| {
+                policy.shows_phone(phone) && phone.search_keys().iter().any(|k| digits.contains(k))
+            })
+        })
+        .filter_map(|p| policy.summary(p))
+        .collect();
     if items.is_empty() {
         return Err(Error::NotFound {
             what: "owner of this phone number",
         });
     }
-    Ok(Json(PhoneOwnersResponse { digits, items }))
+    Ok((
+        returned(&items),
+        Json(PhoneOwnersResponse { digits, items }),
+    ))
 }
 
 /// Everything about one person.
@@ -219,6 +276,7 @@ pub async fn get_people_by_phone(
     path = "/api/v1/people/{id}",
     tag = "people",
     params(("id" = String, Path, description = "Person id (UUID)")),
+    security(("session" = ["viewer"]), ("bearer" = ["viewer"])),
     responses(
         (status = 200, description = "The person", body = Person),
         (status = 400, description = "Not a UUID", body = super::error::Problem, content_type = "application/problem+json"),
@@ -227,15 +285,20 @@ pub async fn get_people_by_phone(
 )]
 pub async fn get_person(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
-) -> Result<Json<Person>> {
+) -> Result<(Extension<ReturnedPeople>, Json<Person>)> {
     let id =
         Uuid::parse_str(&id).map_err(|_| Error::invalid("id", format!("`{id}` is not a UUID")))?;
     let mut person = people::get_person(&state.pool, id)
         .await?
         .ok_or(Error::NotFound { what: "person" })?;
     state.presence.decorate_person(&mut person);
-    Ok(Json(person))
+    let person = principal
+        .policy
+        .person(person)
+        .ok_or(Error::NotFound { what: "person" })?;
+    Ok((Extension(ReturnedPeople(vec![person.id])), Json(person)))
 }
 
 #[cfg(test)]

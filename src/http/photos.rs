@@ -3,14 +3,52 @@
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
+use axum::Extension;
 
 use super::AppState;
+use crate::access::{PersonField, Principal, Role};
 use crate::error::{Error, Result};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/photos/{digest}", get(get_photo))
+pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(get_photo))
+}
+
+/// Whether the caller may see this photo: it belongs to someone they may see, whose photo their
+/// policy shows. Photos of people removed from every source are for admins only.
+async fn may_see(state: &AppState, principal: &Principal, digest: &str) -> Result<bool> {
+    if principal.role == Role::Admin
+        && principal.policy.shows(PersonField::Photo)
+        && principal.policy.scope.is_everyone()
+    {
+        return Ok(true);
+    }
+    if !principal.policy.shows(PersonField::Photo) {
+        return Ok(false);
+    }
+    let owners: Vec<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT department, location, org_unit FROM people \
+         WHERE photo_url = $1 AND deleted_at IS NULL LIMIT 100",
+    )
+    .bind(crate::domain::Photo::url_of(digest))
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(owners.into_iter().any(|(department, location, org_unit)| {
+        principal
+            .policy
+            .admits_summary(&crate::domain::PersonSummary {
+                id: uuid::Uuid::nil(),
+                display_name: String::new(),
+                title: None,
+                department,
+                org_unit,
+                location,
+                phones: Vec::new(),
+                emails: Vec::new(),
+                im: Vec::new(),
+                photo_url: None,
+                presence: None,
+            })
+    }))
 }
 
 /// A person's photo, by the digest in their `photo_url`. Immutable: a new photo has a new digest.
@@ -19,16 +57,22 @@ pub fn router() -> Router<AppState> {
     path = "/api/v1/photos/{digest}",
     tag = "people",
     params(("digest" = String, Path, description = "Digest from a person's photo_url")),
+    security(("session" = ["viewer"]), ("bearer" = ["viewer"])),
     responses(
         (status = 200, description = "The picture", content_type = "image/jpeg"),
+        (status = 401, description = "Not signed in", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such photo", body = super::error::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_photo(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(digest): Path<String>,
 ) -> Result<impl IntoResponse> {
     if digest.len() != 32 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::NotFound { what: "photo" });
+    }
+    if !may_see(&state, &principal, &digest).await? {
         return Err(Error::NotFound { what: "photo" });
     }
     let (content_type, bytes): (String, Vec<u8>) =
@@ -42,7 +86,7 @@ pub async fn get_photo(
             (header::CONTENT_TYPE, content_type),
             (
                 header::CACHE_CONTROL,
-                "public, max-age=31536000, immutable".to_string(),
+                "private, max-age=31536000, immutable".to_string(),
             ),
         ],
         bytes,

@@ -11,15 +11,16 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json};
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::auth::ReturnedPeople;
 use super::AppState;
+use crate::access::Principal;
 use crate::error::{Error, Result};
 use crate::presence::webhook::{WebhookError, WebhookRequest};
 use crate::presence::{PresenceChange, PresenceHub};
@@ -27,16 +28,38 @@ use crate::presence::{PresenceChange, PresenceHub};
 /// At most this many people per lookup or stream.
 pub const MAX_IDS: usize = 1000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/presence", get(get_presence))
-        .route("/presence/events", post(post_presence_events))
-        .route("/presence/stream", get(stream_presence))
+pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(get_presence))
+        .routes(routes!(post_presence_events))
+        .routes(routes!(stream_presence))
+        .routes(routes!(metrics))
 }
 
-/// `/metrics`, at the root.
-pub fn metrics_router() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics))
+/// The requested people the caller may see, in request order. Without a scope, everyone (an id
+/// nobody has answers `unknown`, as before); with one, ids outside it are dropped, exactly as
+/// ids nobody has would be if they were.
+async fn visible(state: &AppState, principal: &Principal, ids: Vec<Uuid>) -> Result<Vec<Uuid>> {
+    let scope = &principal.policy.scope;
+    if scope.is_everyone() {
+        return Ok(ids);
+    }
+    let allowed: HashSet<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM people WHERE id = ANY($1) AND deleted_at IS NULL \
+         AND (cardinality($2::text[]) = 0 OR department = ANY($2)) \
+         AND (cardinality($3::text[]) = 0 OR location = ANY($3)) \
+         AND (cardinality($4::text[]) = 0 OR org_unit = ANY($4))",
+    )
+    .bind(&ids)
+    .bind(&scope.department)
+    .bind(&scope.location)
+    .bind(&scope.org_unit)
+    .fetch_all(&state.pool)
+    .await?
+    .into_iter()
+    .collect();
+    Ok(ids.into_iter().filter(|id| allowed.contains(id)).collect())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -75,25 +98,34 @@ pub struct PresenceResponse {
     path = "/api/v1/presence",
     tag = "presence",
     params(IdsParams),
+    security(("session" = ["viewer"]), ("bearer" = ["viewer"])),
     responses(
         (status = 200, description = "Presence per person", body = PresenceResponse),
         (status = 400, description = "Invalid ids", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = super::error::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_presence(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     params: std::result::Result<Query<IdsParams>, QueryRejection>,
-) -> Result<Json<PresenceResponse>> {
+) -> Result<(Extension<ReturnedPeople>, Json<PresenceResponse>)> {
     let Query(params) = params.map_err(|e| Error::invalid("ids", e.body_text()))?;
-    let ids = parse_ids(&params.ids)?;
-    let items = ids
-        .into_iter()
-        .map(|id| PresenceChange {
+    let ids = visible(&state, &principal, parse_ids(&params.ids)?).await?;
+    let items: Vec<PresenceChange> = ids
+        .iter()
+        .map(|&id| PresenceChange {
             id,
-            presence: state.presence.lookup(id),
+            presence: principal
+                .policy
+                .presence(Some(state.presence.lookup(id)))
+                .unwrap_or_else(crate::presence::Presence::unknown),
         })
         .collect();
-    Ok(Json(PresenceResponse { items }))
+    Ok((
+        Extension(ReturnedPeople(ids)),
+        Json(PresenceResponse { items }),
+    ))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -108,7 +140,7 @@ pub struct EventsAccepted {
     path = "/api/v1/presence/events",
     tag = "presence",
     request_body = WebhookRequest,
-    security(("bearer" = [])),
+    security(("webhook" = [])),
     responses(
         (status = 200, description = "Events accepted", body = EventsAccepted),
         (status = 400, description = "Malformed body or event; nothing was stored", body = super::error::Problem, content_type = "application/problem+json"),
@@ -155,12 +187,18 @@ fn event_of(change: &PresenceChange) -> Event {
         .unwrap_or_else(|_| Event::default().comment("unserializable"))
 }
 
-fn snapshot(hub: &PresenceHub, ids: &[Uuid]) -> Vec<std::result::Result<Event, Infallible>> {
+fn snapshot(
+    hub: &PresenceHub,
+    policy: &crate::access::Policy,
+    ids: &[Uuid],
+) -> Vec<std::result::Result<Event, Infallible>> {
     ids.iter()
         .map(|&id| {
             Ok(event_of(&PresenceChange {
                 id,
-                presence: hub.lookup(id),
+                presence: policy
+                    .presence(Some(hub.lookup(id)))
+                    .unwrap_or_else(crate::presence::Presence::unknown),
             }))
         })
         .collect()
@@ -173,27 +211,35 @@ fn snapshot(hub: &PresenceHub, ids: &[Uuid]) -> Vec<std::result::Result<Event, I
     path = "/api/v1/presence/stream",
     tag = "presence",
     params(IdsParams),
+    security(("session" = ["viewer"]), ("bearer" = ["viewer"])),
     responses(
         (status = 200, description = "An endless `text/event-stream`", body = String, content_type = "text/event-stream"),
         (status = 400, description = "Invalid ids", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = super::error::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn stream_presence(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     params: std::result::Result<Query<IdsParams>, QueryRejection>,
-) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
+) -> Result<(
+    Extension<ReturnedPeople>,
+    Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>,
+)> {
     let Query(params) = params.map_err(|e| Error::invalid("ids", e.body_text()))?;
-    let ids = parse_ids(&params.ids)?;
+    let ids = visible(&state, &principal, parse_ids(&params.ids)?).await?;
+    let returned = Extension(ReturnedPeople(ids.clone()));
+    let policy = principal.policy.clone();
     let hub = state.presence.clone();
     // Subscribe before the snapshot, so no change falls between the two.
     let rx = hub.subscribe();
     // The stream ends when the server shuts down (graceful shutdown waits for every connection).
     let stop = hub.stop_signal();
-    let first = snapshot(&hub, &ids);
+    let first = snapshot(&hub, &policy, &ids);
     let wanted: Arc<HashSet<Uuid>> = Arc::new(ids.iter().copied().collect());
     let changes = stream::unfold(
-        (rx, stop, hub, ids, wanted),
-        |(mut rx, mut stop, hub, ids, wanted)| async move {
+        (rx, stop, hub, ids, wanted, policy),
+        |(mut rx, mut stop, hub, ids, wanted, policy)| async move {
             loop {
                 let next = tokio::select! {
                     next = rx.recv() => next,
@@ -201,14 +247,20 @@ pub async fn stream_presence(
                 };
                 match next {
                     Ok(change) if wanted.contains(&change.id) => {
+                        let change = PresenceChange {
+                            id: change.id,
+                            presence: policy
+                                .presence(Some(change.presence.clone()))
+                                .unwrap_or_else(crate::presence::Presence::unknown),
+                        };
                         let batch = vec![Ok(event_of(&change))];
-                        return Some((stream::iter(batch), (rx, stop, hub, ids, wanted)));
+                        return Some((stream::iter(batch), (rx, stop, hub, ids, wanted, policy)));
                     }
                     Ok(_) => continue,
                     // Too slow to keep up: send everyone's current state again.
                     Err(RecvError::Lagged(_)) => {
-                        let batch = snapshot(&hub, &ids);
-                        return Some((stream::iter(batch), (rx, stop, hub, ids, wanted)));
+                        let batch = snapshot(&hub, &policy, &ids);
+                        return Some((stream::iter(batch), (rx, stop, hub, ids, wanted, policy)));
                     }
                     Err(RecvError::Closed) => return None,
                 }
@@ -216,11 +268,26 @@ pub async fn stream_presence(
         },
     )
     .flatten();
-    Ok(Sse::new(stream::iter(first).chain(changes))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok((
+        returned,
+        Sse::new(stream::iter(first).chain(changes))
+            .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))),
+    ))
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// Prometheus metrics: presence backends up, failures, people tracked.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    security(("bearer" = ["metrics"]), ("session" = ["admin"])),
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 401, description = "No credentials", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Neither a service token, an admin, nor an allowed address", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.presence.metrics(),

@@ -2,8 +2,7 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -16,10 +15,11 @@ const MAX_RUNS: i64 = 500;
 /// Changes listed per run; `changes_total` says how many there were.
 const MAX_CHANGES: i64 = 10_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/sync/runs", get(list_runs))
-        .route("/sync/runs/{id}", get(get_run))
+pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(list_runs))
+        .routes(routes!(get_run))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -50,7 +50,10 @@ pub struct RunDetail {
     path = "/api/v1/sync/runs",
     tag = "sync",
     params(RunsParams),
+    security(("session" = ["admin"]), ("bearer" = ["admin"])),
     responses(
+        (status = 401, description = "Not signed in", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 200, description = "Runs, newest first", body = RunsResponse),
         (status = 400, description = "Bad parameter", body = super::error::Problem, content_type = "application/problem+json"),
     )
@@ -74,7 +77,10 @@ pub async fn list_runs(
     path = "/api/v1/sync/runs/{id}",
     tag = "sync",
     params(("id" = i64, Path, description = "Run id")),
+    security(("session" = ["admin"]), ("bearer" = ["admin"])),
     responses(
+        (status = 401, description = "Not signed in", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 200, description = "The run", body = RunDetail),
         (status = 400, description = "Not a run id", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such run", body = super::error::Problem, content_type = "application/problem+json"),

@@ -79,6 +79,17 @@ pub struct Filters {
     pub location: Option<String>,
     pub org_unit: Option<String>,
     pub has_presence: Option<bool>,
+    /// The caller's scope: only people with one of these values (an empty list allows all).
+    pub within: Within,
+}
+
+/// A principal's scope as a search filter: each non-empty list is a word that one of its values
+/// must match, so totals and facets count only people in scope.
+#[derive(Debug, Clone, Default)]
+pub struct Within {
+    pub departments: Vec<String>,
+    pub locations: Vec<String>,
+    pub org_units: Vec<String>,
 }
 
 /// The tiers of one search.
@@ -282,6 +293,21 @@ fn filter_words(filters: &Filters, f: &Fields) -> Vec<Vec<Alternative>> {
     if let Some(presence) = filters.has_presence {
         let term = Term::from_field_u64(f.has_presence, u64::from(presence));
         words.push(vec![Alternative::term(term, 0.0)]);
+    }
+    let within = &filters.within;
+    for (field, values) in [
+        (f.department, &within.departments),
+        (f.location, &within.locations),
+        (f.org_unit, &within.org_units),
+    ] {
+        if !values.is_empty() {
+            words.push(
+                values
+                    .iter()
+                    .map(|v| Alternative::term(Term::from_field_text(field, v), 0.0))
+                    .collect(),
+            );
+        }
     }
     words
 }

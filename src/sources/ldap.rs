@@ -270,17 +270,8 @@ impl LdapSettings {
     }
 
     /// Connects and binds (anonymously when no `bind_dn` is set).
-    async fn connect(&self) -> Result<Ldap> {
-        let mut settings = LdapConnSettings::new()
-            .set_conn_timeout(self.timeout)
-            .set_starttls(self.starttls);
-        if let Some(ca) = &self.ca_file {
-            settings = settings.set_config(Arc::new(tls_config(&self.name, ca)?));
-        }
-        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &self.url)
-            .await
-            .map_err(|e| self.err(format!("cannot connect to {}: {e}", self.url)))?;
-        ldap3::drive!(conn);
+    pub(crate) async fn connect(&self) -> Result<Ldap> {
+        let mut ldap = self.open().await?;
         if let Some(dn) = &self.bind_dn {
             let password = self.config.bind_password()?.unwrap_or_default();
             if password.is_empty() {
@@ -295,6 +286,58 @@ impl LdapSettings {
                 .and_then(|r| r.success())
                 .map_err(|e| self.ldap_err(e))?;
         }
+        Ok(ldap)
+    }
+
+    /// Whether `dn` binds with `password`, on a connection of its own. An empty password is
+    /// never tried: servers take it as an unauthenticated bind that succeeds (RFC 4513 §5.1.2).
+    pub(crate) async fn check_password(&self, dn: &str, password: &str) -> Result<bool> {
+        if password.is_empty() {
+            return Ok(false);
+        }
+        let mut ldap = self.open().await?;
+        let result = ldap
+            .with_timeout(self.timeout)
+            .simple_bind(dn, password)
+            .await
+            .and_then(|r| r.success());
+        let _ = ldap.unbind().await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(LdapError::LdapResult { result }) if result.rc == 49 => Ok(false),
+            Err(e) => Err(self.ldap_err(e)),
+        }
+    }
+
+    /// Searches `base` (subtree) and returns the entries; for small answers (a login, groups).
+    pub(crate) async fn search_entries(
+        &self,
+        ldap: &mut Ldap,
+        base: &str,
+        filter: &str,
+        attrs: Vec<&str>,
+    ) -> Result<Vec<SearchEntry>> {
+        let (entries, _) = ldap
+            .with_timeout(self.timeout)
+            .search(base, Scope::Subtree, filter, attrs)
+            .await
+            .and_then(|r| r.success())
+            .map_err(|e| self.ldap_err(e))?;
+        Ok(entries.into_iter().map(SearchEntry::construct).collect())
+    }
+
+    /// A connection, not yet bound.
+    async fn open(&self) -> Result<Ldap> {
+        let mut settings = LdapConnSettings::new()
+            .set_conn_timeout(self.timeout)
+            .set_starttls(self.starttls);
+        if let Some(ca) = &self.ca_file {
+            settings = settings.set_config(Arc::new(tls_config(&self.name, ca)?));
+        }
+        let (conn, ldap) = LdapConnAsync::with_settings(settings, &self.url)
+            .await
+            .map_err(|e| self.err(format!("cannot connect to {}: {e}", self.url)))?;
+        ldap3::drive!(conn);
         Ok(ldap)
     }
 

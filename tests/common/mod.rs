@@ -10,9 +10,10 @@ use axum::Router;
 use http_body_util::BodyExt;
 use indicatif::ProgressBar;
 use sqlx::PgPool;
+use switchboard::config::Config;
 use switchboard::db::EmbeddedPostgres;
 use switchboard::domain::PhoneNormalizer;
-use switchboard::http::{router, AppState};
+use switchboard::http::router;
 use switchboard::search::indexer::Indexer;
 use switchboard::search::SearchIndex;
 use switchboard::sync::{self, ImportOptions, ImportReport, RawBatch};
@@ -69,6 +70,13 @@ pub struct TestApp {
     pub router: Router,
     pub ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub dir: tempfile::TempDir,
+    pub state: switchboard::http::AppState,
+    /// An admin service token, sent by `get`.
+    pub token: String,
+    /// Added to the real time by the app's clock (sessions, throttling).
+    pub clock_offset: std::sync::Arc<std::sync::Mutex<chrono::Duration>>,
+    audit_stop: tokio::sync::watch::Sender<bool>,
+    audit_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 pub fn options(source: &str) -> ImportOptions {
@@ -91,17 +99,40 @@ impl TestApp {
 
     /// A test app whose API serves presence from `presence`.
     pub async fn with_presence(presence: switchboard::presence::PresenceHub) -> TestApp {
+        TestApp::with(Config::default(), presence).await
+    }
+
+    /// A test app built as `serve` builds its state, from `config`.
+    pub async fn with(config: Config, presence: switchboard::presence::PresenceHub) -> TestApp {
         let db = TestDb::new().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let index = SearchIndex::open(&dir.path().join("index")).expect("index");
         let indexer = Indexer::new(index.clone(), db.pool.clone(), 50).expect("indexer");
         let ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let router = router(AppState {
-            pool: db.pool.clone(),
-            index: index.clone(),
-            ready: ready.clone(),
+        let clock_offset = std::sync::Arc::new(std::sync::Mutex::new(chrono::Duration::zero()));
+        let offset = clock_offset.clone();
+        let clock: switchboard::presence::Clock =
+            std::sync::Arc::new(move || chrono::Utc::now() + *offset.lock().expect("clock"));
+        let (audit_stop, stopped) = tokio::sync::watch::channel(false);
+        let (audit, audit_task) = switchboard::audit::AuditLog::start(db.pool.clone(), stopped);
+        let state = switchboard::state::app_state(
+            &config,
+            db.pool.clone(),
+            index.clone(),
+            ready.clone(),
             presence,
-        });
+            audit,
+            clock,
+        )
+        .expect("state");
+        let router = router(state.clone());
+        let token = switchboard::access::tokens::add(
+            &db.pool,
+            "test-admin",
+            switchboard::access::Role::Admin,
+        )
+        .await
+        .expect("token");
         TestApp {
             db,
             index,
@@ -109,7 +140,49 @@ impl TestApp {
             router,
             ready,
             dir,
+            state,
+            token,
+            clock_offset,
+            audit_stop,
+            audit_task: Some(audit_task),
         }
+    }
+
+    /// Moves the app's clock forward.
+    pub fn advance(&self, by: chrono::Duration) {
+        *self.clock_offset.lock().expect("clock") += by;
+    }
+
+    /// Stops the audit writer after it has written everything queued.
+    pub async fn flush_audit(&mut self) {
+        let _ = self.audit_stop.send(true);
+        if let Some(task) = self.audit_task.take() {
+            task.await.expect("audit writer");
+        }
+    }
+
+    /// Sends a request through the router; answers status, headers and the body as JSON (or
+    /// `Null`).
+    pub async fn send(
+        &self,
+        request: Request<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("response");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (status, headers, json)
     }
 
     /// Imports CSV text with the default region GB, then brings the index up to date.
@@ -138,7 +211,12 @@ impl TestApp {
         let response = self
             .router
             .clone()
-            .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+            .oneshot(
+                Request::get(uri)
+                    .header("authorization", format!("Bearer {}", self.token))
+                    .body(Body::empty())
+                    .expect("request"),
+            )
             .await
             .expect("response");
         let status = response.status();

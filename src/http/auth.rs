@@ -1,0 +1,671 @@
+//! Who may call what. Every operation declares its requirement in its OpenAPI `security`
+//! (so the committed spec says exactly what the server enforces); [`Rules`] reads them from the
+//! generated document and [`guard`] enforces them on every route. An operation that declares
+//! nothing is refused to everyone: closed by default, and the route-table test fails.
+//!
+//! Also here: sign-in (local accounts and directory binds by form, OpenID Connect by redirect),
+//! sessions, sign-out, and the audit records of requests.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{ConnectInfo, MatchedPath, Query, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Json};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::AppState;
+use crate::access::sessions::{SignedIn, COOKIE};
+use crate::access::{Principal, PrincipalKind, Role, SignInMethods};
+use crate::audit::AuditEvent;
+use crate::error::{Error, Result};
+
+/// The header that carries a session's CSRF token on every state-changing request.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Binds an OpenID Connect sign-in to the browser that started it.
+const OIDC_STATE_COOKIE: &str = "switchboard_oidc";
+
+/// What a route asks of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// Anyone.
+    Public,
+    /// A session or service token of at least this role.
+    Role(Role),
+    /// A presence webhook backend's own bearer token (checked by the handler).
+    Webhook,
+    /// Any service token, an admin, or an address in `access.metrics_allow`.
+    Metrics,
+    /// The operation declares nothing: refused to everyone.
+    Undeclared,
+}
+
+impl Requirement {
+    /// Reads an operation's `security` array: `[{}]` is public; `webhook` is the presence
+    /// webhook's; `bearer: ["metrics"]` is metrics; otherwise the role named in its scopes.
+    pub fn of_operation(op: &serde_json::Value) -> Requirement {
+        let Some(alternatives) = op.get("security").and_then(|s| s.as_array()) else {
+            return Requirement::Undeclared;
+        };
+        let mut role = None;
+        for alternative in alternatives {
+            let Some(schemes) = alternative.as_object() else {
+                continue;
+            };
+            if schemes.is_empty() {
+                return Requirement::Public;
+            }
+            for (scheme, scopes) in schemes {
+                if scheme == "webhook" {
+                    return Requirement::Webhook;
+                }
+                for scope in scopes
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.as_str())
+                {
+                    if scope == "metrics" {
+                        return Requirement::Metrics;
+                    }
+                    if let Ok(r) = Role::parse(scope) {
+                        role = Some(role.map_or(r, |old: Role| old.min(r)));
+                    }
+                }
+            }
+        }
+        role.map_or(Requirement::Undeclared, Requirement::Role)
+    }
+}
+
+/// Every documented operation's requirement, by method and path template.
+#[derive(Debug, Default, Clone)]
+pub struct Rules(HashMap<(Method, String), Requirement>);
+
+impl Rules {
+    pub fn from_spec(spec: &utoipa::openapi::OpenApi) -> Rules {
+        let json = serde_json::to_value(spec).unwrap_or_default();
+        let mut rules = HashMap::new();
+        for (path, item) in json["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                let Ok(method) = method.to_uppercase().parse::<Method>() else {
+                    continue;
+                };
+                rules.insert((method, path.clone()), Requirement::of_operation(op));
+            }
+        }
+        Rules(rules)
+    }
+
+    pub fn get(&self, method: &Method, path: &str) -> Requirement {
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
+        self.0
+            .get(&(method.clone(), path.to_string()))
+            .copied()
+            .unwrap_or(Requirement::Undeclared)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&(Method, String), &Requirement)> {
+        self.0.iter()
+    }
+}
+
+/// People a response showed, for the audit trail (set by handlers as a response extension).
+#[derive(Debug, Clone, Default)]
+pub struct ReturnedPeople(pub Vec<Uuid>);
+
+/// The client's address, when the server knows it.
+pub fn client_address(request_extensions: &axum::http::Extensions) -> Option<SocketAddr> {
+    request_extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+}
+
+/// The client's address as an extractor (absent in tests that call the router directly).
+pub struct ClientAddr(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        Ok(ClientAddr(client_address(&parts.extensions)))
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Why a request carries no usable principal.
+enum Resolved {
+    Principal(Principal, Option<String>),
+    Nobody,
+    /// A bearer token we do not know (or revoked).
+    BadToken,
+}
+
+async fn resolve(state: &AppState, headers: &HeaderMap, jar: &CookieJar) -> Result<Resolved> {
+    if let Some(open) = state.access.open_principal() {
+        return Ok(Resolved::Principal(open.clone(), None));
+    }
+    if let Some(token) = bearer(headers) {
+        return Ok(match state.access.principal_of_token(token).await? {
+            Some(p) => Resolved::Principal(p, None),
+            None => Resolved::BadToken,
+        });
+    }
+    if let Some(cookie) = jar.get(COOKIE) {
+        if let Some(session) = state.access.session(cookie.value()).await? {
+            let principal = state.access.principal_of_session(&session);
+            return Ok(Resolved::Principal(principal, Some(session.csrf_token)));
+        }
+    }
+    Ok(Resolved::Nobody)
+}
+
+/// The route layer: resolves the caller, enforces the route's requirement and CSRF, and
+/// records the request in the audit trail when it must be.
+pub async fn guard(
+    State((state, rules)): State<(AppState, Arc<Rules>)>,
+    matched: Option<MatchedPath>,
+    jar: CookieJar,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let path = matched.as_ref().map(|m| m.as_str()).unwrap_or_default();
+    let requirement = rules.get(request.method(), path);
+    if requirement == Requirement::Undeclared {
+        tracing::error!(path, method = %request.method(), "route declares no access requirement; refused");
+        return Error::Forbidden("this route declares no access requirement".into())
+            .into_response();
+    }
+    if requirement == Requirement::Webhook {
+        return next.run(request).await;
+    }
+    let resolved = match resolve(&state, request.headers(), &jar).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let address = client_address(request.extensions());
+    let (principal, csrf) = match resolved {
+        Resolved::Principal(p, csrf) => (Some(p), csrf),
+        Resolved::Nobody => (None, None),
+        Resolved::BadToken if requirement == Requirement::Public => (None, None),
+        Resolved::BadToken => {
+            return Error::Unauthorized("unknown or revoked token".into()).into_response();
+        }
+    };
+    let allowed = match (requirement, &principal) {
+        (Requirement::Public, _) => Ok(()),
+        (Requirement::Metrics, _) if state.access.metrics_allowed(address.map(|a| a.ip())) => {
+            Ok(())
+        }
+        (Requirement::Metrics, Some(p))
+            if p.kind == PrincipalKind::Service || p.role == Role::Admin =>
+        {
+            Ok(())
+        }
+        (Requirement::Metrics, Some(_)) => Err(Error::Forbidden(
+            "metrics need a service token, an admin, or an allowed address".into(),
+        )),
+        (Requirement::Role(min), Some(p)) if p.role >= min => Ok(()),
+        (Requirement::Role(min), Some(p)) => Err(Error::Forbidden(format!(
+            "this needs the {min} role; {} has {}",
+            p.name, p.role
+        ))),
+        (Requirement::Metrics | Requirement::Role(_), None) => Err(Error::Unauthorized(
+            "sign in, or send `Authorization: Bearer <token>`".into(),
+        )),
+        (Requirement::Webhook | Requirement::Undeclared, _) => {
+            Err(Error::Forbidden("no requirement to check".into()))
+        }
+    };
+    if let Err(e) = allowed {
+        if let Some(p) = &principal {
+            audit_request(&state, p, &request, 403, &[], address);
+        }
+        return e.into_response();
+    }
+    // A state change made with a cookie must carry the session's CSRF token: another site can
+    // make a browser send the cookie, not read the token.
+    if let Some(expected) = &csrf {
+        if !is_safe(request.method()) {
+            let sent = request
+                .headers()
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok());
+            if sent != Some(expected.as_str()) {
+                return Error::Csrf.into_response();
+            }
+        }
+    }
+    let Some(principal) = principal else {
+        return next.run(request).await;
+    };
+    let audited = match requirement {
+        Requirement::Role(Role::Admin) => true,
+        _ => !principal.is_staff() || state.audit_staff_lookups,
+    };
+    let action = audited.then(|| {
+        (
+            format!("{} {}", request.method(), path),
+            request.uri().query().map(str::to_string),
+        )
+    });
+    request.extensions_mut().insert(principal.clone());
+    let response = next.run(request).await;
+    if let Some((action, query)) = action {
+        let people = response
+            .extensions()
+            .get::<ReturnedPeople>()
+            .map(|p| p.0.clone())
+            .unwrap_or_default();
+        let mut event = AuditEvent::new(state.access.now(), &principal.name, &action)
+            .status(response.status().as_u16())
+            .address(address.map(|a| a.ip().to_string()));
+        event.query = query;
+        event.people = people;
+        state.audit.record(event);
+    }
+    response
+}
+
+fn audit_request(
+    state: &AppState,
+    principal: &Principal,
+    request: &Request,
+    status: u16,
+    people: &[Uuid],
+    address: Option<SocketAddr>,
+) {
+    let path = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| request.uri().path().to_string());
+    let mut event = AuditEvent::new(
+        state.access.now(),
+        &principal.name,
+        &format!("{} {path}", request.method()),
+    )
+    .status(status)
+    .address(address.map(|a| a.ip().to_string()));
+    event.query = request.uri().query().map(str::to_string);
+    event.people = people.to_vec();
+    state.audit.record(event);
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(sign_in))
+        .routes(routes!(sign_out))
+        .routes(routes!(sign_out_everywhere))
+        .routes(routes!(get_session))
+        .routes(routes!(get_methods))
+        .routes(routes!(oidc_login))
+        .routes(routes!(oidc_callback))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SignInRequest {
+    /// A local account's name, or a directory login (uid, sAMAccountName or email).
+    pub username: String,
+    pub password: String,
+}
+
+/// The signed-in caller.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionResponse {
+    /// `local:NAME`, `ldap:SOURCE:DN`, `oidc:ISSUER#SUB`, `token:NAME` or `open`.
+    pub principal: String,
+    pub display_name: String,
+    pub role: Role,
+    pub kind: PrincipalKind,
+    /// Send as `X-CSRF-Token` on every state-changing request made with the session cookie.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
+    /// When the session ends at the latest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The person this is, when known (by email).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person_id: Option<Uuid>,
+    /// True when the server runs open (no sign-in): the page shows a banner.
+    pub open: bool,
+}
+
+fn session_cookie(state: &AppState, value: String) -> Cookie<'static> {
+    Cookie::build((COOKIE, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.access.secure_cookies())
+        .build()
+}
+
+fn removal(name: &'static str) -> Cookie<'static> {
+    Cookie::build((name, "")).path("/").build()
+}
+
+async fn start_session(
+    state: &AppState,
+    jar: CookieJar,
+    who: &SignedIn,
+    address: Option<SocketAddr>,
+) -> Result<(CookieJar, SessionResponse)> {
+    let previous = jar.get(COOKIE).map(|c| c.value().to_string());
+    let (cookie, session) = state.access.start_session(who, previous.as_deref()).await?;
+    state.audit.record(
+        AuditEvent::new(state.access.now(), &who.subject, "sign_in")
+            .query(format!("method={} role={}", who.method, who.role))
+            .status(200)
+            .address(address.map(|a| a.ip().to_string())),
+    );
+    let response = SessionResponse {
+        principal: session.subject.clone(),
+        display_name: session.display_name.clone(),
+        role: session.role,
+        kind: PrincipalKind::Staff,
+        csrf_token: Some(session.csrf_token.clone()),
+        expires_at: Some(session.expires_at),
+        person_id: session.person_id,
+        open: false,
+    };
+    Ok((jar.add(session_cookie(state, cookie)), response))
+}
+
+/// Sign in with a local account or, when `[access.ldap]` is configured, a directory account.
+/// Sets the session cookie (`HttpOnly`, `SameSite=Lax`, `Secure` behind https). Failed attempts
+/// are throttled per account and per address (429 with `Retry-After`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body = SignInRequest,
+    security(()),
+    responses(
+        (status = 200, description = "Signed in; the session cookie is set", body = SessionResponse),
+        (status = 400, description = "Malformed body", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong name or password", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn sign_in(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    ClientAddr(address): ClientAddr,
+    body: std::result::Result<Json<SignInRequest>, JsonRejection>,
+) -> Result<(CookieJar, Json<SessionResponse>)> {
+    let Json(request) = body.map_err(|e| Error::invalid("body", e.body_text()))?;
+    let ip = address.map_or_else(|| "unknown".to_string(), |a| a.ip().to_string());
+    let account = request.username.trim().to_string();
+    if account.is_empty() || account.len() > 256 || request.password.len() > 1024 {
+        return Err(Error::invalid("username", "give a name and a password"));
+    }
+    state
+        .access
+        .throttled(&account, &ip)
+        .map_err(|retry_after| Error::TooManyRequests {
+            retry_after,
+            what: "failed sign-ins".into(),
+        })?;
+    let mut who = crate::access::users::verify(&state.pool, &account, &request.password).await?;
+    if who.is_none() {
+        if let Some(ldap) = &state.access.ldap {
+            who = ldap.authenticate(&account, &request.password).await?;
+        }
+    }
+    let Some(who) = who else {
+        state.access.sign_in_failed(&account, &ip);
+        state.audit.record(
+            AuditEvent::new(
+                state.access.now(),
+                &format!("anonymous:{account}"),
+                "sign_in_failed",
+            )
+            .status(401)
+            .address(Some(ip)),
+        );
+        return Err(Error::Unauthorized("wrong name or password".into()));
+    };
+    state.access.sign_in_succeeded(&account);
+    let (jar, response) = start_session(&state, jar, &who, address).await?;
+    Ok((jar, Json(response)))
+}
+
+/// Sign out: ends this session.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    security(("session" = ["viewer"])),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, description = "Not signed in", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing or wrong CSRF token", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn sign_out(
+    State(state): State<AppState>,
+    jar: CookieJar,
+) -> Result<(CookieJar, StatusCode)> {
+    if let Some(cookie) = jar.get(COOKIE) {
+        state.access.end_session(cookie.value()).await?;
+    }
+    Ok((jar.remove(removal(COOKIE)), StatusCode::NO_CONTENT))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SignedOut {
+    /// Sessions ended.
+    pub sessions: u64,
+}
+
+/// Sign out everywhere: ends every session of the signed-in person, on every device.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout-all",
+    tag = "auth",
+    security(("session" = ["viewer"])),
+    responses(
+        (status = 200, description = "Every session ended", body = SignedOut),
+        (status = 400, description = "Not a session (a token has none)", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing or wrong CSRF token", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn sign_out_everywhere(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    jar: CookieJar,
+) -> Result<(CookieJar, Json<SignedOut>)> {
+    if principal.kind != PrincipalKind::Staff {
+        return Err(Error::invalid(
+            "session",
+            "only a signed-in person has sessions",
+        ));
+    }
+    let sessions = state.access.end_all_sessions(&principal.name).await?;
+    state.audit.record(
+        AuditEvent::new(state.access.now(), &principal.name, "sign_out_everywhere")
+            .query(format!("sessions={sessions}"))
+            .status(200),
+    );
+    Ok((jar.remove(removal(COOKIE)), Json(SignedOut { sessions })))
+}
+
+/// Who is signed in, with the CSRF token the page must send back.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/session",
+    tag = "auth",
+    security(("session" = ["viewer"]), ("bearer" = ["viewer"])),
+    responses(
+        (status = 200, description = "The caller", body = SessionResponse),
+        (status = 401, description = "Not signed in", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_session(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    jar: CookieJar,
+) -> Result<Json<SessionResponse>> {
+    let session = match (principal.kind, jar.get(COOKIE)) {
+        (PrincipalKind::Staff, Some(cookie)) => state.access.session(cookie.value()).await?,
+        _ => None,
+    };
+    Ok(Json(SessionResponse {
+        principal: principal.name.clone(),
+        display_name: principal.display_name.clone(),
+        role: principal.role,
+        kind: principal.kind,
+        csrf_token: session.as_ref().map(|s| s.csrf_token.clone()),
+        expires_at: session.as_ref().map(|s| s.expires_at),
+        person_id: principal.person_id,
+        open: principal.kind == PrincipalKind::Open,
+    }))
+}
+
+/// How one can sign in here.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/methods",
+    tag = "auth",
+    security(()),
+    responses(
+        (status = 200, description = "Sign-in methods", body = SignInMethods),
+        (status = 404, description = "Never: documented for symmetry", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_methods(State(state): State<AppState>) -> Json<SignInMethods> {
+    Json(state.access.methods())
+}
+
+/// Single sign-on: redirects to the OpenID Connect provider (authorization code + PKCE).
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/oidc/login",
+    tag = "auth",
+    security(()),
+    responses(
+        (status = 303, description = "To the provider's sign-in page"),
+        (status = 404, description = "Single sign-on is not configured", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The provider cannot be reached", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn oidc_login(
+    State(state): State<AppState>,
+    jar: CookieJar,
+) -> Result<(CookieJar, Redirect)> {
+    let oidc = state.access.oidc.as_ref().ok_or(Error::NotFound {
+        what: "single sign-on",
+    })?;
+    let (url, csrf_state) = oidc.begin(&state.pool, state.access.now()).await?;
+    let cookie = Cookie::build((OIDC_STATE_COOKIE, csrf_state))
+        .path("/api/v1/auth/oidc")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.access.secure_cookies())
+        .build();
+    Ok((jar.add(cookie), Redirect::to(&url)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    /// Set by the provider when sign-in failed there.
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// Where the provider sends people back: checks the state against the browser's cookie,
+/// exchanges the code, verifies the ID token, starts a session and goes to the console.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/oidc/callback",
+    tag = "auth",
+    params(CallbackParams),
+    security(()),
+    responses(
+        (status = 303, description = "Signed in: to the console"),
+        (status = 400, description = "No code or state", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Sign-in refused", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Single sign-on is not configured", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn oidc_callback(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    ClientAddr(address): ClientAddr,
+    params: std::result::Result<Query<CallbackParams>, QueryRejection>,
+) -> Result<(CookieJar, Redirect)> {
+    let oidc = state.access.oidc.as_ref().ok_or(Error::NotFound {
+        what: "single sign-on",
+    })?;
+    let Query(params) = params.map_err(|e| Error::invalid("query", e.body_text()))?;
+    let fail = |why: String| {
+        state.audit.record(
+            AuditEvent::new(state.access.now(), "anonymous:oidc", "sign_in_failed")
+                .query(why.clone())
+                .status(401)
+                .address(address.map(|a| a.ip().to_string())),
+        );
+        Error::Unauthorized(why)
+    };
+    if let Some(error) = params.error {
+        return Err(fail(format!(
+            "the provider refused the sign-in: {error} {}",
+            params.error_description.unwrap_or_default()
+        )));
+    }
+    let (Some(code), Some(csrf_state)) = (params.code, params.state) else {
+        return Err(Error::invalid(
+            "code",
+            "the provider sent no code and state",
+        ));
+    };
+    if jar.get(OIDC_STATE_COOKIE).map(|c| c.value()) != Some(csrf_state.as_str()) {
+        return Err(fail("this sign-in was not started in this browser".into()));
+    }
+    let who = match oidc
+        .finish(&state.pool, &code, &csrf_state, state.access.now())
+        .await
+    {
+        Ok(who) => who,
+        Err(Error::Unauthorized(why)) => return Err(fail(why)),
+        Err(e) => return Err(e),
+    };
+    let jar = jar.remove(
+        Cookie::build((OIDC_STATE_COOKIE, ""))
+            .path("/api/v1/auth/oidc")
+            .build(),
+    );
+    let (jar, _) = start_session(&state, jar, &who, address).await?;
+    Ok((jar, Redirect::to("/")))
+}
