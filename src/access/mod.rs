@@ -459,18 +459,13 @@ impl Access {
             sessions::delete(&self.pool, &key).await?;
             return Ok(None);
         }
-        // Written at most once a minute per session, off the request's path.
+        // Written at most once a minute per session: one small write, not one per keystroke.
         if now - session.last_seen_at >= chrono::Duration::minutes(1) {
             session.last_seen_at = now;
+            sessions::touch(&self.pool, &key, now).await?;
             if let Some(hit) = lock(&self.sessions).get_mut(&key) {
                 hit.value = Some(session.clone());
             }
-            let pool = self.pool.clone();
-            tokio::spawn(async move {
-                if let Err(e) = sessions::touch(&pool, &key, now).await {
-                    tracing::warn!(error = %e, "cannot record a session's last use");
-                }
-            });
         }
         Ok(Some(session))
     }

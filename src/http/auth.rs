@@ -249,7 +249,8 @@ pub async fn guard(
     }
     // A state change made with a cookie must carry the session's CSRF token: another site can
     // make a browser send the cookie, not read the token.
-    if let Some(expected) = &csrf {
+    // (Public routes do not act for the session: sign-in may replace it.)
+    if let Some(expected) = csrf.as_ref().filter(|_| requirement != Requirement::Public) {
         if !is_safe(request.method()) {
             let sent = request
                 .headers()
