@@ -15,11 +15,17 @@ use nix::unistd::Pid;
 struct Demo {
     child: Child,
     url: String,
+    /// The admin's one-time password, as printed.
+    password: Option<String>,
     /// What it printed before it was ready to serve.
     startup: Vec<String>,
 }
 
 fn start_demo(data_dir: &Path, people: u32) -> Demo {
+    start_demo_with(data_dir, people, &[])
+}
+
+fn start_demo_with(data_dir: &Path, people: u32, extra: &[&str]) -> Demo {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .arg("--data-dir")
         .arg(data_dir)
@@ -30,6 +36,7 @@ fn start_demo(data_dir: &Path, people: u32) -> Demo {
             "--listen",
             "127.0.0.1:0",
         ])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -54,9 +61,15 @@ fn start_demo(data_dir: &Path, people: u32) -> Demo {
                         .trim_end_matches('/')
                         .to_string();
                     seen.push(line);
+                    let password = seen.iter().find_map(|l| {
+                        l.split("one-time password ")
+                            .nth(1)
+                            .map(|p| p.trim().to_string())
+                    });
                     return Demo {
                         child,
                         url,
+                        password,
                         startup: seen,
                     };
                 }
@@ -115,12 +128,46 @@ async fn wait_ready(client: &reqwest::Client, url: &str) -> serde_json::Value {
     panic!("{url} never became ready");
 }
 
+/// Signs in as the demo's admin with the password it printed.
+async fn sign_in(client: &reqwest::Client, demo: &Demo) {
+    let password = demo.password.clone().unwrap_or_else(|| {
+        panic!(
+            "the demo printed no password; it said:\n{}",
+            demo.startup.join("\n")
+        )
+    });
+    let r = client
+        .post(format!("{}/api/v1/auth/login", demo.url))
+        .json(&serde_json::json!({"username": "admin", "password": password}))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+}
+
 #[tokio::test]
 async fn demo_runs_with_no_configuration_and_stops_cleanly() {
     let data_dir = tempfile::tempdir().expect("tmp");
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
 
     let demo = start_demo(data_dir.path(), 300);
+    let first_password = demo.password.clone();
+    let bare = wait_ready(&client, &demo.url).await;
+    assert_eq!(
+        bare,
+        serde_json::json!({"status": "ready"}),
+        "no details before sign-in"
+    );
+    let refused = client
+        .get(format!("{}/api/v1/people", demo.url))
+        .send()
+        .await
+        .expect("people");
+    assert_eq!(refused.status(), 401, "closed until signed in");
+    sign_in(&client, &demo).await;
     let ready = wait_ready(&client, &demo.url).await;
     assert_eq!(ready["indexed_people"], 300);
 
@@ -230,8 +277,10 @@ async fn demo_runs_with_no_configuration_and_stops_cleanly() {
         "postgres was stopped on exit"
     );
 
-    // Starting again reuses the data: same people, no reload.
+    // Starting again reuses the data: same people, no reload; a new password.
     let demo = start_demo(data_dir.path(), 300);
+    assert_ne!(demo.password, first_password);
+    sign_in(&client, &demo).await;
     let ready = wait_ready(&client, &demo.url).await;
     assert_eq!(
         ready["indexed_people"], 302,
@@ -292,4 +341,40 @@ async fn cli_commands_start_and_stop_the_embedded_cluster() {
         !data_dir.path().join("postgres/postmaster.pid").exists(),
         "each command stops the cluster it started"
     );
+}
+
+#[tokio::test]
+async fn demo_open_serves_without_sign_in_on_loopback_only() {
+    let data_dir = tempfile::tempdir().expect("tmp");
+    let refused = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .args(["demo", "--people", "20", "--open", "--listen", "0.0.0.0:0"])
+        .output()
+        .expect("demo");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("loopback"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let demo = start_demo_with(data_dir.path(), 20, &["--open"]);
+    assert_eq!(demo.password, None, "an open demo has no password to print");
+    let client = reqwest::Client::new();
+    wait_ready(&client, &demo.url).await;
+    let people = get_json(&client, format!("{}/api/v1/people", demo.url)).await;
+    assert_eq!(people["total"], 20);
+    let me = get_json(&client, format!("{}/api/v1/auth/session", demo.url)).await;
+    assert_eq!(me["open"], true, "the page shows its banner from this");
+    let page = client
+        .get(format!("{}/", demo.url))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(page.contains("This server runs open"));
+    demo.stop();
 }

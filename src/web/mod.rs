@@ -1,4 +1,4 @@
-//! The receptionist's search page, embedded in the binary.
+//! The receptionist's search page and its script, embedded in the binary.
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -8,9 +8,24 @@ use axum::Router;
 use crate::http::AppState;
 
 const INDEX_HTML: &str = include_str!("index.html");
+const APP_JS: &str = include_str!("app.js");
 
+/// The page and its script: open to anyone (the script asks for sign-in; the API it calls
+/// checks every request).
 pub fn router() -> Router<AppState> {
-    Router::new().route("/", get(index))
+    Router::new()
+        .route("/", get(index))
+        .route("/app.js", get(app_js))
+}
+
+async fn app_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        APP_JS,
+    )
 }
 
 async fn index() -> impl IntoResponse {

@@ -1,0 +1,132 @@
+// The receptionist's page: sign-in, then search as you type with live presence.
+const q = document.getElementById('q');
+const results = document.getElementById('results');
+const status = document.getElementById('status');
+let seq = 0;
+let live = null;
+let csrf = null;
+
+// Presence: a dot per person, kept current from the server's event stream.
+function paintDot(dot, presence) {
+  dot.className = 'dot ' + presence.availability + (presence.idle ? ' idle' : '');
+  dot.title = presence.availability.replaceAll('_', ' ') + (presence.status_message ? ' — ' + presence.status_message : '');
+}
+
+function follow(ids) {
+  if (live) { live.close(); live = null; }
+  if (!ids.length) return;
+  live = new EventSource('/api/v1/presence/stream?ids=' + ids.join(','));
+  live.addEventListener('presence', (e) => {
+    const change = JSON.parse(e.data);
+    const dot = results.querySelector('li[data-id="' + change.id + '"] .dot');
+    if (dot) paintDot(dot, change.presence);
+  });
+}
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function render(data) {
+  results.replaceChildren();
+  for (const p of data.items) {
+    const li = el('li');
+    li.dataset.id = p.id;
+    const name = el('div', 'name');
+    if (p.presence) { const dot = el('span'); paintDot(dot, p.presence); name.appendChild(dot); }
+    name.appendChild(document.createTextNode(p.display_name));
+    li.appendChild(name);
+    li.appendChild(el('div', 'meta', [p.title, p.department, p.location].filter(Boolean).join(' · ')));
+    const contact = el('div', 'contact');
+    for (const ph of p.phones) {
+      const a = el('a');
+      a.href = ph.e164 ? 'tel:' + ph.e164 : 'tel:' + ph.display;
+      a.appendChild(el('span', 'kind', ph.kind));
+      a.appendChild(document.createTextNode(ph.display));
+      contact.appendChild(a);
+    }
+    for (const m of p.emails) {
+      const a = el('a', null, m);
+      a.href = 'mailto:' + m;
+      contact.appendChild(a);
+    }
+    li.appendChild(contact);
+    results.appendChild(li);
+  }
+  follow(data.items.filter((p) => p.presence).map((p) => p.id));
+  status.textContent = data.total === 1 ? '1 person'
+    : data.total.toLocaleString() + (data.total_exact ? '' : '+') + ' people';
+}
+
+async function search() {
+  const mine = ++seq;
+  const started = performance.now();
+  try {
+    const r = await fetch('/api/v1/people?limit=25&q=' + encodeURIComponent(q.value));
+    if (r.status === 401) { showSignIn(); return; }
+    const data = await r.json();
+    if (mine !== seq) return;
+    if (!r.ok) { status.textContent = data.detail || 'Search failed'; results.replaceChildren(); return; }
+    render(data);
+    status.textContent += ' · ' + Math.round(performance.now() - started) + ' ms';
+  } catch (e) {
+    if (mine === seq) status.textContent = 'Cannot reach the server';
+  }
+}
+
+function showApp(me) {
+  csrf = me.csrf_token || null;
+  document.getElementById('banner').hidden = !me.open;
+  document.getElementById('who').textContent = me.open ? '' : me.display_name + ' (' + me.role + ')';
+  document.getElementById('signout').hidden = me.open || me.kind !== 'staff';
+  document.getElementById('signin').hidden = true;
+  document.getElementById('app').hidden = false;
+  q.focus();
+  search();
+}
+
+async function showSignIn() {
+  if (live) { live.close(); live = null; }
+  document.getElementById('app').hidden = true;
+  document.getElementById('signout').hidden = true;
+  document.getElementById('who').textContent = '';
+  document.getElementById('signin').hidden = false;
+  try {
+    const methods = await (await fetch('/api/v1/auth/methods')).json();
+    document.getElementById('sso').hidden = !methods.oidc;
+  } catch (e) { /* the form still works */ }
+  document.getElementById('username').focus();
+}
+
+document.getElementById('signin-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const error = document.getElementById('signin-error');
+  error.textContent = '';
+  const r = await fetch('/api/v1/auth/login', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      username: document.getElementById('username').value,
+      password: document.getElementById('password').value,
+    }),
+  });
+  const body = await r.json();
+  if (!r.ok) { error.textContent = body.detail || 'Sign-in failed'; return; }
+  document.getElementById('password').value = '';
+  showApp(body);
+});
+
+document.getElementById('signout').addEventListener('click', async () => {
+  await fetch('/api/v1/auth/logout', { method: 'POST', headers: csrf ? { 'x-csrf-token': csrf } : {} });
+  showSignIn();
+});
+
+q.addEventListener('input', search);
+
+(async () => {
+  const r = await fetch('/api/v1/auth/session');
+  if (r.ok) showApp(await r.json()); else showSignIn();
+})();
