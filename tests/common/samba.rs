@@ -152,6 +152,12 @@ impl SambaDc {
         Ok(dc)
     }
 
+    /// Runs `samba-tool` on this DC's own database (as an administrator on the DC would).
+    pub fn tool(&self, args: &[&str]) {
+        let conf = self.dir.path().join("etc/smb.conf");
+        run(Command::new("samba-tool").args(args).arg("-s").arg(&conf));
+    }
+
     /// Applies LDIF change records as Administrator.
     pub fn modify(&self, ldif: &str) {
         let mut child = Command::new("ldapmodify")
