@@ -6,6 +6,8 @@ CREATE TABLE users (
     -- argon2id, PHC string format.
     password_hash        text NOT NULL,
     role                 text NOT NULL CHECK (role IN ('viewer', 'receptionist', 'admin')),
+    -- Links the account to the person with this address (who may then edit their own notes).
+    email                text,
     created_at           timestamptz NOT NULL DEFAULT now(),
     password_changed_at  timestamptz NOT NULL DEFAULT now()
 );

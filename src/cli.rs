@@ -93,6 +93,9 @@ pub enum UserCommand {
         /// Read the password from standard input instead of generating one.
         #[arg(long)]
         password_stdin: bool,
+        /// The account's email: it is then that person's, who may edit their own notes.
+        #[arg(long)]
+        email: Option<String>,
     },
     /// List accounts.
     List,
@@ -486,9 +489,11 @@ async fn user_command(db: &Database, command: UserCommand) -> Result<ExitCode> {
             name,
             role,
             password_stdin,
+            email,
         } => {
             let password = password_stdin.then(password_from_stdin).transpose()?;
-            let generated = users::add(&db.pool, &name, role, password).await?;
+            let generated =
+                users::add_with_email(&db.pool, &name, role, password, email.as_deref()).await?;
             audit_now(db, "user.add", format!("name={name} role={role}")).await?;
             println!("created user {name} with role {role}");
             if let Some(password) = generated {

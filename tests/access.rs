@@ -112,6 +112,14 @@ async fn every_route_refuses_the_wrong_caller() {
                     assert!(!refused(as_viewer), "{what}");
                 }
             }
+            Requirement::SelfOr(_) => {
+                // The handler decides: a viewer who is not the person is refused (here: nobody
+                // has that id, so it is a 404, as for anyone).
+                assert_eq!(nobody, StatusCode::UNAUTHORIZED, "{what}");
+                assert_eq!(wrong, StatusCode::UNAUTHORIZED, "{what}");
+                assert!(!as_viewer.is_success(), "{what}");
+                assert!(!refused(as_admin), "{what}");
+            }
             Requirement::Webhook => {
                 // Only a webhook backend's own token: staff and service tokens are not it.
                 for s in [nobody, wrong, as_viewer, as_admin] {
@@ -870,4 +878,140 @@ async fn an_open_server_needs_no_sign_in_and_says_so() {
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn absence_notes_by_the_person_or_by_reception_and_audited() {
+    let mut app = TestApp::new().await;
+    app.import_csv(PEOPLE, &common::options("hr"))
+        .await
+        .expect("import");
+    let (_, _, all) = app.get("/api/v1/people").await;
+    let id_of = |name: &str| {
+        all["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|p| p["display_name"] == name)
+            .expect(name)["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    };
+    let (jane, john) = (id_of("Jane Smith"), id_of("John Brown"));
+    users::add_with_email(
+        &app.db.pool,
+        "jane",
+        Role::Viewer,
+        Some("jane-password".into()),
+        Some("Jane@Example.com"),
+    )
+    .await
+    .expect("user");
+    users::add(
+        &app.db.pool,
+        "rita",
+        Role::Receptionist,
+        Some("rita-password".into()),
+    )
+    .await
+    .expect("user");
+    let (_, jane_cookie, jane_csrf, _) = sign_in(&app, "jane", "jane-password", addr(7)).await;
+    let (jane_cookie, jane_csrf) = (jane_cookie.expect("cookie"), jane_csrf.expect("csrf"));
+    let (_, rita_cookie, rita_csrf, _) = sign_in(&app, "rita", "rita-password", addr(7)).await;
+    let (rita_cookie, rita_csrf) = (rita_cookie.expect("cookie"), rita_csrf.expect("csrf"));
+    let put = |cookie: &str, csrf: &str, id: &str, text: &str| {
+        request(
+            Method::PUT,
+            &format!("/api/v1/people/{id}/absence"),
+            addr(7),
+        )
+        .header("cookie", cookie)
+        .header("x-csrf-token", csrf)
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::json!({"text": text}).to_string()))
+        .expect("request")
+    };
+
+    // Jane sets her own; she may not set John's; reception may.
+    let (status, _, note) = app
+        .send(put(
+            &jane_cookie,
+            &jane_csrf,
+            &jane,
+            "at the dentist, back 14:00",
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{note}");
+    assert_eq!(note["set_by"], "local:jane");
+    let (status, _, body) = app
+        .send(put(&jane_cookie, &jane_csrf, &john, "gone fishing"))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _, _) = app
+        .send(put(&rita_cookie, &rita_csrf, &john, "called in sick"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = app.send(put(&rita_cookie, "forged", &john, "x")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("csrf_failed"))
+    );
+    let (status, _, _) = app.send(put(&rita_cookie, &rita_csrf, &john, "")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "an empty note");
+
+    let (_, _, person) = app.get(&format!("/api/v1/people/{jane}")).await;
+    assert_eq!(person["absence"]["text"], "at the dentist, back 14:00");
+    let (_, _, person) = app.get(&format!("/api/v1/people/{john}")).await;
+    assert_eq!(person["absence"]["set_by"], "local:rita");
+
+    // A note with an end disappears after it.
+    let until = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    let timed = request(
+        Method::PUT,
+        &format!("/api/v1/people/{john}/status"),
+        addr(7),
+    )
+    .header("cookie", &rita_cookie)
+    .header("x-csrf-token", &rita_csrf)
+    .header("content-type", "application/json")
+    .body(Body::from(
+        serde_json::json!({"text": "in the lobby", "until": until}).to_string(),
+    ))
+    .expect("request");
+    assert_eq!(app.send(timed).await.0, StatusCode::OK);
+    assert_eq!(
+        app.get(&format!("/api/v1/people/{john}")).await.2["status"]["text"],
+        "in the lobby"
+    );
+    app.advance(chrono::Duration::hours(3));
+    assert!(app.get(&format!("/api/v1/people/{john}")).await.2["status"].is_null());
+
+    let delete = request(
+        Method::DELETE,
+        &format!("/api/v1/people/{jane}/absence"),
+        addr(7),
+    )
+    .header("cookie", &jane_cookie)
+    .header("x-csrf-token", &jane_csrf)
+    .body(Body::empty())
+    .expect("request");
+    // Jane's session has idled out in those three hours? No: 8 h idle by default.
+    assert_eq!(app.send(delete).await.0, StatusCode::NO_CONTENT);
+    assert!(app.get(&format!("/api/v1/people/{jane}")).await.2["absence"].is_null());
+
+    app.flush_audit().await;
+    let actions: Vec<(String, String)> = sqlx::query_as("SELECT principal, action FROM audit_log WHERE action LIKE 'absence.%' OR action LIKE 'status.%' ORDER BY seq")
+        .fetch_all(&app.db.pool)
+        .await
+        .expect("audit");
+    assert_eq!(
+        actions,
+        [
+            ("local:jane".to_string(), "absence.set".to_string()),
+            ("local:rita".to_string(), "absence.set".to_string()),
+            ("local:rita".to_string(), "status.set".to_string()),
+            ("local:jane".to_string(), "absence.clear".to_string()),
+        ]
+    );
 }

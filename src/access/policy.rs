@@ -35,10 +35,12 @@ pub enum PersonField {
     Photo,
     /// Which sources the person came from, under which ids.
     Sources,
+    /// Absence notes and status messages kept in Switchboard.
+    Notes,
 }
 
 impl PersonField {
-    pub const ALL: [PersonField; 15] = [
+    pub const ALL: [PersonField; 16] = [
         PersonField::GivenName,
         PersonField::FamilyName,
         PersonField::Title,
@@ -54,6 +56,7 @@ impl PersonField {
         PersonField::Im,
         PersonField::Photo,
         PersonField::Sources,
+        PersonField::Notes,
     ];
 
     fn of_phone(kind: PhoneKind) -> PersonField {
@@ -193,6 +196,10 @@ impl Policy {
         if !self.shows(PersonField::Sources) {
             p.sources.clear();
         }
+        if !self.shows(PersonField::Notes) {
+            p.absence = None;
+            p.status = None;
+        }
         self.contact(&mut p.phones, &mut p.emails, &mut p.im);
         p.presence = self.presence(p.presence.take());
         Some(p)
@@ -295,6 +302,13 @@ mod tests {
                 status_message: Some("at the dentist".into()),
                 ..Presence::unknown()
             }),
+            absence: Some(crate::domain::Note {
+                text: "back 14:00".into(),
+                until: None,
+                set_by: "local:rita".into(),
+                set_at: now,
+            }),
+            status: None,
         }
     }
 
@@ -356,6 +370,7 @@ mod tests {
                 PersonField::Im => cleared(shown.im.is_empty(), !shown.emails.is_empty()),
                 PersonField::Photo => cleared(shown.photo_url.is_none(), shown.title.is_some()),
                 PersonField::Sources => cleared(shown.sources.is_empty(), !shown.emails.is_empty()),
+                PersonField::Notes => cleared(shown.absence.is_none(), !shown.sources.is_empty()),
             };
             assert!(gone, "{field:?} still shown");
             assert!(other_kept, "{field:?} took another field with it");

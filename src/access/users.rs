@@ -32,15 +32,28 @@ pub async fn add(
     role: Role,
     password: Option<String>,
 ) -> Result<Option<String>> {
+    add_with_email(pool, name, role, password, None).await
+}
+
+/// Like [`add`], linking the account to the person with `email`.
+pub async fn add_with_email(
+    pool: &PgPool,
+    name: &str,
+    role: Role,
+    password: Option<String>,
+    email: Option<&str>,
+) -> Result<Option<String>> {
     check_name(name)?;
     let generated = password.is_none().then(secret::random_password);
     let hash = hash(password.or_else(|| generated.clone()).unwrap_or_default()).await?;
-    let inserted = sqlx::query("INSERT INTO users (name, password_hash, role) VALUES ($1, $2, $3)")
-        .bind(name)
-        .bind(hash)
-        .bind(role.as_str())
-        .execute(pool)
-        .await;
+    let inserted =
+        sqlx::query("INSERT INTO users (name, password_hash, role, email) VALUES ($1, $2, $3, $4)")
+            .bind(name)
+            .bind(hash)
+            .bind(role.as_str())
+            .bind(email.map(|e| e.trim().to_lowercase()))
+            .execute(pool)
+            .await;
     match inserted {
         Ok(_) => Ok(generated),
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => Err(
@@ -114,14 +127,14 @@ pub fn subject(name: &str) -> String {
 
 /// Checks a local account's password. Unknown names cost the same time as wrong passwords.
 pub async fn verify(pool: &PgPool, name: &str, password: &str) -> Result<Option<SignedIn>> {
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT password_hash, role FROM users WHERE name = $1")
+    let row: Option<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT password_hash, role, email FROM users WHERE name = $1")
             .bind(name)
             .fetch_optional(pool)
             .await?;
-    let (stored, role) = match row {
-        Some((hash, role)) => (Some(hash), Some(role)),
-        None => (None, None),
+    let (stored, role, email) = match row {
+        Some((hash, role, email)) => (Some(hash), Some(role), email),
+        None => (None, None, None),
     };
     let password = password.to_string();
     let ok =
@@ -134,7 +147,7 @@ pub async fn verify(pool: &PgPool, name: &str, password: &str) -> Result<Option<
             display_name: name.to_string(),
             role: Role::parse(&role)?,
             method: "local",
-            email: None,
+            email,
         })),
         _ => Ok(None),
     }

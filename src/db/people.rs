@@ -58,6 +58,8 @@ impl PersonRow {
             created_at: self.created_at,
             updated_at: self.updated_at,
             presence: None,
+            absence: None,
+            status: None,
         }
     }
 }

@@ -36,6 +36,25 @@ pub struct Person {
     /// Live presence merged over the person's IM channels (when presence backends are configured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presence: Option<crate::presence::Presence>,
+    /// Why they cannot be reached, and until when ("at the dentist, back 14:00"), set by them or
+    /// by reception; absent when none is in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub absence: Option<Note>,
+    /// A status message set in Switchboard by them or by reception.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Note>,
+}
+
+/// A note about a person's availability, kept by Switchboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Note {
+    pub text: String,
+    /// When it stops applying; absent: until removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+    /// Who set it (a principal).
+    pub set_by: String,
+    pub set_at: DateTime<Utc>,
 }
 
 /// A person as a search hit: what a result list shows, served from the index alone.

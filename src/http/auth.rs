@@ -41,6 +41,9 @@ pub enum Requirement {
     Public,
     /// A session or service token of at least this role.
     Role(Role),
+    /// Anyone signed in when it concerns themselves (`self`), else at least this role: the
+    /// guard lets every principal through and the handler decides.
+    SelfOr(Role),
     /// A presence webhook backend's own bearer token (checked by the handler).
     Webhook,
     /// Any service token, an admin, or an address in `access.metrics_allow`.
@@ -57,6 +60,7 @@ impl Requirement {
             return Requirement::Undeclared;
         };
         let mut role = None;
+        let mut own = false;
         for alternative in alternatives {
             let Some(schemes) = alternative.as_object() else {
                 continue;
@@ -77,13 +81,18 @@ impl Requirement {
                     if scope == "metrics" {
                         return Requirement::Metrics;
                     }
+                    own |= scope == "self";
                     if let Ok(r) = Role::parse(scope) {
                         role = Some(role.map_or(r, |old: Role| old.min(r)));
                     }
                 }
             }
         }
-        role.map_or(Requirement::Undeclared, Requirement::Role)
+        match (role, own) {
+            (Some(r), true) => Requirement::SelfOr(r),
+            (Some(r), false) => Requirement::Role(r),
+            (None, _) => Requirement::Undeclared,
+        }
     }
 }
 
@@ -230,13 +239,14 @@ pub async fn guard(
             "metrics need a service token, an admin, or an allowed address".into(),
         )),
         (Requirement::Role(min), Some(p)) if p.role >= min => Ok(()),
+        (Requirement::SelfOr(_), Some(_)) => Ok(()),
         (Requirement::Role(min), Some(p)) => Err(Error::Forbidden(format!(
             "this needs the {min} role; {} has {}",
             p.name, p.role
         ))),
-        (Requirement::Metrics | Requirement::Role(_), None) => Err(Error::Unauthorized(
-            "sign in, or send `Authorization: Bearer <token>`".into(),
-        )),
+        (Requirement::Metrics | Requirement::Role(_) | Requirement::SelfOr(_), None) => Err(
+            Error::Unauthorized("sign in, or send `Authorization: Bearer <token>`".into()),
+        ),
         (Requirement::Webhook | Requirement::Undeclared, _) => {
             Err(Error::Forbidden("no requirement to check".into()))
         }

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod notes;
 pub mod openapi;
 pub mod people;
 pub mod photos;
@@ -49,6 +50,7 @@ pub struct AppState {
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(people::routes())
+        .merge(notes::routes())
         .merge(presence::routes())
         .merge(photos::routes())
         .merge(sync::routes())

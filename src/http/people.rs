@@ -294,6 +294,8 @@ pub async fn get_person(
         .await?
         .ok_or(Error::NotFound { what: "person" })?;
     state.presence.decorate_person(&mut person);
+    (person.absence, person.status) =
+        super::notes::in_force(&state.pool, person.id, state.access.now()).await?;
     let person = principal
         .policy
         .person(person)

@@ -1,0 +1,255 @@
+//! `/api/v1/people/{id}/absence` and `/status`: notes about a person's availability that
+//! Switchboard keeps. A person may set their own (`self`); receptionists and admins anyone's in
+//! their scope. Every change is audited.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use sqlx::PgPool;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::AppState;
+use crate::access::{Principal, Role};
+use crate::audit::AuditEvent;
+use crate::domain::Note;
+use crate::error::{Error, Result};
+
+/// Longest note, in characters.
+pub const MAX_NOTE: usize = 500;
+
+pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(put_absence, delete_absence))
+        .routes(routes!(put_status, delete_status))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NoteRequest {
+    /// What callers should know ("at the dentist, back 14:00"), 1 to 500 characters.
+    pub text: String,
+    /// When it stops applying (RFC 3339); absent: until removed.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// The notes in force for a person, read with the person.
+pub async fn in_force(
+    pool: &PgPool,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(Option<Note>, Option<Note>)> {
+    let rows: Vec<(String, String, Option<DateTime<Utc>>, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT kind, text, until, set_by, set_at FROM person_notes \
+         WHERE person_id = $1 AND (until IS NULL OR until > $2)",
+    )
+    .bind(id)
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    let (mut absence, mut status) = (None, None);
+    for (kind, text, until, set_by, set_at) in rows {
+        let note = Some(Note {
+            text,
+            until,
+            set_by,
+            set_at,
+        });
+        match kind.as_str() {
+            "absence" => absence = note,
+            _ => status = note,
+        }
+    }
+    Ok((absence, status))
+}
+
+/// Whether `principal` may change `id`'s notes: their own, or anyone's in scope for reception.
+/// Out of scope (or nobody) is a 404, exactly as for a lookup.
+async fn may_edit(state: &AppState, principal: &Principal, id: Uuid) -> Result<()> {
+    let person = crate::db::people::get_person(&state.pool, id)
+        .await?
+        .and_then(|p| principal.policy.person(p))
+        .ok_or(Error::NotFound { what: "person" })?;
+    if principal.person_id == Some(person.id) || principal.role >= Role::Receptionist {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
+            "only reception, or the person themselves, may change this".into(),
+        ))
+    }
+}
+
+async fn set(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    kind: &'static str,
+    body: std::result::Result<Json<NoteRequest>, JsonRejection>,
+) -> Result<Json<Note>> {
+    let id = parse_id(id)?;
+    let Json(request) = body.map_err(|e| Error::invalid("body", e.body_text()))?;
+    let text = request.text.trim().to_string();
+    if text.is_empty() || text.chars().count() > MAX_NOTE {
+        return Err(Error::invalid(
+            "text",
+            format!("1 to {MAX_NOTE} characters"),
+        ));
+    }
+    let now = state.access.now();
+    if request.until.is_some_and(|u| u <= now) {
+        return Err(Error::invalid("until", "must be in the future"));
+    }
+    may_edit(state, principal, id).await?;
+    sqlx::query(
+        "INSERT INTO person_notes (person_id, kind, text, until, set_by, set_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (person_id, kind) DO UPDATE SET text = $3, until = $4, set_by = $5, set_at = $6",
+    )
+    .bind(id)
+    .bind(kind)
+    .bind(&text)
+    .bind(request.until)
+    .bind(&principal.name)
+    .bind(now)
+    .execute(&state.pool)
+    .await?;
+    let mut event = AuditEvent::new(now, &principal.name, &format!("{kind}.set"))
+        .query(text.clone())
+        .status(200);
+    event.people = vec![id];
+    state.audit.record(event);
+    Ok(Json(Note {
+        text,
+        until: request.until,
+        set_by: principal.name.clone(),
+        set_at: now,
+    }))
+}
+
+async fn clear(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    kind: &'static str,
+) -> Result<StatusCode> {
+    let id = parse_id(id)?;
+    may_edit(state, principal, id).await?;
+    sqlx::query("DELETE FROM person_notes WHERE person_id = $1 AND kind = $2")
+        .bind(id)
+        .bind(kind)
+        .execute(&state.pool)
+        .await?;
+    let mut event = AuditEvent::new(
+        state.access.now(),
+        &principal.name,
+        &format!("{kind}.clear"),
+    )
+    .status(204);
+    event.people = vec![id];
+    state.audit.record(event);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn parse_id(id: &str) -> Result<Uuid> {
+    Uuid::parse_str(id).map_err(|_| Error::invalid("id", format!("`{id}` is not a UUID")))
+}
+
+/// Set a person's absence note ("at the dentist, back 14:00"): their own, or anyone's for
+/// reception. Shown with the person until it expires.
+#[utoipa::path(
+    put,
+    path = "/api/v1/people/{id}/absence",
+    tag = "people",
+    params(("id" = String, Path, description = "Person id (UUID)")),
+    request_body = NoteRequest,
+    security(("session" = ["self", "receptionist"]), ("bearer" = ["receptionist"])),
+    responses(
+        (status = 200, description = "The note in force", body = Note),
+        (status = 400, description = "Bad id or note", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Someone else's, and not reception", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such person", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn put_absence(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    body: std::result::Result<Json<NoteRequest>, JsonRejection>,
+) -> Result<Json<Note>> {
+    set(&state, &principal, &id, "absence", body).await
+}
+
+/// Remove a person's absence note.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/people/{id}/absence",
+    tag = "people",
+    params(("id" = String, Path, description = "Person id (UUID)")),
+    security(("session" = ["self", "receptionist"]), ("bearer" = ["receptionist"])),
+    responses(
+        (status = 204, description = "Removed (or there was none)"),
+        (status = 400, description = "Bad id", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Someone else's, and not reception", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such person", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete_absence(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    clear(&state, &principal, &id, "absence").await
+}
+
+/// Set a person's status message: their own, or anyone's for reception.
+#[utoipa::path(
+    put,
+    path = "/api/v1/people/{id}/status",
+    tag = "people",
+    params(("id" = String, Path, description = "Person id (UUID)")),
+    request_body = NoteRequest,
+    security(("session" = ["self", "receptionist"]), ("bearer" = ["receptionist"])),
+    responses(
+        (status = 200, description = "The status message in force", body = Note),
+        (status = 400, description = "Bad id or message", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Someone else's, and not reception", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such person", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn put_status(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    body: std::result::Result<Json<NoteRequest>, JsonRejection>,
+) -> Result<Json<Note>> {
+    set(&state, &principal, &id, "status", body).await
+}
+
+/// Remove a person's status message.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/people/{id}/status",
+    tag = "people",
+    params(("id" = String, Path, description = "Person id (UUID)")),
+    security(("session" = ["self", "receptionist"]), ("bearer" = ["receptionist"])),
+    responses(
+        (status = 204, description = "Removed (or there was none)"),
+        (status = 400, description = "Bad id", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Someone else's, and not reception", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such person", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete_status(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    clear(&state, &principal, &id, "status").await
+}
