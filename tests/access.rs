@@ -1015,3 +1015,43 @@ async fn absence_notes_by_the_person_or_by_reception_and_audited() {
         ]
     );
 }
+
+#[tokio::test]
+async fn metrics_for_tokens_admins_and_allowed_addresses_only() {
+    let mut config = Config::default();
+    config.access.metrics_allow = vec!["10.0.0.9".into(), "fd00::/8".into()];
+    let app = TestApp::with(config, switchboard::presence::PresenceHub::disabled()).await;
+    let from = |ip: &str| {
+        let addr: SocketAddr = format!("{ip}:5000").parse().expect("addr");
+        request(Method::GET, "/metrics", addr)
+            .body(Body::empty())
+            .expect("request")
+    };
+    assert_eq!(status_of(&app, from("10.0.0.9")).await, StatusCode::OK);
+    assert_eq!(
+        status_of(&app, from("10.0.0.8")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    users::add(
+        &app.db.pool,
+        "val",
+        Role::Viewer,
+        Some("val-password".into()),
+    )
+    .await
+    .expect("user");
+    let (_, cookie, _, _) = sign_in(&app, "val", "val-password", addr(8)).await;
+    let (status, _) = with_cookie(
+        &app,
+        Method::GET,
+        "/metrics",
+        &cookie.expect("cookie"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a viewer's session is not enough"
+    );
+}
