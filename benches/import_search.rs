@@ -287,21 +287,40 @@ async fn main() {
     // Through HTTP: one client (latency), then many (throughput); each on a server running open
     // (no sign-in, no audit) and on one where the client is signed in and every lookup is
     // audited (`audit.staff_lookups`): what access control costs a search.
-    let (open_addr, _open_audit) = serve_http(&pool, &index, true).await;
-    let (signed_addr, signed_audit) = serve_http(&pool, &index, false).await;
+    let (open_addr, _) = serve_http(&pool, &index, true, false).await;
+    let (signed_addr, _) = serve_http(&pool, &index, false, false).await;
+    let (audited_addr, audit) = serve_http(&pool, &index, false, true).await;
     let cookie = sign_in(signed_addr, &pool).await;
     let queries = Arc::new(queries);
     let rss_before_http = rss_mib();
-    let (http1, wall1) = replay(open_addr, queries.clone(), 1, None).await;
-    let (signed1, signed_wall1) = replay(signed_addr, queries.clone(), 1, Some(&cookie)).await;
-    let (http, wall) = replay(open_addr, queries.clone(), args.concurrency, None).await;
-    let (signed, signed_wall) = replay(
-        signed_addr,
-        queries.clone(),
-        args.concurrency,
-        Some(&cookie),
-    )
-    .await;
+    // Each variant replays every query ROUNDS times, the variants taking turns, so that a
+    // machine getting slower or faster during the run favours none of them.
+    const ROUNDS: usize = 3;
+    let variants: [(&str, std::net::SocketAddr, Option<&str>); 3] = [
+        ("open (no sign-in)", open_addr, None),
+        ("signed in", signed_addr, Some(&cookie)),
+        (
+            "signed in + every lookup audited",
+            audited_addr,
+            Some(&cookie),
+        ),
+    ];
+    let mut http_rows = Vec::new();
+    for clients in [1, args.concurrency] {
+        let mut latencies = vec![Vec::new(); variants.len()];
+        let mut walls = vec![Duration::ZERO; variants.len()];
+        for _ in 0..ROUNDS {
+            for (v, (_, addr, cookie)) in variants.iter().enumerate() {
+                let (l, wall) = replay(*addr, queries.clone(), clients, *cookie).await;
+                latencies[v].extend(l);
+                walls[v] += wall;
+            }
+        }
+        for (v, (name, _, _)) in variants.iter().enumerate() {
+            latencies[v].sort();
+            http_rows.push((clients, *name, std::mem::take(&mut latencies[v]), walls[v]));
+        }
+    }
     let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
         .fetch_one(&pool)
         .await
@@ -321,29 +340,9 @@ async fn main() {
         ms(percentile(&inproc, 1.0)),
         inproc.len() as f64 / inproc.iter().sum::<Duration>().as_secs_f64()
     );
-    for (name, latencies, wall) in [
-        ("HTTP, 1 client, open".to_string(), &http1, wall1),
-        (
-            "HTTP, 1 client, signed in + audited".to_string(),
-            &signed1,
-            signed_wall1,
-        ),
-        (
-            format!("HTTP, {} concurrent clients, open", args.concurrency),
-            &http,
-            wall,
-        ),
-        (
-            format!(
-                "HTTP, {} concurrent clients, signed in + audited",
-                args.concurrency
-            ),
-            &signed,
-            signed_wall,
-        ),
-    ] {
+    for (clients, name, latencies, wall) in &http_rows {
         println!(
-            "| {name} | {} | {} | {} | {} | {:.0}/s |",
+            "| HTTP, {clients} client(s), {name} ({ROUNDS} rounds) | {} | {} | {} | {} | {:.0}/s |",
             ms(percentile(latencies, 0.5)),
             ms(percentile(latencies, 0.9)),
             ms(percentile(latencies, 0.99)),
@@ -351,13 +350,20 @@ async fn main() {
             latencies.len() as f64 / wall.as_secs_f64()
         );
     }
+    for rows in http_rows.chunks(variants.len()) {
+        let base = percentile(&rows[0].2, 0.99).as_secs_f64();
+        println!(
+            "access cost at p99, {} client(s): signed in {:+.1}%, signed in + audited {:+.1}%",
+            rows[0].0,
+            100.0 * (percentile(&rows[1].2, 0.99).as_secs_f64() / base - 1.0),
+            100.0 * (percentile(&rows[2].2, 0.99).as_secs_f64() / base - 1.0),
+        );
+    }
     println!(
-        "access cost at p99: {:+.1}% (1 client), {:+.1}% ({} clients); audit records written: {audited} (dropped: {})",
-        100.0 * (percentile(&signed1, 0.99).as_secs_f64() / percentile(&http1, 0.99).as_secs_f64() - 1.0),
-        100.0 * (percentile(&signed, 0.99).as_secs_f64() / percentile(&http, 0.99).as_secs_f64() - 1.0),
-        args.concurrency,
-        signed_audit.dropped()
+        "audit records written: {audited} (dropped: {})",
+        audit.dropped()
     );
+    let (http, wall) = (&http_rows[variants.len()].2, http_rows[variants.len()].3);
     println!("queries with no hit: {empty} of {}", queries.len());
     println!(
         "resident memory of the benchmark process (index, server, client): {:.0} MiB before HTTP, {:.0} MiB after \
@@ -590,15 +596,16 @@ async fn import_and_index(
 }
 
 /// Sends every query once, spread over `concurrency` clients; returns sorted latencies and wall time.
-/// Serves the search API: open (no sign-in, no audit) or closed with every staff lookup audited.
+/// Serves the search API: open (no sign-in), or closed, with or without every staff lookup audited.
 async fn serve_http(
     pool: &sqlx::PgPool,
     index: &SearchIndex,
     open: bool,
+    audit_staff_lookups: bool,
 ) -> (std::net::SocketAddr, switchboard::audit::AuditLog) {
     let mut config = switchboard::config::Config::default();
     config.access.open = open;
-    config.audit.staff_lookups = !open;
+    config.audit.staff_lookups = audit_staff_lookups;
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     // The writer runs until the process ends.
     std::mem::forget(_stop);

@@ -1055,3 +1055,41 @@ async fn metrics_for_tokens_admins_and_allowed_addresses_only() {
         "a viewer's session is not enough"
     );
 }
+
+#[tokio::test]
+async fn photos_follow_their_owners_and_removed_peoples_are_for_admins() {
+    let mut app = TestApp::new().await;
+    let digest = "00112233445566778899aabbccddeeff";
+    sqlx::query("INSERT INTO photos (digest, content_type, bytes) VALUES ($1, 'image/jpeg', $2)")
+        .bind(digest)
+        .bind(vec![0xFFu8, 0xD8, 0xFF, 0xE0])
+        .execute(&app.db.pool)
+        .await
+        .expect("photo");
+    let csv = format!(
+        "external_id,given_name,family_name,photo_url\np1,Pia,Photo,/api/v1/photos/{digest}\n"
+    );
+    app.import_csv(&csv, &common::options("hr"))
+        .await
+        .expect("import");
+    let viewer = tokens::add(&app.db.pool, "kiosk", Role::Viewer)
+        .await
+        .expect("token");
+    let get = |token: &str| {
+        request(Method::GET, &format!("/api/v1/photos/{digest}"), addr(9))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .expect("request")
+    };
+    assert_eq!(status_of(&app, get(&viewer)).await, StatusCode::OK);
+    sqlx::query("UPDATE people SET deleted_at = now()")
+        .execute(&app.db.pool)
+        .await
+        .expect("remove");
+    assert_eq!(status_of(&app, get(&viewer)).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        status_of(&app, get(&app.token)).await,
+        StatusCode::OK,
+        "admins still may"
+    );
+}

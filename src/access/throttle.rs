@@ -23,6 +23,9 @@ impl Default for Limits {
     }
 }
 
+/// Keys remembered before old ones are swept.
+const MAX_KEYS: usize = 100_000;
+
 /// Failures remembered per key (an account name or an address). Keys are forgotten when their
 /// window has passed, so the map holds only recent failures.
 #[derive(Debug, Default)]
@@ -80,6 +83,10 @@ impl Throttle {
     }
 
     pub fn failed(&mut self, account: &str, address: &str, now: DateTime<Utc>) {
+        // Someone spraying made-up names must not grow the maps without end.
+        if self.accounts.len() + self.addresses.len() > MAX_KEYS {
+            self.forget_before(now);
+        }
         self.accounts
             .entry(account.to_lowercase())
             .or_default()
@@ -88,6 +95,14 @@ impl Throttle {
             .entry(address.to_string())
             .or_default()
             .push_back(now);
+    }
+
+    /// Drops every failure older than the window.
+    fn forget_before(&mut self, now: DateTime<Utc>) {
+        let window = chrono::Duration::from_std(self.limits.window).unwrap_or_default();
+        for map in [&mut self.accounts, &mut self.addresses] {
+            map.retain(|_, times| times.back().is_some_and(|t| *t + window > now));
+        }
     }
 
     /// A good sign-in clears the account's failures (not the address's: one address trying many
