@@ -36,13 +36,15 @@ pub struct NoteRequest {
     pub until: Option<DateTime<Utc>>,
 }
 
+type NoteRow = (String, String, Option<DateTime<Utc>>, String, DateTime<Utc>);
+
 /// The notes in force for a person, read with the person.
 pub async fn in_force(
     pool: &PgPool,
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(Option<Note>, Option<Note>)> {
-    let rows: Vec<(String, String, Option<DateTime<Utc>>, String, DateTime<Utc>)> = sqlx::query_as(
+    let rows: Vec<NoteRow> = sqlx::query_as(
         "SELECT kind, text, until, set_by, set_at FROM person_notes \
          WHERE person_id = $1 AND (until IS NULL OR until > $2)",
     )
