@@ -363,7 +363,6 @@ async fn main() {
         "audit records written: {audited} (dropped: {})",
         audit.dropped()
     );
-    let (http, wall) = (&http_rows[variants.len()].2, http_rows[variants.len()].3);
     println!("queries with no hit: {empty} of {}", queries.len());
     println!(
         "resident memory of the benchmark process (index, server, client): {:.0} MiB before HTTP, {:.0} MiB after \

@@ -81,18 +81,29 @@ impl AuditEvent {
         self
     }
 
-    /// The bytes hashed: a JSON array of the fields in a fixed order.
-    fn canonical(&self) -> Vec<u8> {
-        serde_json::to_vec(&(
-            self.at.to_rfc3339_opts(SecondsFormat::Micros, true),
-            &self.principal,
-            &self.action,
-            &self.query,
-            &self.people,
-            self.status,
-            &self.address,
-        ))
-        .unwrap_or_default()
+    /// Feeds the record to `h` in a fixed order, each field length-prefixed (so no two
+    /// different records can feed the same bytes); absent fields are marked apart from empty ones.
+    fn feed(&self, h: &mut Sha256) {
+        fn text(h: &mut Sha256, value: Option<&str>) {
+            match value {
+                None => h.update([0u8]),
+                Some(v) => {
+                    h.update([1u8]);
+                    h.update((v.len() as u64).to_be_bytes());
+                    h.update(v.as_bytes());
+                }
+            }
+        }
+        h.update(self.at.timestamp_micros().to_be_bytes());
+        text(h, Some(&self.principal));
+        text(h, Some(&self.action));
+        text(h, self.query.as_deref());
+        h.update((self.people.len() as u64).to_be_bytes());
+        for id in &self.people {
+            h.update(id.as_bytes());
+        }
+        h.update(self.status.to_be_bytes());
+        text(h, self.address.as_deref());
     }
 }
 
@@ -100,7 +111,7 @@ impl AuditEvent {
 pub fn chain(prev: &[u8], event: &AuditEvent) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(prev);
-    h.update(event.canonical());
+    event.feed(&mut h);
     h.finalize().into()
 }
 
@@ -223,38 +234,12 @@ pub async fn append(pool: &PgPool, events: &[AuditEvent]) -> Result<()> {
         sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *tx)
             .await?;
-    let mut prev = last.unwrap_or_else(|| GENESIS.to_vec());
-    let mut cols = (
-        Vec::with_capacity(events.len()),
-        Vec::with_capacity(events.len()),
-        Vec::with_capacity(events.len()),
-        Vec::with_capacity(events.len()),
-        Vec::with_capacity(events.len()),
-        Vec::with_capacity(events.len()),
-        Vec::with_capacity(events.len()),
-        Vec::with_capacity(events.len()),
-        Vec::with_capacity(events.len()),
-    );
-    for e in events {
-        let hash = chain(&prev, e);
-        cols.0.push(e.at);
-        cols.1.push(e.principal.clone());
-        cols.2.push(e.action.clone());
-        cols.3.push(e.query.clone());
-        // uuid[][] cannot be ragged: people travel as text and are split back.
-        cols.4.push(
-            e.people
-                .iter()
-                .map(Uuid::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-        cols.5.push(e.status as i16);
-        cols.6.push(e.address.clone());
-        cols.7.push(prev.clone());
-        cols.8.push(hash.to_vec());
-        prev = hash.to_vec();
-    }
+    let prev = last.unwrap_or_else(|| GENESIS.to_vec());
+    // Hashing and laying out a batch is CPU work: not on the workers that serve requests.
+    let batch = events.to_vec();
+    let columns = tokio::task::spawn_blocking(move || Columns::of(prev, &batch))
+        .await
+        .map_err(|e| Error::Internal(e.into()))?;
     sqlx::query(
         "INSERT INTO audit_log (at, principal, action, query, people, status, address, prev_hash, hash) \
          SELECT at, principal, action, query, \
@@ -265,19 +250,59 @@ pub async fn append(pool: &PgPool, events: &[AuditEvent]) -> Result<()> {
               AS t(at, principal, action, query, people, status, address, prev_hash, hash, ordinality) \
          ORDER BY ordinality",
     )
-    .bind(&cols.0)
-    .bind(&cols.1)
-    .bind(&cols.2)
-    .bind(&cols.3)
-    .bind(&cols.4)
-    .bind(&cols.5)
-    .bind(&cols.6)
-    .bind(&cols.7)
-    .bind(&cols.8)
+    .bind(&columns.at)
+    .bind(&columns.principal)
+    .bind(&columns.action)
+    .bind(&columns.query)
+    .bind(&columns.people)
+    .bind(&columns.status)
+    .bind(&columns.address)
+    .bind(&columns.prev_hash)
+    .bind(&columns.hash)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// A batch laid out as columns, chained from `prev`.
+#[derive(Default)]
+struct Columns {
+    at: Vec<DateTime<Utc>>,
+    principal: Vec<String>,
+    action: Vec<String>,
+    query: Vec<Option<String>>,
+    // uuid[][] cannot be ragged: people travel as text and are split back.
+    people: Vec<String>,
+    status: Vec<i16>,
+    address: Vec<Option<String>>,
+    prev_hash: Vec<Vec<u8>>,
+    hash: Vec<Vec<u8>>,
+}
+
+impl Columns {
+    fn of(mut prev: Vec<u8>, events: &[AuditEvent]) -> Columns {
+        let mut c = Columns::default();
+        for e in events {
+            let hash = chain(&prev, e).to_vec();
+            c.at.push(e.at);
+            c.principal.push(e.principal.clone());
+            c.action.push(e.action.clone());
+            c.query.push(e.query.clone());
+            c.people.push(
+                e.people
+                    .iter()
+                    .map(Uuid::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            c.status.push(e.status as i16);
+            c.address.push(e.address.clone());
+            c.prev_hash.push(std::mem::replace(&mut prev, hash.clone()));
+            c.hash.push(hash);
+        }
+        c
+    }
 }
 
 /// A stored record.
@@ -377,10 +402,11 @@ pub async fn verify(pool: &PgPool) -> Result<Verification> {
 /// Says why record `seq` does not follow `after`: the record it names as its predecessor is
 /// elsewhere (reordered), or nowhere (deleted).
 async fn broken_link(pool: &PgPool, seq: i64, after: Option<i64>, named: &[u8]) -> Result<String> {
-    let named_seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM audit_log WHERE hash = $1")
-        .bind(named)
-        .fetch_optional(pool)
-        .await?;
+    let named_seq: Option<i64> =
+        sqlx::query_scalar("SELECT seq FROM audit_log WHERE hash = $1 LIMIT 1")
+            .bind(named)
+            .fetch_optional(pool)
+            .await?;
     let place = after.map_or_else(
         || "at the start".to_string(),
         |a| format!("after record {a}"),

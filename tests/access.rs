@@ -513,7 +513,15 @@ async fn service_tokens_work_until_revoked_and_their_requests_are_audited() {
     assert_eq!(headers["content-type"], "application/problem+json");
 
     app.flush_audit().await;
-    let rows: Vec<(String, String, Option<String>, Vec<uuid::Uuid>, i16, Option<String>)> = sqlx::query_as(
+    type Row = (
+        String,
+        String,
+        Option<String>,
+        Vec<uuid::Uuid>,
+        i16,
+        Option<String>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT principal, action, query, people, status, address FROM audit_log WHERE principal = 'token:crm' ORDER BY seq",
     )
     .fetch_all(&app.db.pool)
