@@ -3,8 +3,9 @@
 //! edited, deleted or reordered record is found by [`verify`].
 //!
 //! Requests hand records to [`AuditLog::record`], which queues them; one writer task stores
-//! them in batches (every [`FLUSH_EVERY`] or [`BATCH`] records), off the request path. A clean
-//! shutdown writes what is queued; a crash loses what was queued and not yet written.
+//! them every [`FLUSH_EVERY`], in transactions of up to [`BATCH`] records, off the request
+//! path. A clean shutdown writes what is queued; a crash loses what was queued and not yet
+//! written.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -158,6 +159,8 @@ impl AuditLog {
     }
 }
 
+/// Wakes every [`FLUSH_EVERY`] and writes what has queued since: a request only pushes onto
+/// the queue (nothing is woken per record).
 async fn write_loop(
     pool: PgPool,
     mut rx: mpsc::Receiver<AuditEvent>,
@@ -165,33 +168,15 @@ async fn write_loop(
 ) {
     let mut pending: Vec<AuditEvent> = Vec::new();
     let mut failures = 0u32;
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let stopping = tokio::select! {
-            got = rx.recv() => match got {
-                Some(event) => { pending.push(event); false }
-                None => true,
-            },
+            _ = tick.tick() => false,
             _ = crate::presence::stopped(&mut stop) => true,
-            // Retry a failed write.
-            _ = tokio::time::sleep(FLUSH_EVERY), if !pending.is_empty() => false,
         };
-        if !stopping {
-            // Gather what arrives within the flush interval, up to a batch.
-            let deadline = tokio::time::Instant::now() + FLUSH_EVERY;
-            while pending.len() < BATCH {
-                tokio::select! {
-                    got = rx.recv() => match got {
-                        Some(event) => pending.push(event),
-                        None => break,
-                    },
-                    _ = tokio::time::sleep_until(deadline) => break,
-                    _ = crate::presence::stopped(&mut stop) => break,
-                }
-            }
-        } else {
-            while let Ok(event) = rx.try_recv() {
-                pending.push(event);
-            }
+        while let Ok(event) = rx.try_recv() {
+            pending.push(event);
         }
         while !pending.is_empty() {
             let n = pending.len().min(BATCH);
