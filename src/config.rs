@@ -38,12 +38,24 @@ pub struct Config {
     pub audit: crate::access::AuditConfig,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// A PostgreSQL URL. When absent, Switchboard runs its own private cluster in `DATA_DIR/postgres`.
+    /// It may hold a password: never printed, never serialized.
+    #[serde(skip_serializing)]
     pub url: Option<String>,
     pub max_connections: u32,
+}
+
+/// Shows whether a URL is set, not the URL (it may carry a password).
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &self.url.as_ref().map(|_| "<redacted>"))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -106,6 +118,10 @@ pub struct SourceConfig {
     /// Directories: upgrade `ldap://` with StartTLS.
     #[serde(default)]
     pub starttls: bool,
+    /// Directories: allow a bind password over plain `ldap://` to a host off loopback (it
+    /// crosses the network in clear). Off: use `ldaps://` or `starttls`.
+    #[serde(default)]
+    pub allow_plaintext: bool,
     /// Directories: PEM file of the CA that signed the server's certificate (default: system roots).
     pub ca_file: Option<PathBuf>,
     pub bind_dn: Option<String>,
@@ -335,6 +351,16 @@ mod tests {
     }
 
     #[test]
+    fn the_database_url_is_never_printed_or_serialized() {
+        let mut config = Config::default();
+        config.database.url = Some("postgres://app:s3cret@db.example.com/switchboard".into());
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        let serialized = serde_json::to_string(&config).expect("json");
+        assert!(!serialized.contains("s3cret"), "{serialized}");
+    }
+
+    #[test]
     fn debug_output_never_shows_the_bind_password() {
         let source = SourceConfig {
             name: "corp".into(),
@@ -358,6 +384,25 @@ mod tests {
         };
         let source = "[[sources]]\nname = \"d\"\nkind = \"ldap\"\nbase_dn = \"dc=x\"\n";
         assert!(with(&format!("{source}url = \"ldap://x\"\n")).is_ok());
+        // A bind password in clear off loopback: refused unless allowed; TLS or loopback is fine.
+        let bound = format!("{source}bind_dn = \"cn=r\"\nbind_password = \"p\"\n");
+        let refused = with(&format!("{bound}url = \"ldap://ldap.example.com\"\n"));
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("allow_plaintext")),
+            "{refused:?}"
+        );
+        for ok in [
+            "url = \"ldap://ldap.example.com\"\nallow_plaintext = true\n",
+            "url = \"ldap://ldap.example.com\"\nstarttls = true\n",
+            "url = \"ldaps://ldap.example.com\"\n",
+            "url = \"ldap://127.0.0.1:3389\"\n",
+            "url = \"ldap://[::1]:389\"\n",
+            "url = \"ldap://localhost\"\n",
+        ] {
+            assert!(with(&format!("{bound}{ok}")).is_ok(), "{ok}");
+        }
         assert!(with(source).is_err(), "no url");
         assert!(with(&format!(
             "{source}url = \"ldap://x\"\ninterval = \"soon\"\n"

@@ -34,6 +34,9 @@ pub enum Error {
     #[error("missing or wrong CSRF token: send the session's token as `X-CSRF-Token`")]
     Csrf,
 
+    #[error("request body too large: {0}")]
+    TooLarge(String),
+
     #[error("too many {what}; try again in {retry_after} s")]
     TooManyRequests { retry_after: u64, what: String },
 
@@ -78,6 +81,7 @@ impl Error {
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
             Error::Csrf => "csrf_failed",
+            Error::TooLarge(_) => "payload_too_large",
             Error::TooManyRequests { .. } => "rate_limited",
             Error::Directory { .. } => "directory_unavailable",
             Error::DirectoryAuth { .. } => "directory_credentials_rejected",

@@ -1,6 +1,5 @@
 //! `serve`: the HTTP server, with the indexer following the change log beside it.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -15,6 +14,68 @@ use crate::presence::system_clock;
 /// How long open connections may drain after the shutdown signal.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How long a client may take to send a request's headers (a client trickling them a byte at
+/// a time would otherwise hold its connection, and a slot, forever).
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and waits for
+/// open connections to finish. Each request carries its client's address (`ConnectInfo`);
+/// headers must arrive within `header_timeout`.
+pub async fn serve_connections(
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()>,
+    header_timeout: std::time::Duration,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, address) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a little rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let service = app.clone().map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(address));
+                request
+            },
+        );
+        let connection = builder
+            .serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                hyper_util::service::TowerToHyperService::new(service),
+            )
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
 /// Serves until Ctrl-C or SIGTERM, then drains requests, stops the background tasks and writes
 /// the audit records still queued.
 pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result<()> {
@@ -27,7 +88,7 @@ pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result
             "access.open: serving without sign-in; everyone who can reach the port is an admin"
         );
     }
-    let app = crate::http::service(state);
+    let app = crate::http::router(state);
     eprintln!(
         "Switchboard is running at http://{}/  (API: /api/v1/people, spec: /api/v1/openapi.json)",
         listener.local_addr()?
@@ -38,15 +99,18 @@ pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result
     let (signalled, mut draining) = watch::channel(false);
     let background = Arc::new(background);
     let bg = background.clone();
-    let serving = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    let serving = serve_connections(
+        listener,
+        app,
+        async move {
             shutdown_signal().await;
             bg.begin_shutdown();
             let _ = signalled.send(true);
-        })
-        .into_future();
+        },
+        HEADER_READ_TIMEOUT,
+    );
     tokio::select! {
-        served = serving => served?,
+        () = serving => {},
         _ = async {
             if draining.wait_for(|s| *s).await.is_ok() {
                 tokio::time::sleep(DRAIN).await;

@@ -432,7 +432,7 @@ pub async fn sign_in(
     ClientAddr(address): ClientAddr,
     body: std::result::Result<Json<SignInRequest>, JsonRejection>,
 ) -> Result<(CookieJar, Json<SessionResponse>)> {
-    let Json(request) = body.map_err(|e| Error::invalid("body", e.body_text()))?;
+    let Json(request) = body.map_err(super::error::json_body)?;
     let ip = address.map_or_else(|| "unknown".to_string(), |a| a.ip().to_string());
     let account = request.username.trim().to_string();
     if account.is_empty() || account.len() > 256 || request.password.len() > 1024 {

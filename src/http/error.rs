@@ -45,6 +45,15 @@ impl IntoResponse for Problem {
     }
 }
 
+/// A JSON body that could not be read: too large (413), or not what the route takes (400).
+pub fn json_body(e: axum::extract::rejection::JsonRejection) -> Error {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::TooLarge(e.body_text())
+    } else {
+        Error::invalid("body", e.body_text())
+    }
+}
+
 pub fn status_of(error: &Error) -> StatusCode {
     match error {
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -53,6 +62,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) | Error::Csrf => StatusCode::FORBIDDEN,
         Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Unavailable(_) | Error::IndexLocked => StatusCode::SERVICE_UNAVAILABLE,
         Error::Directory { .. } | Error::DirectoryAuth { .. } => StatusCode::BAD_GATEWAY,
         Error::Config(_)

@@ -92,7 +92,7 @@ async fn set(
     body: std::result::Result<Json<NoteRequest>, JsonRejection>,
 ) -> Result<Json<Note>> {
     let id = parse_id(id)?;
-    let Json(request) = body.map_err(|e| Error::invalid("body", e.body_text()))?;
+    let Json(request) = body.map_err(super::error::json_body)?;
     let text = request.text.trim().to_string();
     if text.is_empty() || text.chars().count() > MAX_NOTE {
         return Err(Error::invalid(

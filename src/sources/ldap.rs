@@ -159,6 +159,20 @@ fn split_attrs(list: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether an `ldap://` URL names this machine.
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.trim_start_matches("ldap://");
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A directory source, as configured.
 #[derive(Debug, Clone)]
 pub struct LdapSettings {
@@ -196,6 +210,17 @@ impl LdapSettings {
         }
         if source.starttls && url.starts_with("ldaps://") {
             return Err(bad("starttls applies to ldap:// URLs only".into()));
+        }
+        if source.bind_dn.is_some()
+            && url.starts_with("ldap://")
+            && !source.starttls
+            && !source.allow_plaintext
+            && !is_loopback_url(&url)
+        {
+            return Err(bad(format!(
+                "the bind password would cross the network in clear to {url}: use ldaps://, \
+                 starttls = true, or allow_plaintext = true"
+            )));
         }
         let base_dn = source
             .base_dn

@@ -187,6 +187,9 @@ impl SambaDc {
             name: name.into(),
             kind: "active_directory".into(),
             url: Some(self.url.clone()),
+            // Plain LDAP to the test DC's own network namespace (its test certificate is not
+            // for that address).
+            allow_plaintext: true,
             bind_dn: Some(ADMIN_DN.into()),
             bind_password: Some(ADMIN_PW.into()),
             base_dn: Some(base_dn.into()),

@@ -1,0 +1,179 @@
+//! What a security review asked for, through the real router and a real listening server:
+//! security headers everywhere, a slow client cut off, bounded ids and bodies.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use common::TestApp;
+use switchboard::http::auth::Rules;
+use tower::ServiceExt;
+
+fn sample_path(path: &str) -> String {
+    path.replace("{id}", "00000000-0000-0000-0000-000000000001")
+        .replace("{number}", "4711")
+        .replace("{digest}", "0123456789abcdef0123456789abcdef")
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let app = TestApp::new().await;
+    let spec = switchboard::http::openapi::spec();
+    let mut uris: Vec<(Method, String)> = Rules::from_spec(&spec)
+        .iter()
+        .map(|((method, path), _)| (method.clone(), sample_path(path)))
+        .collect();
+    for page in [
+        "/",
+        "/app.js",
+        "/app.css",
+        "/no-such-page",
+        "/api/v1/nothing",
+    ] {
+        uris.push((Method::GET, page.to_string()));
+    }
+    for (method, uri) in uris {
+        for token in [None, Some(app.token.as_str())] {
+            let mut request = Request::builder().method(method.clone()).uri(&uri);
+            if let Some(t) = token {
+                request = request.header("authorization", format!("Bearer {t}"));
+            }
+            let response = app
+                .router
+                .clone()
+                .oneshot(request.body(Body::empty()).expect("request"))
+                .await
+                .expect("response");
+            let h = response.headers();
+            let csp = h
+                .get("content-security-policy")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| panic!("{method} {uri}: no CSP"));
+            assert!(
+                csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+                "{csp}"
+            );
+            assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+            assert_eq!(h["x-content-type-options"], "nosniff", "{method} {uri}");
+            assert_eq!(h["x-frame-options"], "DENY", "{method} {uri}");
+            assert_eq!(h["referrer-policy"], "no-referrer", "{method} {uri}");
+        }
+    }
+    // The page keeps to that policy: no inline script, no inline handlers or styles.
+    let page = include_str!("../src/web/index.html");
+    for forbidden in ["<script>", "<style", " onclick=", " onload=", " style="] {
+        assert!(!page.contains(forbidden), "the page has {forbidden}");
+    }
+}
+
+/// As many ids as fit in a URL (64 KiB): refused, and fast (10,000 are refused by `parse_ids`
+/// in its own test; no URL can carry them).
+#[tokio::test]
+async fn more_ids_than_allowed_are_refused_at_once() {
+    let app = TestApp::new().await;
+    let ids: Vec<String> = (0..1_700u128)
+        .map(|i| uuid::Uuid::from_u128(i).to_string())
+        .collect();
+    let uri = format!("/api/v1/presence?ids={}", ids.join(","));
+    let started = Instant::now();
+    let (status, _, body) = app.get(&uri).await;
+    println!("1,700 ids answered in {:?}", started.elapsed());
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "invalid_parameter");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("at most 1000"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let app = TestApp::new().await;
+    let big = format!(
+        "{{\"username\": \"x\", \"password\": \"{}\"}}",
+        "p".repeat(100 * 1024)
+    );
+    let (status, _, _) = app
+        .send(
+            Request::post("/api/v1/auth/login")
+                .header("content-type", "application/json")
+                .body(Body::from(big))
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn a_client_trickling_its_headers_is_cut_off() {
+    let app = TestApp::new().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = app.router.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(switchboard::server::serve_connections(
+        listener,
+        router,
+        async move {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(1),
+    ));
+
+    // A well-behaved request is served, with the client's address known to the server.
+    let ok = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .expect("write");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("read");
+        answer
+    })
+    .await
+    .expect("client");
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+
+    // One byte every 200 ms: the server must hang up long before this client is done (it would
+    // need about 8 s to send its headers).
+    let cut = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_millis(10)))
+            .expect("timeout");
+        let started = Instant::now();
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: example\r\nX-Slow: 1\r\n\r\n".iter() {
+            if s.write_all(&[*byte]).is_err() {
+                return Some(started.elapsed());
+            }
+            let mut buf = [0u8; 256];
+            match s.read(&mut buf) {
+                Ok(0) => return Some(started.elapsed()),
+                Ok(_) => return Some(started.elapsed()),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return Some(started.elapsed()),
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        None
+    })
+    .await
+    .expect("slow client");
+    let after = cut.expect("the server never hung up on a client trickling its headers");
+    println!("slow client cut off after {after:?} (header timeout 1 s)");
+    assert!(after < Duration::from_secs(6), "{after:?}");
+
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server stops")
+        .expect("server task");
+}
