@@ -177,3 +177,51 @@ async fn a_client_trickling_its_headers_is_cut_off() {
         .expect("the server stops")
         .expect("server task");
 }
+
+#[tokio::test]
+async fn presence_streams_per_principal_are_capped() {
+    let mut config = switchboard::config::Config::default();
+    config.access.max_streams_per_principal = 2;
+    let app = TestApp::with(config, switchboard::presence::PresenceHub::disabled()).await;
+    let other =
+        switchboard::access::tokens::add(&app.db.pool, "other", switchboard::access::Role::Viewer)
+            .await
+            .expect("token");
+    let open = |token: String| {
+        let router = app.router.clone();
+        async move {
+            router
+                .oneshot(
+                    Request::get(
+                        "/api/v1/presence/stream?ids=00000000-0000-0000-0000-000000000001",
+                    )
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(Body::empty())
+                    .expect("request"),
+                )
+                .await
+                .expect("response")
+        }
+    };
+    let first = open(app.token.clone()).await;
+    let second = open(app.token.clone()).await;
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let third = open(app.token.clone()).await;
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(third.headers().contains_key("retry-after"));
+    assert_eq!(
+        open(other).await.status(),
+        StatusCode::OK,
+        "another caller has its own cap"
+    );
+    drop(first);
+    assert_eq!(
+        open(app.token.clone()).await.status(),
+        StatusCode::OK,
+        "a closed stream frees its slot"
+    );
+    drop(second);
+}

@@ -169,6 +169,8 @@ pub struct AccessConfig {
     pub throttle_window: String,
     pub oidc: Option<oidc::OidcConfig>,
     pub ldap: Option<directory::LdapLoginConfig>,
+    /// Presence streams (SSE) one principal may hold open at once; more are refused with 429.
+    pub max_streams_per_principal: usize,
 }
 
 impl Default for AccessConfig {
@@ -186,6 +188,7 @@ impl Default for AccessConfig {
             throttle_window: "15m".into(),
             oidc: None,
             ldap: None,
+            max_streams_per_principal: 16,
         }
     }
 }
@@ -279,6 +282,26 @@ pub struct Access {
     throttle: Mutex<throttle::Throttle>,
     pub(crate) oidc: Option<oidc::Oidc>,
     pub(crate) ldap: Option<directory::LdapLogin>,
+    streams: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One open presence stream of a principal; the count goes down when it is dropped (the
+/// stream ended or the client went away).
+pub struct StreamSlot {
+    streams: Arc<Mutex<HashMap<String, usize>>>,
+    principal: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut streams = lock(&self.streams);
+        if let Some(n) = streams.get_mut(&self.principal) {
+            *n -= 1;
+            if *n == 0 {
+                streams.remove(&self.principal);
+            }
+        }
+    }
 }
 
 impl Access {
@@ -345,6 +368,27 @@ impl Access {
             })),
             oidc,
             ldap,
+            streams: Arc::default(),
+        })
+    }
+
+    /// A slot for one more open presence stream of `principal`, or 429 past the cap.
+    pub fn stream_slot(&self, principal: &str) -> Result<StreamSlot> {
+        let mut streams = lock(&self.streams);
+        let open = streams.entry(principal.to_string()).or_insert(0);
+        if *open >= self.config.max_streams_per_principal.max(1) {
+            return Err(Error::TooManyRequests {
+                retry_after: 5,
+                what: format!(
+                    "open presence streams ({} at most per principal)",
+                    self.config.max_streams_per_principal
+                ),
+            });
+        }
+        *open += 1;
+        Ok(StreamSlot {
+            streams: self.streams.clone(),
+            principal: principal.to_string(),
         })
     }
 

@@ -236,6 +236,7 @@ fn snapshot(
         (status = 200, description = "An endless `text/event-stream`", body = String, content_type = "text/event-stream"),
         (status = 400, description = "Invalid ids", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many streams open for this caller", body = super::error::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn stream_presence(
@@ -248,6 +249,8 @@ pub async fn stream_presence(
 )> {
     let Query(params) = params.map_err(|e| Error::invalid("ids", e.body_text()))?;
     let ids = visible(&state, &principal, parse_ids(&params.ids)?).await?;
+    // Held by the stream: released when it ends or the client goes away.
+    let slot = state.access.stream_slot(&principal.name)?;
     let returned = Extension(ReturnedPeople(ids.clone()));
     let policy = principal.policy.clone();
     let hub = state.presence.clone();
@@ -258,8 +261,8 @@ pub async fn stream_presence(
     let first = snapshot(&hub, &policy, &ids);
     let wanted: Arc<HashSet<Uuid>> = Arc::new(ids.iter().copied().collect());
     let changes = stream::unfold(
-        (rx, stop, hub, ids, wanted, policy),
-        |(mut rx, mut stop, hub, ids, wanted, policy)| async move {
+        (rx, stop, hub, ids, wanted, policy, slot),
+        |(mut rx, mut stop, hub, ids, wanted, policy, slot)| async move {
             loop {
                 let next = tokio::select! {
                     next = rx.recv() => next,
@@ -274,13 +277,19 @@ pub async fn stream_presence(
                                 .unwrap_or_else(crate::presence::Presence::unknown),
                         };
                         let batch = vec![Ok(event_of(&change))];
-                        return Some((stream::iter(batch), (rx, stop, hub, ids, wanted, policy)));
+                        return Some((
+                            stream::iter(batch),
+                            (rx, stop, hub, ids, wanted, policy, slot),
+                        ));
                     }
                     Ok(_) => continue,
                     // Too slow to keep up: send everyone's current state again.
                     Err(RecvError::Lagged(_)) => {
                         let batch = snapshot(&hub, &policy, &ids);
-                        return Some((stream::iter(batch), (rx, stop, hub, ids, wanted, policy)));
+                        return Some((
+                            stream::iter(batch),
+                            (rx, stop, hub, ids, wanted, policy, slot),
+                        ));
                     }
                     Err(RecvError::Closed) => return None,
                 }
