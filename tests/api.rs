@@ -268,7 +268,25 @@ async fn the_search_page_and_the_spec_are_served() {
         .expect("body")
         .to_bytes();
     let html = String::from_utf8_lossy(&body);
-    assert!(html.contains("<input id=\"q\"") && html.contains("/api/v1/people"));
+    assert!(html.contains("<input id=\"q\"") && html.contains("src=\"/app.js\""));
+    let script = tower::ServiceExt::oneshot(
+        app.router.clone(),
+        axum::http::Request::get("/app.js")
+            .body(axum::body::Body::empty())
+            .expect("request"),
+    )
+    .await
+    .expect("response");
+    assert_eq!(script.status(), 200);
+    assert_eq!(
+        script.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    let script = http_body_util::BodyExt::collect(script.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    assert!(String::from_utf8_lossy(&script).contains("/api/v1/people"));
     let (status, _, spec) = app.get("/api/v1/openapi.json").await;
     assert_eq!(status, 200);
     assert!(spec["paths"]["/api/v1/people"].is_object());

@@ -87,6 +87,16 @@ async fn sync_ldap_sync_runs_and_scheduled_syncs_through_the_binary() {
     assert!(text(&out).contains("config_invalid"), "{}", text(&out));
 
     // `serve` syncs on the interval: a person added to the directory becomes searchable.
+    let token = text(&switchboard(
+        &config,
+        &data,
+        &["token", "add", "checker", "--role", "admin"],
+    ))
+    .lines()
+    .last()
+    .expect("token")
+    .trim()
+    .to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .arg("--config")
         .arg(&config)
@@ -122,7 +132,17 @@ async fn sync_ldap_sync_runs_and_scheduled_syncs_through_the_binary() {
         "dn: uid=newbie,ou=People,{SUFFIX}\nchangetype: add\nobjectClass: inetOrgPerson\n\
          uid: newbie\ncn: Nora Newbie\nsn: Newbie\nmail: nora@example.com\n"
     ));
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {token}").parse().expect("header"),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .expect("client");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let body: serde_json::Value = client

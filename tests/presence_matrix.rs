@@ -147,7 +147,8 @@ async fn matrix_backend_against_synapse() {
     let addr = listener.local_addr().expect("addr");
     let router = app.router.clone();
     tokio::spawn(async move { axum::serve(listener, router).await });
-    let mut stream = reqwest::Client::new()
+    let mut stream = app
+        .client()
         .get(format!(
             "http://{addr}/api/v1/presence/stream?ids={carol_id}"
         ))

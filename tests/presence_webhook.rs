@@ -221,7 +221,7 @@ async fn the_stream_sends_current_state_then_changes() {
     let addr = listener.local_addr().expect("addr");
     let router = app.router.clone();
     tokio::spawn(async move { axum::serve(listener, router).await });
-    let client = reqwest::Client::new();
+    let client = app.client();
 
     let bad = client
         .get(format!("http://{addr}/api/v1/presence/stream?ids=nope"))

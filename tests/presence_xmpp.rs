@@ -175,7 +175,8 @@ async fn a_change_in_prosody_reaches_the_api_and_the_stream_within_a_second() {
     let addr = listener.local_addr().expect("addr");
     let router = app.router.clone();
     tokio::spawn(async move { axum::serve(listener, router).await });
-    let mut stream = reqwest::Client::new()
+    let mut stream = app
+        .client()
         .get(format!(
             "http://{addr}/api/v1/presence/stream?ids={alice_id},{bob_id}"
         ))

@@ -148,6 +148,19 @@ impl TestApp {
         }
     }
 
+    /// An HTTP client that sends the admin token on every request.
+    pub fn client(&self) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", self.token).parse().expect("header"),
+        );
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("client")
+    }
+
     /// Moves the app's clock forward.
     pub fn advance(&self, by: chrono::Duration) {
         *self.clock_offset.lock().expect("clock") += by;
