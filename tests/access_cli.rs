@@ -157,12 +157,7 @@ async fn users_tokens_and_the_audit_trail_from_the_command_line() {
     );
 
     // Every change above is in the trail, and the trail verifies.
-    app.flush_audit().await;
-    let actions: Vec<(String, String)> =
-        sqlx::query_as("SELECT principal, action FROM audit_log ORDER BY seq")
-            .fetch_all(&app.db.pool)
-            .await
-            .expect("audit");
+    let actions = app.audit_actions().await;
     for action in [
         "user.add",
         "user.passwd",
@@ -205,17 +200,8 @@ async fn users_tokens_and_the_audit_trail_from_the_command_line() {
         .fetch_one(&app.db.pool)
         .await
         .expect("seq");
-    let mut tx = app.db.pool.begin().await.expect("tx");
-    sqlx::query("SET LOCAL session_replication_role = replica")
-        .execute(&mut *tx)
-        .await
-        .expect("replica");
-    sqlx::query("DELETE FROM audit_log WHERE seq = $1")
-        .bind(second)
-        .execute(&mut *tx)
-        .await
-        .expect("delete");
-    tx.commit().await.expect("commit");
+    app.tamper(&format!("DELETE FROM audit_log WHERE seq = {second}"))
+        .await;
     let broken = switchboard(&app, &["audit", "verify"], None);
     assert!(!broken.status.success());
     let said = String::from_utf8_lossy(&broken.stdout).to_string();

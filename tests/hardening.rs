@@ -16,6 +16,7 @@ fn sample_path(path: &str) -> String {
     path.replace("{id}", "00000000-0000-0000-0000-000000000001")
         .replace("{number}", "4711")
         .replace("{digest}", "0123456789abcdef0123456789abcdef")
+        .replace("{kind}", "absence")
 }
 
 #[tokio::test]

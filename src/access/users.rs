@@ -80,10 +80,7 @@ pub async fn set_password(
     .bind(hash)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM sessions WHERE subject = $1")
-        .bind(subject(name))
-        .execute(&mut *tx)
-        .await?;
+    end_sessions(&mut tx, name).await?;
     tx.commit().await?;
     Ok((done.rows_affected() > 0).then_some(generated))
 }
@@ -95,12 +92,18 @@ pub async fn remove(pool: &PgPool, name: &str) -> Result<bool> {
         .bind(name)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM sessions WHERE subject = $1")
-        .bind(subject(name))
-        .execute(&mut *tx)
-        .await?;
+    end_sessions(&mut tx, name).await?;
     tx.commit().await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// Ends every session of a local account (within the change that calls for it).
+async fn end_sessions(tx: &mut sqlx::PgConnection, name: &str) -> Result<()> {
+    sqlx::query("DELETE FROM sessions WHERE subject = $1")
+        .bind(subject(name))
+        .execute(tx)
+        .await?;
+    Ok(())
 }
 
 pub async fn list(pool: &PgPool) -> Result<Vec<UserInfo>> {

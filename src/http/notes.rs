@@ -1,5 +1,5 @@
-//! `/api/v1/people/{id}/absence` and `/status`: notes about a person's availability that
-//! Switchboard keeps. A person may set their own (`self`); receptionists and admins anyone's in
+//! `/api/v1/people/{id}/notes/absence` and `…/notes/status`: notes about a person's
+//! availability that Switchboard keeps. A person may set their own (`self`); receptionists and admins anyone's in
 //! their scope. Every change is audited.
 
 use axum::extract::rejection::JsonRejection;
@@ -23,9 +23,35 @@ pub const MAX_NOTE: usize = 500;
 
 pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
     use utoipa_axum::routes;
-    utoipa_axum::router::OpenApiRouter::new()
-        .routes(routes!(put_absence, delete_absence))
-        .routes(routes!(put_status, delete_status))
+    utoipa_axum::router::OpenApiRouter::new().routes(routes!(put_note, delete_note))
+}
+
+/// Which note: an absence ("at the dentist, back 14:00") or a status message.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NoteKind {
+    Absence,
+    Status,
+}
+
+impl NoteKind {
+    fn parse(kind: &str) -> Result<NoteKind> {
+        match kind {
+            "absence" => Ok(NoteKind::Absence),
+            "status" => Ok(NoteKind::Status),
+            other => Err(Error::invalid(
+                "kind",
+                format!("`{other}` is not a note (absence, status)"),
+            )),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            NoteKind::Absence => "absence",
+            NoteKind::Status => "status",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -87,11 +113,10 @@ async fn may_edit(state: &AppState, principal: &Principal, id: Uuid) -> Result<(
 async fn set(
     state: &AppState,
     principal: &Principal,
-    id: &str,
-    kind: &'static str,
+    (id, kind): (String, String),
     body: std::result::Result<Json<NoteRequest>, JsonRejection>,
 ) -> Result<Json<Note>> {
-    let id = parse_id(id)?;
+    let (id, kind) = (parse_id(&id)?, NoteKind::parse(&kind)?.as_str());
     let Json(request) = body.map_err(super::error::json_body)?;
     let text = request.text.trim().to_string();
     if text.is_empty() || text.chars().count() > MAX_NOTE {
@@ -134,10 +159,9 @@ async fn set(
 async fn clear(
     state: &AppState,
     principal: &Principal,
-    id: &str,
-    kind: &'static str,
+    (id, kind): (String, String),
 ) -> Result<StatusCode> {
-    let id = parse_id(id)?;
+    let (id, kind) = (parse_id(&id)?, NoteKind::parse(&kind)?.as_str());
     may_edit(state, principal, id).await?;
     sqlx::query("DELETE FROM person_notes WHERE person_id = $1 AND kind = $2")
         .bind(id)
@@ -159,99 +183,57 @@ fn parse_id(id: &str) -> Result<Uuid> {
     Uuid::parse_str(id).map_err(|_| Error::invalid("id", format!("`{id}` is not a UUID")))
 }
 
-/// Set a person's absence note ("at the dentist, back 14:00"): their own, or anyone's for
-/// reception. Shown with the person until it expires.
+/// Set a note on a person: an absence ("at the dentist, back 14:00") or a status message. Their
+/// own, or anyone's for reception; shown with the person until it expires.
 #[utoipa::path(
     put,
-    path = "/api/v1/people/{id}/absence",
+    path = "/api/v1/people/{id}/notes/{kind}",
     tag = "people",
-    params(("id" = String, Path, description = "Person id (UUID)")),
+    params(
+        ("id" = String, Path, description = "Person id (UUID)"),
+        ("kind" = NoteKind, Path, description = "`absence` or `status`"),
+    ),
     request_body = NoteRequest,
     security(("session" = ["self", "receptionist"]), ("bearer" = ["receptionist"])),
     responses(
         (status = 200, description = "The note in force", body = Note),
-        (status = 400, description = "Bad id or note", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad id, kind or note", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Someone else's, and not reception", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such person", body = super::error::Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn put_absence(
+pub async fn put_note(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
+    Path(path): Path<(String, String)>,
     body: std::result::Result<Json<NoteRequest>, JsonRejection>,
 ) -> Result<Json<Note>> {
-    set(&state, &principal, &id, "absence", body).await
+    set(&state, &principal, path, body).await
 }
 
-/// Remove a person's absence note.
+/// Remove a note from a person.
 #[utoipa::path(
     delete,
-    path = "/api/v1/people/{id}/absence",
+    path = "/api/v1/people/{id}/notes/{kind}",
     tag = "people",
-    params(("id" = String, Path, description = "Person id (UUID)")),
+    params(
+        ("id" = String, Path, description = "Person id (UUID)"),
+        ("kind" = NoteKind, Path, description = "`absence` or `status`"),
+    ),
     security(("session" = ["self", "receptionist"]), ("bearer" = ["receptionist"])),
     responses(
         (status = 204, description = "Removed (or there was none)"),
-        (status = 400, description = "Bad id", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad id or kind", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Someone else's, and not reception", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such person", body = super::error::Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn delete_absence(
+pub async fn delete_note(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
+    Path(path): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    clear(&state, &principal, &id, "absence").await
-}
-
-/// Set a person's status message: their own, or anyone's for reception.
-#[utoipa::path(
-    put,
-    path = "/api/v1/people/{id}/status",
-    tag = "people",
-    params(("id" = String, Path, description = "Person id (UUID)")),
-    request_body = NoteRequest,
-    security(("session" = ["self", "receptionist"]), ("bearer" = ["receptionist"])),
-    responses(
-        (status = 200, description = "The status message in force", body = Note),
-        (status = 400, description = "Bad id or message", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Someone else's, and not reception", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such person", body = super::error::Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn put_status(
-    State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
-    body: std::result::Result<Json<NoteRequest>, JsonRejection>,
-) -> Result<Json<Note>> {
-    set(&state, &principal, &id, "status", body).await
-}
-
-/// Remove a person's status message.
-#[utoipa::path(
-    delete,
-    path = "/api/v1/people/{id}/status",
-    tag = "people",
-    params(("id" = String, Path, description = "Person id (UUID)")),
-    security(("session" = ["self", "receptionist"]), ("bearer" = ["receptionist"])),
-    responses(
-        (status = 204, description = "Removed (or there was none)"),
-        (status = 400, description = "Bad id", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Someone else's, and not reception", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such person", body = super::error::Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn delete_status(
-    State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
-) -> Result<StatusCode> {
-    clear(&state, &principal, &id, "status").await
+    clear(&state, &principal, path).await
 }

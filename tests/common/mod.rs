@@ -220,32 +220,40 @@ impl TestApp {
         Ok(report)
     }
 
+    /// GET with the admin token; answers status, content type and the body as JSON (or `Null`).
     pub async fn get(&self, uri: &str) -> (StatusCode, String, serde_json::Value) {
-        let response = self
-            .router
-            .clone()
-            .oneshot(
-                Request::get(uri)
-                    .header("authorization", format!("Bearer {}", self.token))
-                    .body(Body::empty())
-                    .expect("request"),
-            )
-            .await
-            .expect("response");
-        let status = response.status();
-        let content_type = response
-            .headers()
+        let request = Request::get(uri)
+            .header("authorization", format!("Bearer {}", self.token))
+            .body(Body::empty())
+            .expect("request");
+        let (status, headers, json) = self.send(request).await;
+        let content_type = headers
             .get("content-type")
             .map(|v| v.to_str().unwrap_or_default().to_string())
             .unwrap_or_default();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         (status, content_type, json)
+    }
+
+    /// Writes what the audit writer has queued, then answers every record's principal and
+    /// action, oldest first.
+    pub async fn audit_actions(&mut self) -> Vec<(String, String)> {
+        self.flush_audit().await;
+        sqlx::query_as("SELECT principal, action FROM audit_log ORDER BY seq")
+            .fetch_all(&self.db.pool)
+            .await
+            .expect("audit")
+    }
+
+    /// Runs SQL as a superuser who has turned the audit trail's append-only triggers off: a
+    /// tamperer.
+    pub async fn tamper(&self, sql: &str) {
+        let mut tx = self.db.pool.begin().await.expect("tx");
+        sqlx::query("SET LOCAL session_replication_role = replica")
+            .execute(&mut *tx)
+            .await
+            .expect("replica");
+        sqlx::query(sql).execute(&mut *tx).await.expect(sql);
+        tx.commit().await.expect("commit");
     }
 
     /// People of `source` who are not deleted.
