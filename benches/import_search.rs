@@ -605,6 +605,8 @@ async fn serve_http(
     let mut config = switchboard::config::Config::default();
     config.access.open = open;
     config.audit.staff_lookups = audit_staff_lookups;
+    // The load generator is one principal asking thousands of times a second.
+    config.access.rate_per_second = 0.0;
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     // The writer runs until the process ends.
     std::mem::forget(_stop);

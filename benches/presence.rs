@@ -146,6 +146,7 @@ async fn main() {
         .expect("lazy pool");
     let mut config = switchboard::config::Config::default();
     config.access.open = true;
+    config.access.rate_per_second = 0.0;
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     let (audit, _writer) = switchboard::audit::AuditLog::start(pool.clone(), stopped);
     let app = router(

@@ -34,6 +34,9 @@ pub enum Error {
     #[error("missing or wrong CSRF token: send the session's token as `X-CSRF-Token`")]
     Csrf,
 
+    #[error("misdirected request: {0}")]
+    MisdirectedRequest(String),
+
     #[error("request body too large: {0}")]
     TooLarge(String),
 
@@ -82,6 +85,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::Csrf => "csrf_failed",
             Error::TooLarge(_) => "payload_too_large",
+            Error::MisdirectedRequest(_) => "misdirected",
             Error::TooManyRequests { .. } => "rate_limited",
             Error::Directory { .. } => "directory_unavailable",
             Error::DirectoryAuth { .. } => "directory_credentials_rejected",

@@ -226,3 +226,107 @@ async fn presence_streams_per_principal_are_capped() {
     );
     drop(second);
 }
+
+#[tokio::test]
+async fn each_principal_has_a_rate_limit() {
+    let mut config = switchboard::config::Config::default();
+    config.access.rate_per_second = 2.0;
+    config.access.rate_burst = 3.0;
+    let app = TestApp::with(config, switchboard::presence::PresenceHub::disabled()).await;
+    let other =
+        switchboard::access::tokens::add(&app.db.pool, "other", switchboard::access::Role::Viewer)
+            .await
+            .expect("token");
+    let get = |token: &str| {
+        Request::get("/api/v1/people")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .expect("request")
+    };
+    for i in 0..3 {
+        assert_eq!(
+            app.send(get(&app.token)).await.0,
+            StatusCode::OK,
+            "request {i} of the burst"
+        );
+    }
+    let (status, headers, body) = app.send(get(&app.token)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["code"], "rate_limited");
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(
+        app.send(get(&other)).await.0,
+        StatusCode::OK,
+        "another principal has its own bucket"
+    );
+    app.advance(chrono::Duration::milliseconds(600));
+    assert_eq!(
+        app.send(get(&app.token)).await.0,
+        StatusCode::OK,
+        "refilled at 2 a second"
+    );
+    assert_eq!(
+        app.send(get(&app.token)).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn the_host_must_be_ours_and_only_a_trusted_proxy_names_the_client() {
+    let mut config = switchboard::config::Config::default();
+    config.access.public_url = Some("https://directory.example.com".into());
+    config.access.trusted_proxies = vec!["10.9.0.0/16".into()];
+    config.access.metrics_allow = vec!["192.0.2.7".into()];
+    let app = TestApp::with(config, switchboard::presence::PresenceHub::disabled()).await;
+    let request = |host: &str, peer: &str, forwarded: Option<&str>| {
+        let mut r = Request::get("/metrics").header("host", host);
+        if let Some(f) = forwarded {
+            r = r.header("x-forwarded-for", f);
+        }
+        if let Some(ext) = r.extensions_mut() {
+            ext.insert(axum::extract::ConnectInfo(
+                format!("{peer}:4000")
+                    .parse::<std::net::SocketAddr>()
+                    .expect("addr"),
+            ));
+        }
+        r.body(Body::empty()).expect("request")
+    };
+    let (status, _, body) = app
+        .send(request("evil.example.net", "192.0.2.7", None))
+        .await;
+    assert_eq!(status, StatusCode::MISDIRECTED_REQUEST);
+    assert_eq!(body["code"], "misdirected");
+    // Our host (the default port may be written or not); the allowed address itself.
+    for host in [
+        "directory.example.com",
+        "directory.example.com:443",
+        "DIRECTORY.example.com",
+    ] {
+        assert_eq!(
+            app.send(request(host, "192.0.2.7", None)).await.0,
+            StatusCode::OK,
+            "{host}"
+        );
+    }
+    // Behind a trusted proxy, the client is the one X-Forwarded-For names…
+    let via_proxy = request(
+        "directory.example.com",
+        "10.9.1.1",
+        Some("203.0.113.5, 192.0.2.7"),
+    );
+    assert_eq!(app.send(via_proxy).await.0, StatusCode::OK);
+    let via_proxy = request(
+        "directory.example.com",
+        "10.9.1.1",
+        Some("192.0.2.7, 203.0.113.5"),
+    );
+    assert_eq!(
+        app.send(via_proxy).await.0,
+        StatusCode::UNAUTHORIZED,
+        "the rightmost untrusted address counts"
+    );
+    // …and from anyone else the header is ignored.
+    let spoofed = request("directory.example.com", "203.0.113.9", Some("192.0.2.7"));
+    assert_eq!(app.send(spoofed).await.0, StatusCode::UNAUTHORIZED);
+}

@@ -171,6 +171,16 @@ pub struct AccessConfig {
     pub ldap: Option<directory::LdapLoginConfig>,
     /// Presence streams (SSE) one principal may hold open at once; more are refused with 429.
     pub max_streams_per_principal: usize,
+    /// Requests per second each principal may make, on average (0: no limit); past it, 429
+    /// with `Retry-After`.
+    pub rate_per_second: f64,
+    /// How many requests a principal may make at once before the rate applies.
+    pub rate_burst: f64,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<String>,
+    /// Host names (with port, if not the default) requests may be addressed to, besides the
+    /// host of `public_url`. With neither set, any Host is accepted.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for AccessConfig {
@@ -189,6 +199,10 @@ impl Default for AccessConfig {
             oidc: None,
             ldap: None,
             max_streams_per_principal: 16,
+            rate_per_second: 100.0,
+            rate_burst: 200.0,
+            trusted_proxies: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -255,6 +269,32 @@ impl Network {
     }
 }
 
+/// The Host values of `public_url` and `allowed_hosts`.
+fn allowed_hosts(config: &AccessConfig) -> Result<Vec<String>> {
+    let mut hosts = config.allowed_hosts.clone();
+    if let Some(url) = &config.public_url {
+        let authority = url
+            .split_once("://")
+            .map(|(_, rest)| rest)
+            .and_then(|rest| rest.split('/').next())
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| {
+                Error::Config(format!("access.public_url `{url}` is not an http(s) URL"))
+            })?;
+        hosts.push(authority.to_string());
+        // Clients may write the scheme's default port in Host, or leave it out.
+        let default = if url.starts_with("https://") { ":443" } else { ":80" };
+        match authority.strip_suffix(default) {
+            Some(bare) => hosts.push(bare.to_string()),
+            None if !authority.contains(':') || authority.ends_with(']') => {
+                hosts.push(format!("{authority}{default}"))
+            }
+            None => {}
+        }
+    }
+    Ok(hosts)
+}
+
 /// A resolved session or token, remembered briefly so that a busy console does not cost a
 /// database round trip per keystroke.
 #[derive(Clone)]
@@ -283,6 +323,10 @@ pub struct Access {
     pub(crate) oidc: Option<oidc::Oidc>,
     pub(crate) ldap: Option<directory::LdapLogin>,
     streams: Arc<Mutex<HashMap<String, usize>>>,
+    /// Token buckets per principal: tokens left, and when they were counted.
+    buckets: Mutex<HashMap<String, (f64, DateTime<Utc>)>>,
+    trusted_proxies: Vec<Network>,
+    allowed_hosts: Vec<String>,
 }
 
 /// One open presence stream of a principal; the count goes down when it is dropped (the
@@ -369,6 +413,66 @@ impl Access {
             oidc,
             ldap,
             streams: Arc::default(),
+            buckets: Mutex::default(),
+            trusted_proxies: config
+                .trusted_proxies
+                .iter()
+                .map(|s| Network::parse(s))
+                .collect::<Result<Vec<_>>>()?,
+            allowed_hosts: allowed_hosts(config)?,
+        })
+    }
+
+    /// Takes one request from `principal`'s bucket; `Err(seconds)` when it is empty.
+    pub fn rate(&self, principal: &str) -> std::result::Result<(), u64> {
+        let (rate, burst) = (self.config.rate_per_second, self.config.rate_burst.max(1.0));
+        if rate <= 0.0 {
+            return Ok(());
+        }
+        let now = self.now();
+        let mut buckets = lock(&self.buckets);
+        if buckets.len() > 100_000 {
+            // Full buckets are the same as none.
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + (now - *at).num_milliseconds() as f64 / 1000.0 * rate < burst
+            });
+        }
+        let (tokens, at) = buckets.entry(principal.to_string()).or_insert((burst, now));
+        let elapsed = (now - *at).num_microseconds().unwrap_or(i64::MAX).max(0) as f64 / 1e6;
+        *tokens = (*tokens + elapsed * rate).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u64)
+        }
+    }
+
+    /// The client's address: the peer, or, when the peer is a trusted proxy, the last address
+    /// in `X-Forwarded-For` that is not itself a trusted proxy.
+    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        let trusted = |ip: IpAddr| self.trusted_proxies.iter().any(|n| n.contains(ip));
+        if !trusted(peer) {
+            return peer;
+        }
+        forwarded_for
+            .into_iter()
+            .flat_map(|v| v.rsplit(','))
+            .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+            .find(|ip| !trusted(*ip))
+            .unwrap_or(peer)
+    }
+
+    /// Whether a request addressed to `host` (its Host header) is for us.
+    pub fn host_allowed(&self, host: Option<&str>) -> bool {
+        if self.allowed_hosts.is_empty() {
+            return true;
+        }
+        host.is_some_and(|h| {
+            self.allowed_hosts
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(h.trim()))
         })
     }
 
@@ -397,9 +501,10 @@ impl Access {
         duration("access.session_idle", &config.session_idle)?;
         duration("access.session_absolute", &config.session_absolute)?;
         duration("access.throttle_window", &config.throttle_window)?;
-        for s in &config.metrics_allow {
+        for s in config.metrics_allow.iter().chain(&config.trusted_proxies) {
             Network::parse(s)?;
         }
+        allowed_hosts(config)?;
         if let Some(c) = &config.oidc {
             oidc::Oidc::new(c, config.public_url.as_deref())?;
         }

@@ -193,6 +193,36 @@ async fn resolve(state: &AppState, headers: &HeaderMap, jar: &CookieJar) -> Resu
     Ok(Resolved::Nobody)
 }
 
+/// Before routing: a request addressed to a host that is not ours is refused (421), and behind
+/// a trusted proxy the client's address is taken from `X-Forwarded-For`.
+pub async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+    if !state.access.host_allowed(host) {
+        return Error::MisdirectedRequest(format!(
+            "this server does not answer for host {}",
+            host.unwrap_or("(none)")
+        ))
+        .into_response();
+    }
+    if let Some(peer) = client_address(request.extensions()) {
+        let forwarded = request
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        let ip = state.access.client_ip(peer.ip(), forwarded);
+        if ip != peer.ip() {
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(SocketAddr::new(ip, 0)));
+        }
+    }
+    next.run(request).await
+}
+
 /// The route layer: resolves the caller, enforces the route's requirement and CSRF, and
 /// records the request in the audit trail when it must be.
 pub async fn guard(
@@ -256,6 +286,20 @@ pub async fn guard(
             audit_request(&state, p, &request, 403, &[], address);
         }
         return e.into_response();
+    }
+    if let Some(p) = &principal {
+        // Everyone is the same principal on an open server: there, each address has a bucket.
+        let key = match (p.kind, address) {
+            (PrincipalKind::Open, Some(a)) => format!("open:{}", a.ip()),
+            _ => p.name.clone(),
+        };
+        if let Err(retry_after) = state.access.rate(&key) {
+            return Error::TooManyRequests {
+                retry_after,
+                what: format!("requests from {}", p.name),
+            }
+            .into_response();
+        }
     }
     // A state change made with a cookie must carry the session's CSRF token: another site can
     // make a browser send the cookie, not read the token.

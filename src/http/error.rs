@@ -63,6 +63,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::Forbidden(_) | Error::Csrf => StatusCode::FORBIDDEN,
         Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
         Error::Unavailable(_) | Error::IndexLocked => StatusCode::SERVICE_UNAVAILABLE,
         Error::Directory { .. } | Error::DirectoryAuth { .. } => StatusCode::BAD_GATEWAY,
         Error::Config(_)

@@ -71,6 +71,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::web::router())
         .merge(api)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::edge,
+        ))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(CompressionLayer::new())

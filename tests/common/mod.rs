@@ -102,8 +102,12 @@ impl TestApp {
         TestApp::with(Config::default(), presence).await
     }
 
-    /// A test app built as `serve` builds its state, from `config`.
-    pub async fn with(config: Config, presence: switchboard::presence::PresenceHub) -> TestApp {
+    /// A test app built as `serve` builds its state, from `config` (without the per-principal
+    /// rate limit unless the config sets one other than the default: tests ask much, fast).
+    pub async fn with(mut config: Config, presence: switchboard::presence::PresenceHub) -> TestApp {
+        if config.access.rate_per_second == Config::default().access.rate_per_second {
+            config.access.rate_per_second = 0.0;
+        }
         let db = TestDb::new().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let index = SearchIndex::open(&dir.path().join("index")).expect("index");
