@@ -82,7 +82,7 @@ pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
-    let (state, background) = crate::state::start(config, &db.pool, system_clock())?;
+    let (state, background) = crate::state::start(config, &db.pool, system_clock()).await?;
     if config.access.open {
         tracing::warn!(
             "access.open: serving without sign-in; everyone who can reach the port is an admin"

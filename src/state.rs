@@ -51,7 +51,9 @@ pub struct Background {
 
 /// Opens the index, starts the indexer, the scheduled syncs, presence and the audit writer,
 /// and builds the state.
-pub fn start(config: &Config, pool: &PgPool, clock: Clock) -> Result<(AppState, Background)> {
+pub async fn start(config: &Config, pool: &PgPool, clock: Clock) -> Result<(AppState, Background)> {
+    // Runs a killed import or sync left `running` will never finish: say so.
+    crate::db::runs::fail_abandoned(pool).await?;
     let index = SearchIndex::open(&config.index_dir())?;
     let indexer = Indexer::new(index.clone(), pool.clone(), config.search.writer_memory_mb)?;
     let ready = Arc::new(AtomicBool::new(false));

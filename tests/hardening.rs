@@ -330,3 +330,80 @@ async fn the_host_must_be_ours_and_only_a_trusted_proxy_names_the_client() {
     let spoofed = request("directory.example.com", "203.0.113.9", Some("192.0.2.7"));
     assert_eq!(app.send(spoofed).await.0, StatusCode::UNAUTHORIZED);
 }
+
+/// Drill: `kill -9` of an import in progress. Nothing of it is written (one transaction), and
+/// its run, left `running`, is marked failed by the next start (`serve`, or another import).
+#[tokio::test]
+async fn a_run_left_running_by_a_killed_import_is_marked_failed() {
+    use switchboard::db::runs;
+    let app = TestApp::new().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("big.csv");
+    let mut csv = String::from("external_id,given_name,family_name,email\n");
+    for i in 0..200_000 {
+        csv.push_str(&format!("e{i},Given{i},Family{i},p{i}@example.com\n"));
+    }
+    std::fs::write(&file, csv).expect("csv");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["import", "csv"])
+        .arg(&file)
+        .args(["--source", "hr", "--full"])
+        .env("SWITCHBOARD_DATABASE__URL", &app.db.url)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("import");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let run: i64 = loop {
+        let running: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM sync_runs WHERE status = 'running'")
+                .fetch_optional(&app.db.pool)
+                .await
+                .expect("runs");
+        if let Some(id) = running {
+            break id;
+        }
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the import ended before it could be killed"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the import never started its run"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    // While it runs, its run is not taken for abandoned.
+    assert_eq!(
+        runs::fail_abandoned(&app.db.pool).await.expect("check"),
+        Vec::<i64>::new()
+    );
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    // PostgreSQL notices the dead connection (and drops its lock) on its own time.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if runs::fail_abandoned(&app.db.pool).await.expect("check") == vec![run] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run {run} was never marked failed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, error): (String, Option<String>) =
+        sqlx::query_as("SELECT status, error FROM sync_runs WHERE id = $1")
+            .bind(run)
+            .fetch_one(&app.db.pool)
+            .await
+            .expect("run");
+    assert_eq!(status, "failed");
+    assert!(error.unwrap_or_default().contains("interrupted"));
+    let people: i64 = sqlx::query_scalar("SELECT count(*) FROM people")
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("count");
+    assert_eq!(people, 0, "nothing half-written");
+}

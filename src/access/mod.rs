@@ -283,7 +283,11 @@ fn allowed_hosts(config: &AccessConfig) -> Result<Vec<String>> {
             })?;
         hosts.push(authority.to_string());
         // Clients may write the scheme's default port in Host, or leave it out.
-        let default = if url.starts_with("https://") { ":443" } else { ":80" };
+        let default = if url.starts_with("https://") {
+            ":443"
+        } else {
+            ":80"
+        };
         match authority.strip_suffix(default) {
             Some(bare) => hosts.push(bare.to_string()),
             None if !authority.contains(':') || authority.ends_with(']') => {

@@ -51,16 +51,86 @@ pub async fn ensure_source(pool: &PgPool, name: &str, kind: &str) -> Result<()> 
     Ok(())
 }
 
-/// Opens a run in its own transaction, so a run that fails later is still on record.
-pub async fn start(pool: &PgPool, source: &str, kind: &str, mode: &str) -> Result<i64> {
-    Ok(sqlx::query_scalar(
+/// The first key of the advisory locks that say a run's process is alive (the second is the
+/// run id; two-key locks never meet the one-key ones).
+const RUN_LOCK: i32 = 0x5352; // "SR"
+
+/// Proof that this process is running a run: a connection of its own holding the run's
+/// advisory lock. When the process dies, PostgreSQL ends the connection and the lock goes, and
+/// [`fail_abandoned`] can tell the run will never finish. Dropping it closes the connection.
+pub struct RunLease {
+    _conn: PgConnection,
+}
+
+/// Opens a run in its own transaction, so a run that fails later is still on record. Keep the
+/// lease until the run is recorded as done.
+pub async fn start(pool: &PgPool, source: &str, kind: &str, mode: &str) -> Result<(i64, RunLease)> {
+    fail_abandoned(pool).await?;
+    let mut conn = pool.acquire().await?.detach();
+    let id: i64 = sqlx::query_scalar(
         "INSERT INTO sync_runs (source, kind, mode, status) VALUES ($1, $2, $3, 'running') RETURNING id",
     )
     .bind(source)
     .bind(kind)
     .bind(mode)
-    .fetch_one(pool)
-    .await?)
+    .fetch_one(&mut conn)
+    .await?;
+    sqlx::query("SELECT pg_advisory_lock($1, $2)")
+        .bind(RUN_LOCK)
+        .bind(lock_key(id))
+        .execute(&mut conn)
+        .await?;
+    Ok((id, RunLease { _conn: conn }))
+}
+
+fn lock_key(run_id: i64) -> i32 {
+    // Ids past 2^31 wrap: two runs that share a key are only checked a little later.
+    run_id as i32
+}
+
+/// Marks failed the runs still `running` whose process is gone (killed, crashed, its machine
+/// lost): nobody holds their lease. Returns their ids.
+pub async fn fail_abandoned(pool: &PgPool) -> Result<Vec<i64>> {
+    let running: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM sync_runs WHERE status = 'running' ORDER BY id")
+            .fetch_all(pool)
+            .await?;
+    if running.is_empty() {
+        return Ok(running);
+    }
+    let mut conn = pool.acquire().await?;
+    let mut failed = Vec::new();
+    for id in running {
+        let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+            .bind(RUN_LOCK)
+            .bind(lock_key(id))
+            .fetch_one(&mut *conn)
+            .await?;
+        if !free {
+            continue;
+        }
+        let done = sqlx::query(
+            "UPDATE sync_runs SET status = 'failed', finished_at = now(), \
+             error = 'interrupted: the process running it stopped before it finished; nothing of it was written' \
+             WHERE id = $1 AND status = 'running'",
+        )
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("SELECT pg_advisory_unlock($1, $2)")
+            .bind(RUN_LOCK)
+            .bind(lock_key(id))
+            .execute(&mut *conn)
+            .await?;
+        if done.rows_affected() > 0 {
+            tracing::warn!(
+                run = id,
+                "a run left running by a stopped process is marked failed"
+            );
+            failed.push(id);
+        }
+    }
+    Ok(failed)
 }
 
 fn clamp(n: usize) -> i32 {

@@ -208,7 +208,7 @@ async fn validate_chunk(
 async fn record_failure(pool: &PgPool, source: &SourceConfig, mode: &str, error: &Error) {
     let recorded = async {
         runs::ensure_source(pool, &source.name, &source.kind).await?;
-        let run = runs::start(pool, &source.name, &source.kind, mode).await?;
+        let (run, _lease) = runs::start(pool, &source.name, &source.kind, mode).await?;
         runs::fail(pool, run, &error.to_string(), &[]).await
     };
     if let Err(e) = recorded.await {

@@ -167,14 +167,16 @@ pub async fn import_validated(
         removals,
     } = batch;
     let validated = validate_seconds;
-    let run_id = if opts.dry_run {
-        None
+    // The lease lives until the run is recorded as done (or this process dies).
+    let (run_id, _lease) = if opts.dry_run {
+        (None, None)
     } else {
         runs::ensure_source(pool, &opts.source, &opts.kind).await?;
         let mode = opts
             .mode
             .unwrap_or(if opts.full { "full" } else { "partial" });
-        Some(runs::start(pool, &opts.source, &opts.kind, mode).await?)
+        let (id, lease) = runs::start(pool, &opts.source, &opts.kind, mode).await?;
+        (Some(id), Some(lease))
     };
     match apply(
         pool,
