@@ -17,6 +17,8 @@ use switchboard::config::Config;
 /// Where the provider sends the browser back (nothing listens there: the test reads the
 /// redirect and hands it to the router).
 const PUBLIC_URL: &str = "http://127.0.0.1:9";
+/// Its Host: requests for any other are refused.
+const HOST: &str = "127.0.0.1:9";
 
 struct OidcProvider {
     child: Child,
@@ -137,6 +139,7 @@ async fn to_provider_and_back(
     let (status, headers, _) = app
         .send(
             Request::get("/api/v1/auth/oidc/login")
+                .header("host", HOST)
                 .body(Body::empty())
                 .expect("request"),
         )
@@ -201,6 +204,7 @@ async fn callback(
 ) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
     app.send(
         Request::get(path)
+            .header("host", HOST)
             .header("cookie", state_cookie)
             .body(Body::empty())
             .expect("request"),
@@ -212,6 +216,7 @@ async fn session(app: &TestApp, cookie: &str) -> serde_json::Value {
     let (status, _, me) = app
         .send(
             Request::get("/api/v1/auth/session")
+                .header("host", HOST)
                 .header("cookie", cookie)
                 .body(Body::empty())
                 .expect("r"),
@@ -238,6 +243,7 @@ async fn single_sign_on_with_a_real_openid_provider() {
     let (_, _, methods) = app
         .send(
             Request::get("/api/v1/auth/methods")
+                .header("host", HOST)
                 .body(Body::empty())
                 .expect("r"),
         )
@@ -337,6 +343,7 @@ async fn an_unreachable_provider_is_unavailable_not_a_crash() {
     let (status, _, body) = app
         .send(
             Request::get("/api/v1/auth/oidc/login")
+                .header("host", HOST)
                 .body(Body::empty())
                 .expect("request"),
         )

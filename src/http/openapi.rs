@@ -13,6 +13,7 @@ use utoipa::{Modify, OpenApi};
         license(name = "Apache-2.0")
     ),
     modifiers(&SecuritySchemes),
+    components(schemas(super::notes::NoteKind)),
     tags(
         (name = "people", description = "Search and look up people"),
         (name = "sync", description = "Import and directory sync runs: counts, who changed, what was refused"),
