@@ -93,6 +93,18 @@ pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result
         "Switchboard is running at http://{}/  (API: /api/v1/people, spec: /api/v1/openapi.json)",
         listener.local_addr()?
     );
+    let accounts: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&db.pool)
+        .await?;
+    if accounts == 0
+        && !config.access.open
+        && config.access.ldap.is_none()
+        && config.access.oidc.is_none()
+    {
+        eprintln!(
+            "Nobody can sign in yet: create the first admin with `switchboard user add admin --role admin`."
+        );
+    }
     eprintln!("Press Ctrl-C to stop.");
     // On the signal, presence streams end at once (they would hold the drain open forever);
     // connections still open after DRAIN are dropped.

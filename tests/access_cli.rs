@@ -3,14 +3,18 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::TestApp;
 
-fn switchboard(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
+/// Runs the binary against the test database. Waits without blocking the runtime: the app's
+/// audit writer must go on (a command appending to the trail waits for its lock).
+async fn switchboard(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(args)
         .env("SWITCHBOARD_DATABASE__URL", &app.db.url)
@@ -23,10 +27,10 @@ fn switchboard(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
         .expect("switchboard");
     let mut input = child.stdin.take().expect("stdin");
     if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).expect("write");
+        input.write_all(text.as_bytes()).await.expect("write");
     }
     drop(input);
-    child.wait_with_output().expect("output")
+    child.wait_with_output().await.expect("output")
 }
 
 fn last_line(out: &Output) -> String {
@@ -65,7 +69,7 @@ async fn users_tokens_and_the_audit_trail_from_the_command_line() {
     let mut app = TestApp::new().await;
 
     // A generated password, alone on the last line.
-    let out = switchboard(&app, &["user", "add", "alice", "--role", "admin"], None);
+    let out = switchboard(&app, &["user", "add", "alice", "--role", "admin"], None).await;
     let password = last_line(&out);
     assert_eq!(password.len(), 20, "{password}");
     assert_eq!(login(&app, "alice", &password).await, StatusCode::OK);
@@ -79,12 +83,13 @@ async fn users_tokens_and_the_audit_trail_from_the_command_line() {
         &app,
         &["user", "add", "bob", "--role", "viewer", "--password-stdin"],
         Some("bob-password-123\n"),
-    );
+    )
+    .await;
     assert!(out.status.success());
     assert_eq!(login(&app, "bob", "bob-password-123").await, StatusCode::OK);
-    let out = switchboard(&app, &["user", "add", "bob", "--role", "viewer"], None);
+    let out = switchboard(&app, &["user", "add", "bob", "--role", "viewer"], None).await;
     assert!(!out.status.success(), "a second bob is refused");
-    let out = switchboard(&app, &["user", "add", "carol", "--role", "king"], None);
+    let out = switchboard(&app, &["user", "add", "carol", "--role", "king"], None).await;
     assert!(!out.status.success(), "unknown role");
     let out = switchboard(
         &app,
@@ -97,10 +102,11 @@ async fn users_tokens_and_the_audit_trail_from_the_command_line() {
             "--password-stdin",
         ],
         Some("short\n"),
-    );
+    )
+    .await;
     assert!(!out.status.success(), "too short a password");
 
-    let list = switchboard(&app, &["user", "list"], None);
+    let list = switchboard(&app, &["user", "list"], None).await;
     let listed = String::from_utf8_lossy(&list.stdout).to_string();
     assert!(
         listed.contains("alice") && listed.contains("admin") && listed.contains("bob"),
@@ -108,7 +114,7 @@ async fn users_tokens_and_the_audit_trail_from_the_command_line() {
     );
     assert!(!listed.contains(&password), "passwords are never listed");
 
-    let out = switchboard(&app, &["user", "passwd", "bob"], None);
+    let out = switchboard(&app, &["user", "passwd", "bob"], None).await;
     let new_password = last_line(&out);
     assert_eq!(
         login(&app, "bob", "bob-password-123").await,
@@ -116,6 +122,7 @@ async fn users_tokens_and_the_audit_trail_from_the_command_line() {
     );
     assert_eq!(login(&app, "bob", &new_password).await, StatusCode::OK);
     assert!(switchboard(&app, &["user", "remove", "bob"], None)
+        .await
         .status
         .success());
     assert_eq!(
@@ -123,15 +130,13 @@ async fn users_tokens_and_the_audit_trail_from_the_command_line() {
         StatusCode::UNAUTHORIZED
     );
     assert!(!switchboard(&app, &["user", "remove", "bob"], None)
+        .await
         .status
         .success());
 
     // Tokens: shown once, alone on the last line; work until revoked.
-    let token = last_line(&switchboard(
-        &app,
-        &["token", "add", "cron", "--role", "viewer"],
-        None,
-    ));
+    let token =
+        last_line(&switchboard(&app, &["token", "add", "cron", "--role", "viewer"], None).await);
     assert!(token.starts_with("sbt_"), "{token}");
     assert_eq!(
         with_token(&app, &token, "/api/v1/people").await,
@@ -141,13 +146,14 @@ async fn users_tokens_and_the_audit_trail_from_the_command_line() {
         with_token(&app, &token, "/api/v1/sync/runs").await,
         StatusCode::FORBIDDEN
     );
-    let listed =
-        String::from_utf8_lossy(&switchboard(&app, &["token", "list"], None).stdout).to_string();
+    let listed = String::from_utf8_lossy(&switchboard(&app, &["token", "list"], None).await.stdout)
+        .to_string();
     assert!(
         listed.contains("cron") && !listed.contains(&token),
         "{listed}"
     );
     assert!(switchboard(&app, &["token", "revoke", "cron"], None)
+        .await
         .status
         .success());
     app.advance(chrono::Duration::seconds(6));
@@ -170,7 +176,7 @@ async fn users_tokens_and_the_audit_trail_from_the_command_line() {
             "{action}: {actions:?}"
         );
     }
-    let verified = switchboard(&app, &["audit", "verify"], None);
+    let verified = switchboard(&app, &["audit", "verify"], None).await;
     assert!(verified.status.success());
     assert!(String::from_utf8_lossy(&verified.stdout).contains("intact"));
 
@@ -185,11 +191,12 @@ async fn users_tokens_and_the_audit_trail_from_the_command_line() {
             "2020-01-01",
         ],
         None,
-    );
+    )
+    .await;
     assert!(csv.status.success());
     let text = String::from_utf8_lossy(&csv.stdout).to_string();
     assert_eq!(text.lines().count(), actions.len() + 1, "{text}");
-    let jsonl = switchboard(&app, &["audit", "export"], None);
+    let jsonl = switchboard(&app, &["audit", "export"], None).await;
     assert_eq!(
         String::from_utf8_lossy(&jsonl.stdout).lines().count(),
         actions.len()
@@ -202,7 +209,7 @@ async fn users_tokens_and_the_audit_trail_from_the_command_line() {
         .expect("seq");
     app.tamper(&format!("DELETE FROM audit_log WHERE seq = {second}"))
         .await;
-    let broken = switchboard(&app, &["audit", "verify"], None);
+    let broken = switchboard(&app, &["audit", "verify"], None).await;
     assert!(!broken.status.success());
     let said = String::from_utf8_lossy(&broken.stdout).to_string();
     assert!(said.contains("deleted"), "{said}");
