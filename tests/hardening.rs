@@ -407,3 +407,39 @@ async fn a_run_left_running_by_a_killed_import_is_marked_failed() {
         .expect("count");
     assert_eq!(people, 0, "nothing half-written");
 }
+
+/// A binary with another index schema started beside a live server refuses to touch its index
+/// (it used to delete it); once nobody writes to it, it is rebuilt.
+#[tokio::test]
+async fn a_schema_mismatch_never_deletes_a_live_servers_index() {
+    use switchboard::search::SearchIndex;
+    let mut app = TestApp::new().await;
+    app.import_csv(
+        "given_name,family_name,email\nAda,Lovelace,ada@example.com\n",
+        &common::options("hr"),
+    )
+    .await
+    .expect("import");
+    let dir = app.dir.path().join("index");
+    // The app's indexer holds the writer, as a running server does; the version file says
+    // another schema (as after an upgrade of the binary on disk).
+    std::fs::write(dir.join("schema_version"), "1").expect("version");
+    let refused = SearchIndex::open(&dir);
+    assert!(
+        matches!(refused, Err(switchboard::Error::IndexLocked)),
+        "{:?}",
+        refused.err()
+    );
+    assert!(dir.join("meta.json").exists(), "the live index is intact");
+    assert_eq!(app.names("lovelace").await, ["Ada Lovelace"]);
+
+    // The server stops: the next start rebuilds the index for its schema.
+    let TestApp { indexer, .. } = app;
+    drop(indexer);
+    let reopened = SearchIndex::open(&dir).expect("recreated");
+    assert_eq!(
+        reopened.num_docs(),
+        0,
+        "an empty index for the new schema, to rebuild"
+    );
+}

@@ -358,10 +358,19 @@ impl SearchIndex {
             .and_then(|v| v.trim().parse::<u32>().ok());
         let has_index = dir.join("meta.json").exists();
         if has_index && current != Some(SCHEMA_VERSION) {
+            // Never under a live server (a newer or older binary started beside it): it holds
+            // the writer lock, and its index stays as it is.
+            use tantivy::directory::{Directory, INDEX_WRITER_LOCK};
+            let _lock = MmapDirectory::open(dir)?
+                .acquire_lock(&INDEX_WRITER_LOCK)
+                .map_err(|_| Error::IndexLocked)?;
             tracing::warn!(dir = %dir.display(), "search index has an old schema; recreating it");
             for entry in std::fs::read_dir(dir)? {
                 let path = entry?.path();
-                if path.is_file() {
+                let lock_file = path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(".tantivy"));
+                if path.is_file() && !lock_file {
                     std::fs::remove_file(path)?;
                 }
             }
