@@ -36,6 +36,35 @@ pub struct Config {
     /// The audit trail (`[audit]`).
     #[serde(default)]
     pub audit: crate::access::AuditConfig,
+    /// HTTP limits (`[http]`).
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// `[http]`: what one request may take.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// A request not answered within this long gets 503 `timeout` (a stream counts as answered
+    /// once it starts).
+    pub request_timeout: String,
+    /// Requests handled at once; more get 503 `overloaded` with `Retry-After`.
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            request_timeout: "30s".into(),
+            max_concurrent_requests: 1024,
+        }
+    }
+}
+
+impl HttpConfig {
+    pub fn request_timeout(&self) -> Result<std::time::Duration> {
+        parse_duration("http.request_timeout", &self.request_timeout)
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -241,6 +270,7 @@ impl Default for Config {
             presence: Default::default(),
             access: Default::default(),
             audit: Default::default(),
+            http: Default::default(),
         }
     }
 }
@@ -319,6 +349,12 @@ impl Config {
             }
         }
         self.presence.validate()?;
+        self.http.request_timeout()?;
+        if self.http.max_concurrent_requests == 0 {
+            return Err(Error::Config(
+                "http.max_concurrent_requests must be more than zero".into(),
+            ));
+        }
         // Checks durations, networks and the sign-in sections (reads no secrets, connects nowhere).
         crate::access::Access::check(&self.access, &self.sources)?;
         Ok(())

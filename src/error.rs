@@ -34,6 +34,12 @@ pub enum Error {
     #[error("missing or wrong CSRF token: send the session's token as `X-CSRF-Token`")]
     Csrf,
 
+    #[error("the server is handling as many requests as it can; try again")]
+    Overloaded,
+
+    #[error("the request took longer than {0:?}")]
+    Timeout(std::time::Duration),
+
     #[error("misdirected request: {0}")]
     MisdirectedRequest(String),
 
@@ -86,6 +92,8 @@ impl Error {
             Error::Csrf => "csrf_failed",
             Error::TooLarge(_) => "payload_too_large",
             Error::MisdirectedRequest(_) => "misdirected",
+            Error::Overloaded => "overloaded",
+            Error::Timeout(_) => "timeout",
             Error::TooManyRequests { .. } => "rate_limited",
             Error::Directory { .. } => "directory_unavailable",
             Error::DirectoryAuth { .. } => "directory_credentials_rejected",

@@ -37,6 +37,12 @@ pub fn app_state(
         access: Arc::new(access),
         audit,
         audit_staff_lookups: config.audit.staff_lookups,
+        limits: crate::http::Limits {
+            request_timeout: config.http.request_timeout()?,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(
+                config.http.max_concurrent_requests,
+            )),
+        },
     })
 }
 

@@ -443,3 +443,85 @@ async fn a_schema_mismatch_never_deletes_a_live_servers_index() {
         "an empty index for the new schema, to rebuild"
     );
 }
+
+/// A sign-in provider that accepts connections and never answers, so requests that reach it
+/// hang: the request timeout ends them, and past the concurrency limit new ones are shed.
+#[tokio::test]
+async fn hung_requests_time_out_and_excess_ones_are_shed() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let issuer = format!("http://{}", silent.local_addr().expect("addr"));
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let mut config = switchboard::config::Config::default();
+    config.access.oidc = Some(switchboard::access::oidc::OidcConfig {
+        issuer_url: issuer,
+        client_id: "switchboard".into(),
+        client_secret: Some("secret".into()),
+        client_secret_file: None,
+        scopes: Vec::new(),
+        groups_claim: "groups".into(),
+        roles: Default::default(),
+    });
+    config.access.public_url = Some("http://127.0.0.1:9".into());
+    config.access.allowed_hosts = Vec::new();
+    config.http.request_timeout = "1s".into();
+    config.http.max_concurrent_requests = 1;
+    let app = TestApp::with(config, switchboard::presence::PresenceHub::disabled()).await;
+    let login = || {
+        Request::get("/api/v1/auth/oidc/login")
+            .header("host", "127.0.0.1:9")
+            .body(Body::empty())
+            .expect("request")
+    };
+    let hung = {
+        let router = app.router.clone();
+        tokio::spawn(async move { router.oneshot(login()).await.expect("response") })
+    };
+    // While it hangs, the one permit is taken: the next request is shed at once.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let shed = loop {
+        let (status, headers, body) = app
+            .send(
+                Request::get("/healthz")
+                    .header("host", "127.0.0.1:9")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            break (headers, body);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the hung request never held its permit"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(shed.1["code"], "overloaded");
+    assert_eq!(shed.0["retry-after"], "1");
+    let timed_out = hung.await.expect("hung request");
+    assert_eq!(timed_out.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = http_body_util::BodyExt::collect(timed_out.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body).expect("problem");
+    assert_eq!(body["code"], "timeout");
+    // The permit is back.
+    let (status, _, _) = app
+        .send(
+            Request::get("/healthz")
+                .header("host", "127.0.0.1:9")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    held.abort();
+}

@@ -64,7 +64,9 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
-        Error::Unavailable(_) | Error::IndexLocked => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Unavailable(_) | Error::IndexLocked | Error::Overloaded | Error::Timeout(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         Error::Directory { .. } | Error::DirectoryAuth { .. } => StatusCode::BAD_GATEWAY,
         Error::Config(_)
         | Error::Input { .. }
@@ -82,8 +84,10 @@ impl IntoResponse for Error {
         let status = status_of(&self);
         // Internal details go to the log, not to the client.
         let detail = if status.is_server_error()
-            && !matches!(self, Error::Unavailable(_) | Error::IndexLocked)
-        {
+            && !matches!(
+                self,
+                Error::Unavailable(_) | Error::IndexLocked | Error::Overloaded | Error::Timeout(_)
+            ) {
             tracing::error!(error = %self, code = self.code(), "request failed");
             "an internal error occurred; it has been logged".to_string()
         } else {
@@ -91,6 +95,7 @@ impl IntoResponse for Error {
         };
         let retry_after = match &self {
             Error::TooManyRequests { retry_after, .. } => Some(*retry_after),
+            Error::Overloaded => Some(1),
             _ => None,
         };
         let unauthorized = status == StatusCode::UNAUTHORIZED;

@@ -44,6 +44,31 @@ pub struct AppState {
     pub audit: AuditLog,
     /// `audit.staff_lookups`: record staff lookups too.
     pub audit_staff_lookups: bool,
+    /// How long a request may take, and how many may run at once.
+    pub limits: Limits,
+}
+
+#[derive(Clone)]
+pub struct Limits {
+    pub request_timeout: std::time::Duration,
+    /// Permits for requests in progress.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
+}
+
+/// Sheds what is over the concurrency limit (503 `overloaded`) and ends what runs past the
+/// request timeout (503 `timeout`), before any other work on the request.
+async fn limit(
+    axum::extract::State(limits): axum::extract::State<Limits>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let Ok(_permit) = limits.in_flight.clone().try_acquire_owned() else {
+        return crate::error::Error::Overloaded.into_response();
+    };
+    match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => crate::error::Error::Timeout(limits.request_timeout).into_response(),
+    }
 }
 
 /// Every documented route, with its docs: the API under `/api/v1`, health and metrics.
@@ -74,6 +99,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::edge,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.limits.clone(),
+            limit,
         ))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
