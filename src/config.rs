@@ -39,6 +39,9 @@ pub struct Config {
     /// HTTP limits (`[http]`).
     #[serde(default)]
     pub http: HttpConfig,
+    /// Serve HTTPS directly (`[tls]`); absent: plain HTTP (behind a TLS proxy, or on loopback).
+    #[serde(default)]
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 /// `[http]`: what one request may take.
@@ -271,6 +274,7 @@ impl Default for Config {
             access: Default::default(),
             audit: Default::default(),
             http: Default::default(),
+            tls: None,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod sources;
 pub mod state;
 pub mod sync;
 pub mod telemetry;
+pub mod tls;
 pub mod web;
 
 pub use error::{Error, Result};

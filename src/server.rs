@@ -20,15 +20,15 @@ pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and waits for
 /// open connections to finish. Each request carries its client's address (`ConnectInfo`);
-/// headers must arrive within `header_timeout`.
+/// headers must arrive within `header_timeout` (and, with `tls`, the handshake too).
 pub async fn serve_connections(
     listener: TcpListener,
     app: axum::Router,
+    tls: Option<Arc<crate::tls::Certificates>>,
     shutdown: impl std::future::Future<Output = ()>,
     header_timeout: std::time::Duration,
 ) {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use tower::ServiceExt;
+    use hyper_util::rt::{TokioExecutor, TokioTimer};
 
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -51,29 +51,52 @@ pub async fn serve_connections(
             },
             _ = &mut shutdown => break,
         };
-        let service = app.clone().map_request(
-            move |mut request: axum::http::Request<hyper::body::Incoming>| {
-                request
-                    .extensions_mut()
-                    .insert(axum::extract::ConnectInfo(address));
-                request
-            },
-        );
-        let connection = builder
-            .serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                hyper_util::service::TowerToHyperService::new(service),
-            )
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let (builder, watcher, app) = (builder.clone(), graceful.watcher(), app.clone());
+        // The certificate in use when the connection came (a reload applies to the next).
+        let acceptor = tls.as_ref().map(|t| t.acceptor());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended");
+            match acceptor {
+                None => serve_one(&builder, watcher, app, stream, address).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => serve_one(&builder, watcher, app, tls, address).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, %address, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%address, "TLS handshake too slow"),
+                    }
+                }
             }
         });
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Serves one connection until it closes or the server shuts down.
+async fn serve_one<S>(
+    builder: &hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    app: axum::Router,
+    stream: S,
+    address: SocketAddr,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tower::ServiceExt;
+    let service = app.map_request(
+        move |mut request: axum::http::Request<hyper::body::Incoming>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(address));
+            request
+        },
+    );
+    let connection = builder.serve_connection_with_upgrades(
+        hyper_util::rt::TokioIo::new(stream),
+        hyper_util::service::TowerToHyperService::new(service),
+    );
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(error = %e, "connection ended");
+    }
 }
 
 /// Serves until Ctrl-C or SIGTERM, then drains requests, stops the background tasks and writes
@@ -89,8 +112,14 @@ pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result
         );
     }
     let app = crate::http::router(state);
+    let (reload_stop, _) = watch::channel(false);
     eprintln!(
-        "Switchboard is running at http://{}/  (API: /api/v1/people, spec: /api/v1/openapi.json)",
+        "Switchboard is running at {}://{}/  (API: /api/v1/people, spec: /api/v1/openapi.json)",
+        if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         listener.local_addr()?
     );
     let accounts: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
@@ -111,9 +140,18 @@ pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result
     let (signalled, mut draining) = watch::channel(false);
     let background = Arc::new(background);
     let bg = background.clone();
+    let tls = config
+        .tls
+        .as_ref()
+        .map(crate::tls::Certificates::load)
+        .transpose()?;
+    let reloads = tls
+        .clone()
+        .map(|certs| certs.reload_on_sighup(reload_stop.subscribe()));
     let serving = serve_connections(
         listener,
         app,
+        tls,
         async move {
             shutdown_signal().await;
             bg.begin_shutdown();
@@ -133,6 +171,10 @@ pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result
     }
 
     tracing::info!("shutting down");
+    let _ = reload_stop.send(true);
+    if let Some(reloads) = reloads {
+        let _ = reloads.await;
+    }
     match Arc::try_unwrap(background) {
         Ok(background) => background.shutdown().await,
         Err(_) => tracing::warn!("background tasks still referenced at shutdown"),

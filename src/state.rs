@@ -28,7 +28,8 @@ pub fn app_state(
     audit: AuditLog,
     clock: Clock,
 ) -> Result<AppState> {
-    let access = Access::new(&config.access, &config.sources, pool.clone(), clock)?;
+    let access = Access::new(&config.access, &config.sources, pool.clone(), clock)?
+        .served_over_tls(config.tls.is_some());
     Ok(AppState {
         pool,
         index,

@@ -123,6 +123,7 @@ async fn a_client_trickling_its_headers_is_cut_off() {
     let server = tokio::spawn(switchboard::server::serve_connections(
         listener,
         router,
+        None,
         async move {
             let _ = stopped.await;
         },

@@ -331,6 +331,8 @@ pub struct Access {
     buckets: Mutex<HashMap<String, (f64, DateTime<Utc>)>>,
     trusted_proxies: Vec<Network>,
     allowed_hosts: Vec<String>,
+    /// The server terminates TLS itself.
+    served_over_tls: bool,
 }
 
 /// One open presence stream of a principal; the count goes down when it is dropped (the
@@ -424,7 +426,14 @@ impl Access {
                 .map(|s| Network::parse(s))
                 .collect::<Result<Vec<_>>>()?,
             allowed_hosts: allowed_hosts(config)?,
+            served_over_tls: false,
         })
+    }
+
+    /// Says that the server terminates TLS itself (cookies then get `Secure`).
+    pub fn served_over_tls(mut self, tls: bool) -> Access {
+        self.served_over_tls = tls;
+        self
     }
 
     /// Takes one request from `principal`'s bucket; `Err(seconds)` when it is empty.
@@ -540,10 +549,12 @@ impl Access {
 
     /// Whether cookies get `Secure`: when people reach us over https.
     pub fn secure_cookies(&self) -> bool {
-        self.config
-            .public_url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("https://"))
+        self.served_over_tls
+            || self
+                .config
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
     }
 
     /// The service principal of a bearer token; `None` for an unknown or revoked one.

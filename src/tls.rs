@@ -1,0 +1,107 @@
+//! HTTPS served directly: rustls with the certificate and key from `[tls]`, read again on
+//! SIGHUP so that a renewed certificate needs no restart (a file that does not load leaves the
+//! current certificate in use, and says why).
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+
+/// `[tls]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM: the certificate, then its intermediates.
+    pub cert_file: PathBuf,
+    /// PEM: the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+}
+
+/// The certificate in use, swappable while connections are served.
+pub struct Certificates {
+    config: TlsConfig,
+    current: RwLock<Arc<rustls::ServerConfig>>,
+}
+
+impl Certificates {
+    pub fn load(config: &TlsConfig) -> Result<Arc<Certificates>> {
+        Ok(Arc::new(Certificates {
+            current: RwLock::new(Arc::new(server_config(config)?)),
+            config: config.clone(),
+        }))
+    }
+
+    /// Reads the files again; on failure the current certificate stays.
+    pub fn reload(&self) -> Result<()> {
+        let fresh = Arc::new(server_config(&self.config)?);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
+    }
+
+    /// An acceptor with the certificate in use now.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        let config = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        tokio_rustls::TlsAcceptor::from(config)
+    }
+
+    /// Reloads on every SIGHUP until `stop`.
+    pub fn reload_on_sighup(
+        self: Arc<Self>,
+        mut stop: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut hangups = match tokio::signal::unix::signal(
+                tokio::signal::unix::SignalKind::hangup(),
+            ) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGHUP; certificates load at start only");
+                    return;
+                }
+            };
+            loop {
+                tokio::select! {
+                    _ = hangups.recv() => match self.reload() {
+                        Ok(()) => tracing::info!(cert = %self.config.cert_file.display(), "certificate reloaded"),
+                        Err(e) => tracing::error!(error = %e, "certificate not reloaded; the previous one stays in use"),
+                    },
+                    _ = crate::presence::stopped(&mut stop) => return,
+                }
+            }
+        })
+    }
+}
+
+fn server_config(config: &TlsConfig) -> Result<rustls::ServerConfig> {
+    let bad = |what: &str, path: &PathBuf, e: &dyn std::fmt::Display| {
+        Error::Config(format!("tls.{what} {}: {e}", path.display()))
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.cert_file)
+        .map_err(|e| bad("cert_file", &config.cert_file, &e))?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| bad("cert_file", &config.cert_file, &e))?;
+    if certs.is_empty() {
+        return Err(bad("cert_file", &config.cert_file, &"no certificate in it"));
+    }
+    let key = PrivateKeyDer::from_pem_file(&config.key_file)
+        .map_err(|e| bad("key_file", &config.key_file, &e))?;
+    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Error::Config(format!("tls: {e}")))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| Error::Config(format!("tls: the key does not fit the certificate: {e}")))?;
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(server)
+}
