@@ -77,6 +77,9 @@ pub struct DatabaseConfig {
     /// It may hold a password: never printed, never serialized.
     #[serde(skip_serializing)]
     pub url: Option<String>,
+    /// Read `url` from this file instead (trailing newline ignored).
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
     pub max_connections: u32,
 }
 
@@ -232,6 +235,17 @@ impl SourceConfig {
     }
 }
 
+/// A secret from a file, trailing newline ignored; an empty file is an error.
+pub fn read_secret(key: &str, path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("{key}: cannot read {}: {e}", path.display())))?;
+    let secret = text.trim_end_matches(['\r', '\n']).to_string();
+    if secret.is_empty() {
+        return Err(Error::Config(format!("{key}: {} is empty", path.display())));
+    }
+    Ok(secret)
+}
+
 fn parse_duration(key: &str, value: &str) -> Result<std::time::Duration> {
     humantime::parse_duration(value)
         .map_err(|e| {
@@ -260,6 +274,7 @@ impl Default for Config {
             default_region: "US".into(),
             database: DatabaseConfig {
                 url: None,
+                url_file: None,
                 max_connections: 16,
             },
             import: ImportConfig {
@@ -293,11 +308,21 @@ impl Config {
             figment = figment.merge(Toml::file(file));
         }
         figment = figment.merge(Env::prefixed("SWITCHBOARD_").split("__"));
-        let config: Config = figment
+        let mut config: Config = figment
             .extract()
             .map_err(|e| Error::Config(e.to_string()))?;
+        config.read_secret_files()?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Reads the `*_file` secrets that are read at start (the database URL, presence
+    /// backends'); directory bind passwords and the OIDC client secret are read when used.
+    pub fn read_secret_files(&mut self) -> Result<()> {
+        if let Some(path) = &self.database.url_file {
+            self.database.url = Some(read_secret("database.url_file", path)?);
+        }
+        self.presence.read_secret_files()
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -398,6 +423,37 @@ mod tests {
         assert!(!shown.contains("s3cret"), "{shown}");
         let serialized = serde_json::to_string(&config).expect("json");
         assert!(!serialized.contains("s3cret"), "{serialized}");
+    }
+
+    #[test]
+    fn secrets_come_from_files() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            path
+        };
+        let mut config = Config::default();
+        config.database.url_file = Some(write("db", "postgres://u:p@db/x\n"));
+        let mut backend = crate::presence::BackendConfig::new("pbx", "webhook");
+        backend.token_file = Some(write("token", "hook-s3cret\n"));
+        config.presence.backends.push(backend);
+        config.read_secret_files().expect("read");
+        config.validate().expect("valid");
+        assert_eq!(config.database.url.as_deref(), Some("postgres://u:p@db/x"));
+        assert_eq!(
+            config.presence.backends[0].token.as_deref(),
+            Some("hook-s3cret")
+        );
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("u:p@"),
+            "{shown}"
+        );
+        config.database.url_file = Some(write("empty", "\n"));
+        assert!(config.read_secret_files().is_err(), "an empty secret file");
+        config.database.url_file = Some(dir.path().join("missing"));
+        assert!(config.read_secret_files().is_err(), "a missing file");
     }
 
     #[test]

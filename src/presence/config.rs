@@ -43,6 +43,16 @@ pub struct BackendConfig {
     /// Bearer token the webhook's callers present.
     #[serde(default, skip_serializing)]
     pub token: Option<String>,
+    /// Read `token` from this file instead (trailing newline ignored); likewise
+    /// `password_file`, `access_token_file` and `client_secret_file`.
+    #[serde(default)]
+    pub token_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub password_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub access_token_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub client_secret_file: Option<std::path::PathBuf>,
 
     // xmpp
     /// The service account, e.g. `switchboard@corp.example`.
@@ -131,6 +141,10 @@ impl BackendConfig {
             timeout_secs: None,
             poll_interval_secs: None,
             token: None,
+            token_file: None,
+            password_file: None,
+            access_token_file: None,
+            client_secret_file: None,
             jid: None,
             password: None,
             server: None,
@@ -242,6 +256,34 @@ impl BackendConfig {
 }
 
 impl PresenceConfig {
+    /// Reads every `*_file` secret into its key (a file wins over the key).
+    pub fn read_secret_files(&mut self) -> Result<()> {
+        for b in &mut self.backends {
+            for (key, file, value) in [
+                ("token_file", &b.token_file, &mut b.token),
+                ("password_file", &b.password_file, &mut b.password),
+                (
+                    "access_token_file",
+                    &b.access_token_file,
+                    &mut b.access_token,
+                ),
+                (
+                    "client_secret_file",
+                    &b.client_secret_file,
+                    &mut b.client_secret,
+                ),
+            ] {
+                if let Some(path) = file {
+                    *value = Some(crate::config::read_secret(
+                        &format!("presence backend {}: {key}", b.name),
+                        path,
+                    )?);
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<()> {
         let mut names = std::collections::HashSet::new();
         for backend in &self.backends {
