@@ -605,8 +605,11 @@ async fn serve_http(
     let mut config = switchboard::config::Config::default();
     config.access.open = open;
     config.audit.staff_lookups = audit_staff_lookups;
-    // The load generator is one principal asking thousands of times a second.
-    config.access.rate_per_second = 0.0;
+    // Every limit on (header timeout, request timeout, concurrency limit, per-principal rate),
+    // the rate set past what the load generator — one principal, thousands of requests a
+    // second — asks, so that it measures what checking costs, not refusals.
+    config.access.rate_per_second = 1e9;
+    config.access.rate_burst = 1e9;
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     // The writer runs until the process ends.
     std::mem::forget(_stop);
@@ -625,8 +628,14 @@ async fn serve_http(
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = switchboard::http::service(state);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let app = switchboard::http::router(state);
+    tokio::spawn(switchboard::server::serve_connections(
+        listener,
+        app,
+        None,
+        std::future::pending(),
+        switchboard::server::HEADER_READ_TIMEOUT,
+    ));
     (addr, audit)
 }
 
