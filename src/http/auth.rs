@@ -193,7 +193,8 @@ async fn resolve(state: &AppState, headers: &HeaderMap, jar: &CookieJar) -> Resu
     Ok(Resolved::Nobody)
 }
 
-/// Before routing: a request addressed to a host that is not ours is refused (421), and behind
+/// Before routing: a request addressed to a host that is not ours is refused (421; health
+/// checks excepted), and behind
 /// a trusted proxy the client's address is taken from `X-Forwarded-For`.
 pub async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let host = request
@@ -201,7 +202,9 @@ pub async fn edge(State(state): State<AppState>, mut request: Request, next: Nex
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| request.uri().authority().map(|a| a.as_str()));
-    if !state.access.host_allowed(host) {
+    // Health checks come from probes that address the machine, not the public name.
+    let probe = matches!(request.uri().path(), "/healthz" | "/readyz");
+    if !probe && !state.access.host_allowed(host) {
         return Error::MisdirectedRequest(format!(
             "this server does not answer for host {}",
             host.unwrap_or("(none)")

@@ -13,7 +13,6 @@ pub mod photos;
 pub mod presence;
 pub mod sync;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::http::{header, StatusCode};
@@ -109,13 +108,6 @@ pub fn router(state: AppState) -> Router {
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
-}
-
-/// The router as a service that knows each client's address (for throttling and the audit trail).
-pub fn service(
-    state: AppState,
-) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
-    router(state).into_make_service_with_connect_info::<SocketAddr>()
 }
 
 /// This document.
