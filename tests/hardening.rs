@@ -298,6 +298,12 @@ async fn the_host_must_be_ours_and_only_a_trusted_proxy_names_the_client() {
         .await;
     assert_eq!(status, StatusCode::MISDIRECTED_REQUEST);
     assert_eq!(body["code"], "misdirected");
+    // A probe addressing the machine still gets its health.
+    let probe = Request::get("/healthz")
+        .header("host", "10.0.0.12:8080")
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(app.send(probe).await.0, StatusCode::OK);
     // Our host (the default port may be written or not); the allowed address itself.
     for host in [
         "directory.example.com",
