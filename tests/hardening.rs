@@ -492,15 +492,14 @@ async fn hung_requests_time_out_and_excess_ones_are_shed() {
     };
     // While it hangs, the one permit is taken: the next request is shed at once.
     let deadline = Instant::now() + Duration::from_secs(5);
+    let health = || {
+        Request::get("/healthz")
+            .header("host", "127.0.0.1:9")
+            .body(Body::empty())
+            .expect("request")
+    };
     let shed = loop {
-        let (status, headers, body) = app
-            .send(
-                Request::get("/healthz")
-                    .header("host", "127.0.0.1:9")
-                    .body(Body::empty())
-                    .expect("request"),
-            )
-            .await;
+        let (status, headers, body) = app.send(health()).await;
         if status == StatusCode::SERVICE_UNAVAILABLE {
             break (headers, body);
         }
@@ -521,14 +520,6 @@ async fn hung_requests_time_out_and_excess_ones_are_shed() {
     let body: serde_json::Value = serde_json::from_slice(&body).expect("problem");
     assert_eq!(body["code"], "timeout");
     // The permit is back.
-    let (status, _, _) = app
-        .send(
-            Request::get("/healthz")
-                .header("host", "127.0.0.1:9")
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.send(health()).await.0, StatusCode::OK);
     held.abort();
 }
