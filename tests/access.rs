@@ -59,20 +59,6 @@ fn id_of(found: &serde_json::Value, name: &str) -> String {
         .to_string()
 }
 
-fn sample_path(path: &str) -> String {
-    path.replace(
-        "{id}",
-        if path.contains("/sync/runs/") {
-            "1"
-        } else {
-            "00000000-0000-0000-0000-000000000001"
-        },
-    )
-    .replace("{number}", "4711")
-    .replace("{digest}", "0123456789abcdef0123456789abcdef")
-    .replace("{kind}", "absence")
-}
-
 #[tokio::test]
 async fn every_route_refuses_the_wrong_caller() {
     let app = TestApp::new().await;
@@ -92,10 +78,10 @@ async fn every_route_refuses_the_wrong_caller() {
         let uri = if path.contains("presence") && !path.ends_with("events") {
             format!(
                 "{}?ids=00000000-0000-0000-0000-000000000001",
-                sample_path(path)
+                common::sample_path(path)
             )
         } else {
-            sample_path(path)
+            common::sample_path(path)
         };
         let call = |token: Option<&str>| {
             let mut r = request(method.clone(), &uri, addr(1));

@@ -12,20 +12,13 @@ use common::TestApp;
 use switchboard::http::auth::Rules;
 use tower::ServiceExt;
 
-fn sample_path(path: &str) -> String {
-    path.replace("{id}", "00000000-0000-0000-0000-000000000001")
-        .replace("{number}", "4711")
-        .replace("{digest}", "0123456789abcdef0123456789abcdef")
-        .replace("{kind}", "absence")
-}
-
 #[tokio::test]
 async fn every_response_carries_the_security_headers() {
     let app = TestApp::new().await;
     let spec = switchboard::http::openapi::spec();
     let mut uris: Vec<(Method, String)> = Rules::from_spec(&spec)
         .iter()
-        .map(|((method, path), _)| (method.clone(), sample_path(path)))
+        .map(|((method, path), _)| (method.clone(), common::sample_path(path)))
         .collect();
     for page in [
         "/",

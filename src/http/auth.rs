@@ -286,7 +286,9 @@ pub async fn guard(
     };
     if let Err(e) = allowed {
         if let Some(p) = &principal {
-            audit_request(&state, p, &request, 403, &[], address);
+            state
+                .audit
+                .record(request_event(&state, p, &request, path, address).status(403));
         }
         return e.into_response();
     }
@@ -325,53 +327,36 @@ pub async fn guard(
         Requirement::Role(Role::Admin) => true,
         _ => !principal.is_staff() || state.audit_staff_lookups,
     };
-    let action = audited.then(|| {
-        (
-            format!("{} {}", request.method(), path),
-            request.uri().query().map(str::to_string),
-        )
-    });
-    request.extensions_mut().insert(principal.clone());
+    let event = audited.then(|| request_event(&state, &principal, &request, path, address));
+    request.extensions_mut().insert(principal);
     let response = next.run(request).await;
-    if let Some((action, query)) = action {
-        let people = response
+    if let Some(mut event) = event {
+        event.people = response
             .extensions()
             .get::<ReturnedPeople>()
             .map(|p| p.0.clone())
             .unwrap_or_default();
-        let mut event = AuditEvent::new(state.access.now(), &principal.name, &action)
-            .status(response.status().as_u16())
-            .address(address.map(|a| a.ip().to_string()));
-        event.query = query;
-        event.people = people;
-        state.audit.record(event);
+        state.audit.record(event.status(response.status().as_u16()));
     }
     response
 }
 
-fn audit_request(
+/// The audit record of a request by `principal` to the route `path`, before its outcome.
+fn request_event(
     state: &AppState,
     principal: &Principal,
     request: &Request,
-    status: u16,
-    people: &[Uuid],
+    path: &str,
     address: Option<SocketAddr>,
-) {
-    let path = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| request.uri().path().to_string());
+) -> AuditEvent {
     let mut event = AuditEvent::new(
         state.access.now(),
         &principal.name,
         &format!("{} {path}", request.method()),
     )
-    .status(status)
     .address(address.map(|a| a.ip().to_string()));
     event.query = request.uri().query().map(str::to_string);
-    event.people = people.to_vec();
-    state.audit.record(event);
+    event
 }
 
 fn is_safe(method: &Method) -> bool {

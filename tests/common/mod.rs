@@ -289,3 +289,18 @@ pub fn display_names(body: &serde_json::Value) -> Vec<String> {
 pub fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// A concrete URI for an OpenAPI path template, with ids of the right shape.
+pub fn sample_path(path: &str) -> String {
+    path.replace(
+        "{id}",
+        if path.contains("/sync/runs/") {
+            "1"
+        } else {
+            "00000000-0000-0000-0000-000000000001"
+        },
+    )
+    .replace("{number}", "4711")
+    .replace("{digest}", "0123456789abcdef0123456789abcdef")
+    .replace("{kind}", "absence")
+}
