@@ -62,7 +62,7 @@ pub enum Error {
     EmbeddedDb(String),
 
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
 
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -112,6 +112,35 @@ impl Error {
             name,
             reason: reason.into(),
         }
+    }
+}
+
+/// A lost or refused connection (the database restarting, say) is `Unavailable`, answered 503
+/// with `Retry-After`; any other database error stays an internal one.
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        if is_connection_loss(&e) {
+            tracing::warn!(error = %e, "the database is unreachable");
+            Error::Unavailable("the database is unreachable; try again shortly".into())
+        } else {
+            Error::Database(e)
+        }
+    }
+}
+
+fn is_connection_loss(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08: connection exception; 57P01–57P03: shut down, crashed, starting up;
+        // 53300: too many connections.
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
     }
 }
 

@@ -113,6 +113,9 @@ pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result
     }
     let app = crate::http::router(state);
     let (reload_stop, _) = watch::channel(false);
+    // The embedded cluster, restarted if it dies: until then requests answer 503.
+    let (db_stop, db_stopped) = watch::channel(false);
+    let supervisor = db.supervise(db_stopped);
     eprintln!(
         "Switchboard is running at {}://{}/  (API: /api/v1/people, spec: /api/v1/openapi.json)",
         if config.tls.is_some() {
@@ -178,6 +181,10 @@ pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result
     match Arc::try_unwrap(background) {
         Ok(background) => background.shutdown().await,
         Err(_) => tracing::warn!("background tasks still referenced at shutdown"),
+    }
+    let _ = db_stop.send(true);
+    if let Some(supervisor) = supervisor {
+        let _ = supervisor.await;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! HTTPS served directly: rustls with the certificate and key from `[tls]`, read again on
 //! SIGHUP so that a renewed certificate needs no restart (a file that does not load leaves the
-//! current certificate in use, and says why).
+//! current certificate in use, and says why). And the client side shared by the directory and
+//! presence connections: the system's trust store, or the CA a `ca_file` names.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -104,4 +105,39 @@ fn server_config(config: &TlsConfig) -> Result<rustls::ServerConfig> {
     .map_err(|e| Error::Config(format!("tls: the key does not fit the certificate: {e}")))?;
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(server)
+}
+
+/// A TLS client that verifies servers against `ca_file` (PEM, one or more CAs) when given, else
+/// against the system's trust store. The error says which file and why; the caller names the
+/// connection it is for.
+pub fn client_config(
+    ca_file: Option<&std::path::Path>,
+) -> std::result::Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let bad = |e: &dyn std::fmt::Display| format!("ca_file {}: {e}", path.display());
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+                roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+            }
+            if roots.is_empty() {
+                return Err(bad(&"no certificate in the file"));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for e in &found.errors {
+                tracing::warn!(error = %e, "a system trust store could not be read");
+            }
+            // Unparseable system certificates are skipped, as every TLS client does.
+            roots.add_parsable_certificates(found.certs);
+        }
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
 }

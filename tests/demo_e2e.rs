@@ -378,3 +378,125 @@ async fn demo_open_serves_without_sign_in_on_loopback_only() {
     assert!(page.contains("This server runs open"));
     demo.stop();
 }
+
+/// The embedded PostgreSQL asks for a password, runs as its own system user when started by
+/// root, and when its postmaster is killed under a running server (`kill -9`) it is restarted:
+/// meanwhile lookups answer 503 `unavailable` with `Retry-After`, never 500, and then recover.
+#[tokio::test]
+async fn a_killed_embedded_postgres_is_restarted_and_lookups_answer_503_meanwhile() {
+    use std::os::unix::fs::MetadataExt;
+    let data_dir = tempfile::tempdir().expect("tmp");
+    let cluster = data_dir.path().join("postgres");
+    let demo = start_demo_with(data_dir.path(), 20, &["--open"]);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &demo.url).await;
+
+    let hba = std::fs::read_to_string(cluster.join("pg_hba.conf")).expect("pg_hba.conf");
+    let rules: Vec<&str> = hba
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .collect();
+    assert!(!rules.is_empty());
+    assert!(
+        rules.iter().all(|l| l.trim_end().ends_with("scram-sha-256")),
+        "every rule asks for a password: {rules:?}"
+    );
+    let secret = data_dir.path().join("postgres.password");
+    assert_eq!(
+        std::fs::metadata(&secret).expect("password file").mode() & 0o777,
+        0o600
+    );
+    let pid = || -> i32 {
+        std::fs::read_to_string(cluster.join("postmaster.pid"))
+            .expect("postmaster.pid")
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("pid")
+    };
+    let first = pid();
+    if nix::unistd::geteuid().is_root() {
+        let owner = std::fs::metadata(format!("/proc/{first}"))
+            .expect("proc")
+            .uid();
+        let user = nix::unistd::User::from_uid(owner.into())
+            .expect("user")
+            .expect("named");
+        assert_eq!(user.name, "switchboard-db", "its own system user");
+    }
+
+    let people = get_json(&client, format!("{}/api/v1/people?limit=1", demo.url)).await;
+    let id = people["items"][0]["id"].as_str().expect("id").to_string();
+    let person = format!("{}/api/v1/people/{id}", demo.url);
+    assert_eq!(client.get(&person).send().await.expect("get").status(), 200);
+
+    // Hold the cluster's lock so that the restart waits until the outage has been seen.
+    let lock = std::fs::File::open(data_dir.path().join("postgres.lock")).expect("lock file");
+    lock.lock().expect("lock");
+    let backends = children_of(first);
+    kill(Pid::from_raw(first), Signal::SIGKILL).expect("kill -9 the postmaster");
+    // Its backends notice and exit.
+    let gone = std::time::Instant::now() + Duration::from_secs(30);
+    while backends
+        .iter()
+        .any(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+    {
+        assert!(std::time::Instant::now() < gone, "backends outlived the postmaster");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..3 {
+        let r = client.get(&person).send().await.expect("the server answers");
+        let status = r.status().as_u16();
+        let retry_after = r.headers().get("retry-after").cloned();
+        let body: serde_json::Value = r.json().await.expect("problem");
+        assert_eq!(status, 503, "never a 500 while the database is down: {body}");
+        assert_eq!(body["code"], "unavailable", "{body}");
+        assert!(retry_after.is_some(), "503 says when to retry");
+    }
+    drop(lock);
+    let mut unavailable = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = client.get(&person).send().await.expect("the server answers");
+        let status = r.status().as_u16();
+        if status == 200 {
+            break;
+        }
+        let retry_after = r.headers().get("retry-after").cloned();
+        let body: serde_json::Value = r.json().await.expect("problem");
+        assert_eq!(status, 503, "never a 500 while the database is down: {body}");
+        assert_eq!(body["code"], "unavailable", "{body}");
+        assert!(retry_after.is_some(), "503 says when to retry");
+        unavailable += 1;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not recover within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("{unavailable} more 503s while it restarted");
+    assert_ne!(pid(), first, "a new postmaster");
+    // Everything else recovered too: search and readiness.
+    let again = get_json(&client, format!("{}/api/v1/people?limit=1", demo.url)).await;
+    assert_eq!(again["total"], 20);
+    wait_ready(&client, &demo.url).await;
+    demo.stop();
+}
+
+/// The processes whose parent is `pid` (a postmaster's backends and helpers).
+fn children_of(pid: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .expect("proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // pid (comm) state ppid …: comm may hold spaces, so split after its ')'.
+                    let rest = stat.rsplit_once(')')?.1;
+                    rest.split_whitespace().nth(1)?.parse::<i32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{options, TestApp};
 use presence_support::prosody::{free_port, Prosody, DOMAIN, PASSWORD};
 use presence_support::{conformance, person, wait_presence, Remote};
-use switchboard::presence::xmpp::XmppClient;
+use switchboard::presence::xmpp::{Security, XmppClient, XmppTls};
 use switchboard::presence::{
     build_backend, directory, system_clock, Availability, BackendConfig, BoxFuture, HealthStatus,
     PresenceBackend, PresenceConfig, PresenceHub,
@@ -278,6 +278,10 @@ async fn a_change_in_prosody_reaches_the_api_and_the_stream_within_a_second() {
 fn hub_for(server: &str, timeout: f64) -> (PresenceHub, uuid::Uuid) {
     let mut chat = chat_config(server);
     chat.timeout_secs = Some(timeout);
+    hub_with(chat)
+}
+
+fn hub_with(chat: BackendConfig) -> (PresenceHub, uuid::Uuid) {
     let hub = PresenceHub::from_config(
         &PresenceConfig {
             backends: vec![chat],
@@ -562,6 +566,80 @@ async fn the_password_is_not_sent_in_plain_text_off_loopback_unless_allowed() {
             assert!(detail.contains("plain text"), "{detail}");
         }
     }
+}
+
+/// Prosody requiring encryption, with a certificate for the domain from a test CA: the backend
+/// reaches it over STARTTLS and over direct TLS, and refuses it when the CA is not trusted.
+#[tokio::test]
+async fn starttls_and_direct_tls_to_prosody_verify_its_certificate() {
+    let mut prosody = Prosody::prepare_with(free_port(), &["switchboard", "alice"], true);
+    prosody.run();
+    let (direct_port, ca) = prosody.tls.clone().expect("tls");
+    let direct = format!("127.0.0.1:{direct_port}");
+    let security = Security::new(XmppTls::Starttls, Some(&ca), false).expect("ca");
+    // A client that will not encrypt is refused by the server: encryption is really required.
+    let plain = Security::new(XmppTls::None, None, false).expect("security");
+    let refused = XmppClient::connect_with(
+        &prosody.server(),
+        &format!("alice@{DOMAIN}"),
+        PASSWORD,
+        "desk",
+        &plain,
+    )
+    .await;
+    assert!(refused.is_err(), "prosody let a plain-text login in");
+
+    let alice = XmppClient::connect_with(
+        &prosody.server(),
+        &format!("alice@{DOMAIN}"),
+        PASSWORD,
+        "desk",
+        &security,
+    )
+    .await
+    .expect("alice over STARTTLS");
+    for (mode, server, show, expected) in [
+        (XmppTls::Starttls, prosody.server(), "dnd", Availability::DoNotDisturb),
+        (XmppTls::Direct, direct.clone(), "away", Availability::Away),
+    ] {
+        let mut chat = chat_config(&server);
+        chat.tls = Some(mode);
+        chat.ca_file = Some(ca.clone());
+        let (hub, alice_id) = hub_with(chat);
+        let mut rx = hub.subscribe();
+        hub.start();
+        wait_health(&hub, HealthStatus::Up, Duration::from_secs(15)).await;
+        alice.set_presence(Some(show), None, 0, None).await.expect("send");
+        wait_presence(
+            &hub,
+            &mut rx,
+            alice_id,
+            Duration::from_secs(15),
+            &format!("{mode:?}"),
+            |p| p.availability == expected,
+        )
+        .await;
+        hub.shutdown().await;
+    }
+
+    // Without the test CA (the system's trust store only) the certificate is refused, both ways.
+    for (mode, server) in [
+        (XmppTls::Starttls, prosody.server()),
+        (XmppTls::Direct, direct),
+    ] {
+        let mut chat = chat_config(&server);
+        chat.tls = Some(mode);
+        let (hub, _) = hub_with(chat);
+        hub.start();
+        wait_health(&hub, HealthStatus::Down, Duration::from_secs(15)).await;
+        let detail = hub.health()[0].health.detail.clone().unwrap_or_default();
+        hub.shutdown().await;
+        assert!(
+            detail.contains("TLS") && detail.to_lowercase().contains("certificate"),
+            "{mode:?}: {detail}"
+        );
+    }
+    alice.close().await;
 }
 
 #[tokio::test]

@@ -1,20 +1,29 @@
 //! A private PostgreSQL cluster in the data dir, for running with no configuration.
 //!
 //! It uses the machine's PostgreSQL binaries (on `PATH` or under `/usr/lib/postgresql/*/bin`),
-//! listens only on a Unix socket, and trusts local connections. Run as root, it drops to the
-//! `postgres` user (or `nobody`), as PostgreSQL refuses to run as root.
+//! listens only on a Unix socket, and asks for a password (SCRAM-SHA-256): a random one made at
+//! `initdb`, kept beside the cluster in `postgres.password` (mode 0600). Run as root, the server
+//! runs as its own system user, `switchboard-db` (created when missing), as PostgreSQL refuses to
+//! run as root. [`EmbeddedPostgres::supervise`] restarts it, with backoff, when it dies.
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 use tokio::process::Command;
+use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 
 pub const SUPERUSER: &str = "switchboard";
+
+/// The system user a root-started cluster runs as.
+pub const OS_USER: &str = "switchboard-db";
 
 /// Unix socket paths are limited to 107 bytes; leave room for `/.s.PGSQL.5432`.
 const MAX_SOCKET_DIR_LEN: usize = 90;
@@ -25,8 +34,10 @@ pub struct EmbeddedPostgres {
     socket_dir: PathBuf,
     bin_dir: PathBuf,
     run_as: Option<(u32, u32)>,
+    /// The superuser's password (none for a cluster made before passwords, which trusts).
+    password: Option<String>,
     /// True when this process started the server, and so may stop it.
-    owned: bool,
+    owned: AtomicBool,
 }
 
 impl EmbeddedPostgres {
@@ -37,43 +48,130 @@ impl EmbeddedPostgres {
         fs::create_dir_all(parent)?;
         let dir = fs::canonicalize(parent)?.join(dir.file_name().unwrap_or("postgres".as_ref()));
         let bin_dir = find_bin_dir()?;
-        let run_as = unprivileged_user()?;
         let socket_dir = socket_dir_for(&dir);
-
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.with_extension("lock"))?;
-        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|_| lock))
-            .await
-            .map_err(|e| Error::EmbeddedDb(e.to_string()))??;
+        let lock = lock(&dir).await?;
+        let run_as = unprivileged_user(&dir).await?;
 
         let mut cluster = EmbeddedPostgres {
             dir,
             socket_dir,
             bin_dir,
             run_as,
-            owned: false,
+            password: None,
+            owned: AtomicBool::new(false),
         };
         if !cluster.dir.join("PG_VERSION").exists() {
             cluster.init().await?;
         }
+        cluster.password = match fs::read_to_string(cluster.password_file()) {
+            Ok(p) => Some(p.trim().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(
+                    dir = %cluster.dir.display(),
+                    "this embedded cluster predates passwords and trusts local connections;                      move it away and import again to get one that asks for a password"
+                );
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
         cluster.prepare_socket_dir()?;
         if !cluster.is_running().await? {
             cluster.launch().await?;
-            cluster.owned = true;
+            cluster.owned.store(true, Ordering::SeqCst);
         }
         drop::<File>(lock);
         Ok(cluster)
     }
 
     pub fn connect_options(&self, database: &str) -> PgConnectOptions {
-        PgConnectOptions::new()
+        let options = PgConnectOptions::new()
             .socket(&self.socket_dir)
             .username(SUPERUSER)
             .database(database)
-            .application_name(&application_name())
+            .application_name(&application_name());
+        match &self.password {
+            Some(password) => options.password(password),
+            None => options,
+        }
+    }
+
+    /// A `postgres://` URL for `database` (its password is alphanumeric: no escaping).
+    pub fn url(&self, database: &str) -> String {
+        let password = self
+            .password
+            .as_ref()
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default();
+        format!(
+            "postgres://{SUPERUSER}{password}@localhost/{database}?host={}",
+            self.socket_dir.display()
+        )
+    }
+
+    fn password_file(&self) -> PathBuf {
+        self.dir.with_extension("password")
+    }
+
+    /// The postmaster's process id, from `postmaster.pid`.
+    pub fn postmaster_pid(&self) -> Option<i32> {
+        let text = fs::read_to_string(self.dir.join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
+    fn postmaster_alive(&self) -> bool {
+        self.postmaster_pid().is_some_and(|pid| {
+            match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+                Ok(()) => true,
+                Err(e) => e == nix::errno::Errno::EPERM,
+            }
+        })
+    }
+
+    /// Starts the server again if it is not running (another process may have done so first).
+    async fn restart(&self) -> Result<()> {
+        let lock = lock(&self.dir).await?;
+        if !self.is_running().await? {
+            self.launch().await?;
+            self.owned.store(true, Ordering::SeqCst);
+        }
+        drop::<File>(lock);
+        Ok(())
+    }
+
+    /// Watches the server and starts it again when it dies (checked every `every`; failed
+    /// restarts retried after 1, 2, 4… up to 30 seconds) until `stop`. Meanwhile requests that
+    /// need the database are answered 503 `unavailable` with `Retry-After`.
+    pub fn supervise(
+        self: Arc<Self>,
+        every: Duration,
+        mut stop: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let max_backoff = Duration::from_secs(30);
+            let mut backoff = Duration::from_secs(1);
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = crate::presence::stopped(&mut stop) => return,
+                }
+                if self.postmaster_alive() {
+                    backoff = Duration::from_secs(1);
+                    continue;
+                }
+                tracing::error!(dir = %self.dir.display(), "embedded postgres is down; restarting it");
+                match self.restart().await {
+                    Ok(()) => tracing::info!("embedded postgres restarted"),
+                    Err(e) => {
+                        tracing::error!(error = %e, retry_in = ?backoff, "embedded postgres did not restart");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = crate::presence::stopped(&mut stop) => return,
+                        }
+                        backoff = (backoff * 2).min(max_backoff);
+                    }
+                }
+            }
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -81,12 +179,12 @@ impl EmbeddedPostgres {
     }
 
     pub fn owned(&self) -> bool {
-        self.owned
+        self.owned.load(Ordering::SeqCst)
     }
 
     /// Stops the server if this process started it. Call after closing every connection.
-    pub async fn stop(self) {
-        if !self.owned {
+    pub async fn stop(&self) {
+        if !self.owned() {
             return;
         }
         let mut cmd = self.command("pg_ctl");
@@ -116,18 +214,29 @@ impl EmbeddedPostgres {
             fs::create_dir_all(&self.dir)?;
         }
         fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))?;
+        // The password: ours in a file only we read, initdb's copy readable by its user only
+        // and removed once the cluster holds it.
+        let password = crate::access::secret::random_password();
+        write_private(&self.password_file(), &password, None)?;
+        let pwfile = self.dir.with_extension("initpw");
+        write_private(&pwfile, &password, self.run_as)?;
         let mut cmd = self.command("initdb");
-        cmd.arg("-D").arg(&self.dir).args([
-            "-U",
-            SUPERUSER,
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-instructions",
-        ]);
-        self.run(cmd, "initdb").await?;
+        cmd.arg("-D")
+            .arg(&self.dir)
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .args([
+                "-U",
+                SUPERUSER,
+                "-A",
+                "scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-instructions",
+            ]);
+        let made = self.run(cmd, "initdb").await;
+        let _ = fs::remove_file(&pwfile);
+        made?;
         // Buffers for a million people's rows and indexes (a bulk import that overflows them
         // writes evicted pages itself), within an eighth of the machine's memory.
         let shared_buffers_mb = (total_memory_mb().unwrap_or(2048) / 8).clamp(128, 1024);
@@ -279,18 +388,78 @@ fn find_bin_dir() -> Result<PathBuf> {
     })
 }
 
-fn unprivileged_user() -> Result<Option<(u32, u32)>> {
+/// Serializes starting and stopping the cluster between processes (several CLI commands,
+/// parallel tests, a supervisor).
+async fn lock(dir: &Path) -> Result<File> {
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.with_extension("lock"))?;
+    tokio::task::spawn_blocking(move || lock.lock().map(|_| lock))
+        .await
+        .map_err(|e| Error::EmbeddedDb(e.to_string()))?
+        .map_err(Error::from)
+}
+
+/// `text` in a new file readable by its owner only (`owner`, else us).
+fn write_private(path: &Path, text: &str, owner: Option<(u32, u32)>) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = fs::remove_file(path);
+    let mut file = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
+    }
+    Ok(())
+}
+
+/// Who the server runs as when we are root: the owner of an existing cluster, else the
+/// `switchboard-db` system user, created when missing.
+async fn unprivileged_user(dir: &Path) -> Result<Option<(u32, u32)>> {
+    use std::os::unix::fs::MetadataExt;
     if !nix::unistd::geteuid().is_root() {
         return Ok(None);
     }
-    for name in ["postgres", "nobody"] {
-        if let Ok(Some(user)) = nix::unistd::User::from_name(name) {
-            return Ok(Some((user.uid.as_raw(), user.gid.as_raw())));
-        }
+    if dir.join("PG_VERSION").exists() {
+        let meta = fs::metadata(dir)?;
+        return Ok(Some((meta.uid(), meta.gid())));
     }
-    Err(Error::EmbeddedDb(
-        "running as root, but there is no `postgres` or `nobody` user to run PostgreSQL as".into(),
-    ))
+    let found = || {
+        nix::unistd::User::from_name(OS_USER)
+            .ok()
+            .flatten()
+            .map(|u| (u.uid.as_raw(), u.gid.as_raw()))
+    };
+    let mut why = String::new();
+    for _ in 0..10 {
+        if let Some(user) = found() {
+            return Ok(Some(user));
+        }
+        // Parallel starts may race for /etc/passwd: the loser retries, then finds the user.
+        let out = Command::new("useradd")
+            .args(["--system", "--user-group", "--no-create-home"])
+            .args(["--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin"])
+            .args(["--comment", "Switchboard embedded PostgreSQL", OS_USER])
+            .output()
+            .await;
+        match out {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => why = String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            Err(e) => why = format!("cannot run useradd: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    found().map(Some).ok_or_else(|| {
+        Error::EmbeddedDb(format!(
+            "running as root, and the system user {OS_USER} to run PostgreSQL as could not be created: {why}"
+        ))
+    })
 }
 
 fn check_traversable(dir: &Path) -> Result<()> {

@@ -29,7 +29,7 @@ pub const DATABASE_NAME: &str = "switchboard";
 /// The open database: a pool, and the embedded cluster behind it when there is one.
 pub struct Database {
     pub pool: PgPool,
-    embedded: Option<EmbeddedPostgres>,
+    embedded: Option<std::sync::Arc<EmbeddedPostgres>>,
 }
 
 impl Database {
@@ -46,7 +46,7 @@ impl Database {
                 let cluster = EmbeddedPostgres::start(&config.data_dir.join("postgres")).await?;
                 let options = cluster.connect_options(DATABASE_NAME);
                 ensure_database(&cluster.connect_options("postgres"), DATABASE_NAME).await?;
-                (options, Some(cluster))
+                (options, Some(std::sync::Arc::new(cluster)))
             }
         };
         let opened = async {
@@ -65,6 +65,17 @@ impl Database {
                 Err(e)
             }
         }
+    }
+
+    /// Restarts the embedded cluster whenever it dies, until `stop` (nothing to do for a
+    /// database of the operator's own).
+    pub fn supervise(
+        &self,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        self.embedded
+            .clone()
+            .map(|cluster| cluster.supervise(Duration::from_millis(500), stop))
     }
 
     /// Closes the pool and stops the embedded cluster if this process started it and no other
@@ -105,9 +116,11 @@ async fn other_clients(pool: &PgPool) -> i64 {
 
 pub async fn pool(options: PgConnectOptions, max_connections: u32) -> Result<PgPool> {
     let options = options.log_statements(tracing::log::LevelFilter::Trace);
+    // A request waits at most this for a connection: when the database is down (restarting,
+    // say) it is answered 503 `unavailable` within seconds rather than held.
     Ok(PgPoolOptions::new()
         .max_connections(max_connections.max(2))
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(3))
         .connect_with(options)
         .await?)
 }

@@ -96,6 +96,7 @@ impl IntoResponse for Error {
         let retry_after = match &self {
             Error::TooManyRequests { retry_after, .. } => Some(*retry_after),
             Error::Overloaded => Some(1),
+            Error::Unavailable(_) | Error::IndexLocked => Some(2),
             _ => None,
         };
         let unauthorized = status == StatusCode::UNAUTHORIZED;

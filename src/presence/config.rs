@@ -72,9 +72,17 @@ pub struct BackendConfig {
     #[serde(default)]
     pub ping_secs: Option<f64>,
     /// Allow SASL PLAIN (the password in clear) over plain TCP to a server that is not on
-    /// loopback (default false: this client has no STARTTLS yet).
+    /// loopback (default false).
     #[serde(default)]
     pub allow_plaintext: Option<bool>,
+    /// How the XMPP stream is encrypted: `starttls` (default: RFC 6120 STARTTLS, required off
+    /// loopback unless `allow_plaintext`), `direct` (XEP-0368 TLS from the first byte, default
+    /// port 5223) or `none`. The server's certificate must name the JID's domain.
+    #[serde(default)]
+    pub tls: Option<super::xmpp::XmppTls>,
+    /// PEM file of the CA(s) that sign the server's certificate (default: the system's).
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 
     // matrix
     /// Homeserver base URL, e.g. `https://matrix.example.org`.
@@ -117,6 +125,8 @@ impl std::fmt::Debug for BackendConfig {
             .field("subscribe", &self.subscribe)
             .field("ping_secs", &self.ping_secs)
             .field("allow_plaintext", &self.allow_plaintext)
+            .field("tls", &self.tls)
+            .field("ca_file", &self.ca_file)
             .field("homeserver", &self.homeserver)
             .field("access_token", &secret(&self.access_token))
             .field("api_url", &self.api_url)
@@ -151,6 +161,8 @@ impl BackendConfig {
             subscribe: None,
             ping_secs: None,
             allow_plaintext: None,
+            tls: None,
+            ca_file: None,
             homeserver: None,
             access_token: None,
             api_url: None,

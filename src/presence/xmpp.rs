@@ -1,9 +1,15 @@
 //! XMPP backend (RFC 6120/6121): a service account whose roster subscriptions let it see the
 //! presence of the people it tracks, kept current from the stream, reconnecting with backoff.
 //!
-//! A small client over tokio and quick-xml: plain TCP, SASL PLAIN, resource binding, roster,
-//! presence (show, status, priority, XEP-0319 idle), XEP-0199 pings. No STARTTLS yet: use it on
-//! loopback or a trusted network, or behind a TLS-terminating proxy.
+//! A small client over tokio, quick-xml and rustls: STARTTLS (RFC 6120 §5) or direct TLS
+//! (XEP-0368) with the server's certificate verified against the JID's domain, SASL PLAIN,
+//! resource binding, roster, presence (show, status, priority, XEP-0319 idle), XEP-0199 pings.
+//! The password goes in clear only to a server on loopback, or where `allow_plaintext` says so.
+//!
+//! Why not the `tokio-xmpp` crate: the part of XMPP we need is a few hundred lines (above), it is
+//! tested against a real Prosody and hardened where we need it (a cap on stanza size under the
+//! parser, write timeouts, pings), and `tokio-xmpp` would bring its own XML DOM, DNS resolver and
+//! TLS stack into the build for a login we already have.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,8 +21,8 @@ use chrono::{DateTime, Utc};
 use quick_xml::escape::escape;
 use quick_xml::events::Event;
 use quick_xml::Reader;
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -29,6 +35,7 @@ use super::Clock;
 use crate::error::{Error, Result};
 
 const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
 const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
 const NS_ROSTER: &str = "jabber:iq:roster";
 const NS_PING: &str = "urn:xmpp:ping";
@@ -148,7 +155,74 @@ impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Capped<R> {
     }
 }
 
-type Source = BufReader<Capped<OwnedReadHalf>>;
+/// A connection, plain or TLS.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
+type Conn = Box<dyn Transport>;
+
+type Source = BufReader<Capped<ReadHalf<Conn>>>;
+
+/// `tls` of an XMPP backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XmppTls {
+    /// Upgrade with STARTTLS; a server that offers none is used in clear only on loopback or
+    /// with `allow_plaintext`.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (XEP-0368).
+    Direct,
+    /// Never encrypt (loopback, or `allow_plaintext`).
+    None,
+}
+
+/// How a login reaches its server.
+#[derive(Clone)]
+pub struct Security {
+    pub tls: XmppTls,
+    /// Verifies the server; built once from the CA file or the system's trust store.
+    pub client: Arc<rustls::ClientConfig>,
+    pub allow_plaintext: bool,
+}
+
+impl Security {
+    /// `ca_file`: PEM CA(s) the server's certificate must chain to (else the system's).
+    pub fn new(
+        tls: XmppTls,
+        ca_file: Option<&std::path::Path>,
+        allow_plaintext: bool,
+    ) -> std::result::Result<Security, String> {
+        let mut client = crate::tls::client_config(ca_file)?;
+        if tls == XmppTls::Direct {
+            // XEP-0368: direct TLS announces the protocol with ALPN.
+            client.alpn_protocols = vec![b"xmpp-client".to_vec()];
+        }
+        Ok(Security {
+            tls,
+            client: Arc::new(client),
+            allow_plaintext,
+        })
+    }
+
+    /// The port a server listens on for this mode unless told otherwise.
+    pub fn default_port(&self) -> u16 {
+        match self.tls {
+            XmppTls::Direct => 5223,
+            _ => 5222,
+        }
+    }
+
+    /// A TLS session over `conn`, the certificate checked against `domain` (RFC 6120 §13.7.2).
+    async fn wrap(&self, conn: Conn, domain: &str) -> std::result::Result<Conn, BackendError> {
+        let name = rustls::pki_types::ServerName::try_from(domain.to_string())
+            .map_err(|e| BackendError::Protocol(format!("domain {domain}: {e}")))?;
+        let tls = tokio_rustls::TlsConnector::from(self.client.clone())
+            .connect(name, conn)
+            .await
+            .map_err(|e| BackendError::Unreachable(format!("TLS with {domain}: {e}")))?;
+        Ok(Box::new(tls))
+    }
+}
 
 /// The reading half of a stream: yields top-level elements.
 pub struct StanzaReader {
@@ -292,33 +366,96 @@ impl StanzaReader {
     }
 }
 
+/// Where stanzas come from: read in place (during login), or by a task of their own, so that
+/// waiting for the next one can be abandoned (in a `select!`) without losing half a stanza.
+enum Incoming {
+    Inline(StanzaReader),
+    Background(
+        tokio::sync::mpsc::Receiver<std::result::Result<Element, BackendError>>,
+        AbortOnDrop,
+    ),
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// One XMPP stream: reads top-level stanzas, writes raw XML.
 pub struct XmppStream {
-    reader: StanzaReader,
-    writer: OwnedWriteHalf,
+    incoming: Incoming,
+    writer: WriteHalf<Conn>,
     /// How long one write may wait on a peer that does not read.
     write_timeout: Duration,
 }
 
 impl XmppStream {
-    fn new(stream: TcpStream) -> XmppStream {
-        let (read, writer) = stream.into_split();
+    fn new(stream: Conn) -> XmppStream {
+        let (read, writer) = tokio::io::split(stream);
         XmppStream {
-            reader: StanzaReader {
+            incoming: Incoming::Inline(StanzaReader {
                 reader: parser(BufReader::new(Capped::new(read))),
                 buf: Vec::new(),
-            },
+            }),
             writer,
             write_timeout: Duration::from_secs(10),
         }
     }
 
+    /// The next stanza. Cancel-safe once [`XmppStream::read_in_background`] has run.
     pub async fn next(&mut self) -> std::result::Result<Element, BackendError> {
-        self.reader.next().await
+        match &mut self.incoming {
+            Incoming::Inline(reader) => reader.next().await,
+            Incoming::Background(rx, _) => rx.recv().await.unwrap_or_else(|| {
+                Err(BackendError::Unreachable("the stream ended".into()))
+            }),
+        }
+    }
+
+    /// From now on a task reads the stream ahead (a few stanzas at most) and `next` takes
+    /// stanzas from it.
+    fn read_in_background(&mut self) {
+        let placeholder = Incoming::Background(
+            tokio::sync::mpsc::channel(1).1,
+            AbortOnDrop(tokio::spawn(async {})),
+        );
+        let Incoming::Inline(mut reader) = std::mem::replace(&mut self.incoming, placeholder)
+        else {
+            return;
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let task = tokio::spawn(async move {
+            loop {
+                let stanza = reader.next().await;
+                let failed = stanza.is_err();
+                if tx.send(stanza).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        self.incoming = Incoming::Background(rx, AbortOnDrop(task));
+    }
+
+    /// The reader, while stanzas are still read in place (login).
+    fn inline(incoming: Incoming) -> std::result::Result<StanzaReader, BackendError> {
+        match incoming {
+            Incoming::Inline(reader) => Ok(reader),
+            Incoming::Background(..) => Err(BackendError::Protocol(
+                "the stream is already read in the background".into(),
+            )),
+        }
     }
 
     pub async fn send(&mut self, xml: &str) -> std::result::Result<(), BackendError> {
-        match tokio::time::timeout(self.write_timeout, self.writer.write_all(xml.as_bytes())).await
+        let write = async {
+            self.writer.write_all(xml.as_bytes()).await?;
+            // TLS holds records until flushed.
+            self.writer.flush().await
+        };
+        match tokio::time::timeout(self.write_timeout, write).await
         {
             Ok(written) => written.map_err(|e| BackendError::Unreachable(format!("write: {e}"))),
             Err(_) => Err(BackendError::Unreachable(format!(
@@ -326,6 +463,31 @@ impl XmppStream {
                 self.write_timeout
             ))),
         }
+    }
+
+    /// The connection underneath, for STARTTLS: nothing may have been read ahead of it.
+    fn into_conn(self) -> std::result::Result<Conn, BackendError> {
+        let buffered = XmppStream::inline(self.incoming)?.reader.into_inner();
+        if !buffered.buffer().is_empty() {
+            return Err(BackendError::Protocol(
+                "data after <proceed/> before the TLS handshake".into(),
+            ));
+        }
+        let read = buffered.into_inner().inner;
+        Ok(read.unsplit(self.writer))
+    }
+
+    /// Opens the stream and reads its features.
+    async fn features(&mut self, domain: &str) -> std::result::Result<Element, BackendError> {
+        self.open(domain).await?;
+        let features = self.next().await?;
+        if features.name != "features" {
+            return Err(BackendError::Protocol(format!(
+                "expected stream features, got <{}>",
+                features.name
+            )));
+        }
+        Ok(features)
     }
 
     async fn open(&mut self, domain: &str) -> std::result::Result<(), BackendError> {
@@ -336,34 +498,51 @@ impl XmppStream {
         .await
     }
 
-    /// Connects and logs in: stream, SASL PLAIN, restart, bind. Returns the stream and full JID.
-    /// The password goes in clear (no STARTTLS yet): unless `allow_plaintext`, only to a server
-    /// on loopback.
+    /// Connects and logs in: TLS (direct, or STARTTLS when offered), stream, SASL PLAIN,
+    /// restart, bind. Returns the stream and full JID. Without TLS the password goes in clear
+    /// only to a server on loopback, or with `allow_plaintext`.
     pub async fn login(
         server: &str,
         user: &str,
         domain: &str,
         password: &str,
         resource: &str,
-        allow_plaintext: bool,
+        security: &Security,
     ) -> std::result::Result<(XmppStream, String), BackendError> {
         let tcp = TcpStream::connect(server)
             .await
             .map_err(|e| BackendError::Unreachable(format!("connect {server}: {e}")))?;
         let loopback = tcp.peer_addr().is_ok_and(|a| a.ip().is_loopback());
-        if !loopback && !allow_plaintext {
-            return Err(BackendError::Auth(format!(
-                "refusing to send the password in plain text to {server}, which is not on loopback (set allow_plaintext = true for a trusted network)"
-            )));
-        }
         let _ = tcp.set_nodelay(true);
-        let mut s = XmppStream::new(tcp);
-        s.open(domain).await?;
-        let features = s.next().await?;
-        if features.name != "features" {
-            return Err(BackendError::Protocol(format!(
-                "expected stream features, got <{}>",
-                features.name
+        let mut conn: Conn = Box::new(tcp);
+        let mut encrypted = false;
+        if security.tls == XmppTls::Direct {
+            conn = security.wrap(conn, domain).await?;
+            encrypted = true;
+        }
+        let mut s = XmppStream::new(conn);
+        let mut features = s.features(domain).await?;
+        let offered = features.child_ns("starttls", NS_TLS).is_some();
+        if !encrypted && offered && security.tls == XmppTls::Starttls {
+            s.send(&format!("<starttls xmlns='{NS_TLS}'/>")).await?;
+            let answer = s.next().await?;
+            if answer.name != "proceed" {
+                return Err(BackendError::Protocol(format!(
+                    "STARTTLS refused by the server (<{}>)",
+                    answer.name
+                )));
+            }
+            s = XmppStream::new(security.wrap(s.into_conn()?, domain).await?);
+            encrypted = true;
+            features = s.features(domain).await?;
+        }
+        if !encrypted && !loopback && !security.allow_plaintext {
+            let why = match security.tls {
+                XmppTls::None => "tls = \"none\"",
+                _ => "the server offers no STARTTLS",
+            };
+            return Err(BackendError::Auth(format!(
+                "refusing to send the password in plain text to {server}, which is not on loopback ({why}; set allow_plaintext = true for a trusted network)"
             )));
         }
         let mechanisms = features
@@ -376,11 +555,10 @@ impl XmppStream {
             })
             .unwrap_or_default();
         if !mechanisms.iter().any(|m| m == "PLAIN") {
-            let tls = features.child("starttls").is_some();
             return Err(BackendError::Protocol(format!(
                 "the server offers no SASL PLAIN on this stream (offers {mechanisms:?}{})",
-                if tls {
-                    "; it wants STARTTLS, which this client lacks"
+                if offered && !encrypted {
+                    "; it offers STARTTLS, which tls = \"none\" turned off"
                 } else {
                     ""
                 }
@@ -401,17 +579,16 @@ impl XmppStream {
             return Err(BackendError::Auth(format!("SASL PLAIN refused: {why}")));
         }
         let XmppStream {
-            reader,
+            incoming,
             writer,
             write_timeout,
         } = s;
         let mut s = XmppStream {
-            reader: reader.restart(),
+            incoming: Incoming::Inline(XmppStream::inline(incoming)?.restart()),
             writer,
             write_timeout,
         };
-        s.open(domain).await?;
-        let features = s.next().await?;
+        let features = s.features(domain).await?;
         if features.child_ns("bind", NS_BIND).is_none() {
             return Err(BackendError::Protocol(
                 "the server offers no resource binding".into(),
@@ -548,7 +725,7 @@ pub struct XmppBackend {
     subscribe: bool,
     timeout: Duration,
     ping_every: Duration,
-    allow_plaintext: bool,
+    security: Security,
     clock: Clock,
     contacts: Mutex<HashMap<String, Contact>>,
     /// Bare JID → the tracked handles that name it (`xmpp:Alice@Corp.Example/desk`, …): presence
@@ -571,18 +748,23 @@ impl XmppBackend {
         let (user, domain) = jid
             .split_once('@')
             .ok_or_else(|| Error::Config(format!("presence backend {}: bad jid", config.name)))?;
+        let security = Security::new(
+            config.tls.unwrap_or_default(),
+            config.ca_file.as_deref(),
+            config.allow_plaintext.unwrap_or(false),
+        )
+        .map_err(|e| Error::Config(format!("presence backend {}: {e}", config.name)))?;
         Ok(XmppBackend {
             user: user.to_string(),
             domain: domain.to_lowercase(),
             password: config.password.clone().unwrap_or_default(),
-            server: config
-                .server
-                .clone()
-                .unwrap_or_else(|| format!("{}:5222", domain.to_lowercase())),
+            server: config.server.clone().unwrap_or_else(|| {
+                format!("{}:{}", domain.to_lowercase(), security.default_port())
+            }),
             subscribe: config.subscribe.unwrap_or(true),
             timeout: config.timeout(),
             ping_every: Duration::from_secs_f64(config.ping_secs.unwrap_or(30.0)),
-            allow_plaintext: config.allow_plaintext.unwrap_or(false),
+            security,
             clock,
             contacts: Mutex::new(HashMap::new()),
             tracked: Mutex::new(HashMap::new()),
@@ -778,7 +960,7 @@ impl XmppBackend {
             &self.domain,
             &self.password,
             "switchboard",
-            self.allow_plaintext,
+            &self.security,
         );
         let (mut s, _jid) = match tokio::time::timeout(self.timeout, login).await {
             Ok(Ok(session)) => session,
@@ -791,6 +973,8 @@ impl XmppBackend {
             }
         };
         s.write_timeout = self.timeout;
+        // The session waits for stanzas in a select!: read them where waiting can be dropped.
+        s.read_in_background();
         *connected = true;
         self.health.up(self.now());
         self.track(&ctx.tracked.borrow_and_update());
@@ -998,27 +1182,47 @@ impl PresenceBackend for XmppBackend {
     }
 }
 
+/// Writes and flushes (TLS holds records until flushed).
+async fn write_flushed(writer: &mut WriteHalf<Conn>, bytes: &[u8]) -> std::io::Result<()> {
+    writer.write_all(bytes).await?;
+    writer.flush().await
+}
+
 /// A plain XMPP client (a person's chat app, in tests and tools): sets its own presence and
 /// approves subscription requests.
 pub struct XmppClient {
-    writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+    writer: Arc<tokio::sync::Mutex<WriteHalf<Conn>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl XmppClient {
+    /// Logs in with STARTTLS when offered, trusting the system's CAs.
     pub async fn connect(
         server: &str,
         jid: &str,
         password: &str,
         resource: &str,
     ) -> std::result::Result<XmppClient, BackendError> {
+        let security =
+            Security::new(XmppTls::Starttls, None, false).map_err(BackendError::Protocol)?;
+        XmppClient::connect_with(server, jid, password, resource, &security).await
+    }
+
+    pub async fn connect_with(
+        server: &str,
+        jid: &str,
+        password: &str,
+        resource: &str,
+        security: &Security,
+    ) -> std::result::Result<XmppClient, BackendError> {
         let (user, domain) = jid
             .split_once('@')
             .ok_or_else(|| BackendError::Protocol(format!("bad jid {jid}")))?;
-        let (s, _) = XmppStream::login(server, user, domain, password, resource, false).await?;
+        let (s, _) = XmppStream::login(server, user, domain, password, resource, security).await?;
         let XmppStream {
-            mut reader, writer, ..
+            incoming, writer, ..
         } = s;
+        let mut reader = XmppStream::inline(incoming)?;
         let writer = Arc::new(tokio::sync::Mutex::new(writer));
         let replies = writer.clone();
         let task = tokio::spawn(async move {
@@ -1034,10 +1238,7 @@ impl XmppClient {
                     _ => None,
                 };
                 if let Some(reply) = reply {
-                    if replies
-                        .lock()
-                        .await
-                        .write_all(reply.as_bytes())
+                    if write_flushed(&mut *replies.lock().await, reply.as_bytes())
                         .await
                         .is_err()
                     {
@@ -1072,24 +1273,23 @@ impl XmppClient {
             ));
         }
         xml.push_str("</presence>");
-        self.writer.lock().await.write_all(xml.as_bytes()).await
+        write_flushed(&mut *self.writer.lock().await, xml.as_bytes()).await
     }
 
     pub async fn go_offline(&self) -> std::io::Result<()> {
-        self.writer
-            .lock()
-            .await
-            .write_all(b"<presence type='unavailable'/>")
-            .await
+        write_flushed(
+            &mut *self.writer.lock().await,
+            b"<presence type='unavailable'/>",
+        )
+        .await
     }
 
     pub async fn close(self) {
-        let _ = self
-            .writer
-            .lock()
-            .await
-            .write_all(b"<presence type='unavailable'/></stream:stream>")
-            .await;
+        let _ = write_flushed(
+            &mut *self.writer.lock().await,
+            b"<presence type='unavailable'/></stream:stream>",
+        )
+        .await;
         self.task.abort();
     }
 }
@@ -1118,7 +1318,7 @@ mod tests {
             }
             std::future::pending::<()>().await;
         });
-        let mut stream = XmppStream::new(TcpStream::connect(addr).await.expect("connect"));
+        let mut stream = XmppStream::new(Box::new(TcpStream::connect(addr).await.expect("connect")));
         let result = stream.next().await;
         drop(stream);
         peer.abort();

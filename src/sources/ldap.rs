@@ -357,7 +357,9 @@ impl LdapSettings {
             .set_conn_timeout(self.timeout)
             .set_starttls(self.starttls);
         if let Some(ca) = &self.ca_file {
-            settings = settings.set_config(Arc::new(tls_config(&self.name, ca)?));
+            let config = crate::tls::client_config(Some(ca))
+                .map_err(|e| Error::Config(format!("source {}: {e}", self.name)))?;
+            settings = settings.set_config(Arc::new(config));
         }
         let (conn, ldap) = LdapConnAsync::with_settings(settings, &self.url)
             .await
@@ -440,33 +442,6 @@ impl LdapSettings {
         }
         Ok(count)
     }
-}
-
-fn tls_config(source: &str, ca_file: &std::path::Path) -> Result<rustls::ClientConfig> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let bad = |reason: String| {
-        Error::Config(format!(
-            "source {source}: ca_file {}: {reason}",
-            ca_file.display()
-        ))
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(ca_file).map_err(|e| bad(e.to_string()))?;
-    for cert in certs {
-        roots
-            .add(cert.map_err(|e| bad(e.to_string()))?)
-            .map_err(|e| bad(e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(bad("no certificate in the file".into()));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }
 
 /// Marks a control critical: a server that does not know it must refuse the operation.

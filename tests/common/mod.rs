@@ -19,6 +19,7 @@ use switchboard::search::SearchIndex;
 use switchboard::sync::{self, ImportOptions, ImportReport, RawBatch};
 use tower::ServiceExt;
 
+pub mod certs;
 pub mod samba;
 pub mod slapd;
 
@@ -54,11 +55,7 @@ impl TestDb {
             .await
             .expect("connect");
         switchboard::db::MIGRATOR.run(&pool).await.expect("migrate");
-        let socket = cluster.dir().to_string_lossy().to_string();
-        let url = format!(
-            "postgres://{}@localhost/{name}?host={socket}",
-            switchboard::db::embedded::SUPERUSER
-        );
+        let url = cluster.url(&name);
         TestDb { pool, name, url }
     }
 }

@@ -27,7 +27,7 @@ pub struct SlapdOptions {
     /// Entries a non-root search may return without paging.
     pub size_limit: Option<u32>,
     /// Serve TLS too (ldaps:// on a second port, and StartTLS) with a certificate for
-    /// 127.0.0.1 from a throwaway CA (`ca.pem` in the server's dir).
+    /// 127.0.0.1 from a throwaway CA (`server-ca.pem` in the server's dir).
     pub tls: bool,
 }
 
@@ -149,7 +149,7 @@ impl Slapd {
             .unwrap_or_default();
         let tls = if self.options.tls {
             format!(
-                "olcTLSCACertificateFile: {dir}/ca.pem\nolcTLSCertificateFile: {dir}/server.pem\n\
+                "olcTLSCACertificateFile: {dir}/server-ca.pem\nolcTLSCertificateFile: {dir}/server.pem\n\
                  olcTLSCertificateKeyFile: {dir}/server.key\n"
             )
         } else {
@@ -198,74 +198,13 @@ impl Slapd {
         out
     }
 
-    /// A CA and a server certificate for 127.0.0.1, made with the openssl command line.
+    /// A CA and a server certificate for 127.0.0.1.
     fn make_certificates(&self) {
-        let sh = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(self.dir.path())
-                .output()
-                .expect("openssl");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        sh(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=Switchboard Test CA",
-        ]);
-        sh(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ]);
-        std::fs::write(
-            self.dir.path().join("ext.cnf"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-        )
-        .expect("ext");
-        sh(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ]);
+        super::certs::issue(self.dir.path(), "server", "IP:127.0.0.1,DNS:localhost");
     }
 
     pub fn ca_file(&self) -> PathBuf {
-        self.dir.path().join("ca.pem")
+        self.dir.path().join("server-ca.pem")
     }
 
     fn write_config(&self) {

@@ -2,6 +2,10 @@
 //! on a free loopback port from a throwaway config in a temp dir.
 
 use std::path::PathBuf;
+
+// Not every test crate that starts Prosody has `common`.
+#[path = "../common/certs.rs"]
+mod certs;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,12 +23,20 @@ pub fn free_port() -> u16 {
 pub struct Prosody {
     pub dir: tempfile::TempDir,
     pub port: u16,
+    /// With TLS: the XEP-0368 direct TLS port and the CA that signed the server's certificate.
+    pub tls: Option<(u16, PathBuf)>,
     child: Option<Child>,
 }
 
 impl Prosody {
     /// Writes the config and accounts for `users` (all with password `secret`); does not start.
     pub fn prepare(port: u16, users: &[&str]) -> Prosody {
+        Prosody::prepare_with(port, users, false)
+    }
+
+    /// With `tls`: encryption required on c2s (STARTTLS), a direct TLS port too, and a
+    /// certificate for the domain from a throwaway CA.
+    pub fn prepare_with(port: u16, users: &[&str], tls: bool) -> Prosody {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().display().to_string();
         // Account files of Prosody's internal_plain storage: data/<host with '.' as %2e>/accounts.
@@ -37,6 +49,35 @@ impl Prosody {
             )
             .expect("account");
         }
+        std::fs::create_dir_all(dir.path().join("certs")).expect("certs dir");
+        let (tls_config, tls) = if tls {
+            let issued = certs::issue(
+                &dir.path().join("certs"),
+                DOMAIN,
+                &format!("DNS:{DOMAIN}"),
+            );
+            let direct = free_port();
+            let ssl = format!(
+                "{{ certificate = \"{}\", key = \"{}\" }}",
+                issued.cert.display(),
+                issued.key.display()
+            );
+            (
+                format!(
+                    "c2s_require_encryption = true\nallow_unencrypted_plain_auth = false\n\
+                     c2s_direct_tls_ports = {{ {direct} }}\nssl = {ssl}\nc2s_direct_tls_ssl = {ssl}\n\
+                     modules_disabled = {{ \"s2s\" }}\n"
+                ),
+                Some((direct, issued.ca)),
+            )
+        } else {
+            (
+                "c2s_require_encryption = false\nallow_unencrypted_plain_auth = true\n\
+                 c2s_direct_tls_ports = { }\nmodules_disabled = { \"s2s\"; \"tls\" }\n"
+                    .to_string(),
+                None,
+            )
+        };
         let config = format!(
             r#"-- throwaway test server
 run_as_root = true
@@ -45,26 +86,22 @@ data_path = "{root}/data"
 certificates = "{root}/certs"
 c2s_ports = {{ {port} }}
 c2s_interfaces = {{ "127.0.0.1" }}
-c2s_direct_tls_ports = {{ }}
 legacy_ssl_ports = {{ }}
 s2s_ports = {{ }}
 http_ports = {{ }}
 https_ports = {{ }}
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
-authentication = "internal_plain"
+{tls_config}authentication = "internal_plain"
 storage = "internal"
 log = {{ {{ levels = {{ min = "info" }}, to = "file", filename = "{root}/prosody.log" }} }}
-modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "posix" }}
-modules_disabled = {{ "s2s"; "tls" }}
+modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix" }}
 VirtualHost "{DOMAIN}"
 "#
         );
-        std::fs::create_dir_all(dir.path().join("certs")).expect("certs dir");
         std::fs::write(dir.path().join("prosody.cfg.lua"), config).expect("config");
         Prosody {
             dir,
             port,
+            tls,
             child: None,
         }
     }
