@@ -81,6 +81,17 @@ pub enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// One person's data.
+    #[command(subcommand)]
+    Person(PersonCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PersonCommand {
+    /// Erase a person now (GDPR art. 17): their row, records, notes and photo; their name is
+    /// blanked in the change log. Audited. A source that still lists them adds them again:
+    /// remove them there first.
+    Erase { id: uuid::Uuid },
 }
 
 #[derive(Debug, Subcommand)]
@@ -417,6 +428,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let result = token_command(&db, command).await;
             db.close().await;
             result
+        }
+        Command::Person(PersonCommand::Erase { id }) => {
+            let db = Database::open(&config).await?;
+            let result = crate::retention::erase_one(&db.pool, id, &cli_principal()).await;
+            db.close().await;
+            let erased = result?;
+            println!(
+                "erased {id} (photos deleted: {}, reports unlinked: {})",
+                erased.photos, erased.reports
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Audit(command) => {
             let db = Database::open(&config).await?;

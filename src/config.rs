@@ -42,6 +42,9 @@ pub struct Config {
     /// Serve HTTPS directly (`[tls]`); absent: plain HTTP (behind a TLS proxy, or on loopback).
     #[serde(default)]
     pub tls: Option<crate::tls::TlsConfig>,
+    /// How long removed people are kept (`[retention]`).
+    #[serde(default)]
+    pub retention: crate::retention::RetentionConfig,
 }
 
 /// `[http]`: what one request may take.
@@ -290,6 +293,7 @@ impl Default for Config {
             audit: Default::default(),
             http: Default::default(),
             tls: None,
+            retention: Default::default(),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod presence;
+pub mod retention;
 pub mod search;
 pub mod server;
 pub mod sources;

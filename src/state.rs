@@ -1,5 +1,5 @@
 //! The composition root: builds the application state and starts its background tasks (the
-//! indexer, scheduled directory syncs, presence, the audit writer). `serve` and the tests build
+//! indexer, scheduled directory syncs, presence, the audit writer, the retention purge). `serve` and the tests build
 //! the state through [`app_state`], so tests exercise the real wiring.
 
 use std::sync::atomic::AtomicBool;
@@ -74,6 +74,13 @@ pub async fn start(config: &Config, pool: &PgPool, clock: Clock) -> Result<(AppS
     ));
     let (audit_stop, audit_stopped) = watch::channel(false);
     let (audit, audit_task) = AuditLog::start(pool.clone(), audit_stopped);
+    tasks.push(crate::retention::run(
+        pool.clone(),
+        config.retention.clone(),
+        clock.clone(),
+        audit.clone(),
+        stopped.clone(),
+    ));
     let state = app_state(
         config,
         pool.clone(),

@@ -1,5 +1,7 @@
 //! Queries on `people` and `person_sources`.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
@@ -35,6 +37,30 @@ pub const PERSON_COLUMNS: &str = "p.id, p.display_name, p.given_name, p.family_n
     p.emails, p.im, p.photo_url, p.created_at, p.updated_at, p.deleted_at";
 
 impl PersonRow {
+    /// What is left of an erased person: a removal for the indexer.
+    pub fn erased(id: Uuid) -> PersonRow {
+        let epoch = DateTime::<Utc>::UNIX_EPOCH;
+        PersonRow {
+            id,
+            display_name: String::new(),
+            given_name: None,
+            family_name: None,
+            title: None,
+            department: None,
+            org_unit: None,
+            location: None,
+            manager_id: None,
+            manager_name: None,
+            phones: Json(Vec::new()),
+            emails: Vec::new(),
+            im: Vec::new(),
+            photo_url: None,
+            created_at: epoch,
+            updated_at: epoch,
+            deleted_at: Some(epoch),
+        }
+    }
+
     pub fn into_person(self, sources: Vec<SourceRef>) -> Person {
         let manager = match (self.manager_id, self.manager_name) {
             (Some(id), Some(display_name)) => Some(PersonRef { id, display_name }),
@@ -96,23 +122,47 @@ pub async fn changes_since(
     after_seq: i64,
     limit: i64,
 ) -> Result<Vec<(i64, PersonRow)>> {
-    #[derive(sqlx::FromRow)]
-    struct Change {
-        seq: i64,
-        #[sqlx(flatten)]
-        person: PersonRow,
-    }
+    let changes: Vec<(i64, Uuid)> = sqlx::query_as(
+        "SELECT seq, person_id FROM change_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+    )
+    .bind(after_seq)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let ids: Vec<Uuid> = changes.iter().map(|(_, id)| *id).collect();
     let sql = format!(
-        "SELECT c.seq, {PERSON_COLUMNS} FROM change_log c JOIN people p ON p.id = c.person_id \
+        "SELECT {PERSON_COLUMNS} FROM people p \
          LEFT JOIN people m ON m.id = p.manager_id AND m.deleted_at IS NULL \
-         WHERE c.seq > $1 ORDER BY c.seq LIMIT $2"
+         WHERE p.id = ANY($1)"
     );
-    let rows = sqlx::query_as::<_, Change>(&sql)
-        .bind(after_seq)
-        .bind(limit)
-        .fetch_all(conn)
-        .await?;
-    Ok(rows.into_iter().map(|c| (c.seq, c.person)).collect())
+    let mut rows: HashMap<Uuid, PersonRow> = sqlx::query_as::<_, PersonRow>(&sql)
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|row| (row.id, row))
+        .collect();
+    // A person changed several times in the batch: their current row once per change, the
+    // last change taking it without a copy.
+    let mut remaining: HashMap<Uuid, usize> = HashMap::with_capacity(rows.len());
+    for id in &ids {
+        *remaining.entry(*id).or_default() += 1;
+    }
+    Ok(changes
+        .into_iter()
+        .map(|(seq, id)| {
+            let left = remaining.get_mut(&id).map(|n| {
+                *n -= 1;
+                *n
+            });
+            let row = match left {
+                Some(0) => rows.remove(&id),
+                _ => rows.get(&id).cloned(),
+            };
+            // Erased: no row any more, only that they are gone.
+            (seq, row.unwrap_or_else(|| PersonRow::erased(id)))
+        })
+        .collect())
 }
 
 /// Active people with id greater than `after`, in id order (keyset pagination for rebuilds).

@@ -370,10 +370,12 @@ impl StanzaReader {
 /// waiting for the next one can be abandoned (in a `select!`) without losing half a stanza.
 enum Incoming {
     Inline(StanzaReader),
-    Background(
-        tokio::sync::mpsc::Receiver<std::result::Result<Element, BackendError>>,
-        AbortOnDrop,
-    ),
+    Background {
+        stanzas: tokio::sync::mpsc::Receiver<std::result::Result<Element, BackendError>>,
+        _reader: AbortOnDrop,
+    },
+    /// Only while switching from one to the other.
+    Switching,
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -409,21 +411,19 @@ impl XmppStream {
     pub async fn next(&mut self) -> std::result::Result<Element, BackendError> {
         match &mut self.incoming {
             Incoming::Inline(reader) => reader.next().await,
-            Incoming::Background(rx, _) => rx.recv().await.unwrap_or_else(|| {
+            Incoming::Background { stanzas, .. } => stanzas.recv().await.unwrap_or_else(|| {
                 Err(BackendError::Unreachable("the stream ended".into()))
             }),
+            Incoming::Switching => Err(BackendError::Unreachable("the stream ended".into())),
         }
     }
 
     /// From now on a task reads the stream ahead (a few stanzas at most) and `next` takes
     /// stanzas from it.
     fn read_in_background(&mut self) {
-        let placeholder = Incoming::Background(
-            tokio::sync::mpsc::channel(1).1,
-            AbortOnDrop(tokio::spawn(async {})),
-        );
-        let Incoming::Inline(mut reader) = std::mem::replace(&mut self.incoming, placeholder)
-        else {
+        let incoming = std::mem::replace(&mut self.incoming, Incoming::Switching);
+        let Incoming::Inline(mut reader) = incoming else {
+            self.incoming = incoming;
             return;
         };
         let (tx, rx) = tokio::sync::mpsc::channel(16);
@@ -436,14 +436,17 @@ impl XmppStream {
                 }
             }
         });
-        self.incoming = Incoming::Background(rx, AbortOnDrop(task));
+        self.incoming = Incoming::Background {
+            stanzas: rx,
+            _reader: AbortOnDrop(task),
+        };
     }
 
     /// The reader, while stanzas are still read in place (login).
     fn inline(incoming: Incoming) -> std::result::Result<StanzaReader, BackendError> {
         match incoming {
             Incoming::Inline(reader) => Ok(reader),
-            Incoming::Background(..) => Err(BackendError::Protocol(
+            _ => Err(BackendError::Protocol(
                 "the stream is already read in the background".into(),
             )),
         }
