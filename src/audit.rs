@@ -58,7 +58,7 @@ impl AuditEvent {
             at: at
                 .duration_trunc(chrono::Duration::microseconds(1))
                 .unwrap_or(at),
-            principal: principal.to_string(),
+            principal: storable(principal),
             action: action.to_string(),
             query: None,
             people: Vec::new(),
@@ -68,7 +68,7 @@ impl AuditEvent {
     }
 
     pub fn query(mut self, query: impl Into<String>) -> AuditEvent {
-        self.query = Some(query.into());
+        self.query = Some(storable(&query.into()));
         self
     }
 
@@ -109,6 +109,15 @@ impl AuditEvent {
 }
 
 /// The hash of a record that follows `prev`.
+/// Text PostgreSQL can store: NUL (which a caller may send in a name or a query) becomes U+FFFD.
+fn storable(text: &str) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text.to_string()
+    }
+}
+
 pub fn chain(prev: &[u8], event: &AuditEvent) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(prev);

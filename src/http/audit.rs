@@ -18,12 +18,14 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Only records at or after this time (RFC 3339).
     pub since: Option<chrono::DateTime<chrono::Utc>>,
     /// Only records after this sequence number (the `next_after` of the previous page).
     pub after: Option<i64>,
     /// Records per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 

@@ -127,6 +127,21 @@ impl Rules {
             .unwrap_or(Requirement::Undeclared)
     }
 
+    /// The methods the spec declares for `path` (HEAD with GET), in a stable order.
+    pub fn methods(&self, path: &str) -> Vec<Method> {
+        let mut methods: Vec<Method> = self
+            .0
+            .keys()
+            .filter(|(_, p)| p == path)
+            .map(|(m, _)| m.clone())
+            .collect();
+        if methods.contains(&Method::GET) {
+            methods.push(Method::HEAD);
+        }
+        methods.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        methods
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&(Method, String), &Requirement)> {
         self.0.iter()
     }
@@ -238,6 +253,23 @@ pub async fn guard(
     let path = matched.as_ref().map(|m| m.as_str()).unwrap_or_default();
     let requirement = rules.get(request.method(), path);
     if requirement == Requirement::Undeclared {
+        let declared = rules.methods(path);
+        if !declared.is_empty() {
+            // A method this path does not have (TRACE, say): 405, naming the ones it has.
+            let allow: Vec<&str> = declared.iter().map(Method::as_str).collect();
+            let mut response = crate::http::error::Problem::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{} is not supported here", request.method()),
+            )
+            .into_response();
+            if let Ok(value) = allow.join(", ").parse() {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::ALLOW, value);
+            }
+            return response;
+        }
         tracing::error!(path, method = %request.method(), "route declares no access requirement; refused");
         return Error::Forbidden("this route declares no access requirement".into())
             .into_response();
@@ -376,8 +408,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SignInRequest {
-    /// A local account's name, or a directory login (uid, sAMAccountName or email).
+    /// A local account's name, or a directory login (uid, sAMAccountName or email): up to 256
+    /// characters, spaces around it ignored.
+    #[schema(max_length = 256, pattern = r"\S")]
     pub username: String,
+    /// Up to 1024 characters.
+    #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
 }
 
@@ -467,9 +503,15 @@ pub async fn sign_in(
     let Json(request) = body.map_err(super::error::json_body)?;
     let ip = address.map_or_else(|| "unknown".to_string(), |a| a.ip().to_string());
     let account = request.username.trim().to_string();
-    if account.is_empty() || account.len() > 256 || request.password.len() > 1024 {
+    if account.is_empty()
+        || request.password.is_empty()
+        || account.chars().count() > 256
+        || request.password.chars().count() > 1024
+    {
         return Err(Error::invalid("username", "give a name and a password"));
     }
+    // No account has a NUL in its name or password (nor can PostgreSQL store one).
+    let impossible = account.contains('\0') || request.password.contains('\0');
     state
         .access
         .throttled(&account, &ip)
@@ -477,8 +519,12 @@ pub async fn sign_in(
             retry_after,
             what: "failed sign-ins".into(),
         })?;
-    let mut who = crate::access::users::verify(&state.pool, &account, &request.password).await?;
-    if who.is_none() {
+    let mut who = if impossible {
+        None
+    } else {
+        crate::access::users::verify(&state.pool, &account, &request.password).await?
+    };
+    if who.is_none() && !impossible {
         if let Some(ldap) = &state.access.ldap {
             who = ldap.authenticate(&account, &request.password).await?;
         }
@@ -506,7 +552,7 @@ pub async fn sign_in(
     post,
     path = "/api/v1/auth/logout",
     tag = "auth",
-    security(("session" = ["viewer"])),
+    security(("session" = ["viewer"]), ("bearer" = ["viewer"])),
     responses(
         (status = 204, description = "Signed out"),
         (status = 401, description = "Not signed in", body = super::error::Problem, content_type = "application/problem+json"),
@@ -534,12 +580,11 @@ pub struct SignedOut {
     post,
     path = "/api/v1/auth/logout-all",
     tag = "auth",
-    security(("session" = ["viewer"])),
+    security(("session" = ["viewer"]), ("bearer" = ["viewer"])),
     responses(
         (status = 200, description = "Every session ended", body = SignedOut),
-        (status = 400, description = "Not a session (a token has none)", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing or wrong CSRF token", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing or wrong CSRF token, or a service token (which has no sessions)", body = super::error::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn sign_out_everywhere(
@@ -548,9 +593,8 @@ pub async fn sign_out_everywhere(
     jar: CookieJar,
 ) -> Result<(CookieJar, Json<SignedOut>)> {
     if principal.kind != PrincipalKind::Staff {
-        return Err(Error::invalid(
-            "session",
-            "only a signed-in person has sessions",
+        return Err(Error::Forbidden(
+            "only a signed-in person has sessions; a service token has none".into(),
         ));
     }
     let sessions = state.access.end_all_sessions(&principal.name).await?;
@@ -639,6 +683,7 @@ pub async fn oidc_login(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackParams {
     pub code: Option<String>,
     pub state: Option<String>,

@@ -18,8 +18,10 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(readyz))
 }
 
+/// The process is up: `status` is always `ok`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Health {
+pub struct Liveness {
+    #[schema(example = "ok")]
     pub status: String,
 }
 
@@ -45,10 +47,10 @@ pub struct Readiness {
     path = "/healthz",
     tag = "health",
     security(()),
-    responses((status = 200, body = Health))
+    responses((status = 200, body = Liveness))
 )]
-pub async fn healthz() -> Json<Health> {
-    Json(Health {
+pub async fn healthz() -> Json<Liveness> {
+    Json(Liveness {
         status: "ok".into(),
     })
 }

@@ -56,10 +56,27 @@ impl NoteKind {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NoteRequest {
-    /// What callers should know ("at the dentist, back 14:00"), 1 to 500 characters.
+    /// What callers should know ("at the dentist, back 14:00"), 1 to 500 characters (not
+    /// counting spaces around it).
+    #[schema(max_length = 500, pattern = r"^[^\x00]*[^\s\x00][^\x00]*$")]
     pub text: String,
-    /// When it stops applying (RFC 3339); absent: until removed.
+    /// When it stops applying (RFC 3339); absent: until removed. A time already past ends the
+    /// note of this kind at once. An empty string is no time, as absent.
+    #[serde(default, deserialize_with = "empty_is_none")]
     pub until: Option<DateTime<Utc>>,
+}
+
+/// `""` (an empty form field) reads as absent; anything else must be an RFC 3339 time.
+fn empty_is_none<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<DateTime<Utc>>, D::Error> {
+    match Option::<String>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(s) if s.is_empty() => Ok(None),
+        Some(s) => DateTime::parse_from_rfc3339(&s)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(serde::de::Error::custom),
+    }
 }
 
 type NoteRow = (String, String, Option<DateTime<Utc>>, String, DateTime<Utc>);
@@ -119,16 +136,13 @@ async fn set(
     let (id, kind) = (parse_id(&id)?, NoteKind::parse(&kind)?.as_str());
     let Json(request) = body.map_err(super::error::json_body)?;
     let text = request.text.trim().to_string();
-    if text.is_empty() || text.chars().count() > MAX_NOTE {
+    if text.is_empty() || text.chars().count() > MAX_NOTE || text.contains('\0') {
         return Err(Error::invalid(
             "text",
-            format!("1 to {MAX_NOTE} characters"),
+            format!("1 to {MAX_NOTE} characters, no NUL"),
         ));
     }
     let now = state.access.now();
-    if request.until.is_some_and(|u| u <= now) {
-        return Err(Error::invalid("until", "must be in the future"));
-    }
     may_edit(state, principal, id).await?;
     sqlx::query(
         "INSERT INTO person_notes (person_id, kind, text, until, set_by, set_at) \
@@ -190,7 +204,7 @@ fn parse_id(id: &str) -> Result<Uuid> {
     path = "/api/v1/people/{id}/notes/{kind}",
     tag = "people",
     params(
-        ("id" = String, Path, description = "Person id (UUID)"),
+        ("id" = uuid::Uuid, Path, description = "Person id"),
         ("kind" = NoteKind, Path, description = "`absence` or `status`"),
     ),
     request_body = NoteRequest,
@@ -218,7 +232,7 @@ pub async fn put_note(
     path = "/api/v1/people/{id}/notes/{kind}",
     tag = "people",
     params(
-        ("id" = String, Path, description = "Person id (UUID)"),
+        ("id" = uuid::Uuid, Path, description = "Person id"),
         ("kind" = NoteKind, Path, description = "`absence` or `status`"),
     ),
     security(("session" = ["self", "receptionist"]), ("bearer" = ["receptionist"])),

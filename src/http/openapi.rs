@@ -63,7 +63,65 @@ impl Modify for SecuritySchemes {
 }
 
 pub fn spec() -> utoipa::openapi::OpenApi {
-    super::api().into_openapi()
+    let mut spec = super::api().into_openapi();
+    add_common_responses(&mut spec);
+    spec
+}
+
+/// What any operation may answer besides its own responses: 429 past a rate limit and 503 when
+/// the server is overloaded, a request times out or the database is unreachable (both
+/// problem+json, with `Retry-After` where a wait helps); and 401 for an unknown token, wherever
+/// a credential is asked for.
+fn add_common_responses(spec: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let problem = || {
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build()
+    };
+    let common = [
+        ("429", "Too many requests: wait as `Retry-After` says (`rate_limited`)"),
+        (
+            "503",
+            "Overloaded, timed out, or the database is unreachable: try again (`overloaded`, `timeout`, `unavailable`)",
+        ),
+    ];
+    for item in spec.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let guarded = operation.security.as_ref().is_some_and(|alternatives| {
+                !alternatives.is_empty()
+                    && serde_json::to_value(alternatives)
+                        .ok()
+                        .and_then(|v| v.as_array().cloned())
+                        .is_some_and(|a| a.iter().all(|r| r.as_object().is_some_and(|o| !o.is_empty())))
+            });
+            let unauthorized = (
+                "401",
+                "Not signed in, or an unknown, expired or revoked credential (`unauthorized`)",
+            );
+            for (code, description) in common.into_iter().chain(guarded.then_some(unauthorized)) {
+                operation
+                    .responses
+                    .responses
+                    .entry(code.to_string())
+                    .or_insert_with(|| {
+                        RefOr::T(
+                            ResponseBuilder::new()
+                                .description(description)
+                                .content("application/problem+json", problem())
+                                .build(),
+                        )
+                    });
+            }
+        }
+    }
 }
 
 pub fn spec_json() -> String {

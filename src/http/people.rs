@@ -3,8 +3,6 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -21,7 +19,12 @@ use crate::search::{Facets, SearchRequest};
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
 /// Longer queries are refused: nobody types more, and it bounds the work per request.
-pub const MAX_QUERY_LEN: usize = 1024;
+pub const MAX_QUERY_LEN: usize = 256;
+
+/// Over `MAX_QUERY_LEN` characters (counted only when the bytes could be that many).
+fn too_long(text: &str) -> bool {
+    text.len() > MAX_QUERY_LEN && (text.len() > 4 * MAX_QUERY_LEN || text.chars().count() > MAX_QUERY_LEN)
+}
 /// Paging stops here; narrow the query instead.
 pub const MAX_OFFSET: usize = 10_000;
 
@@ -38,24 +41,32 @@ fn returned(items: &[PersonSummary]) -> Extension<ReturnedPeople> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// What was typed: words of names, emails, titles, departments, or a phone number in any
     /// format. The last word matches as a prefix. Empty lists everyone alphabetically.
+    #[param(max_length = 256)]
     pub q: Option<String>,
     /// Results per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^o(10000|[0-9]{1,4})$")]
     pub cursor: Option<String>,
     /// Only people of this department (exact value, as in `facets`).
+    #[param(max_length = 256)]
     pub department: Option<String>,
     /// Only people at this location (exact value, as in `facets`).
+    #[param(max_length = 256)]
     pub location: Option<String>,
     /// Only people of this organisation unit (exact value, as in `facets`).
+    #[param(max_length = 256)]
     pub org_unit: Option<String>,
     /// Only people who can (`true`) or cannot (`false`) be reached by presence-aware channels;
     /// for now: who have at least one IM handle.
     pub has_presence: Option<bool>,
     /// A location whose people rank first among equally good matches (the caller's own site).
+    #[param(max_length = 256)]
     pub near: Option<String>,
     /// Also return facet counts over all matches (default false).
     pub facets: Option<bool>,
@@ -89,18 +100,19 @@ pub struct PhoneOwnersResponse {
     pub items: Vec<PersonSummary>,
 }
 
+/// A cursor is `o` and the offset of the page it starts (at most `MAX_OFFSET`).
 fn decode_cursor(cursor: &str) -> Result<usize> {
     let bad = || Error::invalid("cursor", "not a cursor returned by this API");
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    text.strip_prefix("o:")
+    cursor
+        .strip_prefix('o')
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|n| n.parse().ok())
         .filter(|n| *n <= MAX_OFFSET)
         .ok_or_else(bad)
 }
 
 fn encode_cursor(offset: usize) -> String {
-    URL_SAFE_NO_PAD.encode(format!("o:{offset}"))
+    format!("o{offset}")
 }
 
 /// Search people as you type.
@@ -123,10 +135,10 @@ pub async fn search_people(
 ) -> Result<(Extension<ReturnedPeople>, Json<SearchResponse>)> {
     let Query(params) = params.map_err(|e| Error::invalid("query", e.body_text()))?;
     let q = params.q.unwrap_or_default();
-    if q.len() > MAX_QUERY_LEN {
+    if too_long(&q) {
         return Err(Error::invalid(
             "q",
-            format!("longer than {MAX_QUERY_LEN} bytes"),
+            format!("longer than {MAX_QUERY_LEN} characters"),
         ));
     }
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
@@ -155,9 +167,9 @@ pub async fn search_people(
             Some(v) if !v.is_empty() && field.is_some_and(|f| !policy.shows(f)) => {
                 Err(Error::invalid(name, "not a filter you may use"))
             }
-            Some(v) if v.len() > MAX_QUERY_LEN => Err(Error::invalid(
+            Some(v) if too_long(&v) => Err(Error::invalid(
                 name,
-                format!("longer than {MAX_QUERY_LEN} bytes"),
+                format!("longer than {MAX_QUERY_LEN} characters"),
             )),
             Some(v) if v.is_empty() => Ok(None),
             v => Ok(v),
@@ -220,7 +232,7 @@ pub async fn search_people(
     get,
     path = "/api/v1/people/by-phone/{number}",
     tag = "people",
-    params(("number" = String, Path, description = "A phone number in any format, or an extension")),
+    params(("number" = String, Path, description = "A phone number in any format (at least three digits), or an extension (`x4711`)", max_length = 64, pattern = r"^(?:(?:x|ext\.?|extension|#) *[0-9]{1,20}|[ +()./-]*(?:[0-9][ +()./-]*){3,40})$")),
     security(("session" = ["viewer"]), ("bearer" = ["viewer"])),
     responses(
         (status = 200, description = "The people who own the number", body = PhoneOwnersResponse),
@@ -275,7 +287,7 @@ pub async fn get_people_by_phone(
     get,
     path = "/api/v1/people/{id}",
     tag = "people",
-    params(("id" = String, Path, description = "Person id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Person id")),
     security(("session" = ["viewer"]), ("bearer" = ["viewer"])),
     responses(
         (status = 200, description = "The person", body = Person),
@@ -311,6 +323,9 @@ mod tests {
     fn cursors_round_trip_and_garbage_is_refused() {
         assert_eq!(decode_cursor(&encode_cursor(40)).expect("cursor"), 40);
         assert!(decode_cursor("!!").is_err());
-        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("o:99999999")).is_err());
+        assert!(decode_cursor("o").is_err());
+        assert!(decode_cursor("o+4").is_err());
+        assert!(decode_cursor("o10001").is_err(), "past the last page allowed");
+        assert_eq!(decode_cursor("o10000").expect("last"), 10_000);
     }
 }

@@ -56,7 +56,7 @@ async fn may_see(state: &AppState, principal: &Principal, digest: &str) -> Resul
     get,
     path = "/api/v1/photos/{digest}",
     tag = "people",
-    params(("digest" = String, Path, description = "Digest from a person's photo_url")),
+    params(("digest" = String, Path, description = "Digest from a person's photo_url", pattern = "^[0-9a-f]{32}$")),
     security(("session" = ["viewer"]), ("bearer" = ["viewer"])),
     responses(
         (status = 200, description = "The picture", content_type = "image/jpeg"),

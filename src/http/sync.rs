@@ -23,10 +23,13 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RunsParams {
     /// Only runs of this source.
+    #[param(max_length = 256)]
     pub source: Option<String>,
     /// How many runs, newest first: 1 to 500 (default 20).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -67,7 +70,14 @@ pub async fn list_runs(
     if !(1..=MAX_RUNS).contains(&limit) {
         return Err(Error::invalid("limit", format!("must be 1 to {MAX_RUNS}")));
     }
-    let items = runs::list(&state.pool, params.source.as_deref(), limit).await?;
+    // No source's name holds a NUL (PostgreSQL text cannot): such a filter matches nothing.
+    if params.source.as_deref().is_some_and(|s| s.chars().count() > 256) {
+        return Err(Error::invalid("source", "longer than 256 characters"));
+    }
+    let items = match params.source.as_deref() {
+        Some(source) if source.contains('\0') => Vec::new(),
+        source => runs::list(&state.pool, source, limit).await?,
+    };
     Ok(Json(RunsResponse { items }))
 }
 
