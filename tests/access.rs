@@ -102,6 +102,12 @@ async fn every_route_refuses_the_wrong_caller() {
             Requirement::Public => {
                 assert!(!refused(nobody) && !refused(as_viewer), "{what}");
             }
+            // A service token has no sessions to end: refused even for an admin's.
+            Requirement::Role(_) if path == "/api/v1/auth/logout-all" => {
+                assert_eq!(nobody, StatusCode::UNAUTHORIZED, "{what}");
+                assert_eq!(wrong, StatusCode::UNAUTHORIZED, "{what}");
+                assert_eq!(as_admin, StatusCode::FORBIDDEN, "{what}");
+            }
             Requirement::Role(role) => {
                 assert_eq!(nobody, StatusCode::UNAUTHORIZED, "{what}");
                 assert_eq!(wrong, StatusCode::UNAUTHORIZED, "{what}");

@@ -89,8 +89,8 @@ async fn openldap_bind_with_groups_under_a_base() {
     );
     assert_eq!(
         login(&app, "alice", "").await.0,
-        StatusCode::UNAUTHORIZED,
-        "an empty password is never an (unauthenticated) bind"
+        StatusCode::BAD_REQUEST,
+        "an empty password is never an (unauthenticated) bind: refused before any"
     );
     assert_eq!(
         login(&app, "carol", "carol-secret").await.0,

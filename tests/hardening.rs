@@ -516,3 +516,26 @@ async fn hung_requests_time_out_and_excess_ones_are_shed() {
     assert_eq!(app.send(health()).await.0, StatusCode::OK);
     held.abort();
 }
+
+/// A method a path does not have is 405 with the ones it has, for everyone (not a 403 that
+/// would read as "you may not").
+#[tokio::test]
+async fn a_method_the_spec_does_not_list_is_405_with_allow() {
+    let app = TestApp::new().await;
+    for (method, path, allow) in [
+        ("TRACE", "/healthz", "GET, HEAD"),
+        ("DELETE", "/api/v1/people", "GET, HEAD"),
+        ("GET", "/api/v1/auth/logout", "POST"),
+    ] {
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {}", app.token))
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let (status, headers, body) = app.send(request).await;
+        assert_eq!(status, 405, "{method} {path}: {body}");
+        assert_eq!(headers["allow"], allow, "{method} {path}");
+        assert_eq!(body["code"], "method_not_allowed");
+    }
+}
