@@ -761,13 +761,27 @@ fn print_report(input: &str, opts: &ImportOptions, report: &ImportReport) {
         }
     }
     for reject in report.rejects.iter().take(SHOWN) {
-        let line = reject.line.map_or_else(|| "?".into(), |l| l.to_string());
-        println!("  line {line}: {}", reject.reason);
+        println!("  {}: refused: {}", reject.position(), reject.reason);
     }
     if report.rejects.len() > SHOWN {
         println!(
             "  … and {} more rejected rows",
             report.rejects.len() - SHOWN
+        );
+    }
+    if !report.warnings.is_empty() {
+        println!(
+            "{} warning(s) on people kept:",
+            report.warnings.len()
+        );
+    }
+    for warning in report.warnings.iter().take(SHOWN) {
+        println!("  {}: {}", warning.position(), warning.reason);
+    }
+    if report.warnings.len() > SHOWN {
+        println!(
+            "  … and {} more warnings (`switchboard sync runs --id N` lists them all)",
+            report.warnings.len() - SHOWN
         );
     }
 }
@@ -825,9 +839,10 @@ async fn show_runs(
         .await?
         .ok_or(Error::NotFound { what: "sync run" })?;
     let changes = runs::changes(&db.pool, id, i64::MAX).await?;
-    let rejects = runs::rejects(&db.pool, id).await?;
+    let rejects = runs::rejects(&db.pool, id, false).await?;
+    let warnings = runs::rejects(&db.pool, id, true).await?;
     if json {
-        let detail = serde_json::json!({ "run": run, "changes": changes, "rejects": rejects });
+        let detail = serde_json::json!({ "run": run, "changes": changes, "rejects": rejects, "warnings": warnings });
         println!(
             "{}",
             serde_json::to_string_pretty(&detail).map_err(anyhow::Error::from)?
@@ -857,8 +872,10 @@ async fn show_runs(
         println!("  {:<8} {} ({})", c.kind, c.display_name, c.external_id);
     }
     for r in &rejects {
-        let line = r.line.map_or_else(|| "?".into(), |l| l.to_string());
-        println!("  refused (line {line}): {}", r.reason);
+        println!("  refused ({}): {}", r.position(), r.reason);
+    }
+    for w in &warnings {
+        println!("  warning ({}): {}", w.position(), w.reason);
     }
     Ok(())
 }

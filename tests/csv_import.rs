@@ -181,23 +181,41 @@ async fn bad_rows_are_reported_by_line_and_good_rows_still_import() {
         .import_csv(&read("csv/bad_rows.csv"), &options("bad"))
         .await
         .expect("import");
-    assert_eq!(report.counts.added, 2);
+    // Odd fields cost nobody: only a second row with the same id and a row with neither name
+    // nor email are refused.
+    assert_eq!(report.counts.added, 6);
     let rejects: Vec<(Option<u64>, &str)> = report
         .rejects
         .iter()
         .map(|r| (r.line, r.reason.as_str()))
         .collect();
-    assert_eq!(rejects.len(), 5, "{rejects:?}");
-    assert_eq!(rejects[0].0, Some(3));
-    assert_eq!(rejects[0].1, "no name");
-    assert_eq!(rejects[1].0, Some(4));
-    assert!(rejects[1].1.contains("invalid email") && rejects[1].1.contains("not-an-email"));
-    assert_eq!(rejects[2].0, Some(5));
-    assert!(rejects[2].1.contains("invalid phone") && rejects[2].1.contains("call me maybe"));
-    assert_eq!(rejects[3].0, Some(6));
-    assert!(rejects[3].1.contains("duplicate id `B1`") && rejects[3].1.contains("line 2"));
-    assert_eq!(rejects[4].0, Some(7));
-    assert!(rejects[4].1.contains("invalid IM handle"));
+    assert_eq!(rejects.len(), 2, "{rejects:?}");
+    assert_eq!(rejects[0].0, Some(6));
+    assert!(rejects[0].1.contains("duplicate id `B1`") && rejects[0].1.contains("line 2"));
+    assert_eq!(rejects[1].0, Some(9));
+    assert!(rejects[1].1.contains("no name and no email"), "{rejects:?}");
+    let warnings: Vec<(Option<u64>, &str)> = report
+        .warnings
+        .iter()
+        .map(|r| (r.line, r.reason.as_str()))
+        .collect();
+    assert_eq!(warnings.len(), 4, "{warnings:?}");
+    assert_eq!(warnings[0].0, Some(3));
+    assert!(warnings[0].1.contains("no name: shown as `noname`"), "{warnings:?}");
+    assert_eq!(warnings[1].0, Some(4));
+    assert!(warnings[1].1.contains("not-an-email"), "{warnings:?}");
+    assert_eq!(warnings[2].0, Some(5));
+    assert!(
+        warnings[2].1.contains("phone kept as written") && warnings[2].1.contains("call me maybe"),
+        "{warnings:?}"
+    );
+    assert_eq!(warnings[3].0, Some(7));
+    assert!(warnings[3].1.contains("icq:12345"), "{warnings:?}");
+    // Bad Phone is found, with the number as written and flagged.
+    let (_, _, found) = app.get("/api/v1/people?q=bad+phone").await;
+    assert_eq!(found["items"][0]["phones"][0]["display"], "call me maybe");
+    assert_eq!(found["items"][0]["phones"][0]["valid"], false);
+    assert!(found["items"][0]["phones"][0]["e164"].is_null());
 
     // The run and its rejects are on record.
     let run = switchboard::db::runs::get(&app.db.pool, report.run_id.expect("run"))
@@ -205,13 +223,17 @@ async fn bad_rows_are_reported_by_line_and_good_rows_still_import() {
         .expect("query")
         .expect("run");
     assert_eq!(
-        (run.status.as_str(), run.added, run.rejected),
-        ("succeeded", 2, 5)
+        (run.status.as_str(), run.added, run.rejected, run.warnings),
+        ("succeeded", 6, 2, 4)
     );
-    let stored = switchboard::db::runs::rejects(&app.db.pool, run.id)
+    let stored = switchboard::db::runs::rejects(&app.db.pool, run.id, false)
         .await
         .expect("rejects");
     assert_eq!(stored, report.rejects);
+    let stored = switchboard::db::runs::rejects(&app.db.pool, run.id, true)
+        .await
+        .expect("warnings");
+    assert_eq!(stored, report.warnings);
     assert_eq!(app.names("also good").await, ["Also Good"]);
 }
 
@@ -377,7 +399,8 @@ async fn rejected_rows_keep_their_people_in_a_full_import() {
     app.import_csv(&roster(10), &options("hr"))
         .await
         .expect("initial");
-    let broken = roster(10).replace("person3@example.com", "person3-at-example.com");
+    // Person 3's row has their id and nothing else: refused, but identified.
+    let broken = roster(10).replace("P3,Person Number3,person3@example.com", "P3,,");
     let full = switchboard::sync::ImportOptions {
         full: true,
         ..options("hr")
@@ -422,6 +445,7 @@ async fn the_cli_imports_and_exits_2_when_rows_were_rejected() {
         .arg(fixture("csv/bad_rows.csv"))
         .args(["--source", "hr"])
         .env("SWITCHBOARD_DATABASE__URL", &app.db.url)
+        .env("SWITCHBOARD_DEFAULT_REGION", "GB")
         .output()
         .expect("run switchboard");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -432,10 +456,12 @@ async fn the_cli_imports_and_exits_2_when_rows_were_rejected() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("2 added") && stdout.contains("5 rejected"),
+        stdout.contains("6 added") && stdout.contains("2 rejected"),
         "{stdout}"
     );
-    assert!(stdout.contains("line 4: invalid email"), "{stdout}");
+    assert!(stdout.contains("line 9: refused: no name and no email"), "{stdout}");
+    assert!(stdout.contains("4 warning(s) on people kept"), "{stdout}");
+    assert!(stdout.contains("line 4: email not kept"), "{stdout}");
 
     // A missing file is a clear error and exit 1.
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))

@@ -54,14 +54,18 @@ async fn sync_ldap_sync_runs_and_scheduled_syncs_through_the_binary() {
     )
     .expect("config");
 
-    // A first sync: four people, one entry refused (exit status 2), who changed is listed.
+    // A first sync: five people, one with a number kept as written (a warning by DN, exit
+    // status 0: nobody refused), who changed is listed.
     let out = switchboard(&config, &data, &["sync", "ldap", "--source", "corp"]);
     let said = text(&out);
-    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert_eq!(out.status.code(), Some(0), "{said}");
     assert!(said.contains("full sync"), "{said}");
-    assert!(said.contains("4 added"), "{said}");
+    assert!(said.contains("5 added"), "{said}");
     assert!(said.contains("added: Alice Smith"), "{said}");
-    assert!(said.contains("invalid phone"), "{said}");
+    assert!(
+        said.contains("dn uid=badphone,ou=people,dc=example,dc=com: phone kept as written"),
+        "{said}"
+    );
 
     // Nothing changed: an incremental sync that reads nothing.
     let out = switchboard(&config, &data, &["sync", "ldap", "--source", "corp"]);
@@ -78,8 +82,9 @@ async fn sync_ldap_sync_runs_and_scheduled_syncs_through_the_binary() {
     assert!(out.status.success(), "{}", text(&out));
     let run: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(run["run"]["mode"], "full");
-    assert_eq!(run["changes"].as_array().expect("changes").len(), 4);
-    assert_eq!(run["rejects"].as_array().expect("rejects").len(), 1);
+    assert_eq!(run["changes"].as_array().expect("changes").len(), 5);
+    assert_eq!(run["rejects"].as_array().expect("rejects").len(), 0);
+    assert_eq!(run["warnings"].as_array().expect("warnings").len(), 1);
 
     // Unknown source: a clear error.
     let out = switchboard(&config, &data, &["sync", "ldap", "--source", "nope"]);

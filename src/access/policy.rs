@@ -265,6 +265,7 @@ mod tests {
             display: digits.into(),
             extension: None,
             raw: digits.into(),
+            valid: true,
         }
     }
 

@@ -7,13 +7,27 @@ use utoipa::ToSchema;
 
 use crate::error::Result;
 
-/// A row refused by an import, with where and why.
+/// A row refused by an import, or a warning on one it kept, with where and why.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Reject {
     /// Line in the input where the record starts, when the source has lines.
     pub line: Option<u64>,
     pub external_id: Option<String>,
+    /// Where the entry lives in a directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dn: Option<String>,
     pub reason: String,
+}
+
+impl Reject {
+    /// `line 12`, `dn uid=ann,ou=people,…`, or `?` when the source gives neither.
+    pub fn position(&self) -> String {
+        match (&self.line, &self.dn) {
+            (Some(line), _) => format!("line {line}"),
+            (None, Some(dn)) => format!("dn {dn}"),
+            (None, None) => "?".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
@@ -39,6 +53,8 @@ pub struct SyncRun {
     pub removed: i32,
     pub unchanged: i32,
     pub rejected: i32,
+    /// Warnings on people kept (numbers kept as written, fields cut…).
+    pub warnings: i32,
     pub error: Option<String>,
 }
 
@@ -142,10 +158,11 @@ pub async fn succeed(
     run_id: i64,
     counts: &Counts,
     rejects: &[Reject],
+    warnings: &[Reject],
 ) -> Result<()> {
     sqlx::query(
         "UPDATE sync_runs SET status = 'succeeded', finished_at = now(), added = $2, updated = $3, \
-         removed = $4, unchanged = $5, rejected = $6 WHERE id = $1",
+         removed = $4, unchanged = $5, rejected = $6, warnings = $7 WHERE id = $1",
     )
     .bind(run_id)
     .bind(clamp(counts.added))
@@ -153,9 +170,11 @@ pub async fn succeed(
     .bind(clamp(counts.removed))
     .bind(clamp(counts.unchanged))
     .bind(clamp(counts.rejected))
+    .bind(clamp(warnings.len()))
     .execute(&mut *conn)
     .await?;
-    record_rejects(conn, run_id, rejects).await
+    record_rejects(conn, run_id, rejects, false).await?;
+    record_rejects(conn, run_id, warnings, true).await
 }
 
 pub async fn fail(pool: &PgPool, run_id: i64, error: &str, rejects: &[Reject]) -> Result<()> {
@@ -168,24 +187,31 @@ pub async fn fail(pool: &PgPool, run_id: i64, error: &str, rejects: &[Reject]) -
     .bind(clamp(rejects.len()))
     .execute(&mut *tx)
     .await?;
-    record_rejects(&mut tx, run_id, rejects).await?;
+    record_rejects(&mut tx, run_id, rejects, false).await?;
     tx.commit().await?;
     Ok(())
 }
 
-async fn record_rejects(conn: &mut PgConnection, run_id: i64, rejects: &[Reject]) -> Result<()> {
+async fn record_rejects(
+    conn: &mut PgConnection,
+    run_id: i64,
+    rejects: &[Reject],
+    warning: bool,
+) -> Result<()> {
     if rejects.is_empty() {
         return Ok(());
     }
     crate::db::copy::copy_rows(
         conn,
-        "COPY sync_rejects (run_id, line, external_id, reason) FROM STDIN",
+        "COPY sync_rejects (run_id, line, external_id, dn, reason, warning) FROM STDIN",
         rejects,
         |row, r| {
             row.display(Some(run_id))
                 .display(r.line)
                 .text(r.external_id.as_deref())
-                .text(Some(&r.reason));
+                .text(r.dn.as_deref())
+                .text(Some(&r.reason))
+                .display(Some(warning));
         },
     )
     .await?;
@@ -201,18 +227,22 @@ pub async fn get(pool: &PgPool, run_id: i64) -> Result<Option<SyncRun>> {
     )
 }
 
-pub async fn rejects(pool: &PgPool, run_id: i64) -> Result<Vec<Reject>> {
-    let rows = sqlx::query_as::<_, (Option<i64>, Option<String>, String)>(
-        "SELECT line, external_id, reason FROM sync_rejects WHERE run_id = $1 ORDER BY line NULLS LAST",
+/// The rows a run refused (`warnings`: the warnings on those it kept), in input order.
+pub async fn rejects(pool: &PgPool, run_id: i64, warnings: bool) -> Result<Vec<Reject>> {
+    let rows = sqlx::query_as::<_, (Option<i64>, Option<String>, Option<String>, String)>(
+        "SELECT line, external_id, dn, reason FROM sync_rejects WHERE run_id = $1 AND warning = $2 \
+         ORDER BY line NULLS LAST, dn",
     )
     .bind(run_id)
+    .bind(warnings)
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(line, external_id, reason)| Reject {
+        .map(|(line, external_id, dn, reason)| Reject {
             line: line.map(|l| l as u64),
             external_id,
+            dn,
             reason,
         })
         .collect())

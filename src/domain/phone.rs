@@ -22,21 +22,65 @@ pub enum PhoneKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Phone {
     pub kind: PhoneKind,
-    /// E.164 form (`+442079460018`); absent for extension-only numbers.
+    /// E.164 form (`+442079460018`); absent for extension-only numbers and for numbers kept
+    /// as written.
     pub e164: Option<String>,
-    /// How to show it: national format in the default region, international elsewhere.
+    /// How to show it: national format in the default region, international elsewhere; as
+    /// written when it could not be read.
     pub display: String,
     /// Internal extension, if any.
     pub extension: Option<String>,
     /// As the source wrote it.
     pub raw: String,
+    /// `false`: the number did not parse, was not valid in its numbering plan (a range for
+    /// fiction, one allocated after the plans were built, a typo) or had no known country; it is
+    /// kept as written, found by its digits, and dialled as written. Absent means `true`.
+    #[serde(default = "valid", skip_serializing_if = "is_valid")]
+    #[schema(default = true)]
+    pub valid: bool,
 }
 
+fn valid() -> bool {
+    true
+}
+
+fn is_valid(valid: &bool) -> bool {
+    *valid
+}
+
+/// The longest number kept as written (longer is cut).
+pub const MAX_WRITTEN_CHARS: usize = 64;
+
 impl Phone {
+    /// A number kept as the source wrote it, because it could not be read as one.
+    pub fn as_written(kind: PhoneKind, raw: &str) -> Phone {
+        let raw: String = raw.trim().chars().take(MAX_WRITTEN_CHARS).collect();
+        Phone {
+            kind,
+            e164: None,
+            display: raw.clone(),
+            extension: None,
+            raw,
+            valid: false,
+        }
+    }
+
     /// Digit strings a search for this number may start with: E.164 digits, the national
-    /// significant number, and the extension.
+    /// significant number, and the extension; for a number kept as written, its digits (and
+    /// without a national trunk `0`, as searches strip it).
     pub fn search_keys(&self) -> Vec<String> {
         let mut keys = Vec::with_capacity(3);
+        if !self.valid {
+            let digits: String = self.raw.chars().filter(char::is_ascii_digit).collect();
+            if digits.len() >= 3 {
+                let national = digits.trim_start_matches('0');
+                if national.len() >= 3 && national.len() != digits.len() {
+                    keys.push(national.to_string());
+                }
+                keys.push(digits);
+            }
+            return keys;
+        }
         if let Some(e164) = &self.e164 {
             let digits: String = e164.chars().filter(char::is_ascii_digit).collect();
             keys.push(digits);
@@ -132,6 +176,7 @@ impl PhoneNormalizer {
                 display: ext.clone(),
                 extension: Some(ext),
                 raw: trimmed.to_string(),
+                valid: true,
             });
         }
         // A number written with its country code needs no default region; giving one anyway
@@ -159,6 +204,7 @@ impl PhoneNormalizer {
             display,
             extension,
             raw: trimmed.to_string(),
+            valid: true,
         })
     }
 }
@@ -219,6 +265,7 @@ mod tests {
             display,
             extension,
             raw: trimmed.to_string(),
+            valid: true,
         })
     }
 

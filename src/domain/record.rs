@@ -53,7 +53,15 @@ pub struct NormalizedRecord {
     /// Stored by digest; `photo_url` names it, so the digest covers the bytes.
     #[serde(skip)]
     pub photo: Option<Arc<Photo>>,
+    /// What was odd about the record but did not cost the person (a number kept as written, an
+    /// email that is not one, a field cut): reported by line or DN.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
+
+/// The longest value kept in a text field (names, title, department…); longer is cut, with a
+/// warning.
+pub const MAX_FIELD_CHARS: usize = 512;
 
 /// A picture read from a source, stored once per digest.
 #[derive(Debug, PartialEq, Eq)]
@@ -122,6 +130,8 @@ pub fn normalize_dn(dn: &str) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordError {
     pub external_id: Option<String>,
+    /// Where it lives in a directory, to report it by.
+    pub dn: Option<String>,
     pub reason: String,
 }
 
@@ -231,30 +241,51 @@ impl SourceRecord {
         })
     }
 
+    /// Validates and normalizes. Refused only when it cannot be a person (no name and no
+    /// email); anything else odd is a warning on the kept record.
     pub fn normalize(self, phones: &impl PhoneParser) -> Result<NormalizedRecord, RecordError> {
         let external_id = self.identity();
-        let fail = |reason: String| RecordError {
-            external_id: external_id.clone(),
-            reason,
-        };
-
-        let display_name = self.full_name().ok_or_else(|| fail("no name".into()))?;
-        let id = external_id.clone().ok_or_else(|| fail("no id".into()))?;
+        let mut warnings = Vec::new();
 
         let mut emails = Vec::with_capacity(self.emails.len());
         for raw in self.emails.iter().filter(|e| !e.trim().is_empty()) {
-            let email = normalize_email(raw).map_err(|e| fail(format!("invalid email: {e}")))?;
-            if !emails.contains(&email) {
-                emails.push(email);
+            match normalize_email(raw) {
+                Ok(email) if !emails.contains(&email) => emails.push(email),
+                Ok(_) => {}
+                Err(e) => warnings.push(format!("email not kept: {e}")),
             }
         }
+        let display_name = match self.full_name() {
+            Some(name) => name,
+            None => {
+                let Some(local) = emails.first().and_then(|e| e.split('@').next()) else {
+                    return Err(RecordError {
+                        external_id,
+                        dn: self.dn.clone(),
+                        reason: "no name and no email: not a person".into(),
+                    });
+                };
+                warnings.push(format!("no name: shown as `{local}`, from the email"));
+                local.to_string()
+            }
+        };
+        let id = external_id.clone().ok_or_else(|| RecordError {
+            external_id: None,
+            dn: self.dn.clone(),
+            reason: "no id".into(),
+        })?;
+
         let mut normalized_phones: Vec<Phone> = Vec::with_capacity(self.phones.len());
         for (kind, raw) in self.phones.iter().filter(|(_, raw)| !raw.trim().is_empty()) {
-            let phone = phones
-                .parse(*kind, raw)
-                .map_err(|e| fail(format!("invalid phone: {e}")))?;
+            let phone = phones.parse(*kind, raw).unwrap_or_else(|e| {
+                warnings.push(format!("phone kept as written: {e}"));
+                Phone::as_written(*kind, raw)
+            });
             let duplicate = normalized_phones.iter().any(|p| {
-                p.kind == phone.kind && p.e164 == phone.e164 && p.extension == phone.extension
+                p.kind == phone.kind
+                    && p.e164 == phone.e164
+                    && p.extension == phone.extension
+                    && (p.valid || p.raw == phone.raw)
             });
             if !duplicate {
                 normalized_phones.push(phone);
@@ -266,21 +297,31 @@ impl SourceRecord {
             .map(|bytes| Arc::new(Photo::new(bytes)));
         let mut im = Vec::with_capacity(self.im.len());
         for raw in self.im.iter().filter(|h| !h.trim().is_empty()) {
-            let handle = normalize_im(raw).map_err(|e| fail(format!("invalid IM handle: {e}")))?;
-            if !im.contains(&handle) {
-                im.push(handle);
+            match normalize_im(raw) {
+                Ok(handle) if !im.contains(&handle) => im.push(handle),
+                Ok(_) => {}
+                Err(e) => warnings.push(format!("IM handle not kept: {e}")),
             }
         }
+        let mut field = |name: &str, value: Option<String>| cut(name, clean(value), &mut warnings);
+        let display_name = field("display_name", Some(display_name)).unwrap_or_default();
+        let given_name = field("given_name", self.given_name);
+        let family_name = field("family_name", self.family_name);
+        let title = field("title", self.title);
+        let department = field("department", self.department);
+        let org_unit = field("org_unit", self.org_unit);
+        let location = field("location", self.location);
+        let manager_ref = field("manager", self.manager_ref);
         Ok(NormalizedRecord {
             external_id: id,
             display_name,
-            given_name: clean(self.given_name),
-            family_name: clean(self.family_name),
-            title: clean(self.title),
-            department: clean(self.department),
-            org_unit: clean(self.org_unit),
-            location: clean(self.location),
-            manager_ref: clean(self.manager_ref).map(|m| normalize_email(&m).unwrap_or(m)),
+            given_name,
+            family_name,
+            title,
+            department,
+            org_unit,
+            location,
+            manager_ref: manager_ref.map(|m| normalize_email(&m).unwrap_or(m)),
             phones: normalized_phones,
             emails,
             im,
@@ -290,8 +331,25 @@ impl SourceRecord {
                 .or_else(|| clean(self.photo_url)),
             dn: self.dn.as_deref().map(normalize_dn),
             photo,
+            warnings,
         })
     }
+}
+
+/// `value` cut to [`MAX_FIELD_CHARS`], with a warning naming the field when it was longer.
+fn cut(name: &str, value: Option<String>, warnings: &mut Vec<String>) -> Option<String> {
+    let value = value?;
+    if value.len() <= MAX_FIELD_CHARS {
+        return Some(value);
+    }
+    let chars = value.chars().count();
+    if chars <= MAX_FIELD_CHARS {
+        return Some(value);
+    }
+    warnings.push(format!(
+        "{name} cut to {MAX_FIELD_CHARS} of its {chars} characters"
+    ));
+    Some(value.chars().take(MAX_FIELD_CHARS).collect())
 }
 
 impl NormalizedRecord {
@@ -338,39 +396,68 @@ mod tests {
     }
 
     #[test]
-    fn a_record_without_a_name_is_refused() {
+    fn only_a_record_that_cannot_be_a_person_is_refused() {
         let rec = SourceRecord {
-            emails: vec!["x@example.com".into()],
+            phones: vec![(PhoneKind::Work, "020 7946 0018".into())],
+            title: Some("Nobody".into()),
             ..Default::default()
         };
-        let err = rec.normalize(&normalizer()).expect_err("no name");
-        assert_eq!(err.reason, "no name");
-        assert_eq!(err.external_id.as_deref(), Some("x@example.com"));
+        let err = rec.normalize(&normalizer()).expect_err("no name, no email");
+        assert!(err.reason.contains("no name and no email"), "{}", err.reason);
+
+        // An email and no name: kept under the address's local part, with a warning.
+        let rec = SourceRecord {
+            emails: vec!["x.lee@example.com".into()],
+            ..Default::default()
+        };
+        let kept = rec.normalize(&normalizer()).expect("kept");
+        assert_eq!(kept.display_name, "x.lee");
+        assert_eq!(kept.external_id, "x.lee@example.com");
+        assert!(kept.warnings[0].contains("no name"), "{:?}", kept.warnings);
     }
 
     #[test]
-    fn bad_email_phone_and_im_are_refused_with_reasons() {
+    fn bad_email_phone_and_im_are_warnings_on_a_kept_person() {
         let mut rec = jane();
-        rec.emails = vec!["not-an-email".into()];
-        assert!(rec
-            .normalize(&normalizer())
-            .expect_err("email")
-            .reason
-            .contains("not-an-email"));
+        rec.emails = vec!["not-an-email".into(), "jane@example.com".into()];
+        rec.phones = vec![
+            (PhoneKind::Mobile, "07700 900461 x".into()),
+            (PhoneKind::Work, "12-ab".into()),
+            (PhoneKind::Work, "020 7946 0018".into()),
+        ];
+        rec.im = vec!["icq:12345".into(), "xmpp:jane@chat.example.com".into()];
+        let kept = rec.normalize(&normalizer()).expect("kept");
+        assert_eq!(kept.emails, vec!["jane@example.com"]);
+        assert_eq!(kept.im, vec!["xmpp:jane@chat.example.com"]);
+        let kept_as_written: Vec<&str> = kept
+            .phones
+            .iter()
+            .filter(|p| !p.valid)
+            .map(|p| p.display.as_str())
+            .collect();
+        assert_eq!(kept_as_written, vec!["07700 900461 x", "12-ab"]);
+        assert!(kept.phones.iter().filter(|p| !p.valid).all(|p| p.e164.is_none()));
+        assert_eq!(kept.phones[2].e164.as_deref(), Some("+442079460018"));
+        let warnings = kept.warnings.join("\n");
+        for needle in ["not-an-email", "07700 900461 x", "12-ab", "icq:12345"] {
+            assert!(warnings.contains(needle), "{needle}: {warnings}");
+        }
+        // Kept as written, found by its digits (with and without the trunk 0).
+        let keys = kept.phones[0].search_keys();
+        assert_eq!(keys, vec!["7700900461".to_string(), "07700900461".to_string()]);
+    }
+
+    #[test]
+    fn an_over_long_field_is_cut_and_reported() {
         let mut rec = jane();
-        rec.phones = vec![(PhoneKind::Mobile, "12-ab".into())];
-        assert!(rec
-            .normalize(&normalizer())
-            .expect_err("phone")
-            .reason
-            .starts_with("invalid phone"));
-        let mut rec = jane();
-        rec.im = vec!["icq:12345".into()];
-        assert!(rec
-            .normalize(&normalizer())
-            .expect_err("im")
-            .reason
-            .starts_with("invalid IM"));
+        rec.family_name = Some("S".repeat(10 * 1024 * 1024));
+        let kept = rec.normalize(&normalizer()).expect("kept");
+        assert_eq!(kept.family_name.as_deref().map(str::len), Some(MAX_FIELD_CHARS));
+        assert!(
+            kept.warnings.iter().any(|w| w.starts_with("family_name cut to 512")),
+            "{:?}",
+            kept.warnings
+        );
     }
 
     proptest::proptest! {

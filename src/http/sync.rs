@@ -45,6 +45,8 @@ pub struct RunDetail {
     pub changes: Vec<RunChange>,
     /// Rows or entries the run refused, with the reason.
     pub rejects: Vec<Reject>,
+    /// Warnings on the people it kept: numbers kept as written, emails not kept, fields cut.
+    pub warnings: Vec<Reject>,
 }
 
 /// Recent import and sync runs, newest first.
@@ -107,10 +109,12 @@ pub async fn get_run(
         .await?
         .ok_or(Error::NotFound { what: "sync run" })?;
     let changes = runs::changes(&state.pool, id, MAX_CHANGES).await?;
-    let rejects = runs::rejects(&state.pool, id).await?;
+    let rejects = runs::rejects(&state.pool, id, false).await?;
+    let warnings = runs::rejects(&state.pool, id, true).await?;
     Ok(Json(RunDetail {
         run,
         changes,
         rejects,
+        warnings,
     }))
 }

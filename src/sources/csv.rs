@@ -396,6 +396,7 @@ pub fn parse(bytes: &[u8], overrides: &BTreeMap<String, String>) -> Result<RawBa
                 let refuse = |reason: String| Reject {
                     line,
                     external_id: columns.record(known).identity(),
+                    dn: None,
                     reason,
                 };
                 if fields.len() > headers.len()
@@ -421,6 +422,7 @@ pub fn parse(bytes: &[u8], overrides: &BTreeMap<String, String>) -> Result<RawBa
                 batch.rejects.push(Reject {
                     line,
                     external_id: None,
+                    dn: None,
                     reason: format!("unreadable row: {e}"),
                 });
                 if !matches!(

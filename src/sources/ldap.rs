@@ -907,6 +907,7 @@ impl LdapSettings {
                 read.rejects.push(Reject {
                     line: None,
                     external_id: None,
+                    dn: Some(entry.dn.clone()),
                     reason: format!(
                         "entry `{}` has no {} (the stable id), so it cannot be tracked",
                         entry.dn,

@@ -278,6 +278,7 @@ mod tests {
             display: e164.into(),
             extension: None,
             raw: e164.into(),
+            valid: true,
         }
     }
 

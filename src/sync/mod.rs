@@ -90,7 +90,24 @@ pub struct ImportReport {
     pub counts: Counts,
     pub changes: Vec<Change>,
     pub rejects: Vec<Reject>,
+    /// Odd fields on people who were kept (by line or DN).
+    pub warnings: Vec<Reject>,
     pub timings: Timings,
+}
+
+/// The warnings on kept records, by line (or DN), in input order.
+fn warnings_of(records: &[(Option<u64>, NormalizedRecord)]) -> Vec<Reject> {
+    records
+        .iter()
+        .flat_map(|(line, record)| {
+            record.warnings.iter().map(move |warning| Reject {
+                line: *line,
+                external_id: Some(record.external_id.clone()),
+                dn: record.dn.clone(),
+                reason: warning.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Where an import spent its time, in seconds.
@@ -286,6 +303,7 @@ pub fn refuse_duplicates(
                     rejects.push(Reject {
                         line,
                         external_id: Some(rec.external_id.clone()),
+                        dn: rec.dn.clone(),
                         reason: format!("duplicate id `{}` (first seen {first})", rec.external_id),
                     });
                 } else {
@@ -296,6 +314,7 @@ pub fn refuse_duplicates(
             Err(e) => rejects.push(Reject {
                 line,
                 external_id: e.external_id,
+                dn: e.dn,
                 reason: e.reason,
             }),
         }
@@ -454,6 +473,7 @@ async fn apply(
     // unless this was their last source.
     let (detached, removed) = split_detached(&mut tx, removed).await?;
 
+    let warnings = warnings_of(records);
     let mut timings = Timings {
         compare: started.elapsed().as_secs_f64(),
         ..Timings::default()
@@ -466,6 +486,7 @@ async fn apply(
             counts,
             changes,
             rejects,
+            warnings,
             timings,
         });
     }
@@ -592,7 +613,7 @@ async fn apply(
             .await?;
     }
     if let Some(run_id) = run_id {
-        runs::succeed(&mut tx, run_id, &counts, &rejects).await?;
+        runs::succeed(&mut tx, run_id, &counts, &rejects, &warnings).await?;
     }
     tx.commit().await?;
     progress.set_message("done");
@@ -603,6 +624,7 @@ async fn apply(
         counts,
         changes,
         rejects,
+        warnings,
         timings,
     })
 }
