@@ -770,10 +770,7 @@ fn print_report(input: &str, opts: &ImportOptions, report: &ImportReport) {
         );
     }
     if !report.warnings.is_empty() {
-        println!(
-            "{} warning(s) on people kept:",
-            report.warnings.len()
-        );
+        println!("{} warning(s) on people kept:", report.warnings.len());
     }
     for warning in report.warnings.iter().take(SHOWN) {
         println!("  {}: {}", warning.position(), warning.reason);

@@ -507,6 +507,7 @@ pub fn generate(count: usize, seed: u64) -> Vec<SourceRecord> {
             photo_url: None,
             photo: None,
             dn: None,
+            country: None,
         });
     }
     assign_numbers(&mut rng, &mut people, &offices);
@@ -583,6 +584,7 @@ impl ContactSource for DemoSource {
             records,
             rejects: Vec::new(),
             removals: Vec::new(),
+            columns: Vec::new(),
         })
     }
 }
@@ -600,13 +602,16 @@ mod tests {
             RawBatch {
                 records: people.into_iter().map(|r| (None, r)).collect(),
                 rejects: vec![],
-
                 removals: vec![],
+                columns: vec![],
             },
             &phones,
         );
         assert!(rejects.is_empty(), "{:?}", &rejects[..rejects.len().min(5)]);
         assert_eq!(valid.len(), 3_000);
+        // Nothing odd either: every number is valid in its plan.
+        let odd: Vec<&String> = valid.iter().flat_map(|(_, r)| &r.warnings).collect();
+        assert!(odd.is_empty(), "{:?}", &odd[..odd.len().min(5)]);
     }
 
     #[test]

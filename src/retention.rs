@@ -143,13 +143,18 @@ pub async fn purge(
     let erased = purge_removed_before(pool, cutoff).await?;
     if !erased.is_empty() {
         let ids: Vec<String> = erased.iter().map(Uuid::to_string).collect();
-        audit.record(AuditEvent::new(now, "system:retention", "person.purge").query(format!(
-            "removed_days={} count={} ids={}",
-            config.removed_days,
-            erased.len(),
-            ids.join(",")
-        )));
-        tracing::info!(count = erased.len(), "purged people removed over the retention period");
+        audit.record(
+            AuditEvent::new(now, "system:retention", "person.purge").query(format!(
+                "removed_days={} count={} ids={}",
+                config.removed_days,
+                erased.len(),
+                ids.join(",")
+            )),
+        );
+        tracing::info!(
+            count = erased.len(),
+            "purged people removed over the retention period"
+        );
     }
     Ok(erased.len())
 }
@@ -183,10 +188,12 @@ pub async fn erase_one(pool: &PgPool, id: Uuid, principal: &str) -> Result<Erase
     }
     crate::audit::append(
         pool,
-        &[AuditEvent::new(Utc::now(), principal, "person.erase").query(format!(
-            "id={id} photos={} reports={}",
-            erased.photos, erased.reports
-        ))],
+        &[
+            AuditEvent::new(Utc::now(), principal, "person.erase").query(format!(
+                "id={id} photos={} reports={}",
+                erased.photos, erased.reports
+            )),
+        ],
     )
     .await?;
     Ok(erased)

@@ -201,7 +201,10 @@ async fn bad_rows_are_reported_by_line_and_good_rows_still_import() {
         .collect();
     assert_eq!(warnings.len(), 4, "{warnings:?}");
     assert_eq!(warnings[0].0, Some(3));
-    assert!(warnings[0].1.contains("no name: shown as `noname`"), "{warnings:?}");
+    assert!(
+        warnings[0].1.contains("no name: shown as `noname`"),
+        "{warnings:?}"
+    );
     assert_eq!(warnings[1].0, Some(4));
     assert!(warnings[1].1.contains("not-an-email"), "{warnings:?}");
     assert_eq!(warnings[2].0, Some(5));
@@ -459,7 +462,10 @@ async fn the_cli_imports_and_exits_2_when_rows_were_rejected() {
         stdout.contains("6 added") && stdout.contains("2 rejected"),
         "{stdout}"
     );
-    assert!(stdout.contains("line 9: refused: no name and no email"), "{stdout}");
+    assert!(
+        stdout.contains("line 9: refused: no name and no email"),
+        "{stdout}"
+    );
     assert!(stdout.contains("4 warning(s) on people kept"), "{stdout}");
     assert!(stdout.contains("line 4: email not kept"), "{stdout}");
 

@@ -398,7 +398,9 @@ async fn a_killed_embedded_postgres_is_restarted_and_lookups_answer_503_meanwhil
         .collect();
     assert!(!rules.is_empty());
     assert!(
-        rules.iter().all(|l| l.trim_end().ends_with("scram-sha-256")),
+        rules
+            .iter()
+            .all(|l| l.trim_end().ends_with("scram-sha-256")),
         "every rule asks for a password: {rules:?}"
     );
     let secret = data_dir.path().join("postgres.password");
@@ -441,15 +443,25 @@ async fn a_killed_embedded_postgres_is_restarted_and_lookups_answer_503_meanwhil
         .iter()
         .any(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
     {
-        assert!(std::time::Instant::now() < gone, "backends outlived the postmaster");
+        assert!(
+            std::time::Instant::now() < gone,
+            "backends outlived the postmaster"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for _ in 0..3 {
-        let r = client.get(&person).send().await.expect("the server answers");
+        let r = client
+            .get(&person)
+            .send()
+            .await
+            .expect("the server answers");
         let status = r.status().as_u16();
         let retry_after = r.headers().get("retry-after").cloned();
         let body: serde_json::Value = r.json().await.expect("problem");
-        assert_eq!(status, 503, "never a 500 while the database is down: {body}");
+        assert_eq!(
+            status, 503,
+            "never a 500 while the database is down: {body}"
+        );
         assert_eq!(body["code"], "unavailable", "{body}");
         assert!(retry_after.is_some(), "503 says when to retry");
     }
@@ -457,14 +469,21 @@ async fn a_killed_embedded_postgres_is_restarted_and_lookups_answer_503_meanwhil
     let mut unavailable = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let r = client.get(&person).send().await.expect("the server answers");
+        let r = client
+            .get(&person)
+            .send()
+            .await
+            .expect("the server answers");
         let status = r.status().as_u16();
         if status == 200 {
             break;
         }
         let retry_after = r.headers().get("retry-after").cloned();
         let body: serde_json::Value = r.json().await.expect("problem");
-        assert_eq!(status, 503, "never a 500 while the database is down: {body}");
+        assert_eq!(
+            status, 503,
+            "never a 500 while the database is down: {body}"
+        );
         assert_eq!(body["code"], "unavailable", "{body}");
         assert!(retry_after.is_some(), "503 says when to retry");
         unavailable += 1;

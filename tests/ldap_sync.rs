@@ -73,9 +73,18 @@ async fn first_full_sync_maps_entries_managers_photos_and_odd_dns() {
     assert_eq!(r.report.counts.rejected, 0);
     assert_eq!(r.report.warnings.len(), 1, "{:?}", r.report.warnings);
     let warning = &r.report.warnings[0];
-    assert!(warning.reason.contains("phone kept as written"), "{warning:?}");
-    assert_eq!(warning.dn.as_deref(), Some("uid=badphone,ou=people,dc=example,dc=com"));
-    assert_eq!(warning.position(), "dn uid=badphone,ou=people,dc=example,dc=com");
+    assert!(
+        warning.reason.contains("phone kept as written"),
+        "{warning:?}"
+    );
+    assert_eq!(
+        warning.dn.as_deref(),
+        Some("uid=badphone,ou=people,dc=example,dc=com")
+    );
+    assert_eq!(
+        warning.position(),
+        "dn uid=badphone,ou=people,dc=example,dc=com"
+    );
     assert_eq!(app.active("corp").await, 5);
     let bad = person(&app, "bad phone").await;
     assert_eq!(bad["phones"][0]["valid"], false, "{bad}");
@@ -109,7 +118,10 @@ async fn first_full_sync_maps_entries_managers_photos_and_odd_dns() {
     assert_eq!(detail["run"]["kind"], "ldap");
     assert_eq!(detail["changes"].as_array().expect("changes").len(), 5);
     assert_eq!(detail["rejects"].as_array().expect("rejects").len(), 0);
-    assert_eq!(detail["warnings"][0]["dn"], "uid=badphone,ou=people,dc=example,dc=com");
+    assert_eq!(
+        detail["warnings"][0]["dn"],
+        "uid=badphone,ou=people,dc=example,dc=com"
+    );
 
     // A second run finds the cookie and reads nothing.
     let again = sync_default(&mut app, &source).await.expect("sync");

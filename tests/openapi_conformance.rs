@@ -39,12 +39,30 @@ async fn schemathesis_finds_nothing_the_spec_does_not_say() {
         let out = switchboard(
             &db.url,
             dir.path(),
-            &["import", "csv", path.to_str().expect("path"), "--source", fixture],
+            &[
+                "import",
+                "csv",
+                path.to_str().expect("path"),
+                "--source",
+                fixture,
+            ],
         );
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let out = switchboard(&db.url, dir.path(), &["token", "add", "schemathesis", "--role", "admin"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = switchboard(
+        &db.url,
+        dir.path(),
+        &["token", "add", "schemathesis", "--role", "admin"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = String::from_utf8_lossy(&out.stdout)
         .lines()
         .last()
@@ -75,7 +93,11 @@ async fn schemathesis_finds_nothing_the_spec_does_not_say() {
                 .to_string();
         }
     };
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| eprintln!("server: {l}")));
+    std::thread::spawn(move || {
+        lines
+            .map_while(Result::ok)
+            .for_each(|l| eprintln!("server: {l}"))
+    });
     let client = reqwest::Client::new();
     for _ in 0..200 {
         if client
@@ -92,8 +114,11 @@ async fn schemathesis_finds_nothing_the_spec_does_not_say() {
     // The token goes to the spec's `bearer` scheme, so that schemathesis also tries every
     // operation without it (and with a wrong one) and expects a refusal.
     let config = dir.path().join("schemathesis.toml");
-    std::fs::write(&config, "[auth.openapi.bearer]\nbearer = \"${SWITCHBOARD_TEST_TOKEN}\"\n")
-        .expect("config");
+    std::fs::write(
+        &config,
+        "[auth.openapi.bearer]\nbearer = \"${SWITCHBOARD_TEST_TOKEN}\"\n",
+    )
+    .expect("config");
     let seed = std::env::var("SCHEMATHESIS_SEED").unwrap_or_else(|_| SEED.to_string());
     let run = tokio::process::Command::new(&st)
         .arg("--config-file")

@@ -599,7 +599,12 @@ async fn starttls_and_direct_tls_to_prosody_verify_its_certificate() {
     .await
     .expect("alice over STARTTLS");
     for (mode, server, show, expected) in [
-        (XmppTls::Starttls, prosody.server(), "dnd", Availability::DoNotDisturb),
+        (
+            XmppTls::Starttls,
+            prosody.server(),
+            "dnd",
+            Availability::DoNotDisturb,
+        ),
         (XmppTls::Direct, direct.clone(), "away", Availability::Away),
     ] {
         let mut chat = chat_config(&server);
@@ -609,7 +614,10 @@ async fn starttls_and_direct_tls_to_prosody_verify_its_certificate() {
         let mut rx = hub.subscribe();
         hub.start();
         wait_health(&hub, HealthStatus::Up, Duration::from_secs(15)).await;
-        alice.set_presence(Some(show), None, 0, None).await.expect("send");
+        alice
+            .set_presence(Some(show), None, 0, None)
+            .await
+            .expect("send");
         wait_presence(
             &hub,
             &mut rx,

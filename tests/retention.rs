@@ -53,8 +53,18 @@ async fn count(app: &TestApp, sql: &str, id: Uuid) -> i64 {
 async fn traces(app: &TestApp, id: Uuid) -> [i64; 4] {
     [
         count(app, "SELECT count(*) FROM people WHERE id = $1", id).await,
-        count(app, "SELECT count(*) FROM person_sources WHERE person_id = $1", id).await,
-        count(app, "SELECT count(*) FROM person_notes WHERE person_id = $1", id).await,
+        count(
+            app,
+            "SELECT count(*) FROM person_sources WHERE person_id = $1",
+            id,
+        )
+        .await,
+        count(
+            app,
+            "SELECT count(*) FROM person_notes WHERE person_id = $1",
+            id,
+        )
+        .await,
         count(
             app,
             "SELECT count(*) FROM change_log WHERE person_id = $1 \
@@ -103,7 +113,12 @@ async fn people_removed_longer_than_the_retention_period_are_purged_and_audited(
         .expect("photos");
     assert_eq!(photos, 0, "her photo went with her");
     assert_eq!(
-        count(&app, "SELECT count(*) FROM change_log WHERE person_id = $1", ada).await,
+        count(
+            &app,
+            "SELECT count(*) FROM change_log WHERE person_id = $1",
+            ada
+        )
+        .await,
         3,
         "the change log keeps that someone was added, removed and erased"
     );

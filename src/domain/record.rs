@@ -30,6 +30,9 @@ pub struct SourceRecord {
     pub photo: Option<Vec<u8>>,
     /// Where the record lives in a directory (its DN); identity stays `external_id`.
     pub dn: Option<String>,
+    /// The person's country as the source gives it (an ISO 3166 code or an English name): the
+    /// region their numbers written without a country code belong to.
+    pub country: Option<String>,
 }
 
 /// A validated contact, ready to store. Its `content_hash` decides whether a re-import changes anything.
@@ -403,7 +406,11 @@ mod tests {
             ..Default::default()
         };
         let err = rec.normalize(&normalizer()).expect_err("no name, no email");
-        assert!(err.reason.contains("no name and no email"), "{}", err.reason);
+        assert!(
+            err.reason.contains("no name and no email"),
+            "{}",
+            err.reason
+        );
 
         // An email and no name: kept under the address's local part, with a warning.
         let rec = SourceRecord {
@@ -436,7 +443,11 @@ mod tests {
             .map(|p| p.display.as_str())
             .collect();
         assert_eq!(kept_as_written, vec!["07700 900461 x", "12-ab"]);
-        assert!(kept.phones.iter().filter(|p| !p.valid).all(|p| p.e164.is_none()));
+        assert!(kept
+            .phones
+            .iter()
+            .filter(|p| !p.valid)
+            .all(|p| p.e164.is_none()));
         assert_eq!(kept.phones[2].e164.as_deref(), Some("+442079460018"));
         let warnings = kept.warnings.join("\n");
         for needle in ["not-an-email", "07700 900461 x", "12-ab", "icq:12345"] {
@@ -444,7 +455,10 @@ mod tests {
         }
         // Kept as written, found by its digits (with and without the trunk 0).
         let keys = kept.phones[0].search_keys();
-        assert_eq!(keys, vec!["7700900461".to_string(), "07700900461".to_string()]);
+        assert_eq!(
+            keys,
+            vec!["7700900461".to_string(), "07700900461".to_string()]
+        );
     }
 
     #[test]
@@ -452,9 +466,14 @@ mod tests {
         let mut rec = jane();
         rec.family_name = Some("S".repeat(10 * 1024 * 1024));
         let kept = rec.normalize(&normalizer()).expect("kept");
-        assert_eq!(kept.family_name.as_deref().map(str::len), Some(MAX_FIELD_CHARS));
+        assert_eq!(
+            kept.family_name.as_deref().map(str::len),
+            Some(MAX_FIELD_CHARS)
+        );
         assert!(
-            kept.warnings.iter().any(|w| w.starts_with("family_name cut to 512")),
+            kept.warnings
+                .iter()
+                .any(|w| w.starts_with("family_name cut to 512")),
             "{:?}",
             kept.warnings
         );

@@ -100,7 +100,10 @@ fn add_common_responses(spec: &mut utoipa::openapi::OpenApi) {
                     && serde_json::to_value(alternatives)
                         .ok()
                         .and_then(|v| v.as_array().cloned())
-                        .is_some_and(|a| a.iter().all(|r| r.as_object().is_some_and(|o| !o.is_empty())))
+                        .is_some_and(|a| {
+                            a.iter()
+                                .all(|r| r.as_object().is_some_and(|o| !o.is_empty()))
+                        })
             });
             let unauthorized = (
                 "401",

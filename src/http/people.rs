@@ -23,7 +23,8 @@ pub const MAX_QUERY_LEN: usize = 256;
 
 /// Over `MAX_QUERY_LEN` characters (counted only when the bytes could be that many).
 fn too_long(text: &str) -> bool {
-    text.len() > MAX_QUERY_LEN && (text.len() > 4 * MAX_QUERY_LEN || text.chars().count() > MAX_QUERY_LEN)
+    text.len() > MAX_QUERY_LEN
+        && (text.len() > 4 * MAX_QUERY_LEN || text.chars().count() > MAX_QUERY_LEN)
 }
 /// Paging stops here; narrow the query instead.
 pub const MAX_OFFSET: usize = 10_000;
@@ -325,7 +326,10 @@ mod tests {
         assert!(decode_cursor("!!").is_err());
         assert!(decode_cursor("o").is_err());
         assert!(decode_cursor("o+4").is_err());
-        assert!(decode_cursor("o10001").is_err(), "past the last page allowed");
+        assert!(
+            decode_cursor("o10001").is_err(),
+            "past the last page allowed"
+        );
         assert_eq!(decode_cursor("o10000").expect("last"), 10_000);
     }
 }

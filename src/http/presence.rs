@@ -74,7 +74,10 @@ async fn visible(state: &AppState, principal: &Principal, ids: Vec<Uuid>) -> Res
 #[into_params(parameter_in = Query)]
 pub struct IdsParams {
     /// Person ids (UUIDs), comma-separated, at most 1000.
-    #[param(max_length = 36999, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(,[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})*$")]
+    #[param(
+        max_length = 36999,
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(,[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})*$"
+    )]
     pub ids: String,
 }
 

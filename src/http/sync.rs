@@ -73,7 +73,11 @@ pub async fn list_runs(
         return Err(Error::invalid("limit", format!("must be 1 to {MAX_RUNS}")));
     }
     // No source's name holds a NUL (PostgreSQL text cannot): such a filter matches nothing.
-    if params.source.as_deref().is_some_and(|s| s.chars().count() > 256) {
+    if params
+        .source
+        .as_deref()
+        .is_some_and(|s| s.chars().count() > 256)
+    {
         return Err(Error::invalid("source", "longer than 256 characters"));
     }
     let items = match params.source.as_deref() {

@@ -411,9 +411,10 @@ impl XmppStream {
     pub async fn next(&mut self) -> std::result::Result<Element, BackendError> {
         match &mut self.incoming {
             Incoming::Inline(reader) => reader.next().await,
-            Incoming::Background { stanzas, .. } => stanzas.recv().await.unwrap_or_else(|| {
-                Err(BackendError::Unreachable("the stream ended".into()))
-            }),
+            Incoming::Background { stanzas, .. } => stanzas
+                .recv()
+                .await
+                .unwrap_or_else(|| Err(BackendError::Unreachable("the stream ended".into()))),
             Incoming::Switching => Err(BackendError::Unreachable("the stream ended".into())),
         }
     }
@@ -458,8 +459,7 @@ impl XmppStream {
             // TLS holds records until flushed.
             self.writer.flush().await
         };
-        match tokio::time::timeout(self.write_timeout, write).await
-        {
+        match tokio::time::timeout(self.write_timeout, write).await {
             Ok(written) => written.map_err(|e| BackendError::Unreachable(format!("write: {e}"))),
             Err(_) => Err(BackendError::Unreachable(format!(
                 "write blocked for {:?}",
@@ -1321,7 +1321,8 @@ mod tests {
             }
             std::future::pending::<()>().await;
         });
-        let mut stream = XmppStream::new(Box::new(TcpStream::connect(addr).await.expect("connect")));
+        let mut stream =
+            XmppStream::new(Box::new(TcpStream::connect(addr).await.expect("connect")));
         let result = stream.next().await;
         drop(stream);
         peer.abort();

@@ -28,6 +28,8 @@ pub enum Field {
     ManagerRef,
     Im,
     PhotoUrl,
+    /// The person's country (ISO code or English name): the region of their national numbers.
+    Country,
     Ignore,
 }
 
@@ -52,6 +54,7 @@ impl Field {
             "manager_email" | "manager" => Field::ManagerRef,
             "im" => Field::Im,
             "photo_url" => Field::PhotoUrl,
+            "country" => Field::Country,
             "ignore" => Field::Ignore,
             _ => return None,
         })
@@ -69,54 +72,103 @@ impl Field {
             .flat_map(char::to_lowercase)
             .collect();
         let work = Field::Phone(PhoneKind::Work);
-        let found =
-            match key.as_str() {
-                // Identity
-                "externalid" | "employeeid" | "employeenumber" | "objectguid" | "entryuuid" => {
-                    (Field::ExternalId, 1)
-                }
-                "uid" | "samaccountname" => (Field::ExternalId, 3),
-                "dn" | "distinguishedname" => (Field::ExternalId, 2),
-                // Names (Outlook, Google, csvde)
-                "givenname" | "firstname" => (Field::GivenName, 1),
-                "familyname" | "lastname" | "surname" | "sn" => (Field::FamilyName, 1),
-                "displayname" | "fullname" => (Field::DisplayName, 1),
-                "name" | "cn" => (Field::DisplayName, 2),
-                // Email
-                "emailaddress" | "mail" | "email1value" | "emailaddress1" | "primaryemail" => {
-                    (Field::Email, 1)
-                }
-                "email2address" | "email3address" | "email2value" | "email3value"
-                | "emailaddress2" => (Field::Email, 2),
-                // Phones
-                "businessphone" | "telephonenumber" | "workphone" | "phone1value"
-                | "officephone" => (work, 1),
-                "businessphone2" | "companymainphone" | "othertelephone" | "phone2value"
-                | "phone3value" => (work, 2),
-                "mobilephone" | "mobile" | "cellphone" | "cell" | "mobilenumber" => {
-                    (Field::Phone(PhoneKind::Mobile), 1)
-                }
-                "homephone" | "homephone2" | "hometelephone" => (Field::Phone(PhoneKind::Home), 1),
-                "businessfax" | "faxnumber" | "facsimiletelephonenumber" | "homefax" => {
-                    (Field::Phone(PhoneKind::Fax), 1)
-                }
-                "ext" | "ipphone" | "phoneextension" => (Field::Phone(PhoneKind::Extension), 1),
-                // Organisation
-                "jobtitle" | "organization1title" | "position" => (Field::Title, 1),
-                "dept" | "organization1department" => (Field::Department, 1),
-                "departmentnumber" => (Field::Department, 2),
-                "ou" | "organizationalunit" | "division" | "orgunit" => (Field::OrgUnit, 1),
-                "officelocation"
-                | "office"
-                | "physicaldeliveryofficename"
-                | "organization1location" => (Field::Location, 1),
-                "l" | "city" | "businesscity" => (Field::Location, 3),
-                "manageremail" | "managerdn" | "manager" => (Field::ManagerRef, 1),
-                "imaddress" | "msrtcsipprimaryuseraddress" | "impp" => (Field::Im, 1),
-                "photo" | "photourl" | "pictureurl" | "photo1value" => (Field::PhotoUrl, 1),
-                _ => return None,
-            };
+        let found = match key.as_str() {
+            // Identity
+            "externalid" | "employeeid" | "employeenumber" | "objectguid" | "entryuuid" => {
+                (Field::ExternalId, 1)
+            }
+            "uid" | "samaccountname" => (Field::ExternalId, 3),
+            "dn" | "distinguishedname" => (Field::ExternalId, 2),
+            // Names (Outlook, Google, csvde; German Outlook)
+            "givenname" | "firstname" | "vorname" => (Field::GivenName, 1),
+            "familyname" | "lastname" | "surname" | "sn" | "nachname" => (Field::FamilyName, 1),
+            "displayname" | "fullname" => (Field::DisplayName, 1),
+            "name" | "cn" => (Field::DisplayName, 2),
+            // Email
+            "emailaddress" | "mail" | "email" | "email1value" | "emailaddress1"
+            | "primaryemail" | "emailadresse" => (Field::Email, 1),
+            "email2address" | "email3address" | "email2value" | "email3value" | "emailaddress2"
+            | "email2adresse" | "email3adresse" => (Field::Email, 2),
+            // Phones
+            "businessphone"
+            | "telephonenumber"
+            | "workphone"
+            | "phone1value"
+            | "officephone"
+            | "phone"
+            | "telephone"
+            | "telefongeschäftlich" => (work, 1),
+            "businessphone2"
+            | "companymainphone"
+            | "othertelephone"
+            | "phone2value"
+            | "phone3value"
+            | "telefongeschäftlich2" => (work, 2),
+            "mobilephone" | "mobile" | "cellphone" | "cell" | "mobilenumber" | "mobiltelefon"
+            | "handy" => (Field::Phone(PhoneKind::Mobile), 1),
+            "homephone" | "homephone2" | "hometelephone" | "telefonprivat" => {
+                (Field::Phone(PhoneKind::Home), 1)
+            }
+            "businessfax"
+            | "faxnumber"
+            | "facsimiletelephonenumber"
+            | "homefax"
+            | "faxgeschäftlich" => (Field::Phone(PhoneKind::Fax), 1),
+            "ext" | "ipphone" | "phoneextension" => (Field::Phone(PhoneKind::Extension), 1),
+            // Organisation
+            "jobtitle" | "organization1title" | "position" => (Field::Title, 1),
+            "department" | "dept" | "organization1department" | "abteilung" => {
+                (Field::Department, 1)
+            }
+            "departmentnumber" => (Field::Department, 2),
+            "ou" | "organizationalunit" | "division" | "orgunit" => (Field::OrgUnit, 1),
+            "officelocation"
+            | "office"
+            | "physicaldeliveryofficename"
+            | "organization1location"
+            | "büro" => (Field::Location, 1),
+            "location" => (Field::Location, 2),
+            // Country: Outlook's business address, Google's first address, csvde/LDAP.
+            "businesscountryregion"
+            | "countryregion"
+            | "address1country"
+            | "landregiongeschäftlich"
+            | "co"
+            | "c"
+            | "countrycode" => (Field::Country, 1),
+            "homecountryregion" | "address2country" => (Field::Country, 2),
+            "l" | "city" | "businesscity" => (Field::Location, 3),
+            "manageremail" | "managerdn" | "manager" => (Field::ManagerRef, 1),
+            "imaddress" | "msrtcsipprimaryuseraddress" | "impp" => (Field::Im, 1),
+            "photo" | "photourl" | "pictureurl" | "photo1value" => (Field::PhotoUrl, 1),
+            _ => return None,
+        };
         Some(found)
+    }
+
+    /// The field's name as in our own columns (`ignore` for a column set aside).
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::ExternalId => "external_id",
+            Field::GivenName => "given_name",
+            Field::FamilyName => "family_name",
+            Field::DisplayName => "display_name",
+            Field::Email => "email",
+            Field::Phone(PhoneKind::Work) => "phone",
+            Field::Phone(PhoneKind::Mobile) => "mobile",
+            Field::Phone(PhoneKind::Home) => "home_phone",
+            Field::Phone(PhoneKind::Fax) => "fax",
+            Field::Phone(PhoneKind::Extension) => "extension",
+            Field::Title => "title",
+            Field::Department => "department",
+            Field::OrgUnit => "org_unit",
+            Field::Location => "location",
+            Field::ManagerRef => "manager",
+            Field::Im => "im",
+            Field::PhotoUrl => "photo_url",
+            Field::Country => "country",
+            Field::Ignore => "ignore",
+        }
     }
 
     fn multi_valued(self) -> bool {
@@ -237,6 +289,7 @@ impl Columns {
                 Field::Location => (&mut rec.location, "location"),
                 Field::ManagerRef => (&mut rec.manager_ref, "manager"),
                 Field::PhotoUrl => (&mut rec.photo_url, "photo"),
+                Field::Country => (&mut rec.country, "country"),
                 _ => continue,
             };
             if ranks.get(name).is_none_or(|best| rank < best) {
@@ -376,6 +429,11 @@ pub fn parse(bytes: &[u8], overrides: &BTreeMap<String, String>) -> Result<RawBa
         .collect();
     let columns = Columns::new(&headers, overrides)?;
     let mut batch = RawBatch::default();
+    batch.columns = headers
+        .iter()
+        .zip(&columns.fields)
+        .map(|(header, field)| (header.clone(), field.map(|(f, _)| f.name())))
+        .collect();
     let mut row = ::csv::StringRecord::new();
     let mut lines = Lines {
         text: text.as_bytes(),

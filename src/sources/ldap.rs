@@ -63,10 +63,12 @@ pub enum Field {
     Manager,
     Photo,
     Im,
+    /// `c` (ISO 3166 code) or `co` (its name): where the person's national numbers belong.
+    Country,
 }
 
 impl Field {
-    const ALL: [(&'static str, Field); 17] = [
+    const ALL: [(&'static str, Field); 18] = [
         ("external_id", Field::ExternalId),
         ("given_name", Field::GivenName),
         ("family_name", Field::FamilyName),
@@ -84,6 +86,7 @@ impl Field {
         ("manager", Field::Manager),
         ("photo", Field::Photo),
         ("im", Field::Im),
+        ("country", Field::Country),
     ];
 
     pub fn from_name(name: &str) -> Option<Field> {
@@ -108,6 +111,7 @@ impl Mapping {
             (Field::HomePhone, "homePhone"),
             (Field::Fax, "facsimileTelephoneNumber"),
             (Field::Manager, "manager"),
+            (Field::Country, "c,co"),
         ];
         let specific: &[(Field, &str)] = match flavor {
             Flavor::OpenLdap => &[
@@ -982,6 +986,7 @@ impl LdapSettings {
             photo_url: None,
             photo,
             dn: Some(entry.dn.clone()),
+            country: first(Field::Country),
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct RawBatch {
     /// External ids the source reported deleted (or disabled). Only partial runs use this; a
     /// full run removes whoever it does not list.
     pub removals: Vec<String>,
+    /// Files: each column's header and the field it was read as (`None`: not imported).
+    pub columns: Vec<(String, Option<&'static str>)>,
 }
 
 #[derive(Debug, Clone)]

@@ -42,10 +42,16 @@ function render(data) {
     li.appendChild(el('div', 'meta', [p.title, p.department, p.location].filter(Boolean).join(' · ')));
     const contact = el('div', 'contact');
     for (const ph of p.phones) {
-      const a = el('a');
-      a.href = ph.e164 ? 'tel:' + ph.e164 : 'tel:' + ph.display;
+      // A number kept as written (valid: false) is dialled by its digits, and says so.
+      const dial = ph.e164 || (ph.raw || ph.display).replace(/[^0-9+*#]/g, '');
+      const a = el(dial ? 'a' : 'span');
+      if (dial) a.href = 'tel:' + dial;
       a.appendChild(el('span', 'kind', ph.kind));
       a.appendChild(document.createTextNode(ph.display));
+      if (ph.valid === false) {
+        a.classList.add('unverified');
+        a.title = 'kept as the source wrote it: not a number the numbering plan knows';
+      }
       contact.appendChild(a);
     }
     for (const m of p.emails) {

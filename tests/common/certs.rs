@@ -46,7 +46,15 @@ pub fn issue(dir: &Path, name: &str, san: &str) -> Issued {
     );
     let mut args = vec!["req"];
     args.extend(ec);
-    args.extend(["-nodes", "-subj", "/CN=switchboard-test", "-keyout", &key, "-out", &csr]);
+    args.extend([
+        "-nodes",
+        "-subj",
+        "/CN=switchboard-test",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+    ]);
     openssl(dir, &args);
     std::fs::write(
         dir.join(&ext),
@@ -59,8 +67,21 @@ pub fn issue(dir: &Path, name: &str, san: &str) -> Issued {
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", &csr, "-CA", &ca_pem, "-CAkey", &ca_key, "-CAcreateserial",
-            "-days", "2", "-extfile", &ext, "-out", &pem,
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &pem,
         ],
     );
     Issued {

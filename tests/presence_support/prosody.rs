@@ -51,11 +51,7 @@ impl Prosody {
         }
         std::fs::create_dir_all(dir.path().join("certs")).expect("certs dir");
         let (tls_config, tls) = if tls {
-            let issued = certs::issue(
-                &dir.path().join("certs"),
-                DOMAIN,
-                &format!("DNS:{DOMAIN}"),
-            );
+            let issued = certs::issue(&dir.path().join("certs"), DOMAIN, &format!("DNS:{DOMAIN}"));
             let direct = free_port();
             let ssl = format!(
                 "{{ certificate = \"{}\", key = \"{}\" }}",
