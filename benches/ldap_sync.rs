@@ -4,6 +4,8 @@
 //!
 //! `cargo bench --bench ldap_sync -- --entries 100000 --changes 100`
 
+#[path = "../tests/common/certs.rs"]
+mod certs;
 #[path = "../tests/common/slapd.rs"]
 mod slapd;
 

@@ -428,12 +428,14 @@ pub fn parse(bytes: &[u8], overrides: &BTreeMap<String, String>) -> Result<RawBa
         .map(str::to_string)
         .collect();
     let columns = Columns::new(&headers, overrides)?;
-    let mut batch = RawBatch::default();
-    batch.columns = headers
-        .iter()
-        .zip(&columns.fields)
-        .map(|(header, field)| (header.clone(), field.map(|(f, _)| f.name())))
-        .collect();
+    let mut batch = RawBatch {
+        columns: headers
+            .iter()
+            .zip(&columns.fields)
+            .map(|(header, field)| (header.clone(), field.map(|(f, _)| f.name())))
+            .collect(),
+        ..RawBatch::default()
+    };
     let mut row = ::csv::StringRecord::new();
     let mut lines = Lines {
         text: text.as_bytes(),

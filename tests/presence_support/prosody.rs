@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-// Not every test crate that starts Prosody has `common`.
+// Not every test crate that starts Prosody has `common` (those that do compile it twice).
+#[allow(clippy::duplicate_mod)]
 #[path = "../common/certs.rs"]
 mod certs;
 use std::process::{Child, Command, Stdio};
