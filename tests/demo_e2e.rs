@@ -450,42 +450,12 @@ async fn a_killed_embedded_postgres_is_restarted_and_lookups_answer_503_meanwhil
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for _ in 0..3 {
-        let r = client
-            .get(&person)
-            .send()
-            .await
-            .expect("the server answers");
-        let status = r.status().as_u16();
-        let retry_after = r.headers().get("retry-after").cloned();
-        let body: serde_json::Value = r.json().await.expect("problem");
-        assert_eq!(
-            status, 503,
-            "never a 500 while the database is down: {body}"
-        );
-        assert_eq!(body["code"], "unavailable", "{body}");
-        assert!(retry_after.is_some(), "503 says when to retry");
+        assert!(!answered(&client, &person).await, "the database is down");
     }
     drop(lock);
     let mut unavailable = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let r = client
-            .get(&person)
-            .send()
-            .await
-            .expect("the server answers");
-        let status = r.status().as_u16();
-        if status == 200 {
-            break;
-        }
-        let retry_after = r.headers().get("retry-after").cloned();
-        let body: serde_json::Value = r.json().await.expect("problem");
-        assert_eq!(
-            status, 503,
-            "never a 500 while the database is down: {body}"
-        );
-        assert_eq!(body["code"], "unavailable", "{body}");
-        assert!(retry_after.is_some(), "503 says when to retry");
+    while !answered(&client, &person).await {
         unavailable += 1;
         assert!(
             std::time::Instant::now() < deadline,
@@ -518,4 +488,23 @@ fn children_of(pid: i32) -> Vec<i32> {
                 == Some(pid)
         })
         .collect()
+}
+
+/// GETs `url`: true on 200; otherwise it must be 503 `unavailable` with `Retry-After` (never a
+/// 500 while the database is down), and the answer is false.
+async fn answered(client: &reqwest::Client, url: &str) -> bool {
+    let r = client.get(url).send().await.expect("the server answers");
+    let status = r.status().as_u16();
+    if status == 200 {
+        return true;
+    }
+    let retry_after = r.headers().get("retry-after").cloned();
+    let body: serde_json::Value = r.json().await.expect("problem");
+    assert_eq!(
+        status, 503,
+        "never a 500 while the database is down: {body}"
+    );
+    assert_eq!(body["code"], "unavailable", "{body}");
+    assert!(retry_after.is_some(), "503 says when to retry");
+    false
 }
