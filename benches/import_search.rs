@@ -19,7 +19,7 @@ use switchboard::db::EmbeddedPostgres;
 use switchboard::domain::{PhoneNormalizer, SourceRecord};
 use switchboard::search::indexer::Indexer;
 use switchboard::search::SearchIndex;
-use switchboard::sources::csv::CsvSource;
+use switchboard::sources::file::FileSource;
 use switchboard::sources::ContactSource;
 use switchboard::sync::{self, ImportOptions};
 
@@ -524,7 +524,7 @@ async fn import_and_index(
     let phones = PhoneNormalizer::new("US").expect("region");
     let opts = import_options();
     let t = Instant::now();
-    let raw = CsvSource::new(csv_path, Default::default())
+    let raw = FileSource::new(csv_path, None, Default::default())
         .read()
         .await
         .expect("read csv");
@@ -554,7 +554,7 @@ async fn import_and_index(
 
     // Re-import of the unchanged file.
     let t = Instant::now();
-    let raw = CsvSource::new(csv_path, Default::default())
+    let raw = FileSource::new(csv_path, None, Default::default())
         .read()
         .await
         .expect("read csv");

@@ -13,11 +13,10 @@ use crate::audit::AuditEvent;
 use crate::config::Config;
 use crate::db::{people, runs, Database};
 use crate::demo::{DemoSource, DEMO_SOURCE};
-use crate::domain::PhoneNormalizer;
 use crate::error::{Error, Result};
 use crate::search::indexer::Indexer;
 use crate::search::SearchIndex;
-use crate::sources::csv::CsvSource;
+use crate::sources::file::{FileSource, Format};
 use crate::sources::ContactSource;
 use crate::sync::{self, ImportOptions, ImportReport};
 
@@ -161,22 +160,44 @@ fn parse_role(s: &str) -> std::result::Result<Role, String> {
 
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
-    /// Import a CSV export (Outlook, Google Contacts, AD csvde, or our own columns).
-    Csv {
-        file: PathBuf,
-        /// Name of the source these people belong to.
-        #[arg(long)]
-        source: String,
-        /// The file lists the whole source: people of this source missing from it are removed.
-        #[arg(long)]
-        full: bool,
-        /// Report what would change; write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Allow a full import to remove more than `import.max_delete_share` of the source.
-        #[arg(long)]
-        force: bool,
-    },
+    /// Import a CSV export (Outlook, Google Contacts, Thunderbird, AD csvde, or our own
+    /// columns); Excel workbooks, vCard and LDIF files given here are recognized too.
+    Csv(ImportArgs),
+    /// Import the first sheet of an Excel workbook (.xlsx), its first row the headers.
+    Xlsx(ImportArgs),
+    /// Import a vCard file (3.0 or 4.0; several cards per file), as Apple, Google and Outlook
+    /// export them.
+    Vcard(ImportArgs),
+    /// Import an LDIF file (slapcat, ldapsearch, AD ldifde), mapped as an LDAP sync maps it.
+    Ldif(ImportArgs),
+}
+
+impl ImportCommand {
+    fn split(self) -> (Option<Format>, ImportArgs) {
+        match self {
+            ImportCommand::Csv(args) => (None, args),
+            ImportCommand::Xlsx(args) => (Some(Format::Xlsx), args),
+            ImportCommand::Vcard(args) => (Some(Format::Vcard), args),
+            ImportCommand::Ldif(args) => (Some(Format::Ldif), args),
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    file: PathBuf,
+    /// Name of the source these people belong to.
+    #[arg(long)]
+    source: String,
+    /// The file lists the whole source: people of this source missing from it are removed.
+    #[arg(long)]
+    full: bool,
+    /// Report the format, the column mapping and what would change; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Allow a full import to remove more than `import.max_delete_share` of the source.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -312,22 +333,25 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             db.close().await;
             result.map(|_| ExitCode::SUCCESS)
         }
-        Command::Import(ImportCommand::Csv {
-            file,
-            source,
-            full,
-            dry_run,
-            force,
-        }) => {
+        Command::Import(command) => {
+            let (format, args) = command.split();
+            let ImportArgs {
+                file,
+                source,
+                full,
+                dry_run,
+                force,
+            } = args;
             let columns = config
                 .source(&source)
                 .map(|s| s.columns.clone())
                 .unwrap_or_default();
-            let mut csv = CsvSource::new(&file, columns);
-            let raw = csv.read().await?;
+            let mut reader = FileSource::new(&file, format, columns);
+            let raw = reader.read().await?;
+            print_mapping(&raw, dry_run);
             let opts = ImportOptions {
                 source,
-                kind: csv.kind().into(),
+                kind: reader.kind().into(),
                 full,
                 dry_run,
                 force,
@@ -340,11 +364,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             db.close().await;
             let report = result?;
             print_report(&file.display().to_string(), &opts, &report);
-            Ok(if report.rejects.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(EXIT_REJECTED_ROWS)
-            })
+            Ok(exit_status(&report))
         }
         Command::Sync(SyncCommand::Ldap {
             source,
@@ -400,11 +420,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 merge: config.merge.clone(),
             };
             print_report(&input, &opts, &sync.report);
-            Ok(if sync.report.rejects.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(EXIT_REJECTED_ROWS)
-            })
+            Ok(exit_status(&sync.report))
         }
         Command::Sync(SyncCommand::Runs {
             source,
@@ -672,7 +688,7 @@ async fn run_import(
     raw: sync::RawBatch,
     opts: &ImportOptions,
 ) -> Result<ImportReport> {
-    let phones = PhoneNormalizer::new(&config.default_region).map_err(Error::Config)?;
+    let phones = config.phones(Some(&opts.source))?;
     let progress = spinner();
     let result = sync::import(&db.pool, raw, &phones, opts, &progress).await;
     progress.finish_and_clear();
@@ -720,6 +736,46 @@ fn spinner() -> ProgressBar {
     }
     bar.enable_steady_tick(Duration::from_millis(100));
     bar
+}
+
+/// 0: nobody refused (warnings are printed); 2: some rows refused; 1: every row refused.
+fn exit_status(report: &ImportReport) -> ExitCode {
+    let c = &report.counts;
+    if report.rejects.is_empty() {
+        ExitCode::SUCCESS
+    } else if c.added + c.updated + c.unchanged == 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::from(EXIT_REJECTED_ROWS)
+    }
+}
+
+/// A dry run shows the detected format and every column's field; a real run names the columns
+/// it did not import, once.
+fn print_mapping(raw: &sync::RawBatch, dry_run: bool) {
+    if dry_run {
+        println!("format: {}", raw.format);
+        if !raw.columns.is_empty() {
+            println!("columns:");
+        }
+        for (header, field) in &raw.columns {
+            println!("  {header} → {}", field.unwrap_or("(not imported)"));
+        }
+        return;
+    }
+    let unused: Vec<&str> = raw
+        .columns
+        .iter()
+        .filter(|(header, field)| field.is_none() && !header.trim().is_empty())
+        .map(|(header, _)| header.as_str())
+        .collect();
+    if !unused.is_empty() {
+        println!(
+            "not imported ({} columns; map them with `columns` in the source's config): {}",
+            unused.len(),
+            unused.join(", ")
+        );
+    }
 }
 
 /// Rejects and changes shown before "… and N more".

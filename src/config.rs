@@ -9,6 +9,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::{PhoneNormalizer, RegionRules};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -18,8 +19,15 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Address the HTTP server listens on.
     pub listen: SocketAddr,
-    /// ISO 3166 region used to read phone numbers written without a country code.
-    pub default_region: String,
+    /// ISO 3166 region of phone numbers written without a country code, when neither the
+    /// person's country, their other numbers, their source nor their office (`[regions]`) says;
+    /// also the region whose numbers are shown in national format. None: such numbers are kept
+    /// as written, with a warning.
+    #[serde(default)]
+    pub default_region: Option<String>,
+    /// Office location → ISO 3166 region of its people's national numbers (`"London" = "GB"`).
+    #[serde(default)]
+    pub regions: BTreeMap<String, String>,
     pub database: DatabaseConfig,
     pub import: ImportConfig,
     pub search: SearchConfig,
@@ -151,6 +159,9 @@ pub struct SourceConfig {
     /// CSV only: header name in the file → Switchboard field (e.g. `"Emp No" = "external_id"`).
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
+    /// ISO 3166 region of this source's numbers written without a country code, when the
+    /// person's country and other numbers do not say (before `[regions]` and `default_region`).
+    pub default_region: Option<String>,
     /// Directories: `ldap://host:389` or `ldaps://host:636`.
     pub url: Option<String>,
     /// Directories: upgrade `ldap://` with StartTLS.
@@ -187,6 +198,7 @@ impl std::fmt::Debug for SourceConfig {
         f.debug_struct("SourceConfig")
             .field("name", &self.name)
             .field("kind", &self.kind)
+            .field("default_region", &self.default_region)
             .field("url", &self.url)
             .field("bind_dn", &self.bind_dn)
             .field(
@@ -274,7 +286,8 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("./data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            default_region: "US".into(),
+            default_region: None,
+            regions: BTreeMap::new(),
             database: DatabaseConfig {
                 url: None,
                 url_file: None,
@@ -335,8 +348,11 @@ impl Config {
                 "import.max_delete_share must be between 0 and 1".into(),
             ));
         }
-        crate::domain::phone::parse_region(&self.default_region)
-            .map_err(|e| Error::Config(format!("default_region: {e}")))?;
+        for source in &self.sources {
+            self.phones(Some(&source.name))
+                .map_err(|e| Error::Config(format!("source {}: {e}", source.name)))?;
+        }
+        self.phones(None)?;
         if !matches!(self.merge.key.as_str(), "email" | "none") {
             return Err(Error::Config(format!(
                 "merge.key `{}` must be `email` or `none`",
@@ -391,6 +407,21 @@ impl Config {
         // Checks durations, networks and the sign-in sections (reads no secrets, connects nowhere).
         crate::access::Access::check(&self.access, &self.sources)?;
         Ok(())
+    }
+
+    /// The phone normalizer for people of `source`: its `default_region`, the `[regions]` map,
+    /// then the global `default_region`.
+    pub fn phones(&self, source: Option<&str>) -> Result<PhoneNormalizer> {
+        let source_default = source
+            .and_then(|name| self.source(name))
+            .and_then(|s| s.default_region.as_deref());
+        RegionRules::new(
+            self.default_region.as_deref(),
+            &self.regions,
+            source_default,
+        )
+        .and_then(PhoneNormalizer::with_rules)
+        .map_err(Error::Config)
     }
 
     pub fn source(&self, name: &str) -> Option<&SourceConfig> {

@@ -16,6 +16,12 @@ pub const DEMO_DOMAIN: &str = "example.com";
 
 struct Office {
     name: &'static str,
+    /// As an export's country column writes it (a code or a name): the region of the office's
+    /// numbers written without a country code.
+    country: &'static str,
+    /// Numbers written nationally (`020 7946 0018`), as people in this office write them:
+    /// the calling code they leave out.
+    national: Option<&'static str>,
     /// The office's direct-dial blocks (E.164 digits without `+`); a person's extension follows.
     did_prefixes: &'static [&'static str],
     ext_digits: usize,
@@ -29,6 +35,8 @@ struct Office {
 const OFFICES: &[Office] = &[
     Office {
         name: "London",
+        country: "United Kingdom",
+        national: Some("44"),
         did_prefixes: &["44203", "44207"],
         ext_digits: 7,
         mobile_prefix: &["44740", "44770", "44795"],
@@ -52,6 +60,8 @@ const OFFICES: &[Office] = &[
     },
     Office {
         name: "New York",
+        country: "US",
+        national: None,
         did_prefixes: &["121246", "121247", "121248"],
         ext_digits: 5,
         mobile_prefix: &["19172", "16463", "13474"],
@@ -75,6 +85,8 @@ const OFFICES: &[Office] = &[
     },
     Office {
         name: "Berlin",
+        country: "Deutschland",
+        national: Some("49"),
         did_prefixes: &["4930"],
         ext_digits: 8,
         mobile_prefix: &["49151", "49160", "49170"],
@@ -106,6 +118,8 @@ const OFFICES: &[Office] = &[
     },
     Office {
         name: "Paris",
+        country: "FR",
+        national: None,
         did_prefixes: &["3314", "3315"],
         ext_digits: 7,
         mobile_prefix: &["3361", "3362", "3376"],
@@ -137,6 +151,8 @@ const OFFICES: &[Office] = &[
     },
     Office {
         name: "Madrid",
+        country: "ES",
+        national: None,
         did_prefixes: &["3491"],
         ext_digits: 7,
         mobile_prefix: &["346"],
@@ -160,6 +176,8 @@ const OFFICES: &[Office] = &[
     },
     Office {
         name: "Warsaw",
+        country: "PL",
+        national: None,
         did_prefixes: &["4822"],
         ext_digits: 7,
         mobile_prefix: &["4860", "4850", "4879"],
@@ -191,6 +209,8 @@ const OFFICES: &[Office] = &[
     },
     Office {
         name: "Stockholm",
+        country: "SE",
+        national: None,
         did_prefixes: &["46850"],
         ext_digits: 6,
         mobile_prefix: &["4670", "4672", "4673"],
@@ -214,6 +234,8 @@ const OFFICES: &[Office] = &[
     },
     Office {
         name: "Istanbul",
+        country: "TR",
+        national: None,
         did_prefixes: &["90212"],
         ext_digits: 7,
         mobile_prefix: &["90532", "90535", "90542"],
@@ -229,6 +251,8 @@ const OFFICES: &[Office] = &[
     },
     Office {
         name: "Tokyo",
+        country: "JP",
+        national: None,
         did_prefixes: &["813"],
         ext_digits: 8,
         mobile_prefix: &["8190", "8180"],
@@ -251,6 +275,8 @@ const OFFICES: &[Office] = &[
     },
     Office {
         name: "Bengaluru",
+        country: "IN",
+        national: None,
         did_prefixes: &["91804"],
         ext_digits: 7,
         mobile_prefix: &["9198", "9199", "9197"],
@@ -274,6 +300,8 @@ const OFFICES: &[Office] = &[
     },
     Office {
         name: "São Paulo",
+        country: "BR",
+        national: None,
         did_prefixes: &["55113"],
         ext_digits: 7,
         mobile_prefix: &["55119"],
@@ -305,6 +333,8 @@ const OFFICES: &[Office] = &[
     },
     Office {
         name: "Zürich",
+        country: "CH",
+        national: None,
         did_prefixes: &["4144"],
         ext_digits: 7,
         mobile_prefix: &["4179", "4178", "4176"],
@@ -500,6 +530,8 @@ pub fn generate(count: usize, seed: u64) -> Vec<SourceRecord> {
             department: Some(dept.name.to_string()),
             org_unit: Some(unit.to_string()),
             location: Some(office.name.to_string()),
+            country: Some(office.country.to_string()),
+            read_warnings: Vec::new(),
             manager_ref: manager,
             emails: vec![email],
             phones,
@@ -507,7 +539,6 @@ pub fn generate(count: usize, seed: u64) -> Vec<SourceRecord> {
             photo_url: None,
             photo: None,
             dn: None,
-            country: None,
         });
     }
     assign_numbers(&mut rng, &mut people, &offices);
@@ -533,7 +564,11 @@ fn assign_numbers(rng: &mut SmallRng, people: &mut [SourceRecord], offices: &[us
                 }
                 candidate = random_number(rng, prefixes, digits);
             }
-            *number = candidate;
+            *number = match office.national {
+                // `+4420…` → `020…`: the trunk prefix where the calling code was.
+                Some(code) => format!("0{}", &candidate[1 + code.len()..]),
+                None => candidate,
+            };
         }
     }
 }
@@ -582,9 +617,8 @@ impl ContactSource for DemoSource {
             .collect();
         Ok(RawBatch {
             records,
-            rejects: Vec::new(),
-            removals: Vec::new(),
-            columns: Vec::new(),
+            format: "demo company".into(),
+            ..RawBatch::default()
         })
     }
 }
@@ -592,7 +626,7 @@ impl ContactSource for DemoSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::PhoneNormalizer;
+    use crate::domain::{Phone, PhoneNormalizer};
 
     #[test]
     fn every_generated_person_is_valid() {
@@ -601,9 +635,7 @@ mod tests {
         let (valid, rejects) = crate::sync::validate(
             RawBatch {
                 records: people.into_iter().map(|r| (None, r)).collect(),
-                rejects: vec![],
-                removals: vec![],
-                columns: vec![],
+                ..RawBatch::default()
             },
             &phones,
         );
@@ -612,6 +644,22 @@ mod tests {
         // Nothing odd either: every number is valid in its plan.
         let odd: Vec<&String> = valid.iter().flat_map(|(_, r)| &r.warnings).collect();
         assert!(odd.is_empty(), "{:?}", &odd[..odd.len().min(5)]);
+        // London and Berlin write their numbers nationally; each person's country places them.
+        for (office, code) in [("London", "+44"), ("Berlin", "+49")] {
+            let phones: Vec<&Phone> = valid
+                .iter()
+                .filter(|(_, r)| r.location.as_deref() == Some(office))
+                .flat_map(|(_, r)| &r.phones)
+                .collect();
+            assert!(!phones.is_empty(), "{office}");
+            for phone in phones {
+                assert!(phone.raw.starts_with('0'), "{office}: {phone:?}");
+                assert!(
+                    phone.e164.as_deref().is_some_and(|e| e.starts_with(code)),
+                    "{office}: {phone:?}"
+                );
+            }
+        }
     }
 
     #[test]

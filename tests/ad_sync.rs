@@ -10,7 +10,7 @@ use switchboard::sync::directory::{sync_directory, DirectorySyncOptions, Directo
 
 async fn sync(app: &mut TestApp, source: &SourceConfig) -> DirectorySyncReport {
     let config = Config {
-        default_region: "DE".into(),
+        default_region: Some("DE".into()),
         sources: vec![source.clone()],
         ..Config::default()
     };

@@ -8,7 +8,7 @@ use switchboard::sync::ChangeKind;
 use switchboard::Error;
 
 fn read(name: &str) -> String {
-    switchboard::sources::csv::decode(&std::fs::read(fixture(name)).expect("fixture"))
+    switchboard::sources::file::decode(&std::fs::read(fixture(name)).expect("fixture")).0
 }
 
 async fn person_by_email(app: &TestApp, email: &str) -> serde_json::Value {

@@ -15,7 +15,7 @@ fn fixture_ldif() -> String {
 
 fn config(source: &SourceConfig) -> Config {
     Config {
-        default_region: "GB".into(),
+        default_region: Some("GB".into()),
         sources: vec![source.clone()],
         ..Config::default()
     }

@@ -1,5 +1,6 @@
 //! Pure types of the directory: no I/O here.
 
+pub mod country;
 pub mod numbering;
 pub mod phone;
 pub mod record;
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub use phone::{Phone, PhoneKind, PhoneNormalizer, PhoneParser, PrivateParser};
+pub use phone::{Phone, PhoneKind, PhoneNormalizer, PhoneParser, PrivateParser, RegionRules};
 pub use record::{normalize_dn, NormalizedRecord, Photo, RecordError, SourceRecord};
 
 /// A person as the API returns them: everything a caller needs to reach them.

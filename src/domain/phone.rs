@@ -1,6 +1,9 @@
 //! Phone numbers: kept as typed, normalized to E.164 with the `phonenumber` crate.
 
-use phonenumber::country::Id as Region;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+pub use phonenumber::country::Id as Region;
 use phonenumber::metadata::Database;
 use phonenumber::Mode;
 use serde::{Deserialize, Serialize};
@@ -114,26 +117,91 @@ pub fn parse_region(code: &str) -> Result<Region, String> {
         .map_err(|_| format!("`{code}` is not an ISO 3166 region code"))
 }
 
-/// Normalizes phone numbers against a default region.
-#[derive(Debug, Clone, Copy)]
+/// Where a person's numbers written without a country code belong when neither their own
+/// country nor their other numbers say: the source's default, their office's (`[regions]`), the
+/// company's (`default_region`). The first that is set wins.
+#[derive(Debug, Clone, Default)]
+pub struct RegionRules {
+    pub source_default: Option<Region>,
+    /// Office location (lower case) → region.
+    pub by_location: HashMap<String, Region>,
+    pub default: Option<Region>,
+}
+
+impl RegionRules {
+    /// Reads the settings as written (ISO 3166 codes); an error names the one that is wrong.
+    pub fn new(
+        default: Option<&str>,
+        by_location: &BTreeMap<String, String>,
+        source_default: Option<&str>,
+    ) -> Result<RegionRules, String> {
+        let region = |setting: &str, code: Option<&str>| {
+            code.map(|c| parse_region(c).map_err(|e| format!("{setting}: {e}")))
+                .transpose()
+        };
+        let mut locations = HashMap::with_capacity(by_location.len());
+        for (location, code) in by_location {
+            let r = parse_region(code).map_err(|e| format!("regions.\"{location}\": {e}"))?;
+            locations.insert(location.trim().to_lowercase(), r);
+        }
+        Ok(RegionRules {
+            source_default: region("the source's default_region", source_default)?,
+            by_location: locations,
+            default: region("default_region", default)?,
+        })
+    }
+
+    /// The region for someone at `location` whose own country is not known.
+    pub fn fallback(&self, location: Option<&str>) -> Option<Region> {
+        self.source_default
+            .or_else(|| {
+                let location = location?.trim().to_lowercase();
+                self.by_location.get(&location).copied()
+            })
+            .or(self.default)
+    }
+}
+
+/// The region whose numbering plan `e164` belongs to (the main region of its calling code).
+pub fn region_of_e164(e164: &str) -> Option<Region> {
+    let digits = e164.strip_prefix('+')?;
+    (1..=3.min(digits.len())).find_map(|len| {
+        let code: u16 = digits[..len].parse().ok()?;
+        let plans = phonenumber::metadata::DATABASE.by_code(&code)?;
+        plans.first()?.id().parse().ok()
+    })
+}
+
+/// Normalizes phone numbers: written with a country code, or read in a region the caller
+/// infers ([`RegionRules`]); never in a region nobody named.
+#[derive(Debug, Clone)]
 pub struct PhoneNormalizer {
-    region: Region,
-    /// The region's country calling code: numbers with it are shown in national format.
-    calling_code: u16,
+    rules: Arc<RegionRules>,
+    /// The company's calling code: numbers with it are shown in national format.
+    calling_code: Option<u16>,
 }
 
 /// The longest all-digit string treated as an internal extension rather than a public number.
 const MAX_EXTENSION_DIGITS: usize = 6;
 
 impl PhoneNormalizer {
+    /// A normalizer whose default region is `region` (tests, tools).
     pub fn new(region: &str) -> Result<Self, String> {
-        let region = parse_region(region)?;
-        let calling_code = phonenumber::metadata::DATABASE
-            .by_id(region.as_ref())
-            .map(|m| m.country_code())
-            .ok_or_else(|| format!("no numbering plan for region `{}`", region.as_ref()))?;
+        Self::with_rules(RegionRules::new(Some(region), &BTreeMap::new(), None)?)
+    }
+
+    pub fn with_rules(rules: RegionRules) -> Result<Self, String> {
+        let calling_code = match rules.default {
+            Some(region) => Some(
+                phonenumber::metadata::DATABASE
+                    .by_id(region.as_ref())
+                    .map(|m| m.country_code())
+                    .ok_or_else(|| format!("no numbering plan for region `{}`", region.as_ref()))?,
+            ),
+            None => None,
+        };
         Ok(PhoneNormalizer {
-            region,
+            rules: Arc::new(rules),
             calling_code,
         })
     }
@@ -151,19 +219,28 @@ impl PhoneNormalizer {
     pub fn with_private_parser<R>(&self, f: impl FnOnce(&PrivateParser<'_>) -> R) -> R {
         numbering::with_private_database(|db| {
             f(&PrivateParser {
-                normalizer: *self,
+                normalizer: self,
                 db,
             })
         })
     }
 
-    /// Parses one number. Short all-digit strings are internal extensions.
+    /// Parses one number in the fallback region (no location known). Short all-digit strings
+    /// are internal extensions.
     pub fn normalize(&self, kind: PhoneKind, raw: &str) -> Result<Phone, String> {
-        self.normalize_with(numbering::shared_database(), kind, raw)
+        let region = self.rules.fallback(None);
+        self.normalize_with(numbering::shared_database(), kind, raw, region)
     }
 
-    /// Parses one number with the numbering plans in `db` (a private copy, see [`numbering`]).
-    fn normalize_with(&self, db: &Database, kind: PhoneKind, raw: &str) -> Result<Phone, String> {
+    /// Parses one number with the numbering plans in `db` (a private copy, see [`numbering`]),
+    /// reading a number without a country code in `region`.
+    fn normalize_with(
+        &self,
+        db: &Database,
+        kind: PhoneKind,
+        raw: &str,
+        region: Option<Region>,
+    ) -> Result<Phone, String> {
         let trimmed = raw.trim();
         if Self::is_extension(kind, raw) {
             let ext: String = trimmed.chars().filter(|c| !c.is_whitespace()).collect();
@@ -179,10 +256,29 @@ impl PhoneNormalizer {
                 valid: true,
             });
         }
-        // A number written with its country code needs no default region; giving one anyway
-        // makes phonenumber 0.3 strip that region's trunk prefix (`+33 1 41…` loses its `1` for US).
-        let region = (!trimmed.starts_with('+')).then_some(self.region);
-        let number = phonenumber::parse_with(db, region, trimmed)
+        // A number written with its country code needs no region; giving one anyway makes
+        // phonenumber 0.3 strip that region's trunk prefix (`+33 1 41…` loses its `1` for US).
+        let region = if trimmed.starts_with('+') {
+            None
+        } else {
+            region
+        };
+        if region.is_none() && !is_international(trimmed) {
+            return Err(format!(
+                "`{raw}` has no country code and no country is known for this person \
+                 (add a country column, the source's `default_region`, a `[regions]` entry \
+                 for their location, or `default_region`)"
+            ));
+        }
+        let written;
+        let text = match trimmed.strip_prefix("00") {
+            Some(rest) if region.is_none() => {
+                written = format!("+{rest}");
+                written.as_str()
+            }
+            _ => trimmed,
+        };
+        let number = phonenumber::parse_with(db, region, text)
             .map_err(|e| format!("`{raw}` is not a phone number ({e})"))?;
         if !numbering::is_valid(&number) {
             return Err(format!("`{raw}` is not a valid phone number"));
@@ -191,7 +287,7 @@ impl PhoneNormalizer {
         // (for the other modes).
         let e164 = format!("+{}{}", number.code().value(), number.national());
         let extension = number.extension().map(|e| e.to_string());
-        let mode = if number.code().value() == self.calling_code {
+        let mode = if Some(number.code().value()) == self.calling_code {
             Mode::National
         } else {
             Mode::International
@@ -209,26 +305,62 @@ impl PhoneNormalizer {
     }
 }
 
+/// Written with its country code: `+44…`, or `0044…` (the international prefix of most of the
+/// world, assumed only where no region is known; a known region's own prefix is its plan's).
+pub fn is_international(written: &str) -> bool {
+    let written = written.trim_start();
+    written.starts_with('+') || written.starts_with("00")
+}
+
 /// A parser with a private copy of the numbering plans (`PhoneNormalizer::with_private_parser`).
 pub struct PrivateParser<'a> {
-    normalizer: PhoneNormalizer,
+    normalizer: &'a PhoneNormalizer,
     db: &'a Database,
 }
 
 /// Something that turns a number as written into a `Phone`.
 pub trait PhoneParser {
-    fn parse(&self, kind: PhoneKind, raw: &str) -> Result<Phone, String>;
+    /// Parses `raw`, reading a number without a country code in `region` (none: refused with
+    /// a message that says which setting would give one).
+    fn parse_in(&self, kind: PhoneKind, raw: &str, region: Option<Region>)
+        -> Result<Phone, String>;
+
+    /// Where numbers of someone at `location` belong when the person does not say.
+    fn rules(&self) -> &RegionRules;
+
+    /// Parses `raw` in the fallback region.
+    fn parse(&self, kind: PhoneKind, raw: &str) -> Result<Phone, String> {
+        self.parse_in(kind, raw, self.rules().fallback(None))
+    }
 }
 
 impl PhoneParser for PhoneNormalizer {
-    fn parse(&self, kind: PhoneKind, raw: &str) -> Result<Phone, String> {
-        self.normalize(kind, raw)
+    fn parse_in(
+        &self,
+        kind: PhoneKind,
+        raw: &str,
+        region: Option<Region>,
+    ) -> Result<Phone, String> {
+        self.normalize_with(numbering::shared_database(), kind, raw, region)
+    }
+
+    fn rules(&self) -> &RegionRules {
+        &self.rules
     }
 }
 
 impl PhoneParser for PrivateParser<'_> {
-    fn parse(&self, kind: PhoneKind, raw: &str) -> Result<Phone, String> {
-        self.normalizer.normalize_with(self.db, kind, raw)
+    fn parse_in(
+        &self,
+        kind: PhoneKind,
+        raw: &str,
+        region: Option<Region>,
+    ) -> Result<Phone, String> {
+        self.normalizer.normalize_with(self.db, kind, raw, region)
+    }
+
+    fn rules(&self) -> &RegionRules {
+        &self.normalizer.rules
     }
 }
 
@@ -245,7 +377,9 @@ mod tests {
             return n.normalize(kind, raw);
         }
         let trimmed = raw.trim();
-        let region = (!trimmed.starts_with('+')).then_some(n.region);
+        let region = (!trimmed.starts_with('+'))
+            .then_some(n.rules.default)
+            .flatten();
         let number = phonenumber::parse(region, trimmed)
             .map_err(|e| format!("`{raw}` is not a phone number ({e})"))?;
         if !phonenumber::is_valid(&number) {
@@ -253,7 +387,7 @@ mod tests {
         }
         let e164 = number.format().mode(Mode::E164).to_string();
         let extension = number.extension().map(|e| e.to_string());
-        let mode = if number.code().value() == n.calling_code {
+        let mode = if Some(number.code().value()) == n.calling_code {
             Mode::National
         } else {
             Mode::International

@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::country::region_of_country;
+use super::phone::{region_of_e164, Phone, PhoneKind, PhoneParser};
 #[cfg(test)]
-use super::phone::PhoneNormalizer;
-use super::phone::{Phone, PhoneKind, PhoneParser};
+use super::phone::{PhoneNormalizer, RegionRules};
 use super::IM_SCHEMES;
 
 /// A contact as read from a source, before validation. Empty strings mean "absent".
@@ -33,6 +34,9 @@ pub struct SourceRecord {
     /// The person's country as the source gives it (an ISO 3166 code or an English name): the
     /// region their numbers written without a country code belong to.
     pub country: Option<String>,
+    /// What the source could not read of this record (a value that is not base64…): kept as
+    /// warnings on the person.
+    pub read_warnings: Vec<String>,
 }
 
 /// A validated contact, ready to store. Its `content_hash` decides whether a re-import changes anything.
@@ -246,9 +250,9 @@ impl SourceRecord {
 
     /// Validates and normalizes. Refused only when it cannot be a person (no name and no
     /// email); anything else odd is a warning on the kept record.
-    pub fn normalize(self, phones: &impl PhoneParser) -> Result<NormalizedRecord, RecordError> {
+    pub fn normalize(mut self, phones: &impl PhoneParser) -> Result<NormalizedRecord, RecordError> {
         let external_id = self.identity();
-        let mut warnings = Vec::new();
+        let mut warnings = std::mem::take(&mut self.read_warnings);
 
         let mut emails = Vec::with_capacity(self.emails.len());
         for raw in self.emails.iter().filter(|e| !e.trim().is_empty()) {
@@ -278,22 +282,7 @@ impl SourceRecord {
             reason: "no id".into(),
         })?;
 
-        let mut normalized_phones: Vec<Phone> = Vec::with_capacity(self.phones.len());
-        for (kind, raw) in self.phones.iter().filter(|(_, raw)| !raw.trim().is_empty()) {
-            let phone = phones.parse(*kind, raw).unwrap_or_else(|e| {
-                warnings.push(format!("phone kept as written: {e}"));
-                Phone::as_written(*kind, raw)
-            });
-            let duplicate = normalized_phones.iter().any(|p| {
-                p.kind == phone.kind
-                    && p.e164 == phone.e164
-                    && p.extension == phone.extension
-                    && (p.valid || p.raw == phone.raw)
-            });
-            if !duplicate {
-                normalized_phones.push(phone);
-            }
-        }
+        let normalized_phones = self.normalize_phones(phones, &mut warnings);
         let photo = self
             .photo
             .filter(|bytes| !bytes.is_empty())
@@ -336,6 +325,67 @@ impl SourceRecord {
             photo,
             warnings,
         })
+    }
+}
+
+impl SourceRecord {
+    /// Numbers with a country code first; then the national ones, read in the first region
+    /// known: the person's country, the country of their numbers written internationally,
+    /// then the source's, their office's or the company's (`RegionRules`). Kept in the order
+    /// written, duplicates dropped.
+    fn normalize_phones(
+        &self,
+        phones: &impl PhoneParser,
+        warnings: &mut Vec<String>,
+    ) -> Vec<Phone> {
+        let written: Vec<&(PhoneKind, String)> = self
+            .phones
+            .iter()
+            .filter(|(_, raw)| !raw.trim().is_empty())
+            .collect();
+        let mut parsed: Vec<Option<Result<Phone, String>>> = written
+            .iter()
+            .map(|(kind, raw)| {
+                raw.trim_start()
+                    .starts_with('+')
+                    .then(|| phones.parse_in(*kind, raw, None))
+            })
+            .collect();
+        if parsed.iter().any(Option::is_none) {
+            let region = self
+                .country
+                .as_deref()
+                .and_then(region_of_country)
+                .or_else(|| {
+                    parsed
+                        .iter()
+                        .flatten()
+                        .find_map(|p| p.as_ref().ok()?.e164.as_deref().and_then(region_of_e164))
+                })
+                .or_else(|| phones.rules().fallback(self.location.as_deref()));
+            for (slot, (kind, raw)) in parsed.iter_mut().zip(&written) {
+                if slot.is_none() {
+                    *slot = Some(phones.parse_in(*kind, raw, region));
+                }
+            }
+        }
+        let mut kept: Vec<Phone> = Vec::with_capacity(written.len());
+        for (result, (kind, raw)) in parsed.into_iter().flatten().zip(&written) {
+            let phone = result.unwrap_or_else(|e| {
+                warnings.push(format!("phone kept as written: {e}"));
+                Phone::as_written(*kind, raw)
+            });
+            let duplicate = kept.iter().any(|p| {
+                p.kind == phone.kind
+                    && p.e164 == phone.e164
+                    && p.extension == phone.extension
+                    && (p.valid || p.raw == phone.raw)
+            });
+            if !duplicate {
+                kept.push(phone);
+            }
+        }
+        kept
     }
 }
 
@@ -383,6 +433,75 @@ mod tests {
             ],
             ..Default::default()
         }
+    }
+
+    fn e164s(rec: &NormalizedRecord) -> Vec<Option<&str>> {
+        rec.phones.iter().map(|p| p.e164.as_deref()).collect()
+    }
+
+    #[test]
+    fn national_numbers_are_read_in_the_first_region_known() {
+        use std::collections::BTreeMap;
+        let offices = BTreeMap::from([("Berlin".to_string(), "DE".to_string())]);
+        let rules = |source: Option<&str>, default: Option<&str>| {
+            PhoneNormalizer::with_rules(RegionRules::new(default, &offices, source).expect("rules"))
+                .expect("normalizer")
+        };
+        let person =
+            |country: Option<&str>, location: Option<&str>, phones: &[&str]| SourceRecord {
+                display_name: Some("Kim".into()),
+                country: country.map(str::to_string),
+                location: location.map(str::to_string),
+                phones: phones
+                    .iter()
+                    .map(|p| (PhoneKind::Work, p.to_string()))
+                    .collect(),
+                ..Default::default()
+            };
+        let none = rules(None, None);
+        let us = rules(None, Some("US"));
+
+        // The person's country column wins over everything else.
+        let r = person(Some("Deutschland"), Some("London"), &["030 901820"])
+            .normalize(&rules(Some("GB"), Some("US")))
+            .expect("kept");
+        assert_eq!(e164s(&r), [Some("+4930901820")]);
+        // Then their other numbers written with a country code, in any order.
+        let r = person(None, None, &["020 7946 0018", "+44 7400 123456"])
+            .normalize(&us)
+            .expect("kept");
+        assert_eq!(e164s(&r), [Some("+442079460018"), Some("+447400123456")]);
+        // Then the source's default, before the office's.
+        let r = person(None, Some("Berlin"), &["020 7946 0018"])
+            .normalize(&rules(Some("GB"), None))
+            .expect("kept");
+        assert_eq!(e164s(&r), [Some("+442079460018")]);
+        // Then the office (any case), then the company's default.
+        let r = person(None, Some(" berlin"), &["030 901820"])
+            .normalize(&us)
+            .expect("kept");
+        assert_eq!(e164s(&r), [Some("+4930901820")]);
+        let r = person(None, Some("Paris"), &["(212) 555-0100"])
+            .normalize(&us)
+            .expect("kept");
+        assert_eq!(e164s(&r), [Some("+12125550100")]);
+        // 0044… needs no region.
+        let r = person(None, None, &["0044 20 7946 0018"])
+            .normalize(&none)
+            .expect("kept");
+        assert_eq!(e164s(&r), [Some("+442079460018")]);
+
+        // None known: kept as written, and the warning says what to set. Never read as US.
+        let r = person(None, Some("Paris"), &["07700 900461"])
+            .normalize(&none)
+            .expect("kept");
+        assert_eq!(e164s(&r), [None]);
+        assert!(!r.phones[0].valid);
+        assert!(
+            r.warnings[0].contains("default_region") && r.warnings[0].contains("[regions]"),
+            "{:?}",
+            r.warnings
+        );
     }
 
     #[test]

@@ -4,12 +4,11 @@
 //! Windows-1252, which is what Outlook writes on Windows. See `schema/csv-columns.md`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::db::runs::Reject;
 use crate::domain::{PhoneKind, SourceRecord};
 use crate::error::{Error, Result};
-use crate::sources::ContactSource;
 use crate::sync::RawBatch;
 
 /// What a column holds.
@@ -122,6 +121,7 @@ impl Field {
             }
             "departmentnumber" => (Field::Department, 2),
             "ou" | "organizationalunit" | "division" | "orgunit" => (Field::OrgUnit, 1),
+            "company" | "firma" | "organization1name" => (Field::OrgUnit, 2),
             "officelocation"
             | "office"
             | "physicaldeliveryofficename"
@@ -137,7 +137,7 @@ impl Field {
             | "c"
             | "countrycode" => (Field::Country, 1),
             "homecountryregion" | "address2country" => (Field::Country, 2),
-            "l" | "city" | "businesscity" => (Field::Location, 3),
+            "l" | "city" | "businesscity" | "ortgeschäftlich" => (Field::Location, 3),
             "manageremail" | "managerdn" | "manager" => (Field::ManagerRef, 1),
             "imaddress" | "msrtcsipprimaryuseraddress" | "impp" => (Field::Im, 1),
             "photo" | "photourl" | "pictureurl" | "photo1value" => (Field::PhotoUrl, 1),
@@ -311,53 +311,6 @@ impl Columns {
     }
 }
 
-/// A CSV file as a contact source.
-pub struct CsvSource {
-    path: PathBuf,
-    columns: BTreeMap<String, String>,
-}
-
-impl CsvSource {
-    pub fn new(path: impl Into<PathBuf>, columns: BTreeMap<String, String>) -> Self {
-        CsvSource {
-            path: path.into(),
-            columns,
-        }
-    }
-}
-
-impl ContactSource for CsvSource {
-    fn kind(&self) -> &'static str {
-        "csv"
-    }
-
-    async fn read(&mut self) -> Result<RawBatch> {
-        let path = self.path.clone();
-        let columns = self.columns.clone();
-        tokio::task::spawn_blocking(move || parse_file(&path, &columns))
-            .await
-            .map_err(|e| Error::Internal(e.into()))?
-    }
-}
-
-/// Decodes a whole file: UTF-8 (with or without BOM), else Windows-1252.
-pub fn decode(bytes: &[u8]) -> String {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if let Ok(text) = std::str::from_utf8(bytes) {
-        return text.to_string();
-    }
-    // A file with UTF-8 characters and a few bad bytes is UTF-8 with damage: the bad bytes
-    // become U+FFFD and their rows are refused. Without any UTF-8 character it is a legacy export.
-    if bytes.utf8_chunks().any(|chunk| !chunk.valid().is_ascii()) {
-        String::from_utf8_lossy(bytes).into_owned()
-    } else {
-        encoding_rs::WINDOWS_1252
-            .decode_without_bom_handling(bytes)
-            .0
-            .into_owned()
-    }
-}
-
 /// 1-based line numbers from byte offsets, counted incrementally (records arrive in order).
 /// The csv crate's own line numbers are off by one for CRLF files and after blank lines.
 struct Lines<'t> {
@@ -412,9 +365,36 @@ pub fn detect_delimiter(text: &str) -> u8 {
 
 /// Parses a CSV export into records; a row that cannot be read becomes a reject with its line.
 pub fn parse(bytes: &[u8], overrides: &BTreeMap<String, String>) -> Result<RawBatch> {
-    let text = decode(bytes);
+    crate::sources::file::parse(bytes, Some(crate::sources::file::Format::Csv), overrides)
+}
+
+/// Which tool wrote a file with these headers, to say so in a dry run.
+fn flavor(headers: &[String]) -> &'static str {
+    let has = |name: &str| headers.iter().any(|h| h.trim().eq_ignore_ascii_case(name));
+    if has("Vorname") || has("Nachname") {
+        "Outlook (German)"
+    } else if has("E-mail 1 - Value") && has("Given Name") {
+        "Google Contacts (old export)"
+    } else if has("E-mail 1 - Value") || has("Phone 1 - Value") {
+        "Google Contacts"
+    } else if has("Primary Email") {
+        "Thunderbird"
+    } else if has("E-mail Address") || has("Business Phone") {
+        "Outlook"
+    } else if has("DN") && (has("objectClass") || has("sAMAccountName")) {
+        "AD csvde"
+    } else if headers.iter().all(|h| Field::from_name(h.trim()).is_some()) {
+        "Switchboard columns"
+    } else {
+        "columns by name"
+    }
+}
+
+/// Parses decoded CSV text.
+pub fn parse_text(text: &str, overrides: &BTreeMap<String, String>) -> Result<RawBatch> {
+    let delimiter = detect_delimiter(text);
     let mut reader = ::csv::ReaderBuilder::new()
-        .delimiter(detect_delimiter(&text))
+        .delimiter(delimiter)
         .flexible(true)
         .has_headers(true)
         .from_reader(text.as_bytes());
@@ -427,15 +407,12 @@ pub fn parse(bytes: &[u8], overrides: &BTreeMap<String, String>) -> Result<RawBa
         .iter()
         .map(str::to_string)
         .collect();
-    let columns = Columns::new(&headers, overrides)?;
-    let mut batch = RawBatch {
-        columns: headers
-            .iter()
-            .zip(&columns.fields)
-            .map(|(header, field)| (header.clone(), field.map(|(f, _)| f.name())))
-            .collect(),
-        ..RawBatch::default()
+    let mut table = Table::new(headers, overrides)?;
+    let delimiter = match delimiter {
+        b'\t' => "tab".to_string(),
+        d => format!("`{}`", char::from(d)),
     };
+    table.batch.format = format!("CSV ({}), {delimiter}-delimited", flavor(&table.headers));
     let mut row = ::csv::StringRecord::new();
     let mut lines = Lines {
         text: text.as_bytes(),
@@ -448,38 +425,11 @@ pub fn parse(bytes: &[u8], overrides: &BTreeMap<String, String>) -> Result<RawBa
             Ok(true) => {
                 let line = row.position().map(|p| lines.at(p.byte()));
                 let fields: Vec<&str> = row.iter().collect();
-                if fields.iter().all(|f| f.trim().is_empty()) {
-                    continue;
-                }
-                // Refused rows keep their id when they have one, so a full import keeps the person.
-                let known = &fields[..fields.len().min(headers.len())];
-                let refuse = |reason: String| Reject {
-                    line,
-                    external_id: columns.record(known).identity(),
-                    dn: None,
-                    reason,
-                };
-                if fields.len() > headers.len()
-                    && fields[headers.len()..].iter().any(|f| !f.trim().is_empty())
-                {
-                    batch.rejects.push(refuse(format!(
-                        "{} fields, but the header has {}",
-                        fields.len(),
-                        headers.len()
-                    )));
-                    continue;
-                }
-                if fields.iter().any(|f| f.contains('\u{FFFD}')) {
-                    batch
-                        .rejects
-                        .push(refuse("contains bytes that are not valid UTF-8".into()));
-                    continue;
-                }
-                batch.records.push((line, columns.record(&fields)));
+                table.row(line, &fields);
             }
             Err(e) => {
                 let line = e.position().map(|p| lines.at(p.byte()));
-                batch.rejects.push(Reject {
+                table.batch.rejects.push(Reject {
                     line,
                     external_id: None,
                     dn: None,
@@ -494,7 +444,89 @@ pub fn parse(bytes: &[u8], overrides: &BTreeMap<String, String>) -> Result<RawBa
             }
         }
     }
-    Ok(batch)
+    Ok(table.batch)
+}
+
+/// Parses rows of cells (a spreadsheet's), the first being the header, each with its number.
+pub fn parse_table(
+    rows: Vec<(u64, Vec<String>)>,
+    overrides: &BTreeMap<String, String>,
+) -> Result<RawBatch> {
+    let mut rows = rows
+        .into_iter()
+        .skip_while(|(_, cells)| cells.iter().all(|c| c.trim().is_empty()));
+    let Some((_, headers)) = rows.next() else {
+        return Err(Error::Input {
+            path: PathBuf::new(),
+            reason: "the sheet is empty: no header row".into(),
+        });
+    };
+    let width = headers
+        .iter()
+        .rposition(|h| !h.trim().is_empty())
+        .map_or(0, |i| i + 1);
+    let mut table = Table::new(headers[..width].to_vec(), overrides)?;
+    for (line, cells) in rows {
+        let fields: Vec<&str> = cells.iter().map(String::as_str).collect();
+        table.row(Some(line), &fields);
+    }
+    Ok(table.batch)
+}
+
+/// A header row's mapping and the batch its rows go into.
+struct Table {
+    headers: Vec<String>,
+    columns: Columns,
+    batch: RawBatch,
+}
+
+impl Table {
+    fn new(headers: Vec<String>, overrides: &BTreeMap<String, String>) -> Result<Table> {
+        let columns = Columns::new(&headers, overrides)?;
+        let batch = RawBatch {
+            columns: headers
+                .iter()
+                .zip(&columns.fields)
+                .map(|(header, field)| (header.clone(), field.map(|(f, _)| f.name())))
+                .collect(),
+            ..RawBatch::default()
+        };
+        Ok(Table {
+            headers,
+            columns,
+            batch,
+        })
+    }
+
+    /// Takes one row: a record, or a reject with its line.
+    fn row(&mut self, line: Option<u64>, fields: &[&str]) {
+        let width = self.headers.len();
+        if fields.iter().all(|f| f.trim().is_empty()) {
+            return;
+        }
+        // Refused rows keep their id when they have one, so a full import keeps the person.
+        let known = &fields[..fields.len().min(width)];
+        let refuse = |reason: String| Reject {
+            line,
+            external_id: self.columns.record(known).identity(),
+            dn: None,
+            reason,
+        };
+        if fields.len() > width && fields[width..].iter().any(|f| !f.trim().is_empty()) {
+            let reject = refuse(format!(
+                "{} fields, but the header has {width}",
+                fields.len()
+            ));
+            self.batch.rejects.push(reject);
+            return;
+        }
+        if fields.iter().any(|f| f.contains('\u{FFFD}')) {
+            let reject = refuse("contains bytes that are not valid UTF-8".into());
+            self.batch.rejects.push(reject);
+            return;
+        }
+        self.batch.records.push((line, self.columns.record(known)));
+    }
 }
 
 /// Writes records in our own column format, the one `import csv` reads without a mapping.
@@ -548,21 +580,6 @@ pub fn write_records<W: std::io::Write>(out: W, records: &[SourceRecord]) -> Res
     }
     writer.flush()?;
     Ok(())
-}
-
-/// Reads and parses a file, naming it in errors.
-pub fn parse_file(path: &Path, overrides: &BTreeMap<String, String>) -> Result<RawBatch> {
-    let bytes = std::fs::read(path).map_err(|e| Error::Input {
-        path: path.into(),
-        reason: e.to_string(),
-    })?;
-    parse(&bytes, overrides).map_err(|e| match e {
-        Error::Input { reason, .. } => Error::Input {
-            path: path.into(),
-            reason,
-        },
-        e => e,
-    })
 }
 
 #[cfg(test)]

@@ -92,6 +92,13 @@ impl Field {
     pub fn from_name(name: &str) -> Option<Field> {
         Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
     }
+
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map_or("", |(n, _)| n)
+    }
 }
 
 /// Which attributes fill which field, each with fallbacks in order of preference.
@@ -111,7 +118,7 @@ impl Mapping {
             (Field::HomePhone, "homePhone"),
             (Field::Fax, "facsimileTelephoneNumber"),
             (Field::Manager, "manager"),
-            (Field::Country, "c,co"),
+            (Field::Country, "c,co,countryCode"),
         ];
         let specific: &[(Field, &str)] = match flavor {
             Flavor::OpenLdap => &[
@@ -139,7 +146,71 @@ impl Mapping {
         )
     }
 
-    fn attrs(&self, field: Field) -> &[String] {
+    /// The record an entry maps to (its `external_id` is left for the caller: see [`stable_id`]).
+    pub fn record(&self, entry: &SearchEntry) -> SourceRecord {
+        let first = |field: Field| -> Option<String> {
+            self.attrs(field)
+                .iter()
+                .find_map(|a| text_values(entry, a).into_iter().next())
+        };
+        let all = |field: Field| -> Vec<String> {
+            self.attrs(field)
+                .iter()
+                .flat_map(|a| text_values(entry, a))
+                .collect()
+        };
+        let mut phones = Vec::new();
+        for (field, kind) in [
+            (Field::Phone, PhoneKind::Work),
+            (Field::Mobile, PhoneKind::Mobile),
+            (Field::HomePhone, PhoneKind::Home),
+            (Field::Fax, PhoneKind::Fax),
+            (Field::Extension, PhoneKind::Extension),
+        ] {
+            phones.extend(all(field).into_iter().map(|p| (kind, p)));
+        }
+        let photo = self.attrs(Field::Photo).iter().find_map(|a| {
+            entry
+                .bin_attrs
+                .get(a)
+                .and_then(|v| v.first().cloned())
+                .or_else(|| {
+                    entry
+                        .attrs
+                        .get(a)
+                        .and_then(|v| v.first().map(|s| s.as_bytes().to_vec()))
+                })
+        });
+        SourceRecord {
+            external_id: None,
+            given_name: first(Field::GivenName),
+            family_name: first(Field::FamilyName),
+            display_name: first(Field::DisplayName),
+            title: first(Field::Title),
+            department: first(Field::Department),
+            org_unit: first(Field::OrgUnit),
+            location: first(Field::Location),
+            manager_ref: first(Field::Manager),
+            emails: all(Field::Email),
+            phones,
+            im: all(Field::Im),
+            photo_url: None,
+            photo,
+            dn: Some(entry.dn.clone()),
+            country: first(Field::Country),
+            read_warnings: Vec::new(),
+        }
+    }
+
+    /// The field an attribute fills, if any.
+    pub fn field_of(&self, attr: &str) -> Option<Field> {
+        self.0
+            .iter()
+            .find(|(_, attrs)| attrs.iter().any(|a| a.eq_ignore_ascii_case(attr)))
+            .map(|(f, _)| *f)
+    }
+
+    pub fn attrs(&self, field: Field) -> &[String] {
         self.0.get(&field).map_or(&[], Vec::as_slice)
     }
 
@@ -927,67 +998,11 @@ impl LdapSettings {
                 }
                 continue;
             }
-            let mut record = self.record(&entry);
+            let mut record = self.mapping.record(&entry);
             record.external_id = Some(id);
             records.push(record);
         }
         records
-    }
-
-    fn record(&self, entry: &SearchEntry) -> SourceRecord {
-        let first = |field: Field| -> Option<String> {
-            self.mapping
-                .attrs(field)
-                .iter()
-                .find_map(|a| text_values(entry, a).into_iter().next())
-        };
-        let all = |field: Field| -> Vec<String> {
-            self.mapping
-                .attrs(field)
-                .iter()
-                .flat_map(|a| text_values(entry, a))
-                .collect()
-        };
-        let mut phones = Vec::new();
-        for (field, kind) in [
-            (Field::Phone, PhoneKind::Work),
-            (Field::Mobile, PhoneKind::Mobile),
-            (Field::HomePhone, PhoneKind::Home),
-            (Field::Fax, PhoneKind::Fax),
-            (Field::Extension, PhoneKind::Extension),
-        ] {
-            phones.extend(all(field).into_iter().map(|p| (kind, p)));
-        }
-        let photo = self.mapping.attrs(Field::Photo).iter().find_map(|a| {
-            entry
-                .bin_attrs
-                .get(a)
-                .and_then(|v| v.first().cloned())
-                .or_else(|| {
-                    entry
-                        .attrs
-                        .get(a)
-                        .and_then(|v| v.first().map(|s| s.as_bytes().to_vec()))
-                })
-        });
-        SourceRecord {
-            external_id: None,
-            given_name: first(Field::GivenName),
-            family_name: first(Field::FamilyName),
-            display_name: first(Field::DisplayName),
-            title: first(Field::Title),
-            department: first(Field::Department),
-            org_unit: first(Field::OrgUnit),
-            location: first(Field::Location),
-            manager_ref: first(Field::Manager),
-            emails: all(Field::Email),
-            phones,
-            im: all(Field::Im),
-            photo_url: None,
-            photo,
-            dn: Some(entry.dn.clone()),
-            country: first(Field::Country),
-        }
     }
 }
 
@@ -1003,7 +1018,7 @@ fn text_values(entry: &SearchEntry, attr: &str) -> Vec<String> {
 
 /// The entry's stable id: a textual UUID (`entryUUID`), a binary GUID (`objectGUID`), or any
 /// other attribute's text.
-fn stable_id(entry: &SearchEntry, attrs: &[String]) -> Option<String> {
+pub fn stable_id(entry: &SearchEntry, attrs: &[String]) -> Option<String> {
     attrs.iter().find_map(|attr| {
         if let Some(v) = text_values(entry, attr).into_iter().next() {
             let v = v.trim().to_string();
@@ -1026,7 +1041,7 @@ fn stable_id(entry: &SearchEntry, attrs: &[String]) -> Option<String> {
     })
 }
 
-fn is_disabled(entry: &SearchEntry) -> bool {
+pub fn is_disabled(entry: &SearchEntry) -> bool {
     text_values(entry, "userAccountControl")
         .first()
         .and_then(|v| v.trim().parse::<i64>().ok())
@@ -1105,6 +1120,7 @@ mod tests {
         LdapSettings::from_config(&SourceConfig {
             name: "corp".into(),
             kind: kind.into(),
+            default_region: None,
             url: Some("ldap://127.0.0.1:3890".into()),
             base_dn: Some("dc=example,dc=com".into()),
             ..Default::default()
@@ -1187,6 +1203,7 @@ mod tests {
         let mut c = SourceConfig {
             name: "corp".into(),
             kind: "ldap".into(),
+            default_region: None,
             url: Some("http://x".into()),
             base_dn: Some("dc=x".into()),
             ..Default::default()

@@ -1,7 +1,10 @@
 //! Where people come from. Each source reads its system and hands the sync engine a `RawBatch`.
 
 pub mod csv;
+pub mod file;
 pub mod ldap;
+pub mod ldif;
+pub mod vcard;
 
 use std::future::Future;
 

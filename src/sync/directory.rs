@@ -59,7 +59,7 @@ pub async fn sync_directory(
     progress: &ProgressBar,
 ) -> Result<DirectorySyncReport> {
     let settings = LdapSettings::from_config(source)?;
-    let phones = Arc::new(PhoneNormalizer::new(&config.default_region).map_err(Error::Config)?);
+    let phones = Arc::new(config.phones(Some(&source.name))?);
     let cursor = if opts.full || opts.person.is_some() {
         None
     } else {

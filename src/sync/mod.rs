@@ -28,8 +28,11 @@ pub struct RawBatch {
     /// External ids the source reported deleted (or disabled). Only partial runs use this; a
     /// full run removes whoever it does not list.
     pub removals: Vec<String>,
-    /// Files: each column's header and the field it was read as (`None`: not imported).
+    /// Files: each column's header (LDIF: attribute) and the field it was read as (`None`:
+    /// not imported).
     pub columns: Vec<(String, Option<&'static str>)>,
+    /// Files: the format as detected (`CSV (Outlook), `;`-delimited, UTF-8 with BOM`).
+    pub format: String,
 }
 
 #[derive(Debug, Clone)]

@@ -215,8 +215,17 @@ impl TestApp {
         opts: &ImportOptions,
     ) -> switchboard::Result<ImportReport> {
         let phones = PhoneNormalizer::new("GB").expect("region");
-        let report =
-            sync::import(&self.db.pool, raw, &phones, opts, &ProgressBar::hidden()).await?;
+        self.import_with(raw, opts, &phones).await
+    }
+
+    /// Imports with the given phone normalizer (regions as a config would give them).
+    pub async fn import_with(
+        &mut self,
+        raw: RawBatch,
+        opts: &ImportOptions,
+        phones: &PhoneNormalizer,
+    ) -> switchboard::Result<ImportReport> {
+        let report = sync::import(&self.db.pool, raw, phones, opts, &ProgressBar::hidden()).await?;
         self.indexer.catch_up().await.expect("catch up");
         Ok(report)
     }

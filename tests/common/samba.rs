@@ -186,6 +186,7 @@ impl SambaDc {
         switchboard::config::SourceConfig {
             name: name.into(),
             kind: "active_directory".into(),
+            default_region: None,
             url: Some(self.url.clone()),
             // Plain LDAP to the test DC's own network namespace (its test certificate is not
             // for that address).

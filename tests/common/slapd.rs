@@ -401,6 +401,7 @@ impl Slapd {
         switchboard::config::SourceConfig {
             name: name.into(),
             kind: "ldap".into(),
+            default_region: None,
             url: Some(self.url.clone()),
             bind_dn: Some(READER_DN.into()),
             bind_password: Some(READER_PW.into()),

@@ -1,0 +1,343 @@
+//! Files as companies have them, against a real PostgreSQL: vCard (Apple, Outlook 2.1, vCard 4),
+//! LDIF, Excel, Outlook's German "Unicode" export; numbers as people write them, each person kept
+//! and each oddity reported by line; the command line's format, mapping and exit statuses.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{fixture, options, TestApp};
+use switchboard::domain::{PhoneNormalizer, RegionRules};
+use switchboard::sources::file::{self, Format};
+use switchboard::sync::{ImportReport, RawBatch};
+
+fn read(name: &str, format: Option<Format>) -> RawBatch {
+    file::parse_file(&fixture(name), format, &BTreeMap::new()).expect("parse")
+}
+
+/// Phone numbers read with `[regions]` only: no company-wide default region.
+fn regions(offices: &[(&str, &str)]) -> PhoneNormalizer {
+    let offices: BTreeMap<String, String> = offices
+        .iter()
+        .map(|(l, r)| (l.to_string(), r.to_string()))
+        .collect();
+    PhoneNormalizer::with_rules(RegionRules::new(None, &offices, None).expect("rules"))
+        .expect("normalizer")
+}
+
+async fn person(app: &TestApp, email: &str) -> serde_json::Value {
+    let (status, _, body) = app
+        .get(&format!("/api/v1/people?q={}", common::urlencode(email)))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|p| p["emails"][0] == email))
+        .unwrap_or_else(|| panic!("{email} not found in {body}"))["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    app.get(&format!("/api/v1/people/{id}")).await.2
+}
+
+fn phones(person: &serde_json::Value) -> Vec<(String, String)> {
+    person["phones"]
+        .as_array()
+        .expect("phones")
+        .iter()
+        .map(|p| {
+            let number = p["e164"].as_str().map_or_else(
+                || format!("as written: {}", p["raw"].as_str().unwrap_or_default()),
+                str::to_string,
+            );
+            (p["kind"].as_str().unwrap_or_default().to_string(), number)
+        })
+        .collect()
+}
+
+fn warnings(report: &ImportReport) -> Vec<(Option<u64>, String)> {
+    report
+        .warnings
+        .iter()
+        .map(|w| (w.line, w.reason.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn vcards_from_apple_outlook_and_vcard4() {
+    let mut app = TestApp::new().await;
+    let raw = read("files/contacts.vcf", None);
+    assert!(raw.format.starts_with("vCard"), "{}", raw.format);
+    let report = app
+        .import_with(raw, &options("cards"), &regions(&[]))
+        .await
+        .expect("import");
+    assert_eq!((report.counts.added, report.counts.rejected), (3, 1));
+    assert!(
+        report.rejects[0].reason.contains("END:VCARD") && report.rejects[0].line == Some(40),
+        "{:?}",
+        report.rejects
+    );
+
+    // Apple: national numbers placed by the work address's country; the fiction-range mobile
+    // kept as written and reported by the card's first line; photo, unit and XMPP read.
+    let olu = person(&app, "olusegun.okafor@example.com").await;
+    assert_eq!(
+        phones(&olu),
+        [
+            ("work".to_string(), "+442079460123".to_string()),
+            ("mobile".to_string(), "as written: 07700 900461".to_string())
+        ]
+    );
+    assert_eq!(olu["department"], "Engineering");
+    assert_eq!(olu["title"], "Staff Engineer");
+    assert_eq!(olu["im"][0], "xmpp:olusegun@chat.example.com");
+    let photo = olu["photo_url"].as_str().expect("photo");
+    let (status, content_type, _) = app.get(photo).await;
+    assert_eq!(
+        (status.as_u16(), content_type.as_str()),
+        (200, "image/jpeg")
+    );
+    assert_eq!(
+        warnings(&report),
+        [(
+            Some(1),
+            "phone kept as written: `07700 900461` is not a valid phone number".to_string()
+        )]
+    );
+
+    // Outlook's vCard 2.1: Windows-1252 text, a quoted-printable title folded with `=`.
+    let jurgen = person(&app, "juergen.mueller@example.de").await;
+    assert_eq!(jurgen["display_name"], "Jürgen Müller");
+    assert_eq!(jurgen["title"], "Leiter Vertrieb Süd");
+    assert_eq!(jurgen["department"], "Vertrieb");
+    assert_eq!(
+        phones(&jurgen),
+        [
+            ("work".to_string(), "+4930901820".to_string()),
+            ("mobile".to_string(), "+4915123456789".to_string())
+        ]
+    );
+
+    // vCard 4: tel: URIs with an extension, escaped commas, a urn:uuid UID.
+    let ana = person(&app, "ana.lima@example.com").await;
+    assert_eq!(ana["department"], "Sales, EMEA");
+    assert_eq!(ana["phones"][0]["extension"], "12");
+    assert_eq!(
+        phones(&ana),
+        [
+            ("work".to_string(), "+442079460018".to_string()),
+            ("mobile".to_string(), "+5511912345678".to_string())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn ldif_maps_as_the_ldap_sync_does() {
+    let mut app = TestApp::new().await;
+    let raw = read("ldap/people.ldif", None);
+    assert!(raw.format.starts_with("LDIF"), "{}", raw.format);
+    let report = app
+        .import_with(raw, &options("ldif"), &regions(&[]))
+        .await
+        .expect("import");
+    assert_eq!((report.counts.added, report.counts.rejected), (5, 0));
+    // The number nobody can dial is a warning, by the entry's line.
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    assert!(report.warnings[0].reason.contains("call reception"));
+    assert!(report.warnings[0].line.is_some());
+
+    let jose = person(&app, "jose.mueller@example.com").await;
+    assert_eq!(jose["display_name"], "José Müller");
+    assert_eq!(jose["location"], "Berlin");
+    assert_eq!(jose["manager"]["display_name"], "Alice Smith");
+    let john = person(&app, "john.doe@example.com").await;
+    assert_eq!(john["display_name"], "Johnny Doe");
+    assert_eq!(john["emails"].as_array().map(Vec::len), Some(2));
+    assert!(john["photo_url"].is_string(), "{john}");
+}
+
+#[tokio::test]
+async fn an_excel_sheet_from_hr() {
+    let mut app = TestApp::new().await;
+    // `import csv` takes a workbook too: recognized by content.
+    let raw = read("files/hr.xlsx", None);
+    assert_eq!(raw.format, "Excel workbook (first sheet)");
+    let mapped: BTreeMap<String, Option<&str>> = raw.columns.iter().cloned().collect();
+    assert_eq!(mapped["Employee ID"], Some("external_id"));
+    assert_eq!(mapped["Office"], Some("location"));
+    assert_eq!(mapped["Start Date"], None);
+    let report = app
+        .import_with(raw, &options("hr"), &regions(&[("London", "GB")]))
+        .await
+        .expect("import");
+    assert_eq!((report.counts.added, report.counts.rejected), (3, 0));
+    // Row numbers as Excel shows them (header 1, an empty row 4).
+    let found = warnings(&report);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, Some(5));
+    assert!(found[0].1.contains("`not yet`"), "{found:?}");
+    let priya = person(&app, "priya.patel@example.com").await;
+    // A number typed as a number (no `+`) is read in the office's region.
+    assert_eq!(
+        phones(&priya),
+        [
+            ("work".to_string(), "+442079460300".to_string()),
+            ("mobile".to_string(), "+447400123456".to_string())
+        ]
+    );
+    let siobhan = person(&app, "siobhan.osuilleabhain@example.com").await;
+    assert_eq!(siobhan["family_name"], "Ó Súilleabháin");
+    assert_eq!(phones(&siobhan)[0].1, "+35312345678");
+}
+
+#[tokio::test]
+async fn numbers_as_people_write_them_cost_nobody() {
+    let mut app = TestApp::new().await;
+    let raw = read("files/numbers.csv", None);
+    let report = app
+        .import_with(raw, &options("numbers"), &regions(&[("London", "GB")]))
+        .await
+        .expect("import");
+    assert_eq!((report.counts.added, report.counts.rejected), (6, 0));
+    let lines: Vec<Option<u64>> = report.warnings.iter().map(|w| w.line).collect();
+    assert_eq!(
+        lines,
+        [Some(2), Some(6), Some(6), Some(7)],
+        "{:?}",
+        report.warnings
+    );
+    assert!(report.warnings[3].reason.contains("default_region"));
+
+    let by_office = person(&app, "office@example.com").await;
+    assert_eq!(phones(&by_office)[0].1, "+442079460019");
+    let intl = person(&app, "intl@example.com").await;
+    assert_eq!(
+        phones(&intl),
+        [
+            ("work".to_string(), "+4930901821".to_string()),
+            ("mobile".to_string(), "+33141315302".to_string())
+        ]
+    );
+    let ext = person(&app, "ext@example.com").await;
+    assert_eq!(ext["phones"][0]["kind"], "extension");
+    // Never read as a US number: kept as written, found by its digits, flagged.
+    let lisbon = person(&app, "nocountry@example.com").await;
+    assert_eq!(lisbon["phones"][0]["valid"], false);
+    assert_eq!(lisbon["phones"][0]["e164"], serde_json::Value::Null);
+    let (_, _, found) = app.get("/api/v1/people?q=0612%20345%20678").await;
+    assert_eq!(
+        found["items"][0]["emails"][0], "nocountry@example.com",
+        "{found}"
+    );
+    let (_, _, found) = app.get("/api/v1/people?q=07700%20900461").await;
+    assert_eq!(
+        found["items"][0]["emails"][0], "unalloc@example.com",
+        "{found}"
+    );
+}
+
+fn switchboard(app: &TestApp, data_dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env("SWITCHBOARD_DATABASE__URL", &app.db.url)
+        .output()
+        .expect("run switchboard");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    (output.status.code(), format!("{stdout}\n{stderr}"))
+}
+
+#[tokio::test]
+async fn the_cli_shows_the_format_and_mapping_and_exits_by_what_was_refused() {
+    let app = TestApp::new().await;
+    let data_dir = tempfile::tempdir().expect("tmp");
+    let export = fixture("files/outlook_de_unicode.csv");
+    let export = export.to_str().expect("path");
+
+    // A dry run names the format and every column's field, and writes nothing.
+    let (code, out) = switchboard(
+        &app,
+        data_dir.path(),
+        &["import", "csv", export, "--source", "outlook", "--dry-run"],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("format: CSV (Outlook (German)), `;`-delimited, UTF-16LE"),
+        "{out}"
+    );
+    for line in [
+        "  Vorname → given_name",
+        "  Abteilung → department",
+        "  Land/Region geschäftlich → country",
+        "  Notizen → (not imported)",
+    ] {
+        assert!(out.contains(line), "{line} in {out}");
+    }
+    assert!(out.contains("3 added"), "{out}");
+
+    // A real run names the columns it leaves out, once; warnings alone exit 0. Nobody's
+    // national numbers are read as US numbers: the country column places them.
+    let (code, out) = switchboard(
+        &app,
+        data_dir.path(),
+        &["import", "csv", export, "--source", "outlook"],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out.matches("not imported (").count(), 1, "{out}");
+    assert!(out.contains("Notizen, Geburtstag"), "{out}");
+    assert!(
+        out.contains("3 added") && out.contains("0 rejected"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 warning(s)") && out.contains("07700 900462"),
+        "{out}"
+    );
+    let e164: Vec<String> = sqlx::query_scalar(
+        "SELECT p->>'e164' FROM people, jsonb_array_elements(phones) p \
+         WHERE p->>'e164' IS NOT NULL ORDER BY 1",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .expect("numbers");
+    assert_eq!(
+        e164,
+        [
+            "+442079460124",
+            "+4915123456789",
+            "+4930901820",
+            "+8223123456"
+        ]
+    );
+
+    // vCard and LDIF have their own commands; a file where every row is refused exits 1.
+    let (code, out) = switchboard(
+        &app,
+        data_dir.path(),
+        &[
+            "import",
+            "vcard",
+            fixture("files/contacts.vcf").to_str().expect("path"),
+            "--source",
+            "cards",
+        ],
+    );
+    assert_eq!(code, Some(2), "one card is unfinished: {out}");
+    let nobody = data_dir.path().join("nobody.csv");
+    std::fs::write(&nobody, "display_name,title\n,Boss\n").expect("write");
+    let (code, out) = switchboard(
+        &app,
+        data_dir.path(),
+        &[
+            "import",
+            "csv",
+            nobody.to_str().expect("path"),
+            "--source",
+            "x",
+        ],
+    );
+    assert_eq!(code, Some(1), "{out}");
+}
