@@ -44,6 +44,7 @@ pub fn app_state(
                 config.http.max_concurrent_requests,
             )),
         },
+        config: Arc::new(config.clone()),
     })
 }
 

@@ -192,6 +192,61 @@ async fn an_excel_sheet_from_hr() {
 }
 
 #[tokio::test]
+async fn google_contacts_current_export_and_thunderbird() {
+    let mut app = TestApp::new().await;
+    let google = read("files/google_current.csv", None);
+    assert!(
+        google.format.starts_with("CSV (Google Contacts)"),
+        "{}",
+        google.format
+    );
+    let thunderbird = read("files/thunderbird.csv", None);
+    assert!(
+        thunderbird.format.starts_with("CSV (Thunderbird)"),
+        "{}",
+        thunderbird.format
+    );
+    for (raw, source) in [(google, "google"), (thunderbird, "thunderbird")] {
+        let report = app
+            .import_with(raw, &options(source), &regions(&[]))
+            .await
+            .expect("import");
+        assert_eq!((report.counts.added, report.counts.rejected), (1, 0));
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    }
+    // Google: "Phone N - Label" gives the kind, ` ::: ` joins values, the address's country
+    // places the national numbers.
+    let peggy = person(&app, "margaret.hughes@example.com").await;
+    assert_eq!(
+        phones(&peggy),
+        [
+            ("mobile".to_string(), "+447400123457".to_string()),
+            ("work".to_string(), "+442079460125".to_string()),
+            ("work".to_string(), "+442079460126".to_string())
+        ]
+    );
+    assert_eq!(
+        (&peggy["title"], &peggy["department"], &peggy["location"]),
+        (
+            &serde_json::json!("Office Manager"),
+            &serde_json::json!("Facilities"),
+            &serde_json::json!("London")
+        )
+    );
+    // Thunderbird: its own header names, the work address's country.
+    let lena = person(&app, "lena.schulz@example.de").await;
+    assert_eq!(lena["department"], "Finanzen");
+    assert_eq!(lena["title"], "Buchhalterin");
+    assert_eq!(
+        phones(&lena),
+        [
+            ("work".to_string(), "+493090182200".to_string()),
+            ("mobile".to_string(), "+491601234567".to_string())
+        ]
+    );
+}
+
+#[tokio::test]
 async fn numbers_as_people_write_them_cost_nobody() {
     let mut app = TestApp::new().await;
     let raw = read("files/numbers.csv", None);
@@ -340,4 +395,170 @@ async fn the_cli_shows_the_format_and_mapping_and_exits_by_what_was_refused() {
         ],
     );
     assert_eq!(code, Some(1), "{out}");
+}
+
+#[tokio::test]
+async fn the_admin_api_imports_files_and_refuses_everyone_else() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use switchboard::access::{tokens, Role};
+
+    let mut config = switchboard::config::Config::default();
+    config.regions.insert("London".into(), "GB".into());
+    let mut corp = switchboard::config::SourceConfig {
+        name: "corp".into(),
+        kind: "ldap".into(),
+        url: Some("ldap://127.0.0.1:3890".into()),
+        base_dn: Some("dc=example,dc=com".into()),
+        ..Default::default()
+    };
+    corp.default_region = None;
+    config.sources.push(corp);
+    let app = TestApp::with(config, switchboard::presence::PresenceHub::disabled()).await;
+    let numbers = std::fs::read(fixture("files/numbers.csv")).expect("fixture");
+    let post = |uri: &str, token: Option<&str>, body: Vec<u8>| {
+        let mut request = Request::post(uri).header("content-type", "text/csv");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        request.body(Body::from(body)).expect("request")
+    };
+
+    // A dry run: the format, the mapping and what would change; nothing written.
+    let (status, _, body) = app
+        .send(post(
+            "/api/v1/imports?source=api&dry_run=true",
+            Some(&app.token),
+            numbers.clone(),
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["format"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("CSV")),
+        "{body}"
+    );
+    assert_eq!(
+        body["columns"][5],
+        serde_json::json!({"header": "country", "field": "country"})
+    );
+    assert_eq!(
+        (&body["counts"]["added"], &body["run_id"]),
+        (&serde_json::json!(6), &serde_json::Value::Null)
+    );
+    assert_eq!(app.active("api").await, 0);
+
+    // The import itself: recorded as a run, warnings by line, the people found.
+    let (status, _, body) = app
+        .send(post(
+            "/api/v1/imports?source=api",
+            Some(&app.token),
+            numbers.clone(),
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["counts"]["added"], 6);
+    let lines: Vec<u64> = body["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(|w| w["line"].as_u64())
+        .collect();
+    assert_eq!(lines, [2, 6, 6, 7], "{body}");
+    let run = body["run_id"].as_i64().expect("run id");
+    let (status, _, detail) = app.get(&format!("/api/v1/sync/runs/{run}")).await;
+    assert_eq!(
+        (status.as_u16(), &detail["run"]["kind"]),
+        (200, &serde_json::json!("csv"))
+    );
+    assert_eq!(detail["warnings"].as_array().map(Vec::len), Some(4));
+
+    // A vCard file in the same way, recognized by its content.
+    let cards = std::fs::read(fixture("files/contacts.vcf")).expect("fixture");
+    let (status, _, body) = app
+        .send(post(
+            "/api/v1/imports?source=cards",
+            Some(&app.token),
+            cards,
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["counts"]["added"], &body["counts"]["rejected"]),
+        (&serde_json::json!(3), &serde_json::json!(1))
+    );
+
+    // Refused: a viewer, nobody, a directory source, a broken workbook, an empty file.
+    let viewer = tokens::add(&app.db.pool, "viewer", Role::Viewer)
+        .await
+        .expect("token");
+    let (status, _, body) = app
+        .send(post(
+            "/api/v1/imports?source=api",
+            Some(&viewer),
+            numbers.clone(),
+        ))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _, _) = app
+        .send(post("/api/v1/imports?source=api", None, numbers.clone()))
+        .await;
+    assert_eq!(status, 401);
+    for (uri, body, status, code, detail) in [
+        (
+            "/api/v1/imports?source=corp",
+            numbers.clone(),
+            400,
+            "invalid_parameter",
+            "directory source",
+        ),
+        (
+            "/api/v1/imports?source=api",
+            Vec::new(),
+            422,
+            "input_unreadable",
+            "uploaded file: it is empty",
+        ),
+        (
+            "/api/v1/imports?source=..",
+            numbers.clone(),
+            400,
+            "invalid_parameter",
+            "source",
+        ),
+        (
+            "/api/v1/imports?source=api&format=xlsx",
+            b"PK\x03\x04broken".to_vec(),
+            422,
+            "input_unreadable",
+            "workbook",
+        ),
+        (
+            "/api/v1/imports?source=api",
+            b"shoe size\n42\n".to_vec(),
+            422,
+            "input_unreadable",
+            "no name column",
+        ),
+    ] {
+        let (got, _, problem) = app.send(post(uri, Some(&app.token), body)).await;
+        assert_eq!(got, status, "{uri}: {problem}");
+        assert_eq!(problem["code"], code, "{uri}: {problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(detail)),
+            "{uri}: {problem}"
+        );
+    }
+    assert_eq!(
+        (
+            app.active("api").await,
+            app.active("cards").await,
+            app.active("corp").await
+        ),
+        (6, 3, 0),
+        "nobody else came in"
+    );
 }

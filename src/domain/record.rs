@@ -599,6 +599,44 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Whatever digits (and phone punctuation) a number holds, in whatever region or none,
+        /// the person is kept: the number parses to a valid E.164, is an extension, or is kept
+        /// as written, flagged, with a warning, and found by its digits.
+        #[test]
+        fn every_number_is_read_or_kept_as_written(
+            raw in "[+]?[0-9][0-9 ()./-]{0,20}",
+            region in proptest::sample::select(vec![None, Some("GB"), Some("US"), Some("DE"), Some("JP")]),
+        ) {
+            let phones = PhoneNormalizer::with_rules(
+                RegionRules::new(region, &Default::default(), None).expect("rules"),
+            )
+            .expect("normalizer");
+            let rec = SourceRecord {
+                display_name: Some("Kim".into()),
+                phones: vec![(PhoneKind::Work, raw.clone())],
+                ..Default::default()
+            };
+            let kept = rec.normalize(&phones).expect("a person is never refused for a number");
+            proptest::prop_assert_eq!(kept.phones.len(), 1);
+            let phone = &kept.phones[0];
+            if phone.valid {
+                proptest::prop_assert!(
+                    phone.e164.as_deref().is_some_and(|e| e.starts_with('+'))
+                        || phone.kind == PhoneKind::Extension,
+                    "{:?}", phone
+                );
+                proptest::prop_assert!(kept.warnings.is_empty());
+            } else {
+                proptest::prop_assert_eq!(phone.e164.as_deref(), None);
+                proptest::prop_assert_eq!(&phone.raw, raw.trim());
+                proptest::prop_assert_eq!(kept.warnings.len(), 1);
+                let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+                if digits.len() >= 3 {
+                    proptest::prop_assert!(phone.search_keys().contains(&digits));
+                }
+            }
+        }
+
         #[test]
         fn the_clean_shortcut_changes_nothing(value in "[a-zé \t\n\u{a0}\u{0}\u{2003}]{0,12}") {
             proptest::prop_assert_eq!(clean(Some(value.clone())), collapse(&value));

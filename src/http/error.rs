@@ -68,8 +68,9 @@ pub fn status_of(error: &Error) -> StatusCode {
             StatusCode::SERVICE_UNAVAILABLE
         }
         Error::Directory { .. } | Error::DirectoryAuth { .. } => StatusCode::BAD_GATEWAY,
+        // A file sent to be imported that is not a directory export at all.
+        Error::Input { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::Config(_)
-        | Error::Input { .. }
         | Error::EmbeddedDb(_)
         | Error::Database(_)
         | Error::Migration(_)

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod imports;
 pub mod notes;
 pub mod openapi;
 pub mod people;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub audit_staff_lookups: bool,
     /// How long a request may take, and how many may run at once.
     pub limits: Limits,
+    /// The configuration the server started with (sources, regions, import limits).
+    pub config: Arc<crate::config::Config>,
 }
 
 #[derive(Clone)]
@@ -78,6 +81,11 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(presence::routes())
         .merge(photos::routes())
         .merge(sync::routes())
+        .merge(
+            imports::routes().layer(axum::extract::DefaultBodyLimit::max(
+                imports::MAX_IMPORT_BYTES,
+            )),
+        )
         .merge(auth::routes())
         .merge(audit::routes())
         .merge(health::routes())

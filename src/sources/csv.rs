@@ -87,7 +87,7 @@ impl Field {
             "emailaddress" | "mail" | "email" | "email1value" | "emailaddress1"
             | "primaryemail" | "emailadresse" => (Field::Email, 1),
             "email2address" | "email3address" | "email2value" | "email3value" | "emailaddress2"
-            | "email2adresse" | "email3adresse" => (Field::Email, 2),
+            | "secondaryemail" | "email2adresse" | "email3adresse" => (Field::Email, 2),
             // Phones
             "businessphone"
             | "telephonenumber"
@@ -115,13 +115,19 @@ impl Field {
             | "faxgeschäftlich" => (Field::Phone(PhoneKind::Fax), 1),
             "ext" | "ipphone" | "phoneextension" => (Field::Phone(PhoneKind::Extension), 1),
             // Organisation
-            "jobtitle" | "organization1title" | "position" => (Field::Title, 1),
-            "department" | "dept" | "organization1department" | "abteilung" => {
-                (Field::Department, 1)
+            "jobtitle" | "organization1title" | "organizationtitle" | "position" => {
+                (Field::Title, 1)
             }
+            "department"
+            | "dept"
+            | "organization1department"
+            | "organizationdepartment"
+            | "abteilung" => (Field::Department, 1),
             "departmentnumber" => (Field::Department, 2),
             "ou" | "organizationalunit" | "division" | "orgunit" => (Field::OrgUnit, 1),
-            "company" | "firma" | "organization1name" => (Field::OrgUnit, 2),
+            "company" | "firma" | "organization1name" | "organizationname" | "organization" => {
+                (Field::OrgUnit, 2)
+            }
             "officelocation"
             | "office"
             | "physicaldeliveryofficename"
@@ -133,11 +139,14 @@ impl Field {
             | "countryregion"
             | "address1country"
             | "landregiongeschäftlich"
+            | "workcountry"
             | "co"
             | "c"
             | "countrycode" => (Field::Country, 1),
-            "homecountryregion" | "address2country" => (Field::Country, 2),
-            "l" | "city" | "businesscity" | "ortgeschäftlich" => (Field::Location, 3),
+            "homecountryregion" | "address2country" | "homecountry" => (Field::Country, 2),
+            "l" | "city" | "businesscity" | "ortgeschäftlich" | "workcity" | "address1city" => {
+                (Field::Location, 3)
+            }
             "manageremail" | "managerdn" | "manager" => (Field::ManagerRef, 1),
             "imaddress" | "msrtcsipprimaryuseraddress" | "impp" => (Field::Im, 1),
             "photo" | "photourl" | "pictureurl" | "photo1value" => (Field::PhotoUrl, 1),
@@ -217,13 +226,15 @@ impl Columns {
                 .strip_prefix("phone")
                 .and_then(|k| k.strip_suffix("value"))
             {
-                let type_key = format!("phone{n}type");
+                // "Phone 1 - Type" (older export), "Phone 1 - Label" (current one).
+                let type_keys = [format!("phone{n}type"), format!("phone{n}label")];
                 if let Some(t) = headers.iter().position(|h| {
-                    h.chars()
+                    let key: String = h
+                        .chars()
                         .filter(|c| c.is_alphanumeric())
                         .flat_map(char::to_lowercase)
-                        .collect::<String>()
-                        == type_key
+                        .collect();
+                    type_keys.contains(&key)
                 }) {
                     phone_types.insert(i, t);
                 }
