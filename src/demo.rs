@@ -1,4 +1,4 @@
-//! A synthetic but realistic company: an org chart with managers, offices in twelve countries with
+//! A synthetic but realistic company: an org chart with managers, offices in sixteen countries with
 //! valid local numbers, and international names with diacritics. Deterministic for a given seed.
 
 use std::collections::{HashMap, HashSet};
@@ -247,6 +247,97 @@ const OFFICES: &[Office] = &[
         family: &[
             "Yılmaz", "Kaya", "Demir", "Şahin", "Çelik", "Öztürk", "Aydın", "Doğan", "Kılıç",
             "Güneş",
+        ],
+    },
+    // Offices whose directories hold names in their own scripts, as a multinational's do.
+    Office {
+        name: "Shanghai",
+        country: "CN",
+        national: None,
+        did_prefixes: &["86215", "86216"],
+        ext_digits: 7,
+        mobile_prefix: &["86138", "86139"],
+        mobile_digits: 8,
+        given: &["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋"],
+        family: &["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周"],
+    },
+    Office {
+        name: "Seoul",
+        country: "KR",
+        national: None,
+        did_prefixes: &["8223"],
+        ext_digits: 7,
+        mobile_prefix: &["82102", "82103", "82104"],
+        mobile_digits: 7,
+        given: &[
+            "민준", "서연", "도윤", "하은", "시우", "지유", "주원", "서윤", "예준", "지민",
+        ],
+        family: &["김", "이", "박", "최", "정", "강", "조", "윤", "장", "임"],
+    },
+    Office {
+        name: "Athens",
+        country: "GR",
+        national: None,
+        did_prefixes: &["30210"],
+        ext_digits: 7,
+        mobile_prefix: &["30694", "30697"],
+        mobile_digits: 7,
+        given: &[
+            "Γιώργος",
+            "Μαρία",
+            "Δημήτριος",
+            "Ελένη",
+            "Νικόλαος",
+            "Αικατερίνη",
+            "Κωνσταντίνος",
+            "Σοφία",
+            "Ιωάννης",
+            "Αναστασία",
+        ],
+        family: &[
+            "Παπαδάκης",
+            "Οικονόμου",
+            "Γεωργίου",
+            "Νικολάου",
+            "Βασιλείου",
+            "Αντωνίου",
+            "Ιωάννου",
+            "Δημητρίου",
+            "Κωνσταντίνου",
+            "Μακρής",
+        ],
+    },
+    Office {
+        name: "Kyiv",
+        country: "UA",
+        national: None,
+        did_prefixes: &["38044"],
+        ext_digits: 7,
+        mobile_prefix: &["38067", "38050"],
+        mobile_digits: 7,
+        given: &[
+            "Олександр",
+            "Олена",
+            "Андрій",
+            "Наталія",
+            "Сергій",
+            "Ірина",
+            "Дмитро",
+            "Оксана",
+            "Максим",
+            "Юлія",
+        ],
+        family: &[
+            "Шевченко",
+            "Коваленко",
+            "Бондаренко",
+            "Ткаченко",
+            "Кравченко",
+            "Олійник",
+            "Мельник",
+            "Шевчук",
+            "Поліщук",
+            "Бойко",
         ],
     },
     Office {
@@ -595,7 +686,10 @@ fn random_digits(rng: &mut SmallRng, n: usize) -> String {
 
 /// `Jürgen Groß` → `jurgen.gross`: emails stay ASCII.
 fn email_local(given: &str, family: &str) -> String {
-    let fold = |s: &str| crate::search::fold(s).join("");
+    // Addresses are in Latin letters, whatever the script of the name.
+    let fold = |s: &str| {
+        crate::search::names::transliterate(s).unwrap_or_else(|| crate::search::fold(s).join(""))
+    };
     format!("{}.{}", fold(given), fold(family))
 }
 
@@ -691,7 +785,7 @@ mod tests {
 
     #[test]
     fn every_office_has_room_for_a_million_people() {
-        // Each office gets about 1/12 of a million people, 1.7 numbers each.
+        // Each office gets about 1/16 of a million people, 1.7 numbers each.
         for office in OFFICES {
             let work: usize =
                 office.did_prefixes.len() * 9 * 10usize.pow(office.ext_digits as u32 - 1);

@@ -146,7 +146,7 @@ const CASES: &[(&str, &str, Rank, &str)] = &[
     ("yilmaz", "Ahmet Yılmaz", Top1, "dotless ı"),
     ("francois", "François Lefèvre", Top1, "cedilla"),
     ("garcia", "María García", Top1, "accent"),
-    ("王", "伟 王", Top1, "CJK"),
+    ("王", "王伟", Top1, "CJK, shown family name first"),
     ("дмитрий", "Дмитрий Иванов", Top1, "Cyrillic, lower case"),
     ("ИВАНОВ", "Дмитрий Иванов", Top1, "Cyrillic, upper case"),
     // Phone numbers in any format, the last digits, extensions.
@@ -364,4 +364,132 @@ async fn deleted_people_never_appear() {
         .get("/api/v1/people/by-phone/%2B44%2020%203210%209876")
         .await;
     assert_eq!(status, 404);
+}
+
+/// People written in their own scripts, and people known by another name: (what is typed, whom
+/// it means, the position they must have, what the case covers).
+const SCRIPT_CASES: &[(&str, &str, usize, &str)] = &[
+    ("иванова", "Екатерина Иванова", 0, "the original script"),
+    (
+        "ekaterina",
+        "Екатерина Иванова",
+        0,
+        "Cyrillic found in Latin letters",
+    ),
+    (
+        "ekaterina ivanova",
+        "Екатерина Иванова",
+        0,
+        "full name in Latin letters",
+    ),
+    (
+        "petrova",
+        "Ольга Петрова",
+        0,
+        "Cyrillic family name in Latin letters",
+    ),
+    ("петрова", "Ольга Петрова", 0, "Cyrillic as typed"),
+    ("olga petr", "Ольга Петрова", 0, "a transliterated prefix"),
+    (
+        "dimitrios",
+        "Δημήτριος Παπαδόπουλος",
+        0,
+        "Greek in Latin letters",
+    ),
+    (
+        "dimitris papadopoulos",
+        "Δημήτριος Παπαδόπουλος",
+        0,
+        "Greek: a common short spelling",
+    ),
+    ("wang fang", "王芳", 0, "pinyin with a space"),
+    ("wangfang", "王芳", 0, "pinyin as one word"),
+    ("wáng fāng", "王芳", 0, "pinyin with tones"),
+    ("liu bei", "刘备", 0, "pinyin"),
+    ("liubei", "刘备", 0, "pinyin as one word"),
+    ("王芳", "王芳", 0, "Chinese as typed"),
+    ("minjun", "김민준", 0, "Korean in Revised Romanization"),
+    (
+        "kim minjun",
+        "김민준",
+        0,
+        "Korean: the common spelling of the family name",
+    ),
+    ("sakura", "田中さくら", 0, "Japanese kana in romaji"),
+    ("aram", "Արամ Խաչատրյան", 0, "Armenian in Latin letters"),
+    (
+        "nino beridze",
+        "ნინო ბერიძე",
+        0,
+        "Georgian in Latin letters",
+    ),
+    ("rahul", "राहुल शर्मा", 0, "Devanagari in Latin letters"),
+    ("محمد", "محمد حسين", 0, "Arabic as typed"),
+    ("peggy", "Peggy Carter", 0, "the name as written first"),
+    ("peggy", "Margaret Hughes", 1, "then who goes by it"),
+    ("dick", "Richard Dawson", 0, "a short form"),
+    (
+        "liz taylor",
+        "Elizabeth Taylor",
+        0,
+        "a short form and a family name",
+    ),
+    ("beth", "Elizabeth Taylor", 0, "a short form"),
+    (
+        "misha",
+        "Михаил Соколов",
+        0,
+        "a Russian short form, Cyrillic name",
+    ),
+    ("pepe", "José García", 0, "a Spanish short form"),
+    ("paco lopez", "Francisco López", 0, "a Spanish short form"),
+    (
+        "sergei smirnov",
+        "Sergey Smirnov",
+        0,
+        "a transliteration variant",
+    ),
+    (
+        "julia kovalenko",
+        "Yuliya Kovalenko",
+        0,
+        "a transliteration variant",
+    ),
+    ("husain", "Hussein Ali", 0, "a transliteration variant"),
+    ("boerge", "Børge Hansen", 0, "Nordic ø as oe"),
+    ("borge hansen", "Børge Hansen", 0, "Nordic ø folded"),
+    ("goetz", "Götz Berger", 0, "German ö as oe"),
+];
+
+#[tokio::test]
+async fn names_in_every_script_and_by_the_names_people_go_by() {
+    let mut app = TestApp::new().await;
+    let csv =
+        std::fs::read_to_string(common::fixture("search_people_scripts.csv")).expect("fixture");
+    let report = app
+        .import_csv(&csv, &options("scripts"))
+        .await
+        .expect("import");
+    assert!(report.rejects.is_empty(), "{:?}", report.rejects);
+    let mut failures = Vec::new();
+    for (q, who, position, what) in SCRIPT_CASES {
+        let names = app.names(q).await;
+        if names.iter().position(|n| n == who) != Some(*position) {
+            failures.push(format!(
+                "{q:?} ({what}): wanted {who} at {position}, got {:?}",
+                &names[..names.len().min(5)]
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} failed:\n{}",
+        failures.len(),
+        SCRIPT_CASES.len(),
+        failures.join("\n")
+    );
+    // A Latin query lists the Cyrillic namesake among the Latin ones (sorted by Latin letters),
+    // not after everyone spelled in Latin.
+    let names = app.names("ivanova").await;
+    assert_eq!(names, ["Anna Ivanova", "Екатерина Иванова"]);
 }

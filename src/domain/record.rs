@@ -238,13 +238,19 @@ impl SourceRecord {
             .map(|name| format!("name:{}", name.to_lowercase()))
     }
 
+    /// The name as its owner writes it: the source's display name; else given and family name,
+    /// family name first and without a space for a name in Chinese, Japanese or Korean script.
     fn full_name(&self) -> Option<String> {
         clean(self.display_name.clone()).or_else(|| {
-            let parts: Vec<String> = [&self.given_name, &self.family_name]
-                .into_iter()
-                .filter_map(|p| clean(p.clone()))
-                .collect();
-            (!parts.is_empty()).then(|| parts.join(" "))
+            let given = clean(self.given_name.clone());
+            let family = clean(self.family_name.clone());
+            match (given, family) {
+                (Some(given), Some(family)) if is_cjk_name(&given) && is_cjk_name(&family) => {
+                    Some(format!("{family}{given}"))
+                }
+                (Some(given), Some(family)) => Some(format!("{given} {family}")),
+                (one, other) => one.or(other),
+            }
         })
     }
 
@@ -387,6 +393,20 @@ impl SourceRecord {
         }
         kept
     }
+}
+
+/// Chinese characters, kana and Hangul: scripts whose names are written family name first,
+/// without spaces.
+pub fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF // hiragana, katakana
+        | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF // CJK ideographs
+        | 0xAC00..=0xD7AF // Hangul syllables
+    )
+}
+
+fn is_cjk_name(name: &str) -> bool {
+    name.chars().all(|c| is_cjk(c) || c == '\u{30FB}')
 }
 
 /// `value` cut to [`MAX_FIELD_CHARS`], with a warning naming the field when it was longer.

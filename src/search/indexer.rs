@@ -358,7 +358,7 @@ struct Names {
 impl Names {
     fn of(row: &PersonRow) -> Names {
         let display = fold(&row.display_name);
-        let sort_keys = super::sort_keys(&display.join(" "), &row.id);
+        let sort_keys = super::sort_keys(&super::names::sort_name(&display.join(" ")), &row.id);
         let fold_part = |part: &Option<String>| part.as_deref().map(fold).unwrap_or_default();
         Names {
             given: fold_part(&row.given_name),
@@ -406,7 +406,8 @@ fn document_of(f: &Fields, row: PersonRow, names: Names) -> TantivyDocument {
     let person = row.into_person(Vec::new());
     let mut doc = TantivyDocument::default();
     doc.add_bytes(f.id, person.id.as_bytes());
-    // The words of display, given and family name; "Mueller" for "Müller" too.
+    // The words of display, given and family name; other spellings too: "mueller" for
+    // "Müller", "boerge" for "Børge", "ivanova" for "Иванова", "liubei", "liu", "bei" for "刘备".
     let mut name_words: Vec<String> = [&names.display, &names.given, &names.family]
         .into_iter()
         .flatten()
@@ -421,8 +422,8 @@ fn document_of(f: &Fields, row: PersonRow, names: Names) -> TantivyDocument {
     .flatten()
     .flat_map(|t| t.split(|c: char| !c.is_alphanumeric()))
     .collect();
-    for spelling in raw_words.into_iter().filter_map(super::umlaut_spelling) {
-        name_words.extend(fold(&spelling));
+    for word in raw_words {
+        name_words.extend(super::names::spellings(word));
     }
     name_words.sort_unstable();
     name_words.dedup();

@@ -3,6 +3,7 @@
 
 pub mod facets;
 pub mod indexer;
+pub mod names;
 pub mod query;
 pub mod ranked;
 
@@ -24,7 +25,7 @@ use crate::domain::PersonSummary;
 use crate::error::{Error, Result};
 
 /// Bumped whenever the schema changes; an index of another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 14;
+pub const SCHEMA_VERSION: u32 = 15;
 
 /// Bytes per compressed block of stored documents (tantivy's default is 16 KiB).
 const DOCSTORE_BLOCK: usize = 4096;
@@ -188,21 +189,6 @@ pub fn phonetic_codes(word: &str) -> Vec<String> {
         cache.insert(word.to_string(), codes.clone());
     });
     codes
-}
-
-/// German spellings without umlauts ("Müller" is also written "Mueller"): the `ue` forms of a
-/// name word, when it has an umlaut. Accent folding gives the `u` form.
-pub fn umlaut_spelling(word: &str) -> Option<String> {
-    let lower = word.to_lowercase();
-    if !lower.contains(['ä', 'ö', 'ü']) {
-        return None;
-    }
-    Some(
-        lower
-            .replace('ä', "ae")
-            .replace('ö', "oe")
-            .replace('ü', "ue"),
-    )
 }
 
 /// Two numbers that order people after their score: by the first 13 bytes of the folded name,

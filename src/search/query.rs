@@ -47,6 +47,10 @@ pub mod score {
     pub const NAME: f32 = 8.0;
     pub const PHONE: f32 = 8.0;
     pub const NAME_PREFIX: f32 = 4.0;
+    /// A name the typed word stands for (Peggy → Margaret, Sergey → Sergei), or the typed
+    /// word in another script's letters: below the name as typed and names it starts ("jan"
+    /// is Jane being typed more often than Janet's short form), above other fields.
+    pub const NAME_ALIAS: f32 = 3.5;
     pub const PHONE_PREFIX: f32 = 4.0;
     pub const TEXT: f32 = 3.0;
     pub const PHONE_SUFFIX: f32 = 3.0;
@@ -339,6 +343,24 @@ fn exact_alternatives(word: &str, terms: &dyn Terms, f: &Fields) -> Vec<Alternat
     ];
     // Starts of the words of titles, departments, units and locations: a few words each.
     alternatives.extend(starts(terms, f.org, word, Some(word), score::TEXT_PREFIX));
+    // The names it stands for, and a word typed in another script in Latin letters
+    // ("петрова" finds Petrova as well as Петрова).
+    for alias in super::names::aliases(word) {
+        let alias = Term::from_field_text(f.name, alias);
+        alternatives.push(Alternative::term(alias, score::NAME_ALIAS));
+    }
+    if let Some(latin) = super::names::transliterate(word) {
+        alternatives.push(Alternative::term(
+            Term::from_field_text(f.name, &latin),
+            score::NAME_ALIAS,
+        ));
+        if latin.chars().count() <= MAX_PREFIX {
+            alternatives.push(Alternative::term(
+                Term::from_field_text(f.name_prefix, &latin),
+                score::NAME_PREFIX,
+            ));
+        }
+    }
     if word.len() >= 3 && word.chars().all(|c| c.is_ascii_digit()) {
         alternatives.extend(phone_alternatives(&[word.to_string()], terms, f));
     }
