@@ -53,13 +53,7 @@ fn start_demo_with(data_dir: &Path, people: u32, extra: &[&str]) -> Demo {
     loop {
         match rx.recv_timeout(Duration::from_secs(120)) {
             Ok(line) => {
-                if let Some(rest) = line.split("running at ").nth(1) {
-                    let url = rest
-                        .split_whitespace()
-                        .next()
-                        .expect("url")
-                        .trim_end_matches('/')
-                        .to_string();
+                if let Some(url) = common::served_url(&line) {
                     seen.push(line);
                     let password = seen.iter().find_map(|l| {
                         l.split("one-time password ")

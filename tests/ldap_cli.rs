@@ -124,13 +124,8 @@ async fn sync_ldap_sync_runs_and_scheduled_syncs_through_the_binary() {
         let line = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("serve did not start");
-        if let Some(rest) = line.split("running at ").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .expect("url")
-                .trim_end_matches('/')
-                .to_string();
+        if let Some(url) = common::served_url(&line) {
+            break url;
         }
     };
     slapd.modify(&format!(

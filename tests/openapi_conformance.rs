@@ -84,13 +84,8 @@ async fn schemathesis_finds_nothing_the_spec_does_not_say() {
     let mut lines = BufReader::new(server.stderr.take().expect("stderr")).lines();
     let url = loop {
         let line = lines.next().expect("serve said nothing").expect("line");
-        if let Some(rest) = line.split("running at ").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .expect("url")
-                .trim_end_matches('/')
-                .to_string();
+        if let Some(url) = common::served_url(&line) {
+            break url;
         }
     };
     std::thread::spawn(move || {

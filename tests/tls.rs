@@ -59,13 +59,8 @@ async fn https_with_a_certificate_renewed_on_sighup() {
     let mut lines = BufReader::new(stderr).lines();
     let url = loop {
         let line = lines.next().expect("serve said nothing").expect("line");
-        if let Some(rest) = line.split("running at ").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .expect("url")
-                .trim_end_matches('/')
-                .to_string();
+        if let Some(url) = common::served_url(&line) {
+            break url;
         }
     };
     let (said, log) = std::sync::mpsc::channel();

@@ -292,6 +292,18 @@ pub fn display_names(body: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// The address a `serve` or `demo` process announces on a line of its output ("… running at
+/// http://127.0.0.1:PORT/"), without the trailing slash.
+pub fn served_url(line: &str) -> Option<String> {
+    let rest = line.split("running at ").nth(1)?;
+    Some(
+        rest.split_whitespace()
+            .next()?
+            .trim_end_matches('/')
+            .to_string(),
+    )
+}
+
 pub fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
