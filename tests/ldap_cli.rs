@@ -92,16 +92,18 @@ async fn sync_ldap_sync_runs_and_scheduled_syncs_through_the_binary() {
     assert!(text(&out).contains("config_invalid"), "{}", text(&out));
 
     // `serve` syncs on the interval: a person added to the directory becomes searchable.
-    let token = text(&switchboard(
+    // The token is the last line of stdout (stderr may carry log lines of a busy machine).
+    let added = switchboard(
         &config,
         &data,
         &["token", "add", "checker", "--role", "admin"],
-    ))
-    .lines()
-    .last()
-    .expect("token")
-    .trim()
-    .to_string();
+    );
+    let token = String::from_utf8_lossy(&added.stdout)
+        .lines()
+        .last()
+        .expect("token")
+        .trim()
+        .to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .arg("--config")
         .arg(&config)

@@ -79,23 +79,15 @@ pub fn decode(bytes: &[u8]) -> (String, &'static str) {
                 .count()
         };
         let half = head.len() / 2;
-        if zeros(1) * 10 >= half * 9 && zeros(0) == 0 {
-            return (
-                encoding_rs::UTF_16LE
-                    .decode_without_bom_handling(bytes)
-                    .0
-                    .into_owned(),
-                "UTF-16LE",
-            );
-        }
-        if zeros(0) * 10 >= half * 9 && zeros(1) == 0 {
-            return (
-                encoding_rs::UTF_16BE
-                    .decode_without_bom_handling(bytes)
-                    .0
-                    .into_owned(),
-                "UTF-16BE",
-            );
+        // Text in Latin letters has a zero as the high byte of nearly every character.
+        for (high, low, encoding, name) in [
+            (1, 0, encoding_rs::UTF_16LE, "UTF-16LE"),
+            (0, 1, encoding_rs::UTF_16BE, "UTF-16BE"),
+        ] {
+            if zeros(high) * 10 >= half * 9 && zeros(low) == 0 {
+                let text = encoding.decode_without_bom_handling(bytes).0.into_owned();
+                return (text, name);
+            }
         }
     }
     if let Ok(text) = std::str::from_utf8(bytes) {
