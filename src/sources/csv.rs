@@ -559,6 +559,7 @@ pub fn write_records<W: std::io::Write>(out: W, records: &[SourceRecord]) -> Res
             "location",
             "manager_email",
             "im",
+            "country",
         ])
         .map_err(|e| Error::Internal(e.into()))?;
     for r in records {
@@ -586,6 +587,7 @@ pub fn write_records<W: std::io::Write>(out: W, records: &[SourceRecord]) -> Res
                 r.location.as_deref().unwrap_or(""),
                 r.manager_ref.as_deref().unwrap_or(""),
                 &r.im.join(" "),
+                r.country.as_deref().unwrap_or(""),
             ])
             .map_err(|e| Error::Internal(e.into()))?;
     }
@@ -682,6 +684,23 @@ mod tests {
         let b = parse_str("external_id,display_name\nE1,Ana,extra\n");
         assert_eq!(b.rejects[0].external_id.as_deref(), Some("E1"));
         assert_eq!(b.rejects[0].line, Some(2));
+    }
+
+    #[test]
+    fn written_records_read_back_with_their_country() {
+        // The benchmark writes the demo company out and imports it: London's national numbers
+        // need their country to come back as UK numbers.
+        let rec = SourceRecord {
+            display_name: Some("Kim".into()),
+            country: Some("United Kingdom".into()),
+            phones: vec![(PhoneKind::Work, "020 7946 0018".into())],
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        write_records(&mut out, std::slice::from_ref(&rec)).expect("write");
+        let b = parse(&out, &BTreeMap::new()).expect("parse");
+        assert_eq!(b.records[0].1.country, rec.country);
+        assert_eq!(b.records[0].1.phones, rec.phones);
     }
 
     #[test]
