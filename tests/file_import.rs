@@ -552,6 +552,22 @@ async fn the_admin_api_imports_files_and_refuses_everyone_else() {
             "{uri}: {problem}"
         );
     }
+    // Up to 64 MiB is taken (the API's other routes take 64 KiB); more is 413.
+    let huge = vec![b'a'; switchboard::http::imports::MAX_IMPORT_BYTES + 1];
+    let (status, _, problem) = app
+        .send(post("/api/v1/imports?source=api", Some(&app.token), huge))
+        .await;
+    assert_eq!(status, 413, "{problem}");
+    let big = format!("display_name\n{}\n", "a".repeat(100_000)).into_bytes();
+    let (status, _, body) = app
+        .send(post(
+            "/api/v1/imports?source=big&dry_run=true",
+            Some(&app.token),
+            big,
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["warnings"][0]["line"], 2, "{body}");
     assert_eq!(
         (
             app.active("api").await,
