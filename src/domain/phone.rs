@@ -98,16 +98,21 @@ impl Phone {
         keys
     }
 
-    /// The digits after the country calling code. Calling codes are prefix-free, so the first
-    /// 1–3 digits that name a known code are it (cheaper than parsing the number again).
+    /// The digits after the country calling code.
     fn national_digits(&self) -> Option<String> {
-        let digits = self.e164.as_deref()?.strip_prefix('+')?;
-        (1..=3.min(digits.len())).find_map(|len| {
-            let code: u16 = digits[..len].parse().ok()?;
-            phonenumber::metadata::DATABASE.by_code(&code)?;
-            Some(digits[len..].to_string())
-        })
+        split_e164(self.e164.as_deref()?).map(|(_, national)| national.to_string())
     }
+}
+
+/// An E.164 number's calling code and the digits after it. Calling codes are prefix-free, so
+/// the first 1–3 digits that name a known code are it (cheaper than parsing the number again).
+fn split_e164(e164: &str) -> Option<(u16, &str)> {
+    let digits = e164.strip_prefix('+')?;
+    (1..=3.min(digits.len())).find_map(|len| {
+        let code: u16 = digits[..len].parse().ok()?;
+        phonenumber::metadata::DATABASE.by_code(&code)?;
+        Some((code, &digits[len..]))
+    })
 }
 
 pub fn parse_region(code: &str) -> Result<Region, String> {
@@ -164,12 +169,9 @@ impl RegionRules {
 
 /// The region whose numbering plan `e164` belongs to (the main region of its calling code).
 pub fn region_of_e164(e164: &str) -> Option<Region> {
-    let digits = e164.strip_prefix('+')?;
-    (1..=3.min(digits.len())).find_map(|len| {
-        let code: u16 = digits[..len].parse().ok()?;
-        let plans = phonenumber::metadata::DATABASE.by_code(&code)?;
-        plans.first()?.id().parse().ok()
-    })
+    let (code, _) = split_e164(e164)?;
+    let plans = phonenumber::metadata::DATABASE.by_code(&code)?;
+    plans.first()?.id().parse().ok()
 }
 
 /// Normalizes phone numbers: written with a country code, or read in a region the caller

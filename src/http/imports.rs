@@ -133,13 +133,7 @@ pub async fn import_file(
     let format = params.format.unwrap_or_else(|| Format::detect(&body));
     let opts = ImportOptions {
         source: source.clone(),
-        kind: match format {
-            Format::Csv => "csv",
-            Format::Xlsx => "xlsx",
-            Format::Vcard => "vcard",
-            Format::Ldif => "ldif",
-        }
-        .into(),
+        kind: format.kind().into(),
         full: params.full.unwrap_or(false),
         dry_run: params.dry_run.unwrap_or(false),
         force: params.force.unwrap_or(false),

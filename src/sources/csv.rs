@@ -65,11 +65,7 @@ impl Field {
         if let Some(field) = Field::from_name(header.trim()) {
             return Some((field, 0));
         }
-        let key: String = header
-            .chars()
-            .filter(|c| c.is_alphanumeric())
-            .flat_map(char::to_lowercase)
-            .collect();
+        let key = header_key(header);
         let work = Field::Phone(PhoneKind::Work);
         let found = match key.as_str() {
             // Identity
@@ -185,6 +181,16 @@ impl Field {
     }
 }
 
+/// A header as it is matched: letters and digits only, lower case ("E-mail 1 - Value" →
+/// "email1value").
+fn header_key(header: &str) -> String {
+    header
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
 /// How the columns of one file map to fields.
 #[derive(Debug)]
 struct Columns {
@@ -217,25 +223,17 @@ impl Columns {
         }
         let mut phone_types = BTreeMap::new();
         for (i, header) in headers.iter().enumerate() {
-            let key: String = header
-                .chars()
-                .filter(|c| c.is_alphanumeric())
-                .flat_map(char::to_lowercase)
-                .collect();
+            let key = header_key(header);
             if let Some(n) = key
                 .strip_prefix("phone")
                 .and_then(|k| k.strip_suffix("value"))
             {
                 // "Phone 1 - Type" (older export), "Phone 1 - Label" (current one).
                 let type_keys = [format!("phone{n}type"), format!("phone{n}label")];
-                if let Some(t) = headers.iter().position(|h| {
-                    let key: String = h
-                        .chars()
-                        .filter(|c| c.is_alphanumeric())
-                        .flat_map(char::to_lowercase)
-                        .collect();
-                    type_keys.contains(&key)
-                }) {
+                if let Some(t) = headers
+                    .iter()
+                    .position(|h| type_keys.contains(&header_key(h)))
+                {
                     phone_types.insert(i, t);
                 }
             }

@@ -40,6 +40,16 @@ impl Format {
         }
     }
 
+    /// The kind a run of this format is recorded as.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Xlsx => "xlsx",
+            Format::Vcard => "vcard",
+            Format::Ldif => "ldif",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Format::Csv => "CSV",
@@ -117,26 +127,23 @@ pub fn parse(
     columns: &BTreeMap<String, String>,
 ) -> Result<RawBatch> {
     let format = format.unwrap_or_else(|| Format::detect(bytes));
-    let mut batch = match format {
-        Format::Xlsx => {
-            let mut batch = csv::parse_table(xlsx_rows(bytes)?, columns)?;
-            batch.format = format!("{} (first sheet)", format.name());
-            return Ok(batch);
+    if format == Format::Xlsx {
+        let mut batch = csv::parse_table(xlsx_rows(bytes)?, columns)?;
+        batch.format = format!("{} (first sheet)", format.name());
+        return Ok(batch);
+    }
+    let (text, encoding) = decode(bytes);
+    let (mut batch, name) = match format {
+        Format::Vcard => (vcard::parse(&text), format.name().to_string()),
+        Format::Ldif => (ldif::parse(&text), format.name().to_string()),
+        // The CSV parser names the tool and the delimiter.
+        Format::Csv | Format::Xlsx => {
+            let batch = csv::parse_text(&text, columns)?;
+            let name = batch.format.clone();
+            (batch, name)
         }
-        Format::Csv => {
-            let (text, encoding) = decode(bytes);
-            let mut batch = csv::parse_text(&text, columns)?;
-            batch.format = format!("{}, {encoding}", batch.format);
-            return Ok(batch);
-        }
-        Format::Vcard => vcard::parse(&decode(bytes).0),
-        Format::Ldif => ldif::parse(&decode(bytes).0),
     };
-    batch.format = format!(
-        "{}, {}",
-        format.name(),
-        decode(&bytes[..bytes.len().min(512)]).1
-    );
+    batch.format = format!("{name}, {encoding}");
     Ok(batch)
 }
 
@@ -215,12 +222,7 @@ impl FileSource {
 
 impl ContactSource for FileSource {
     fn kind(&self) -> &'static str {
-        match self.format {
-            Some(Format::Vcard) => "vcard",
-            Some(Format::Ldif) => "ldif",
-            Some(Format::Xlsx) => "xlsx",
-            Some(Format::Csv) | None => "csv",
-        }
+        self.format.unwrap_or(Format::Csv).kind()
     }
 
     async fn read(&mut self) -> Result<RawBatch> {

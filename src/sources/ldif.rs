@@ -108,7 +108,10 @@ fn cut(line: &str) -> String {
 /// that cannot be read costs its attribute, reported by the entry's DN.
 pub fn parse(text: &str) -> RawBatch {
     let written = entries(text);
-    let ad = text.to_ascii_lowercase().contains("samaccountname:");
+    let ad = written.iter().flat_map(|w| &w.lines).any(|line| {
+        line.get(..15)
+            .is_some_and(|name| name.eq_ignore_ascii_case("sAMAccountName:"))
+    });
     let flavor = if ad {
         Flavor::ActiveDirectory
     } else {
