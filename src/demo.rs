@@ -541,6 +541,22 @@ const DEPARTMENTS: &[Department] = &[
 /// How many people report to one team lead.
 const TEAM_SIZE: usize = 8;
 
+/// Names some people go by, for the given names they have: short forms, and the English names
+/// colleagues in China and Korea often use at work.
+const GOES_BY: &[(&str, &str)] = &[
+    ("Oliver", "Ollie"),
+    ("Olusegun", "Segun"),
+    ("James", "Jim"),
+    ("Michael", "Mike"),
+    ("Jennifer", "Jen"),
+    ("José", "Pepe"),
+    ("Mikael", "Micke"),
+    ("Олександр", "Саша"),
+    ("伟", "David"),
+    ("芳", "Fiona"),
+    ("민준", "Jason"),
+];
+
 /// Generates `count` people. The first is the CEO; each department has a head reporting to the
 /// CEO, and teams of about eight report to team leads who report to their department head.
 pub fn generate(count: usize, seed: u64) -> Vec<SourceRecord> {
@@ -612,9 +628,19 @@ pub fn generate(count: usize, seed: u64) -> Vec<SourceRecord> {
         if rng.random_bool(0.5) {
             im.push(format!("msteams:{email}"));
         }
+        // One in four of those with a usual other name goes by it (no random draw, so the rest
+        // of the company is the same as without).
+        let nicknames = GOES_BY
+            .iter()
+            .find(|(name, _)| *name == given)
+            .filter(|_| i % 4 == 1)
+            .map(|(_, nickname)| nickname.to_string())
+            .into_iter()
+            .collect();
         people.push(SourceRecord {
             external_id: Some(external_id),
             given_name: Some(given.to_string()),
+            nicknames,
             family_name: Some(family.to_string()),
             display_name: None,
             title: Some(title),

@@ -74,7 +74,7 @@ async fn vcards_from_apple_outlook_and_vcard4() {
         .expect("import");
     assert_eq!((report.counts.added, report.counts.rejected), (3, 1));
     assert!(
-        report.rejects[0].reason.contains("END:VCARD") && report.rejects[0].line == Some(40),
+        report.rejects[0].reason.contains("END:VCARD") && report.rejects[0].line == Some(41),
         "{:?}",
         report.rejects
     );
@@ -92,6 +92,8 @@ async fn vcards_from_apple_outlook_and_vcard4() {
     assert_eq!(olu["department"], "Engineering");
     assert_eq!(olu["title"], "Staff Engineer");
     assert_eq!(olu["im"][0], "xmpp:olusegun@chat.example.com");
+    assert_eq!(olu["nicknames"], serde_json::json!(["Segun"]));
+    assert_eq!(app.names("segun").await, ["Olusegun Okafor"]);
     let photo = olu["photo_url"].as_str().expect("photo");
     let (status, content_type, _) = app.get(photo).await;
     assert_eq!(
@@ -232,6 +234,12 @@ async fn google_contacts_current_export_and_thunderbird() {
             &serde_json::json!("Facilities"),
             &serde_json::json!("London")
         )
+    );
+    // Google's "Nickname": the name she goes by, shown and searched.
+    assert_eq!(peggy["nicknames"], serde_json::json!(["Peggy"]));
+    assert_eq!(
+        app.names("peggy hughes").await.first().map(String::as_str),
+        Some("Margaret Hughes")
     );
     // Thunderbird: its own header names, the work address's country.
     let lena = person(&app, "lena.schulz@example.de").await;

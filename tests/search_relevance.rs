@@ -477,6 +477,31 @@ const SCRIPT_CASES: &[(&str, &str, Rank, &str)] = &[
     ("boerge", "Børge Hansen", At(0), "Nordic ø as oe"),
     ("borge hansen", "Børge Hansen", At(0), "Nordic ø folded"),
     ("goetz", "Götz Berger", At(0), "German ö as oe"),
+    (
+        "moose",
+        "Theodore Winslow",
+        At(0),
+        "the nickname his source lists",
+    ),
+    (
+        "moose winslow",
+        "Theodore Winslow",
+        At(0),
+        "nickname and family name",
+    ),
+    (
+        "bunny",
+        "Bunny Bell",
+        At(0),
+        "the name her display name calls her",
+    ),
+    (
+        "peter nagy",
+        "Nagy Péter",
+        At(0),
+        "a Hungarian name, family first",
+    ),
+    ("nagy peter", "Nagy Péter", At(0), "as Hungarians say it"),
 ];
 
 #[tokio::test]
@@ -494,4 +519,18 @@ async fn names_in_every_script_and_by_the_names_people_go_by() {
     // not after everyone spelled in Latin.
     let names = app.names("ivanova").await;
     assert_eq!(names, ["Anna Ivanova", "Екатерина Иванова"]);
+    // The names people go by are returned with them, in results and on their record.
+    let (status, _, body) = app.get("/api/v1/people?q=moose").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"][0]["nicknames"], serde_json::json!(["Moose"]));
+    let id = body["items"][0]["id"].as_str().expect("id");
+    let (_, _, theodore) = app.get(&format!("/api/v1/people/{id}")).await;
+    assert_eq!(theodore["nicknames"], serde_json::json!(["Moose"]));
+    assert_eq!(theodore["display_name"], "Theodore Winslow");
+    let (_, _, body) = app.get("/api/v1/people?q=bunny").await;
+    assert_eq!(body["items"][0]["nicknames"], serde_json::json!(["Bunny"]));
+    let (_, _, body) = app.get("/api/v1/people?q=winslow").await;
+    assert_eq!(body["items"][0]["nicknames"], serde_json::json!(["Moose"]));
+    let (_, _, body) = app.get("/api/v1/people?q=hughes").await;
+    assert_eq!(body["items"][0]["nicknames"], serde_json::json!([]));
 }

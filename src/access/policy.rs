@@ -276,6 +276,7 @@ mod tests {
             display_name: "Jane Smith".into(),
             given_name: Some("Jane".into()),
             family_name: Some("Smith".into()),
+            nicknames: vec!["Janie".into()],
             title: Some("Engineer".into()),
             department: Some("Engineering".into()),
             org_unit: Some("Platform".into()),

@@ -16,6 +16,7 @@ pub struct PersonRow {
     pub display_name: String,
     pub given_name: Option<String>,
     pub family_name: Option<String>,
+    pub nicknames: Vec<String>,
     pub title: Option<String>,
     pub department: Option<String>,
     pub org_unit: Option<String>,
@@ -32,8 +33,8 @@ pub struct PersonRow {
 }
 
 /// The columns of `PersonRow`, for `people p LEFT JOIN people m ON m.id = p.manager_id`.
-pub const PERSON_COLUMNS: &str = "p.id, p.display_name, p.given_name, p.family_name, p.title, \
-    p.department, p.org_unit, p.location, p.manager_id, m.display_name AS manager_name, p.phones, \
+pub const PERSON_COLUMNS: &str = "p.id, p.display_name, p.given_name, p.family_name, p.nicknames, \
+    p.title, p.department, p.org_unit, p.location, p.manager_id, m.display_name AS manager_name, p.phones, \
     p.emails, p.im, p.photo_url, p.created_at, p.updated_at, p.deleted_at";
 
 impl PersonRow {
@@ -45,6 +46,7 @@ impl PersonRow {
             display_name: String::new(),
             given_name: None,
             family_name: None,
+            nicknames: Vec::new(),
             title: None,
             department: None,
             org_unit: None,
@@ -71,6 +73,7 @@ impl PersonRow {
             display_name: self.display_name,
             given_name: self.given_name,
             family_name: self.family_name,
+            nicknames: self.nicknames,
             title: self.title,
             department: self.department,
             org_unit: self.org_unit,

@@ -20,6 +20,9 @@ pub struct Person {
     pub display_name: String,
     pub given_name: Option<String>,
     pub family_name: Option<String>,
+    /// Names they go by ("Peggy"), as their sources give them; search finds them by these.
+    #[serde(default)]
+    pub nicknames: Vec<String>,
     pub title: Option<String>,
     pub department: Option<String>,
     pub org_unit: Option<String>,
@@ -63,6 +66,9 @@ pub struct Note {
 pub struct PersonSummary {
     pub id: Uuid,
     pub display_name: String,
+    /// Names they go by ("Peggy").
+    #[serde(default)]
+    pub nicknames: Vec<String>,
     pub title: Option<String>,
     pub department: Option<String>,
     pub org_unit: Option<String>,
@@ -81,6 +87,7 @@ impl From<&Person> for PersonSummary {
         PersonSummary {
             id: p.id,
             display_name: p.display_name.clone(),
+            nicknames: p.nicknames.clone(),
             title: p.title.clone(),
             department: p.department.clone(),
             org_unit: p.org_unit.clone(),

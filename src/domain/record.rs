@@ -17,6 +17,8 @@ pub struct SourceRecord {
     pub given_name: Option<String>,
     pub family_name: Option<String>,
     pub display_name: Option<String>,
+    /// Names the person goes by ("Peggy"), as the source lists them (commas separate several).
+    pub nicknames: Vec<String>,
     pub title: Option<String>,
     pub department: Option<String>,
     pub org_unit: Option<String>,
@@ -46,6 +48,11 @@ pub struct NormalizedRecord {
     pub display_name: String,
     pub given_name: Option<String>,
     pub family_name: Option<String>,
+    /// Names the person goes by: from the source, or read off a display name that calls them
+    /// otherwise than their given name. Left out of the digest when empty, so records without
+    /// any keep the digest they had.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nicknames: Vec<String>,
     pub title: Option<String>,
     pub department: Option<String>,
     pub org_unit: Option<String>,
@@ -69,6 +76,60 @@ pub struct NormalizedRecord {
 /// The longest value kept in a text field (names, title, department…); longer is cut, with a
 /// warning.
 pub const MAX_FIELD_CHARS: usize = 512;
+
+/// Most names one person is listed as going by.
+const MAX_NICKNAMES: usize = 8;
+
+/// The name a display name calls a person by instead of their given name: "Peggy Smith" or
+/// `Margaret "Peggy" Smith` for Margaret Smith give "Peggy". Not initials ("M. Smith"), not the
+/// given name with middle names ("Margaret Anne Smith"), not a name written family first.
+fn called_in_display(display: &str, given: &str, family: &str) -> Option<String> {
+    // Nearly every record: "Jane Smith" for Jane Smith.
+    if display
+        .strip_prefix(given)
+        .and_then(|r| r.strip_prefix(' '))
+        == Some(family)
+    {
+        return None;
+    }
+    // In double quotes: what the person is called, wherever it stands. (Not brackets: "Jane
+    // Smith (Contractor)" is a note; not single quotes: O'Brien.)
+    for (open, close) in [('"', '"'), ('“', '”')] {
+        if let Some((_, rest)) = display.split_once(open) {
+            if let Some((inside, _)) = rest.split_once(close) {
+                let inside = inside.trim();
+                if !inside.is_empty() && !inside.contains(',') {
+                    return Some(inside.to_string());
+                }
+            }
+        }
+    }
+    let lower = display.to_lowercase();
+    let family = family.to_lowercase();
+    let before = lower.strip_suffix(&family)?;
+    if !before.ends_with(' ') {
+        return None;
+    }
+    let called = display.get(..before.len())?.trim();
+    let given_lower = given.to_lowercase();
+    let called_lower = called.to_lowercase();
+    let initials = called
+        .split_whitespace()
+        .all(|w| w.trim_end_matches('.').chars().count() <= 1);
+    let plain = |s: &str| any_ascii::any_ascii(s).to_lowercase();
+    if called.is_empty()
+        || initials
+        || called.contains(',')
+        || called.split_whitespace().count() > 2
+        || called_lower == given_lower
+        || plain(called) == plain(given)
+        || called_lower.starts_with(&format!("{given_lower} "))
+        || given_lower.starts_with(&format!("{called_lower} "))
+    {
+        return None;
+    }
+    Some(called.to_string())
+}
 
 /// A picture read from a source, stored once per digest.
 #[derive(Debug, PartialEq, Eq)]
@@ -239,7 +300,8 @@ impl SourceRecord {
     }
 
     /// The name as its owner writes it: the source's display name; else given and family name,
-    /// family name first and without a space for a name in Chinese, Japanese or Korean script.
+    /// family name first and without a space for a name in Chinese, Japanese or Korean script,
+    /// family name first for a person the source places in Hungary.
     fn full_name(&self) -> Option<String> {
         clean(self.display_name.clone()).or_else(|| {
             let given = clean(self.given_name.clone());
@@ -248,10 +310,44 @@ impl SourceRecord {
                 (Some(given), Some(family)) if is_cjk_name(&given) && is_cjk_name(&family) => {
                     Some(format!("{family}{given}"))
                 }
+                (Some(given), Some(family)) if self.family_name_first() => {
+                    Some(format!("{family} {given}"))
+                }
                 (Some(given), Some(family)) => Some(format!("{given} {family}")),
                 (one, other) => one.or(other),
             }
         })
+    }
+
+    /// Whether names are written family name first where the person lives (Hungary).
+    fn family_name_first(&self) -> bool {
+        self.country.as_deref().and_then(region_of_country) == Some(phonenumber::country::Id::HU)
+    }
+
+    /// The names the person goes by: the source's (split at commas), and the one their display
+    /// name calls them by; none that is their given or display name, each once.
+    fn nicknames(&self, display_name: &str, warnings: &mut Vec<String>) -> Vec<String> {
+        let given = clean(self.given_name.clone());
+        let family = clean(self.family_name.clone());
+        let from_display = match (&given, &family) {
+            (Some(given), Some(family)) => called_in_display(display_name, given, family),
+            _ => None,
+        };
+        let same = |a: &str, b: &str| a.to_lowercase() == b.to_lowercase();
+        let mut out: Vec<String> = Vec::new();
+        let listed = self.nicknames.iter().flat_map(|n| n.split(','));
+        for name in listed.map(str::to_string).chain(from_display) {
+            let Some(name) = cut("nickname", clean(Some(name)), warnings) else {
+                continue;
+            };
+            let known = same(&name, display_name)
+                || given.as_deref().is_some_and(|g| same(&name, g))
+                || out.iter().any(|n| same(n, &name));
+            if !known && out.len() < MAX_NICKNAMES {
+                out.push(name);
+            }
+        }
+        out
     }
 
     /// Validates and normalizes. Refused only when it cannot be a person (no name and no
@@ -289,6 +385,7 @@ impl SourceRecord {
         })?;
 
         let normalized_phones = self.normalize_phones(phones, &mut warnings);
+        let nicknames = self.nicknames(&display_name, &mut warnings);
         let photo = self
             .photo
             .filter(|bytes| !bytes.is_empty())
@@ -315,6 +412,7 @@ impl SourceRecord {
             display_name,
             given_name,
             family_name,
+            nicknames,
             title,
             department,
             org_unit,
@@ -699,6 +797,101 @@ mod tests {
                 .normalize(&normalizer())
                 .expect("valid")
                 .content_hash()
+        );
+    }
+
+    fn named(
+        given: &str,
+        family: &str,
+        display: Option<&str>,
+        country: Option<&str>,
+    ) -> SourceRecord {
+        SourceRecord {
+            given_name: Some(given.into()),
+            family_name: Some(family.into()),
+            display_name: display.map(str::to_string),
+            country: country.map(str::to_string),
+            emails: vec![format!("{}@example.com", given.to_lowercase())],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn nicknames_come_from_the_source_and_from_a_display_name_that_says_so() {
+        let called = |display: &str| {
+            named("Margaret", "Smith", Some(display), None)
+                .normalize(&normalizer())
+                .expect("kept")
+                .nicknames
+        };
+        assert_eq!(called("Peggy Smith"), ["Peggy"]);
+        assert_eq!(called("Margaret \"Peggy\" Smith"), ["Peggy"]);
+        assert_eq!(called("MARGARET SMITH"), Vec::<String>::new());
+        assert_eq!(called("Margaret Smith"), Vec::<String>::new());
+        assert_eq!(
+            called("Margaret Anne Smith"),
+            Vec::<String>::new(),
+            "a middle name"
+        );
+        assert_eq!(called("M. Smith"), Vec::<String>::new(), "an initial");
+        assert_eq!(called("Smith, Margaret"), Vec::<String>::new());
+        assert_eq!(called("Margaret Smith (Contractor)"), Vec::<String>::new());
+        assert_eq!(
+            called("Maggie O'Brien-Smith"),
+            Vec::<String>::new(),
+            "another family name"
+        );
+        let accent = named("José", "Lima", Some("Jose Lima"), None);
+        assert!(accent
+            .normalize(&normalizer())
+            .expect("kept")
+            .nicknames
+            .is_empty());
+
+        let mut listed = named("Richard", "Roe", None, None);
+        listed.nicknames = vec![
+            "Dick, Rick".into(),
+            " rick ".into(),
+            "Richard".into(),
+            String::new(),
+        ];
+        let rec = listed.normalize(&normalizer()).expect("kept");
+        assert_eq!(
+            rec.nicknames,
+            ["Dick", "Rick"],
+            "split, cleaned, each once, not the given name"
+        );
+        assert_eq!(rec.display_name, "Richard Roe");
+    }
+
+    #[test]
+    fn records_without_nicknames_keep_their_digest() {
+        let rec = jane().normalize(&normalizer()).expect("kept");
+        let json = serde_json::to_string(&rec).expect("json");
+        assert!(!json.contains("nicknames"), "{json}");
+        let mut called = jane();
+        called.nicknames = vec!["Janie".into()];
+        let other = called.normalize(&normalizer()).expect("kept");
+        assert_ne!(rec.content_hash(), other.content_hash());
+    }
+
+    #[test]
+    fn names_are_composed_in_their_owners_order() {
+        let name = |given, family, country| {
+            named(given, family, None, country)
+                .normalize(&normalizer())
+                .expect("kept")
+                .display_name
+        };
+        assert_eq!(name("芳", "王", None), "王芳");
+        assert_eq!(name("Péter", "Nagy", Some("HU")), "Nagy Péter");
+        assert_eq!(name("Péter", "Nagy", Some("Hungary")), "Nagy Péter");
+        assert_eq!(name("Péter", "Nagy", Some("AT")), "Péter Nagy");
+        assert_eq!(name("Péter", "Nagy", None), "Péter Nagy");
+        let shown = named("Péter", "Nagy", Some("Peter Nagy"), Some("HU"));
+        assert_eq!(
+            shown.normalize(&normalizer()).expect("kept").display_name,
+            "Peter Nagy"
         );
     }
 }

@@ -38,6 +38,7 @@ async fn may_see(state: &AppState, principal: &Principal, digest: &str) -> Resul
             .admits_summary(&crate::domain::PersonSummary {
                 id: uuid::Uuid::nil(),
                 display_name: String::new(),
+                nicknames: Vec::new(),
                 title: None,
                 department,
                 org_unit,

@@ -352,6 +352,8 @@ struct Names {
     display: Vec<String>,
     given: Vec<String>,
     family: Vec<String>,
+    /// Each name they go by, folded.
+    nicknames: Vec<Vec<String>>,
     sort_keys: (u64, u64),
 }
 
@@ -363,6 +365,7 @@ impl Names {
         Names {
             given: fold_part(&row.given_name),
             family: fold_part(&row.family_name),
+            nicknames: row.nicknames.iter().map(|n| fold(n)).collect(),
             display,
             sort_keys,
         }
@@ -406,10 +409,12 @@ fn document_of(f: &Fields, row: PersonRow, names: Names) -> TantivyDocument {
     let person = row.into_person(Vec::new());
     let mut doc = TantivyDocument::default();
     doc.add_bytes(f.id, person.id.as_bytes());
-    // The words of display, given and family name; other spellings too: "mueller" for
-    // "Müller", "boerge" for "Børge", "ivanova" for "Иванова", "liubei", "liu", "bei" for "刘备".
+    // The words of display, given and family name and the names they go by; other spellings
+    // too: "mueller" for "Müller", "boerge" for "Børge", "ivanova" for "Иванова", "liubei",
+    // "liu", "bei" for "刘备".
     let mut name_words: Vec<String> = [&names.display, &names.given, &names.family]
         .into_iter()
+        .chain(&names.nicknames)
         .flatten()
         .cloned()
         .collect();
@@ -420,6 +425,7 @@ fn document_of(f: &Fields, row: PersonRow, names: Names) -> TantivyDocument {
     ]
     .into_iter()
     .flatten()
+    .chain(&person.nicknames)
     .flat_map(|t| t.split(|c: char| !c.is_alphanumeric()))
     .collect();
     for word in raw_words {
@@ -443,6 +449,13 @@ fn document_of(f: &Fields, row: PersonRow, names: Names) -> TantivyDocument {
         let (given, family) = (names.given.join(" "), names.family.join(" "));
         full_names.push(format!("{given} {family}"));
         full_names.push(format!("{family} {given}"));
+    }
+    // "peggy smith" for Margaret Smith who goes by Peggy.
+    if person.family_name.is_some() {
+        let family = names.family.join(" ");
+        for nickname in &names.nicknames {
+            full_names.push(format!("{} {family}", nickname.join(" ")));
+        }
     }
     full_names.sort_unstable();
     full_names.dedup();
@@ -533,6 +546,7 @@ mod tests {
             display_name: format!("{given} {family}"),
             given_name: Some(given.into()),
             family_name: Some(family.into()),
+            nicknames: Vec::new(),
             title: Some(title.into()),
             department: None,
             org_unit: None,

@@ -618,6 +618,7 @@ mod props {
             display_name: format!("{given} {family}"),
             given_name: Some(given.into()),
             family_name: Some(family.into()),
+            nicknames: Vec::new(),
             title: Some("Engineer".into()),
             department: Some("Engineering".into()),
             org_unit: None,

@@ -445,6 +445,7 @@ mod tests {
             display_name: format!("{given} {family}"),
             given_name: Some(given.into()),
             family_name: Some(family.into()),
+            nicknames: Vec::new(),
             title: Some(["Engineer", "Janitor", "Sales Lead"][n % 3].into()),
             department: Some(["Engineering", "Sales"][n % 2].into()),
             org_unit: None,

@@ -18,6 +18,8 @@ pub enum Field {
     GivenName,
     FamilyName,
     DisplayName,
+    /// Names the person goes by (Google's and Thunderbird's "Nickname").
+    Nickname,
     Email,
     Phone(PhoneKind),
     Title,
@@ -40,6 +42,7 @@ impl Field {
             "given_name" => Field::GivenName,
             "family_name" => Field::FamilyName,
             "display_name" => Field::DisplayName,
+            "nickname" | "nicknames" => Field::Nickname,
             "email" => Field::Email,
             "phone" => Field::Phone(PhoneKind::Work),
             "mobile" => Field::Phone(PhoneKind::Mobile),
@@ -79,6 +82,8 @@ impl Field {
             "familyname" | "lastname" | "surname" | "sn" | "nachname" => (Field::FamilyName, 1),
             "displayname" | "fullname" => (Field::DisplayName, 1),
             "name" | "cn" => (Field::DisplayName, 2),
+            "nickname" | "nicknames" | "nickname1" | "preferredname" | "knownas" | "rufname"
+            | "spitzname" => (Field::Nickname, 1),
             // Email
             "emailaddress" | "mail" | "email" | "email1value" | "emailaddress1"
             | "primaryemail" | "emailadresse" => (Field::Email, 1),
@@ -158,6 +163,7 @@ impl Field {
             Field::GivenName => "given_name",
             Field::FamilyName => "family_name",
             Field::DisplayName => "display_name",
+            Field::Nickname => "nickname",
             Field::Email => "email",
             Field::Phone(PhoneKind::Work) => "phone",
             Field::Phone(PhoneKind::Mobile) => "mobile",
@@ -177,7 +183,10 @@ impl Field {
     }
 
     fn multi_valued(self) -> bool {
-        matches!(self, Field::Email | Field::Phone(_) | Field::Im)
+        matches!(
+            self,
+            Field::Email | Field::Phone(_) | Field::Im | Field::Nickname
+        )
     }
 }
 
@@ -277,6 +286,7 @@ impl Columns {
                             .emails
                             .extend(part.split([';', ',', ' ']).map(str::to_string)),
                         Field::Im => rec.im.extend(part.split_whitespace().map(str::to_string)),
+                        Field::Nickname => rec.nicknames.push(part.trim().to_string()),
                         Field::Phone(kind) => {
                             let kind = self.phone_kind(i, row).unwrap_or(*kind);
                             rec.phones
@@ -547,6 +557,7 @@ pub fn write_records<W: std::io::Write>(out: W, records: &[SourceRecord]) -> Res
             "given_name",
             "family_name",
             "display_name",
+            "nickname",
             "email",
             "phone",
             "mobile",
@@ -575,6 +586,7 @@ pub fn write_records<W: std::io::Write>(out: W, records: &[SourceRecord]) -> Res
                 r.given_name.as_deref().unwrap_or(""),
                 r.family_name.as_deref().unwrap_or(""),
                 r.display_name.as_deref().unwrap_or(""),
+                &r.nicknames.join(", "),
                 &r.emails.join(" "),
                 &phone(PhoneKind::Work),
                 &phone(PhoneKind::Mobile),

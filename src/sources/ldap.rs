@@ -65,10 +65,14 @@ pub enum Field {
     Im,
     /// `c` (ISO 3166 code) or `co` (its name): where the person's national numbers belong.
     Country,
+    /// Names the person goes by: no standard attribute, so none unless configured. (A
+    /// `displayName` that calls them otherwise than `givenName` says so too: see
+    /// `SourceRecord::nicknames`.)
+    Nicknames,
 }
 
 impl Field {
-    const ALL: [(&'static str, Field); 18] = [
+    const ALL: [(&'static str, Field); 19] = [
         ("external_id", Field::ExternalId),
         ("given_name", Field::GivenName),
         ("family_name", Field::FamilyName),
@@ -87,6 +91,7 @@ impl Field {
         ("photo", Field::Photo),
         ("im", Field::Im),
         ("country", Field::Country),
+        ("nicknames", Field::Nicknames),
     ];
 
     pub fn from_name(name: &str) -> Option<Field> {
@@ -198,6 +203,7 @@ impl Mapping {
             photo,
             dn: Some(entry.dn.clone()),
             country: first(Field::Country),
+            nicknames: all(Field::Nicknames),
             read_warnings: Vec::new(),
         }
     }
@@ -1176,6 +1182,24 @@ mod tests {
         assert_eq!(r.phones.len(), 3);
         assert_eq!(r.department.as_deref(), Some("Sales"));
         assert_eq!(r.location.as_deref(), Some("B 2.14"));
+    }
+
+    #[test]
+    fn a_display_name_other_than_the_given_name_is_a_nickname() {
+        let s = settings("ldap");
+        let e = entry(&[
+            ("entryUUID", &["6A0B2C4E-1111-2222-3333-444455556667"]),
+            ("cn", &["Margaret Hughes"]),
+            ("displayName", &["Peggy Hughes"]),
+            ("givenName", &["Margaret"]),
+            ("sn", &["Hughes"]),
+        ]);
+        let mut read = DirectoryRead::default();
+        let record = s.convert(vec![e], true, &mut read).remove(0);
+        let phones = crate::domain::PhoneNormalizer::new("GB").expect("region");
+        let rec = record.normalize(&phones).expect("kept");
+        assert_eq!(rec.display_name, "Peggy Hughes");
+        assert_eq!(rec.nicknames, ["Peggy"]);
     }
 
     #[test]

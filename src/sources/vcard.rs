@@ -293,6 +293,8 @@ fn set(slot: &mut Option<String>, value: String) {
 fn apply(record: &mut SourceRecord, p: &Property) {
     match p.name.as_str() {
         "FN" => set(&mut record.display_name, unescape(&p.text())),
+        // A list: commas separate the names (RFC 6350 §6.2.3).
+        "NICKNAME" => record.nicknames.push(unescape(&p.text())),
         "N" => {
             let parts = p.components();
             set(

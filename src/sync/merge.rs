@@ -22,6 +22,8 @@ pub struct SourceView {
     pub display_name: String,
     pub given_name: Option<String>,
     pub family_name: Option<String>,
+    #[serde(default)]
+    pub nicknames: Vec<String>,
     pub title: Option<String>,
     pub department: Option<String>,
     pub org_unit: Option<String>,
@@ -43,6 +45,7 @@ impl SourceView {
             display_name: rec.display_name.clone(),
             given_name: rec.given_name.clone(),
             family_name: rec.family_name.clone(),
+            nicknames: rec.nicknames.clone(),
             title: rec.title.clone(),
             department: rec.department.clone(),
             org_unit: rec.org_unit.clone(),
@@ -62,6 +65,7 @@ pub const ATTRIBUTES: &[&str] = &[
     "display_name",
     "given_name",
     "family_name",
+    "nicknames",
     "title",
     "department",
     "org_unit",
@@ -140,6 +144,8 @@ pub fn merge(rules: &MergeConfig, views: &[(String, SourceView)]) -> SourceView 
             .unwrap_or_default(),
         given_name: first(&pick("given_name"), |v| v.given_name.as_ref()),
         family_name: first(&pick("family_name"), |v| v.family_name.as_ref()),
+        // Every name any source knows them by.
+        nicknames: union("nicknames", |v| &v.nicknames),
         title: first(&pick("title"), |v| v.title.as_ref()),
         department: first(&pick("department"), |v| v.department.as_ref()),
         org_unit: first(&pick("org_unit"), |v| v.org_unit.as_ref()),
@@ -204,7 +210,7 @@ pub async fn snapshot_single_source(conn: &mut PgConnection, people: &[Uuid]) ->
     sqlx::query(
         "UPDATE person_sources ps SET record = jsonb_build_object( \
            'display_name', p.display_name, 'given_name', p.given_name, 'family_name', p.family_name, \
-           'title', p.title, 'department', p.department, 'org_unit', p.org_unit, \
+           'nicknames', to_jsonb(p.nicknames), 'title', p.title, 'department', p.department, 'org_unit', p.org_unit, \
            'location', p.location, 'manager_id', p.manager_id, 'manager_ref', p.manager_ref, \
            'phones', p.phones, 'emails', to_jsonb(p.emails), 'im', to_jsonb(p.im), \
            'photo_url', p.photo_url) \
@@ -245,7 +251,7 @@ pub async fn recompute(
             let m = merge(rules, views);
             serde_json::json!({
                 "id": id, "display_name": m.display_name, "given_name": m.given_name,
-                "family_name": m.family_name, "title": m.title, "department": m.department,
+                "family_name": m.family_name, "nicknames": m.nicknames, "title": m.title, "department": m.department,
                 "org_unit": m.org_unit, "location": m.location, "manager_id": m.manager_id,
                 "manager_ref": m.manager_ref, "phones": m.phones, "emails": m.emails,
                 "im": m.im, "photo_url": m.photo_url,
@@ -255,7 +261,7 @@ pub async fn recompute(
     sqlx::query(&format!(
         "UPDATE people p SET {} \
          FROM jsonb_to_recordset($1::jsonb) AS s(id uuid, display_name text, given_name text, \
-           family_name text, title text, department text, org_unit text, location text, \
+           family_name text, nicknames text[], title text, department text, org_unit text, location text, \
            manager_id uuid, manager_ref text, phones jsonb, emails text[], im text[], photo_url text) \
          WHERE p.id = s.id",
         super::PEOPLE_FROM_S

@@ -504,6 +504,7 @@ async fn apply(
             .text(Some(&rec.display_name))
             .text(rec.given_name.as_deref())
             .text(rec.family_name.as_deref())
+            .array(&rec.nicknames)
             .text(rec.title.as_deref())
             .text(rec.department.as_deref())
             .text(rec.org_unit.as_deref())
@@ -516,7 +517,7 @@ async fn apply(
             .text(rec.photo_url.as_deref());
     };
     const PERSON_COPY_COLUMNS: &str =
-        "id, display_name, given_name, family_name, title, department, \
+        "id, display_name, given_name, family_name, nicknames, title, department, \
         org_unit, location, manager_id, manager_ref, phones, emails, im, photo_url";
 
     store_photos(
@@ -548,8 +549,8 @@ async fn apply(
     if !updated.is_empty() {
         sqlx::query(
             "CREATE TEMP TABLE staging_people ON COMMIT DROP AS \
-             SELECT id, display_name, given_name, family_name, title, department, org_unit, location, \
-             manager_id, manager_ref, phones, emails, im, photo_url, 0::bigint AS content_hash, \
+             SELECT id, display_name, given_name, family_name, nicknames, title, department, org_unit, \
+             location, manager_id, manager_ref, phones, emails, im, photo_url, 0::bigint AS content_hash, \
              ''::text AS external_id, ''::text AS dn FROM people WITH NO DATA",
         )
         .execute(&mut *tx)
@@ -731,7 +732,7 @@ async fn load_existing(
 /// them: shared by the plain update and the merge.
 pub(crate) const PEOPLE_FROM_S: &str =
     "display_name = s.display_name, given_name = s.given_name, family_name = s.family_name, \
-     title = s.title, department = s.department, org_unit = s.org_unit, location = s.location, \
+     nicknames = s.nicknames, title = s.title, department = s.department, org_unit = s.org_unit, location = s.location, \
      manager_id = s.manager_id, manager_ref = s.manager_ref, phones = s.phones, \
      emails = s.emails, im = s.im, photo_url = s.photo_url, updated_at = now(), deleted_at = NULL";
 

@@ -38,6 +38,9 @@ function render(data) {
     const name = el('div', 'name');
     if (p.presence) { const dot = el('span'); paintDot(dot, p.presence); name.appendChild(dot); }
     name.appendChild(document.createTextNode(p.display_name));
+    if (p.nicknames && p.nicknames.length) {
+      name.appendChild(el('span', 'nick', ' “' + p.nicknames.join('”, “') + '”'));
+    }
     li.appendChild(name);
     li.appendChild(el('div', 'meta', [p.title, p.department, p.location].filter(Boolean).join(' · ')));
     const contact = el('div', 'contact');
