@@ -77,6 +77,9 @@ pub enum Command {
     /// Service tokens for scripts and integrations (`Authorization: Bearer …`).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Devices that read the address book over LDAP (desk phones, mail clients).
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -132,6 +135,17 @@ pub enum TokenCommand {
     List,
     /// Revoke a token: refused from then on.
     Revoke { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Create a device; prints its password once, alone on the last line. It binds as
+    /// `cn=NAME,…` (any DN whose first value is its name) or as NAME.
+    Add { name: String },
+    /// List devices and when each last bound.
+    List,
+    /// Remove a device: its binds are refused from then on.
+    Remove { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -445,6 +459,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             db.close().await;
             result
         }
+        Command::Device(command) => {
+            let db = Database::open(&config).await?;
+            let result = device_command(&db, command).await;
+            db.close().await;
+            result
+        }
         Command::Person(PersonCommand::Erase { id }) => {
             let db = Database::open(&config).await?;
             let result = crate::retention::erase_one(&db.pool, id, &cli_principal()).await;
@@ -612,6 +632,40 @@ async fn token_command(db: &Database, command: TokenCommand) -> Result<ExitCode>
             }
             audit_now(db, "token.revoke", format!("name={name}")).await?;
             println!("revoked token {name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn device_command(db: &Database, command: DeviceCommand) -> Result<ExitCode> {
+    use crate::access::devices;
+    match command {
+        DeviceCommand::Add { name } => {
+            let password = devices::add(&db.pool, &name).await?;
+            audit_now(db, "device.add", format!("name={name}")).await?;
+            println!("created device {name}; it binds to the LDAP server as cn={name} (or {name}) with this password.");
+            println!("It is shown once:");
+            println!("{password}");
+        }
+        DeviceCommand::List => {
+            println!("{:<32} {:<20} last bind", "name", "created");
+            for d in devices::list(&db.pool).await? {
+                println!(
+                    "{:<32} {:<20} {}",
+                    d.name,
+                    d.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    d.last_bind_at
+                        .map(|r| r.format("%Y-%m-%d %H:%M:%S").to_string())
+                        .unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+        DeviceCommand::Remove { name } => {
+            if !devices::remove(&db.pool, &name).await? {
+                return Err(Error::NotFound { what: "device" });
+            }
+            audit_now(db, "device.remove", format!("name={name}")).await?;
+            println!("removed device {name}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -53,6 +53,10 @@ pub struct Config {
     /// How long removed people are kept (`[retention]`).
     #[serde(default)]
     pub retention: crate::retention::RetentionConfig,
+    /// The read-only LDAP server for desk phones and mail clients (`[ldap_server]`); absent:
+    /// not served.
+    #[serde(default)]
+    pub ldap_server: Option<crate::addressbook::ldap::LdapServerConfig>,
 }
 
 /// `[http]`: what one request may take.
@@ -307,6 +311,7 @@ impl Default for Config {
             http: Default::default(),
             tls: None,
             retention: Default::default(),
+            ldap_server: None,
         }
     }
 }
@@ -406,6 +411,9 @@ impl Config {
         }
         // Checks durations, networks and the sign-in sections (reads no secrets, connects nowhere).
         crate::access::Access::check(&self.access, &self.sources)?;
+        if let Some(ldap) = &self.ldap_server {
+            ldap.check()?;
+        }
         Ok(())
     }
 

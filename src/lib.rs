@@ -4,6 +4,7 @@
 //! `search` indexer follows the change log into tantivy; `http` and `web` serve both.
 
 pub mod access;
+pub mod addressbook;
 pub mod audit;
 pub mod cli;
 pub mod config;

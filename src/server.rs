@@ -111,6 +111,7 @@ pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result
             "access.open: serving without sign-in; everyone who can reach the port is an admin"
         );
     }
+    let app_state = state.clone();
     let app = crate::http::router(state);
     let (reload_stop, _) = watch::channel(false);
     // The embedded cluster, restarted if it dies: until then requests answer 503.
@@ -151,6 +152,21 @@ pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result
     let reloads = tls
         .clone()
         .map(|certs| certs.reload_on_sighup(reload_stop.subscribe()));
+    // The address book for desk phones and mail clients, stopped with everything else.
+    let (ldap_stop, ldap_stopped) = watch::channel(false);
+    let mut ldap_tasks = Vec::new();
+    if let Some(ldap) = &config.ldap_server {
+        let certs = match (&ldap.tls, &tls) {
+            (Some(own), _) => Some(crate::tls::Certificates::load(own)?),
+            (None, shared) => shared.clone(),
+        };
+        let server =
+            crate::addressbook::ldap::LdapServer::new(app_state.clone(), ldap.clone(), certs)?;
+        for (address, task) in server.start(ldap_stopped).await? {
+            eprintln!("LDAP address book at {address}/ (base {})", ldap.base_dn);
+            ldap_tasks.push(task);
+        }
+    }
     let serving = serve_connections(
         listener,
         app,
@@ -174,6 +190,10 @@ pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result
     }
 
     tracing::info!("shutting down");
+    let _ = ldap_stop.send(true);
+    for task in ldap_tasks {
+        let _ = task.await;
+    }
     let _ = reload_stop.send(true);
     if let Some(reloads) = reloads {
         let _ = reloads.await;

@@ -3,6 +3,7 @@
 //! (service tokens); each gets a role and a [`Policy`]. `http::auth` asks [`Access`] to resolve
 //! every request and checks the route's requirement; handlers apply the policy.
 
+pub mod devices;
 pub mod directory;
 pub mod oidc;
 pub mod policy;
@@ -78,6 +79,9 @@ pub enum PrincipalKind {
     Service,
     /// Nobody in particular: the server runs open (`demo --open`, `access.open`).
     Open,
+    /// A desk phone or mail client reading the address book (`switchboard device add`), or an
+    /// anonymous LDAP client where anonymous binds are allowed.
+    Device,
 }
 
 /// Who is calling, as the request handlers see them.

@@ -118,6 +118,45 @@ pub async fn get_person(pool: &PgPool, id: Uuid) -> Result<Option<Person>> {
     Ok(Some(row.into_person(sources)))
 }
 
+/// The people with these ids who are not deleted, with their managers and sources, in the
+/// order of `ids`.
+pub async fn get_many(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Person>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {PERSON_COLUMNS} FROM people p LEFT JOIN people m ON m.id = p.manager_id AND m.deleted_at IS NULL \
+         WHERE p.id = ANY($1) AND p.deleted_at IS NULL"
+    );
+    let rows = sqlx::query_as::<_, PersonRow>(&sql)
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
+    let mut sources: HashMap<Uuid, Vec<SourceRef>> = HashMap::new();
+    let rows_of_sources = sqlx::query_as::<_, (Uuid, String, String)>(
+        "SELECT person_id, source, external_id FROM person_sources WHERE person_id = ANY($1) \
+         ORDER BY source, external_id",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    for (id, source, external_id) in rows_of_sources {
+        sources.entry(id).or_default().push(SourceRef {
+            source,
+            external_id,
+        });
+    }
+    let mut by_id: HashMap<Uuid, PersonRow> = rows.into_iter().map(|r| (r.id, r)).collect();
+    Ok(ids
+        .iter()
+        .filter_map(|id| by_id.remove(id))
+        .map(|row| {
+            let of = sources.remove(&row.id).unwrap_or_default();
+            row.into_person(of)
+        })
+        .collect())
+}
+
 /// Changes after `after_seq`, oldest first: the sequence number and the person as they are now
 /// (deleted ones included, so the index can drop them).
 pub async fn changes_since(

@@ -1,0 +1,301 @@
+//! A person as an address book entry: the `inetOrgPerson` attributes that desk phones and mail
+//! clients ask for, with presence in attributes a phone can display.
+
+use crate::domain::{Person, Phone, PhoneKind};
+use crate::presence::{Availability, Presence};
+
+/// One attribute of an entry: its values as shown, and as they are matched (folded text, or
+/// for a phone number every reading of its digits).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attribute {
+    pub name: &'static str,
+    pub values: Vec<String>,
+    pub keys: Vec<Vec<String>>,
+}
+
+/// An entry: its DN and its attributes, in a fixed order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub dn: String,
+    pub attributes: Vec<Attribute>,
+}
+
+/// What kind of values an attribute holds, which says how a filter compares them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    /// Names, titles, addresses: compared without regard to case, accents or punctuation.
+    Text,
+    /// Phone numbers: compared by their digits, in any format (`+44 20…`, `020…`, `4711`).
+    Phone,
+    /// Object classes and ids: compared without regard to case.
+    Exact,
+}
+
+/// Every attribute a person entry can have, with the other names clients use for it.
+const ATTRIBUTES: &[(&str, Syntax, &[&str])] = &[
+    ("objectClass", Syntax::Exact, &[]),
+    ("uid", Syntax::Exact, &["userid", "entryUUID"]),
+    ("cn", Syntax::Text, &["commonName"]),
+    ("displayName", Syntax::Text, &["name"]),
+    ("givenName", Syntax::Text, &["gn"]),
+    ("sn", Syntax::Text, &["surname"]),
+    ("nickname", Syntax::Text, &[]),
+    ("mail", Syntax::Text, &["email", "rfc822Mailbox"]),
+    ("telephoneNumber", Syntax::Phone, &["phone"]),
+    ("mobile", Syntax::Phone, &["mobileTelephoneNumber"]),
+    ("homePhone", Syntax::Phone, &["homeTelephoneNumber"]),
+    (
+        "facsimileTelephoneNumber",
+        Syntax::Phone,
+        &["fax", "facsimile"],
+    ),
+    ("ipPhone", Syntax::Phone, &[]),
+    ("title", Syntax::Text, &[]),
+    ("ou", Syntax::Text, &["organizationalUnitName"]),
+    ("department", Syntax::Text, &[]),
+    ("o", Syntax::Text, &["organizationName", "company"]),
+    ("l", Syntax::Text, &["localityName"]),
+    ("physicalDeliveryOfficeName", Syntax::Text, &[]),
+    ("manager", Syntax::Exact, &[]),
+    ("description", Syntax::Text, &[]),
+    ("switchboardPresence", Syntax::Exact, &[]),
+];
+
+/// The attribute a client's name stands for, and how its values compare; `None` for an
+/// attribute people entries do not have (a filter item on it is Undefined).
+pub fn attribute(name: &str) -> Option<(&'static str, Syntax)> {
+    ATTRIBUTES.iter().find_map(|(canonical, syntax, aliases)| {
+        (canonical.eq_ignore_ascii_case(name)
+            || aliases.iter().any(|a| a.eq_ignore_ascii_case(name)))
+        .then_some((*canonical, *syntax))
+    })
+}
+
+/// Text as filters compare it: folded words (case, accents, punctuation gone) joined by spaces.
+pub fn fold_text(text: &str) -> String {
+    crate::search::fold(text).join(" ")
+}
+
+/// A text value as filters may spell it: folded ("muller" for Müller), and with each word in
+/// its other spelling where it has one ("mueller", "ivanova" for Иванова).
+fn text_keys(value: &str) -> Vec<String> {
+    let folded = fold_text(value);
+    if value.is_ascii() {
+        return vec![folded];
+    }
+    let spelled: Vec<String> = value
+        .split_whitespace()
+        .map(|word| {
+            crate::search::names::spellings(word)
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| fold_text(word))
+        })
+        .collect();
+    let spelled = spelled.join(" ");
+    if spelled == folded {
+        vec![folded]
+    } else {
+        vec![folded, spelled]
+    }
+}
+
+/// The DN of a person under `base`.
+pub fn person_dn(id: &uuid::Uuid, base: &str) -> String {
+    format!("uid={id},{base}")
+}
+
+/// What a phone shows for someone's presence: "Busy · at the dentist · back 14:00 UTC".
+pub fn presence_text(person: &Person) -> Option<String> {
+    let presence = person.presence.as_ref();
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(p) = presence.filter(|p| p.availability != Availability::Unknown) {
+        parts.push(availability_label(p).to_string());
+        if let Some(message) = p.status_message.as_deref().filter(|m| !m.is_empty()) {
+            parts.push(message.to_string());
+        }
+    }
+    let back = match &person.absence {
+        Some(note) => {
+            parts.push(note.text.clone());
+            note.until
+        }
+        None => presence.and_then(|p| p.until),
+    };
+    if let Some(until) = back {
+        parts.push(format!("back {}", until.format("%H:%M UTC")));
+    }
+    (!parts.is_empty()).then(|| parts.join(" · "))
+}
+
+fn availability_label(p: &Presence) -> &'static str {
+    if p.out_of_office {
+        return "Out of office";
+    }
+    match p.availability {
+        Availability::Available => "Available",
+        Availability::Busy => "Busy",
+        Availability::DoNotDisturb => "Do not disturb",
+        Availability::BeRightBack => "Be right back",
+        Availability::Away => "Away",
+        Availability::Offline => "Offline",
+        Availability::Unknown => "Unknown",
+    }
+}
+
+/// How a number is given to a device: E.164 when known (dialable from anywhere), else the
+/// extension, else its digits as written.
+fn dialable(phone: &Phone) -> String {
+    if let Some(e164) = &phone.e164 {
+        return e164.clone();
+    }
+    if let Some(extension) = &phone.extension {
+        return extension.clone();
+    }
+    phone
+        .raw
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '+')
+        .collect()
+}
+
+impl Entry {
+    /// The entry of a person already shown through the caller's policy.
+    pub fn of(person: &Person, base: &str) -> Entry {
+        let mut entry = Entry {
+            dn: person_dn(&person.id, base),
+            attributes: Vec::with_capacity(24),
+        };
+        entry.put(
+            "objectClass",
+            ["top", "person", "organizationalPerson", "inetOrgPerson"]
+                .map(String::from)
+                .to_vec(),
+        );
+        entry.put("uid", vec![person.id.to_string()]);
+        entry.put("cn", vec![person.display_name.clone()]);
+        entry.put("displayName", vec![person.display_name.clone()]);
+        entry.put("givenName", person.given_name.clone().into_iter().collect());
+        // `person` requires a surname: the display name stands in when there is none.
+        let sn = person
+            .family_name
+            .clone()
+            .unwrap_or_else(|| person.display_name.clone());
+        entry.put("sn", vec![sn]);
+        entry.put("nickname", person.nicknames.clone());
+        entry.put("mail", person.emails.clone());
+        let phones = |kind: PhoneKind| -> Vec<&Phone> {
+            person.phones.iter().filter(|p| p.kind == kind).collect()
+        };
+        for (name, kind) in [
+            ("telephoneNumber", PhoneKind::Work),
+            ("mobile", PhoneKind::Mobile),
+            ("homePhone", PhoneKind::Home),
+            ("facsimileTelephoneNumber", PhoneKind::Fax),
+        ] {
+            entry.put_phones(name, &phones(kind));
+        }
+        // Internal extensions: their own, and those of work numbers (`+44 20 7946 0018 x12`).
+        let mut extensions: Vec<&Phone> = phones(PhoneKind::Extension);
+        let with_extension: Vec<Phone> = person
+            .phones
+            .iter()
+            .filter(|p| p.kind != PhoneKind::Extension && p.extension.is_some())
+            .map(|p| Phone {
+                e164: None,
+                ..p.clone()
+            })
+            .collect();
+        extensions.extend(with_extension.iter());
+        entry.put_phones("ipPhone", &extensions);
+        entry.put("title", person.title.clone().into_iter().collect());
+        entry.put("ou", person.department.clone().into_iter().collect());
+        entry.put(
+            "department",
+            person.department.clone().into_iter().collect(),
+        );
+        entry.put("o", person.org_unit.clone().into_iter().collect());
+        entry.put("l", person.location.clone().into_iter().collect());
+        entry.put(
+            "physicalDeliveryOfficeName",
+            person.location.clone().into_iter().collect(),
+        );
+        entry.put(
+            "manager",
+            person
+                .manager
+                .as_ref()
+                .map(|m| person_dn(&m.id, base))
+                .into_iter()
+                .collect(),
+        );
+        entry.put("description", presence_text(person).into_iter().collect());
+        entry.put(
+            "switchboardPresence",
+            person
+                .presence
+                .as_ref()
+                .map(|p| p.availability.as_str().to_string())
+                .into_iter()
+                .collect(),
+        );
+        entry
+    }
+
+    fn put(&mut self, name: &'static str, values: Vec<String>) {
+        let syntax = attribute(name).map_or(Syntax::Exact, |(_, s)| s);
+        let keys = values
+            .iter()
+            .map(|v| match syntax {
+                Syntax::Text => text_keys(v),
+                _ => vec![v.to_lowercase()],
+            })
+            .collect();
+        self.attributes.push(Attribute { name, values, keys });
+    }
+
+    fn put_phones(&mut self, name: &'static str, phones: &[&Phone]) {
+        let mut values = Vec::with_capacity(phones.len());
+        let mut keys = Vec::with_capacity(phones.len());
+        for phone in phones {
+            let value = dialable(phone);
+            if value.is_empty() || values.contains(&value) {
+                continue;
+            }
+            values.push(value);
+            keys.push(phone.search_keys());
+        }
+        self.attributes.push(Attribute { name, values, keys });
+    }
+
+    /// The attribute called `name` (its canonical name).
+    pub fn get(&self, name: &str) -> Option<&Attribute> {
+        self.attributes.iter().find(|a| a.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_names_for_attributes_are_understood() {
+        assert_eq!(attribute("CN"), Some(("cn", Syntax::Text)));
+        assert_eq!(attribute("surname"), Some(("sn", Syntax::Text)));
+        assert_eq!(
+            attribute("telephonenumber"),
+            Some(("telephoneNumber", Syntax::Phone))
+        );
+        assert_eq!(attribute("company"), Some(("o", Syntax::Text)));
+        assert_eq!(attribute("jpegPhotoX"), None);
+    }
+
+    #[test]
+    fn text_folds_as_search_does() {
+        assert_eq!(fold_text("José  Müller"), "jose muller");
+        assert_eq!(
+            fold_text("jane.smith@example.com"),
+            "jane smith example com"
+        );
+    }
+}

@@ -1,0 +1,1029 @@
+//! A read-only LDAP server (RFC 4511) for desk phones and mail clients: binds with device, staff
+//! or directory credentials, searches answered from the search index through the caller's
+//! policy, paged (RFC 2696) and sorted (RFC 2891), StartTLS and LDAPS. Every bind is audited,
+//! and searches are too when staff lookups are (`audit.staff_lookups`).
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use ldap3_proto::control::LdapControl;
+use ldap3_proto::proto::{
+    LdapBindCred, LdapBindRequest, LdapBindResponse, LdapExtendedResponse, LdapFilter, LdapMsg,
+    LdapOp, LdapPartialAttribute, LdapResult, LdapResultCode, LdapSearchRequest,
+    LdapSearchResultEntry, LdapSearchScope,
+};
+use ldap3_proto::LdapCodec;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio_util::codec::Framed;
+use uuid::Uuid;
+
+use super::entry::{attribute, Entry};
+use super::filter::{self, Approximate, Candidates};
+use crate::access::{Principal, PrincipalKind, Role};
+use crate::audit::AuditEvent;
+use crate::domain::normalize_dn;
+use crate::error::{Error, Result};
+use crate::http::AppState;
+use crate::search::SearchRequest;
+
+const OID_WHOAMI: &str = "1.3.6.1.4.1.4203.1.11.3";
+const OID_STARTTLS: &str = "1.3.6.1.4.1.1466.20037";
+const OID_PAGED: &str = "1.2.840.113556.1.4.319";
+const OID_SORT: &str = "1.2.840.113556.1.4.473";
+/// How long a connection may stay silent before it is closed.
+const IDLE: Duration = Duration::from_secs(600);
+/// Connections served at once; more wait to be accepted.
+const MAX_CONNECTIONS: usize = 512;
+
+/// `[ldap_server]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapServerConfig {
+    /// Plain LDAP (StartTLS offered when a certificate is configured).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// LDAPS (TLS from the first byte), with the certificate of `tls` or of `[tls]`.
+    #[serde(default)]
+    pub ldaps_listen: Option<SocketAddr>,
+    /// Where people are: `uid=<id>,<base_dn>`.
+    #[serde(default = "default_base_dn")]
+    pub base_dn: String,
+    /// Searches without a bind (or after an anonymous one) see what a staff viewer sees.
+    #[serde(default)]
+    pub allow_anonymous: bool,
+    /// The most entries one search returns (a client's smaller size limit wins).
+    #[serde(default = "default_max_results")]
+    pub max_results: usize,
+    /// A certificate for StartTLS and LDAPS other than `[tls]`'s.
+    #[serde(default)]
+    pub tls: Option<crate::tls::TlsConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 3389))
+}
+
+fn default_base_dn() -> String {
+    "ou=people,dc=switchboard".into()
+}
+
+fn default_max_results() -> usize {
+    500
+}
+
+impl Default for LdapServerConfig {
+    fn default() -> Self {
+        LdapServerConfig {
+            listen: default_listen(),
+            ldaps_listen: None,
+            base_dn: default_base_dn(),
+            allow_anonymous: false,
+            max_results: default_max_results(),
+            tls: None,
+        }
+    }
+}
+
+impl LdapServerConfig {
+    /// The certificate files to use: this section's, else the server's.
+    pub fn tls_files<'a>(
+        &'a self,
+        global: Option<&'a crate::tls::TlsConfig>,
+    ) -> Option<&'a crate::tls::TlsConfig> {
+        self.tls.as_ref().or(global)
+    }
+
+    pub fn check(&self) -> Result<()> {
+        let base = normalize_dn(&self.base_dn);
+        if base.is_empty() || !base.split(',').all(|rdn| rdn.contains('=')) {
+            return Err(Error::Config(format!(
+                "ldap_server.base_dn `{}` is not a DN (e.g. ou=people,dc=example,dc=com)",
+                self.base_dn
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Where a search starts.
+#[derive(Debug, PartialEq)]
+enum Target {
+    RootDse,
+    Schema,
+    /// The entry above the people (`base_dn` itself).
+    Base,
+    Person(Uuid),
+    /// An entry above `base_dn` (`dc=example,dc=com`): a subtree search reaches the people.
+    Above,
+    Outside,
+}
+
+/// Who is bound on a connection.
+struct Session {
+    principal: Option<Principal>,
+    /// The DN the client bound with (for whoami).
+    dn: String,
+    peer: IpAddr,
+    tls: bool,
+}
+
+enum Next<S> {
+    Closed,
+    StartTls(S),
+}
+
+pub struct LdapServer {
+    state: AppState,
+    config: LdapServerConfig,
+    base: String,
+    tls: Option<Arc<crate::tls::Certificates>>,
+    connections: Arc<Semaphore>,
+}
+
+fn result(code: LdapResultCode, message: &str) -> LdapResult {
+    LdapResult {
+        code,
+        matcheddn: String::new(),
+        message: message.to_string(),
+        referral: Vec::new(),
+    }
+}
+
+fn success() -> LdapResult {
+    result(LdapResultCode::Success, "")
+}
+
+/// A search's answer: entries, the result, and controls for the Done message.
+struct Answer {
+    entries: Vec<LdapSearchResultEntry>,
+    done: LdapResult,
+    controls: Vec<LdapControl>,
+    people: Vec<Uuid>,
+}
+
+impl Answer {
+    fn only(done: LdapResult) -> Answer {
+        Answer {
+            entries: Vec::new(),
+            done,
+            controls: Vec::new(),
+            people: Vec::new(),
+        }
+    }
+}
+
+impl LdapServer {
+    pub fn new(
+        state: AppState,
+        config: LdapServerConfig,
+        tls: Option<Arc<crate::tls::Certificates>>,
+    ) -> Result<Arc<LdapServer>> {
+        config.check()?;
+        Ok(Arc::new(LdapServer {
+            base: normalize_dn(&config.base_dn),
+            state,
+            config,
+            tls,
+            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+        }))
+    }
+
+    /// Binds the configured addresses and serves until `stop` turns true; answers each URL
+    /// served and its task.
+    pub async fn start(
+        self: &Arc<Self>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Vec<(String, tokio::task::JoinHandle<()>)>> {
+        let mut served = Vec::new();
+        let mut listeners = vec![(self.config.listen, false)];
+        if let Some(ldaps) = self.config.ldaps_listen {
+            if self.tls.is_none() {
+                return Err(Error::Config(
+                    "ldap_server.ldaps_listen needs a certificate: [ldap_server.tls] or [tls]"
+                        .into(),
+                ));
+            }
+            listeners.push((ldaps, true));
+        }
+        for (address, implicit_tls) in listeners {
+            let listener = TcpListener::bind(address)
+                .await
+                .map_err(|e| Error::Config(format!("cannot listen on {address}: {e}")))?;
+            let local = listener.local_addr()?;
+            let task = tokio::spawn(self.clone().run(listener, implicit_tls, stop.clone()));
+            let scheme = if implicit_tls { "ldaps" } else { "ldap" };
+            served.push((format!("{scheme}://{local}"), task));
+        }
+        Ok(served)
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        listener: TcpListener,
+        implicit_tls: bool,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            let permit = tokio::select! {
+                _ = stop.changed() => return,
+                permit = self.connections.clone().acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+            };
+            let accepted = tokio::select! {
+                _ = stop.changed() => return,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((tcp, peer)) => {
+                    let server = self.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = server.connection(tcp, peer, implicit_tls).await {
+                            tracing::debug!(error = %e, %peer, "LDAP connection ended");
+                        }
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot accept an LDAP connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    async fn connection(
+        &self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        implicit_tls: bool,
+    ) -> std::io::Result<()> {
+        let _ = tcp.set_nodelay(true);
+        let mut session = Session {
+            principal: None,
+            dn: String::new(),
+            peer: peer.ip(),
+            tls: implicit_tls,
+        };
+        let acceptor = self.tls.as_ref().map(|t| t.acceptor());
+        if implicit_tls {
+            let Some(acceptor) = acceptor else {
+                return Ok(());
+            };
+            let tls = acceptor.accept(tcp).await?;
+            self.serve(tls, &mut session, false).await?;
+            return Ok(());
+        }
+        if let Next::StartTls(tcp) = self.serve(tcp, &mut session, acceptor.is_some()).await? {
+            if let Some(acceptor) = acceptor {
+                let tls = acceptor.accept(tcp).await?;
+                session.tls = true;
+                self.serve(tls, &mut session, false).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        io: S,
+        session: &mut Session,
+        can_starttls: bool,
+    ) -> std::io::Result<Next<S>> {
+        let mut framed = Framed::new(io, LdapCodec::default());
+        loop {
+            let message = match tokio::time::timeout(IDLE, framed.next()).await {
+                Err(_) | Ok(None) => return Ok(Next::Closed),
+                Ok(Some(message)) => message?,
+            };
+            let LdapMsg { msgid, op, ctrl } = message;
+            let reply = |op| LdapMsg::new(msgid, op);
+            match op {
+                LdapOp::BindRequest(request) => {
+                    let res = self.bind(request, session).await;
+                    framed
+                        .send(reply(LdapOp::BindResponse(LdapBindResponse {
+                            res,
+                            saslcreds: None,
+                        })))
+                        .await?;
+                }
+                LdapOp::SearchRequest(request) => {
+                    let answer = self.search(&request, &ctrl, session).await;
+                    for entry in answer.entries {
+                        framed.feed(reply(LdapOp::SearchResultEntry(entry))).await?;
+                    }
+                    framed
+                        .send(LdapMsg::new_with_ctrls(
+                            msgid,
+                            LdapOp::SearchResultDone(answer.done),
+                            answer.controls,
+                        ))
+                        .await?;
+                }
+                LdapOp::UnbindRequest => return Ok(Next::Closed),
+                LdapOp::AbandonRequest(_) => {}
+                LdapOp::ExtendedRequest(request) if request.name == OID_WHOAMI => {
+                    let id = if session.principal.is_some() && !session.dn.is_empty() {
+                        format!("dn:{}", session.dn)
+                    } else {
+                        String::new()
+                    };
+                    framed
+                        .send(reply(LdapOp::ExtendedResponse(LdapExtendedResponse {
+                            res: success(),
+                            name: None,
+                            value: Some(id.into_bytes()),
+                        })))
+                        .await?;
+                }
+                LdapOp::ExtendedRequest(request) if request.name == OID_STARTTLS => {
+                    let res = if can_starttls && !session.tls {
+                        success()
+                    } else {
+                        result(
+                            LdapResultCode::OperationsError,
+                            "StartTLS is not available here (no certificate, or TLS already)",
+                        )
+                    };
+                    let start = res.code == LdapResultCode::Success;
+                    framed
+                        .send(reply(LdapOp::ExtendedResponse(LdapExtendedResponse {
+                            res,
+                            name: Some(OID_STARTTLS.into()),
+                            value: None,
+                        })))
+                        .await?;
+                    if start {
+                        let parts = framed.into_parts();
+                        if !parts.read_buf.is_empty() {
+                            return Err(std::io::Error::other(
+                                "data sent before the TLS handshake",
+                            ));
+                        }
+                        return Ok(Next::StartTls(parts.io));
+                    }
+                }
+                LdapOp::ExtendedRequest(request) => {
+                    framed
+                        .send(reply(LdapOp::ExtendedResponse(LdapExtendedResponse {
+                            res: result(
+                                LdapResultCode::ProtocolError,
+                                &format!("extended operation {} is not supported", request.name),
+                            ),
+                            name: None,
+                            value: None,
+                        })))
+                        .await?;
+                }
+                LdapOp::AddRequest(_) => {
+                    framed.send(reply(LdapOp::AddResponse(read_only()))).await?
+                }
+                LdapOp::ModifyRequest(_) => {
+                    framed
+                        .send(reply(LdapOp::ModifyResponse(read_only())))
+                        .await?
+                }
+                LdapOp::DelRequest(_) => {
+                    framed.send(reply(LdapOp::DelResponse(read_only()))).await?
+                }
+                LdapOp::ModifyDNRequest(_) => {
+                    framed
+                        .send(reply(LdapOp::ModifyDNResponse(read_only())))
+                        .await?
+                }
+                LdapOp::CompareRequest(_) => {
+                    framed
+                        .send(reply(LdapOp::CompareResult(read_only())))
+                        .await?
+                }
+                // A response sent by a client: not LDAP.
+                _ => return Ok(Next::Closed),
+            }
+        }
+    }
+
+    /// A simple bind: a device, a local account, or an account of the LDAP sign-in source;
+    /// anonymous when allowed. Throttled and audited as console sign-ins are.
+    async fn bind(&self, request: LdapBindRequest, session: &mut Session) -> LdapResult {
+        session.principal = None;
+        session.dn.clear();
+        let password = match (request.version, &request.cred) {
+            (3, LdapBindCred::Simple(password)) => password.clone(),
+            (3, _) => {
+                return result(
+                    LdapResultCode::AuthMethodNotSupported,
+                    "only simple binds are supported",
+                )
+            }
+            _ => return result(LdapResultCode::ProtocolError, "only LDAPv3 is supported"),
+        };
+        let address = session.peer.to_string();
+        if request.dn.is_empty() {
+            if !password.is_empty() {
+                // RFC 4513 §5.1.2: an unauthenticated bind.
+                return result(
+                    LdapResultCode::UnwillingToPerform,
+                    "a password needs a name",
+                );
+            }
+            // Anonymous: accepted (clients bind so before reading the rootDSE), but without
+            // `allow_anonymous` it reads nothing else.
+            session.principal = self.config.allow_anonymous.then(|| self.anonymous());
+            return success();
+        }
+        let account = account_of(&request.dn);
+        if let Err(seconds) = self.state.access.throttled(&account, &address) {
+            return result(
+                LdapResultCode::UnwillingToPerform,
+                &format!("too many failed binds: try again in {seconds} s"),
+            );
+        }
+        let who = if password.is_empty() || password.contains('\0') || account.contains('\0') {
+            Ok(None)
+        } else {
+            self.authenticate(&account, &password).await
+        };
+        match who {
+            Ok(Some(principal)) => {
+                self.state.access.sign_in_succeeded(&account);
+                self.audit(
+                    AuditEvent::new(self.state.access.now(), &principal.name, "ldap.bind")
+                        .address(Some(address)),
+                );
+                session.principal = Some(principal);
+                session.dn = request.dn;
+                success()
+            }
+            Ok(None) => {
+                self.state.access.sign_in_failed(&account, &address);
+                self.audit(
+                    AuditEvent::new(
+                        self.state.access.now(),
+                        &format!("anonymous:{account}"),
+                        "ldap.bind_failed",
+                    )
+                    .address(Some(address)),
+                );
+                result(LdapResultCode::InvalidCredentials, "wrong name or password")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "LDAP bind failed");
+                result(LdapResultCode::Unavailable, "cannot check credentials now")
+            }
+        }
+    }
+
+    async fn authenticate(&self, account: &str, password: &str) -> Result<Option<Principal>> {
+        let access = &self.state.access;
+        if crate::access::devices::verify(&self.state.pool, account, password).await? {
+            return Ok(Some(Principal {
+                kind: PrincipalKind::Device,
+                name: format!("device:{account}"),
+                display_name: account.to_string(),
+                role: Role::Viewer,
+                person_id: None,
+                policy: access.policy(Role::Viewer),
+            }));
+        }
+        let mut signed_in =
+            crate::access::users::verify(&self.state.pool, account, password).await?;
+        if signed_in.is_none() {
+            if let Some(ldap) = &access.ldap {
+                signed_in = ldap.authenticate(account, password).await?;
+            }
+        }
+        Ok(signed_in.map(|who| Principal {
+            kind: PrincipalKind::Staff,
+            name: who.subject,
+            display_name: who.display_name,
+            role: who.role,
+            person_id: None,
+            policy: access.policy(who.role),
+        }))
+    }
+
+    fn anonymous(&self) -> Principal {
+        Principal {
+            kind: PrincipalKind::Device,
+            name: "ldap:anonymous".into(),
+            display_name: "Anonymous LDAP client".into(),
+            role: Role::Viewer,
+            person_id: None,
+            policy: self.state.access.policy(Role::Viewer),
+        }
+    }
+
+    fn audit(&self, event: AuditEvent) {
+        self.state.audit.record(event);
+    }
+
+    fn target(&self, base: &str) -> Target {
+        let dn = normalize_dn(base);
+        if dn.is_empty() {
+            return Target::RootDse;
+        }
+        if dn == "cn=subschema" {
+            return Target::Schema;
+        }
+        if dn == self.base {
+            return Target::Base;
+        }
+        if let Some(rdn) = dn.strip_suffix(&format!(",{}", self.base)) {
+            return rdn
+                .strip_prefix("uid=")
+                .and_then(|id| Uuid::parse_str(id).ok())
+                .map_or(Target::Outside, Target::Person);
+        }
+        if self.base.ends_with(&format!(",{dn}")) {
+            return Target::Above;
+        }
+        Target::Outside
+    }
+
+    async fn search(
+        &self,
+        request: &LdapSearchRequest,
+        controls: &[LdapControl],
+        session: &Session,
+    ) -> Answer {
+        if let Some(LdapControl::Unknown { oid, .. }) = controls.iter().find(|c| {
+            matches!(
+                c,
+                LdapControl::Unknown {
+                    criticality: true,
+                    ..
+                }
+            )
+        }) {
+            return Answer::only(result(
+                LdapResultCode::UnavailableCriticalExtension,
+                &format!("control {oid} is not supported"),
+            ));
+        }
+        let target = self.target(&request.base);
+        let scope = &request.scope;
+        match target {
+            Target::RootDse if *scope == LdapSearchScope::Base => {
+                return self.fixed(self.root_dse(), request)
+            }
+            Target::RootDse => return Answer::only(success()),
+            Target::Schema if *scope == LdapSearchScope::Base => {
+                return self.fixed(schema_entry(), request)
+            }
+            Target::Schema => return Answer::only(success()),
+            _ => {}
+        }
+        let principal = match (&session.principal, self.config.allow_anonymous) {
+            (Some(p), _) => p.clone(),
+            (None, true) => self.anonymous(),
+            (None, false) => {
+                return Answer::only(result(
+                    LdapResultCode::InsufficentAccessRights,
+                    "bind first: anonymous searches are not allowed",
+                ))
+            }
+        };
+        if let Err(seconds) = self.state.access.rate(&principal.name) {
+            return Answer::only(result(
+                LdapResultCode::Busy,
+                &format!("too many searches: try again in {seconds} s"),
+            ));
+        }
+        let people_scope = match (&target, scope) {
+            (Target::Outside, _) | (Target::Above, LdapSearchScope::Base) => {
+                let mut done = result(LdapResultCode::NoSuchObject, "no such entry");
+                done.matcheddn = if matches!(target, Target::Above) {
+                    String::new()
+                } else {
+                    self.config.base_dn.clone()
+                };
+                return Answer::only(done);
+            }
+            (Target::Base, LdapSearchScope::Base) => return self.fixed(self.base_entry(), request),
+            (Target::Base, _) | (Target::Above, LdapSearchScope::Subtree) => None,
+            (Target::Above, _) => return Answer::only(success()),
+            (Target::Person(id), LdapSearchScope::Base | LdapSearchScope::Subtree) => Some(*id),
+            (Target::Person(_), _) => return Answer::only(success()),
+            (Target::RootDse | Target::Schema, _) => return Answer::only(success()),
+        };
+        let answer = match self
+            .people(request, controls, &principal, people_scope)
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::warn!(error = %e, "LDAP search failed");
+                Answer::only(result(LdapResultCode::OperationsError, "the search failed"))
+            }
+        };
+        if self.state.audit_staff_lookups {
+            let mut event =
+                AuditEvent::new(self.state.access.now(), &principal.name, "ldap.search")
+                    .query(format!(
+                        "base={} filter={}",
+                        request.base,
+                        filter::to_string(&request.filter)
+                    ))
+                    .address(Some(session.peer.to_string()));
+            event.people = answer.people.clone();
+            self.audit(event);
+        }
+        answer
+    }
+
+    /// People matching the search, through the principal's policy; `only` for a search based
+    /// at one person's entry.
+    async fn people(
+        &self,
+        request: &LdapSearchRequest,
+        controls: &[LdapControl],
+        principal: &Principal,
+        only: Option<Uuid>,
+    ) -> Result<Answer> {
+        let max = self.config.max_results.max(1);
+        let limit = match usize::try_from(request.sizelimit) {
+            Ok(n) if n > 0 => n.min(max),
+            _ => max,
+        };
+        let (mut found, mut truncated) = match only {
+            Some(id) => {
+                let mut entries = self.entries(&[id], principal).await?;
+                let none = Approximate::default();
+                entries
+                    .retain(|(id, e)| filter::matches(&request.filter, e, id, &none) == Some(true));
+                (entries, false)
+            }
+            None => self.find(request, principal, max).await?,
+        };
+        if only.is_some() && found.is_empty() && request.scope == LdapSearchScope::Base {
+            let mut done = result(LdapResultCode::NoSuchObject, "no such entry");
+            done.matcheddn = self.config.base_dn.clone();
+            return Ok(Answer::only(done));
+        }
+        if let Some(sort) = controls.iter().find_map(|c| match c {
+            LdapControl::ServerSort { sort_requests } => Some(sort_requests),
+            _ => None,
+        }) {
+            sort_entries(&mut found, sort);
+        }
+        let paged = controls.iter().find_map(|c| match c {
+            LdapControl::SimplePagedResults { size, cookie } => Some((*size, cookie.clone())),
+            _ => None,
+        });
+        let mut controls_out = Vec::new();
+        let (start, end) = match &paged {
+            Some((size, cookie)) => {
+                let start = std::str::from_utf8(cookie)
+                    .ok()
+                    .and_then(|c| c.parse::<usize>().ok())
+                    .unwrap_or(0)
+                    .min(found.len());
+                let size = usize::try_from(*size).unwrap_or(0);
+                // A size of 0 abandons the paged search (RFC 2696 §3).
+                let end = if size == 0 {
+                    start
+                } else {
+                    (start + size).min(found.len())
+                };
+                let cookie = if end < found.len() && size > 0 {
+                    end.to_string().into_bytes()
+                } else {
+                    Vec::new()
+                };
+                controls_out.push(LdapControl::SimplePagedResults {
+                    size: found.len() as i64,
+                    cookie,
+                });
+                (start, end)
+            }
+            None => {
+                if found.len() > limit {
+                    truncated = true;
+                }
+                (0, found.len().min(limit))
+            }
+        };
+        let done = if truncated && (paged.is_none() || end == found.len()) {
+            result(
+                LdapResultCode::SizeLimitExceeded,
+                &format!(
+                    "more entries match than the {} sent: narrow the search",
+                    end - start
+                ),
+            )
+        } else {
+            success()
+        };
+        let page: Vec<(Uuid, Entry)> = found.drain(start..end).collect();
+        let people = page.iter().map(|(id, _)| *id).collect();
+        let entries = page
+            .into_iter()
+            .map(|(_, entry)| wire_entry(entry, &request.attrs, request.typesonly))
+            .collect();
+        Ok(Answer {
+            entries,
+            done,
+            controls: controls_out,
+            people,
+        })
+    }
+
+    /// The entries matching the filter, found through the index; and whether there may be
+    /// more than `max`.
+    async fn find(
+        &self,
+        request: &LdapSearchRequest,
+        principal: &Principal,
+        max: usize,
+    ) -> Result<(Vec<(Uuid, Entry)>, bool)> {
+        let within = principal.policy.within();
+        let search = |q: &str, limit: usize| -> Result<crate::search::SearchResults> {
+            let mut req = SearchRequest {
+                q: q.to_string(),
+                limit,
+                ..SearchRequest::default()
+            };
+            req.filters.within = within.clone();
+            self.state.index.search_with(&req)
+        };
+        let mut ids: Vec<Uuid> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut truncated = false;
+        match filter::candidates(&request.filter) {
+            Candidates::Nothing => return Ok((Vec::new(), false)),
+            Candidates::Everyone => {
+                let results = search("", max + 1)?;
+                truncated = results.total > max;
+                ids.extend(results.hits.into_iter().take(max).map(|h| h.id));
+            }
+            Candidates::Searches(queries) => {
+                for q in queries {
+                    let results = search(&q, max)?;
+                    for hit in results.hits {
+                        if seen.insert(hit.id) {
+                            ids.push(hit.id);
+                        }
+                    }
+                }
+            }
+        }
+        let mut approximate = Vec::new();
+        filter::approximate_values(&request.filter, &mut approximate);
+        let mut approx = Approximate::default();
+        for value in approximate {
+            let found: HashSet<Uuid> = search(&value, max)?
+                .hits
+                .into_iter()
+                .map(|h| h.id)
+                .collect();
+            approx.found.push((value, found));
+        }
+        let mut entries = self.entries(&ids, principal).await?;
+        entries.retain(|(id, entry)| {
+            filter::matches(&request.filter, entry, id, &approx) == Some(true)
+        });
+        if entries.len() > max {
+            entries.truncate(max);
+            truncated = true;
+        }
+        Ok((entries, truncated))
+    }
+
+    /// The entries of these people as `principal` may see them (out of scope: absent), in
+    /// order.
+    async fn entries(&self, ids: &[Uuid], principal: &Principal) -> Result<Vec<(Uuid, Entry)>> {
+        let people = crate::db::people::get_many(&self.state.pool, ids).await?;
+        let mut out = Vec::with_capacity(people.len());
+        for mut person in people {
+            self.state.presence.decorate_person(&mut person);
+            let Some(person) = principal.policy.person(person) else {
+                continue;
+            };
+            out.push((person.id, Entry::of(&person, &self.config.base_dn)));
+        }
+        Ok(out)
+    }
+
+    /// A fixed entry (rootDSE, schema, the base) when the filter lets it through.
+    fn fixed(&self, entry: Entry, request: &LdapSearchRequest) -> Answer {
+        let shown = match &request.filter {
+            LdapFilter::Present(a) if a.eq_ignore_ascii_case("objectClass") => true,
+            LdapFilter::Equality(a, v) if a.eq_ignore_ascii_case("objectClass") => {
+                entry.attributes.iter().any(|attr| {
+                    attr.name == "objectClass"
+                        && attr.values.iter().any(|x| x.eq_ignore_ascii_case(v))
+                })
+            }
+            _ => false,
+        };
+        if !shown {
+            return Answer::only(success());
+        }
+        let mut answer = Answer::only(success());
+        answer
+            .entries
+            .push(wire_fixed(entry, &request.attrs, request.typesonly));
+        answer
+    }
+
+    fn root_dse(&self) -> Entry {
+        let mut extensions = vec![OID_WHOAMI.to_string()];
+        if self.tls.is_some() {
+            extensions.push(OID_STARTTLS.into());
+        }
+        fixed_entry(
+            "",
+            vec![
+                ("objectClass", vec!["top".into()]),
+                ("namingContexts", vec![self.config.base_dn.clone()]),
+                ("defaultNamingContext", vec![self.config.base_dn.clone()]),
+                ("supportedLDAPVersion", vec!["3".into()]),
+                ("supportedControl", vec![OID_PAGED.into(), OID_SORT.into()]),
+                ("supportedExtension", extensions),
+                ("supportedSASLMechanisms", vec![]),
+                ("subschemaSubentry", vec!["cn=Subschema".into()]),
+                ("vendorName", vec!["Switchboard".into()]),
+                ("vendorVersion", vec![env!("CARGO_PKG_VERSION").into()]),
+            ],
+        )
+    }
+
+    fn base_entry(&self) -> Entry {
+        let rdn = self.config.base_dn.split(',').next().unwrap_or_default();
+        let (kind, value) = rdn.split_once('=').unwrap_or(("ou", "people"));
+        fixed_entry(
+            &self.config.base_dn,
+            vec![
+                (
+                    "objectClass",
+                    vec!["top".into(), "organizationalUnit".into()],
+                ),
+                (leak_name(kind.trim()), vec![value.trim().to_string()]),
+            ],
+        )
+    }
+}
+
+fn read_only() -> LdapResult {
+    result(
+        LdapResultCode::UnwillingToPerform,
+        "this directory is read-only: change people in their source",
+    )
+}
+
+/// The account a bind DN names: the value of its first RDN (`cn=desk-1,ou=devices,…` →
+/// `desk-1`, `uid=jane,…` → `jane`), or the whole name when it is not a DN.
+fn account_of(dn: &str) -> String {
+    let first = dn.split(',').next().unwrap_or_default();
+    match first.split_once('=') {
+        Some((_, value)) if dn.contains('=') => value.trim().to_string(),
+        _ => dn.trim().to_string(),
+    }
+}
+
+/// The attribute names used by fixed entries (a few, known at compile time, plus the base's
+/// RDN type, which is `ou`, `cn`, `o` or `dc` in practice).
+fn leak_name(name: &str) -> &'static str {
+    match name.to_ascii_lowercase().as_str() {
+        "cn" => "cn",
+        "o" => "o",
+        "dc" => "dc",
+        _ => "ou",
+    }
+}
+
+fn fixed_entry(dn: &str, attributes: Vec<(&'static str, Vec<String>)>) -> Entry {
+    Entry {
+        dn: dn.to_string(),
+        attributes: attributes
+            .into_iter()
+            .map(|(name, values)| super::entry::Attribute {
+                name,
+                keys: Vec::new(),
+                values,
+            })
+            .collect(),
+    }
+}
+
+/// The subschema subentry: what clients read to learn our two own attributes.
+fn schema_entry() -> Entry {
+    fixed_entry(
+        "cn=Subschema",
+        vec![
+            ("objectClass", vec!["top".into(), "subentry".into(), "subschema".into()]),
+            ("cn", vec!["Subschema".into()]),
+            (
+                "attributeTypes",
+                vec![
+                    "( 2.25.230962452836402436377437546301196563713.1 NAME 'switchboardPresence' DESC 'Live presence: available, busy, do_not_disturb, be_right_back, away, offline, unknown' EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE NO-USER-MODIFICATION USAGE userApplications )".into(),
+                    "( 2.25.230962452836402436377437546301196563713.2 NAME 'nickname' DESC 'A name the person goes by' EQUALITY caseIgnoreMatch SUBSTR caseIgnoreSubstringsMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )".into(),
+                ],
+            ),
+            (
+                "objectClasses",
+                vec![
+                    "( 2.16.840.1.113730.3.2.2 NAME 'inetOrgPerson' SUP organizationalPerson STRUCTURAL )".into(),
+                ],
+            ),
+        ],
+    )
+}
+
+/// Which attributes a search asked for: all user attributes (none listed, or `*`), none
+/// (`1.1`), or those named.
+fn selected(attrs: &[String], name: &str) -> bool {
+    if attrs.is_empty() || attrs.iter().any(|a| a == "*") {
+        return true;
+    }
+    attrs.iter().any(|a| {
+        a.eq_ignore_ascii_case(name) || attribute(a).is_some_and(|(canonical, _)| canonical == name)
+    })
+}
+
+fn wire_entry(entry: Entry, attrs: &[String], types_only: bool) -> LdapSearchResultEntry {
+    LdapSearchResultEntry {
+        dn: entry.dn,
+        attributes: entry
+            .attributes
+            .into_iter()
+            .filter(|a| !a.values.is_empty() && selected(attrs, a.name))
+            .map(|a| LdapPartialAttribute {
+                atype: a.name.to_string(),
+                vals: if types_only {
+                    Vec::new()
+                } else {
+                    a.values.into_iter().map(String::into_bytes).collect()
+                },
+            })
+            .collect(),
+    }
+}
+
+/// Fixed entries answer `+` (operational attributes) too: the rootDSE is read with it.
+fn wire_fixed(entry: Entry, attrs: &[String], types_only: bool) -> LdapSearchResultEntry {
+    let all = attrs.is_empty() || attrs.iter().any(|a| a == "*" || a == "+");
+    let attrs: Vec<String> = if all { Vec::new() } else { attrs.to_vec() };
+    wire_entry(entry, &attrs, types_only)
+}
+
+/// RFC 2891: by the first value of each key's attribute, in turn; entries without a value
+/// last.
+fn sort_entries(entries: &mut [(Uuid, Entry)], keys: &[ldap3_proto::control::ServerSortRequet]) {
+    let keys: Vec<(&'static str, bool)> = keys
+        .iter()
+        .filter_map(|k| attribute(&k.attribute_name).map(|(name, _)| (name, k.reverse_order)))
+        .collect();
+    if keys.is_empty() {
+        return;
+    }
+    entries.sort_by(|(_, a), (_, b)| {
+        for (name, reverse) in &keys {
+            let value = |e: &Entry| {
+                e.get(name)
+                    .and_then(|attr| attr.keys.first().and_then(|k| k.first()).cloned())
+            };
+            let ordering = match (value(a), value(b)) {
+                (Some(x), Some(y)) => {
+                    let o = x.cmp(&y);
+                    if *reverse {
+                        o.reverse()
+                    } else {
+                        o
+                    }
+                }
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            };
+            if ordering != std::cmp::Ordering::Equal {
+                return ordering;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_names_are_read_from_their_first_rdn() {
+        assert_eq!(
+            account_of("cn=desk-1,ou=devices,dc=example,dc=com"),
+            "desk-1"
+        );
+        assert_eq!(account_of("uid=jane, ou=people"), "jane");
+        assert_eq!(account_of("reception"), "reception");
+        assert_eq!(account_of("jane@example.com"), "jane@example.com");
+    }
+}

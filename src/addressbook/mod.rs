@@ -1,0 +1,6 @@
+//! The directory as every device's address book: a read-only LDAP server for desk phones and
+//! mail clients, with presence in attributes they can show.
+
+pub mod entry;
+pub mod filter;
+pub mod ldap;

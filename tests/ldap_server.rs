@@ -1,0 +1,482 @@
+//! The read-only LDAP server as devices use it, through OpenLDAP's own clients (`ldapsearch`,
+//! `ldapwhoami`, `ldapdelete`, installed by `scripts/setup`): binds, the filters phones and mail
+//! clients send, caller-ID lookups in any number format, paging, sorting, limits, StartTLS and
+//! LDAPS, the policy's scope, refused writes and the audit trail.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use common::{options, TestApp};
+use switchboard::access::policy::Policy;
+use switchboard::access::Role;
+use switchboard::addressbook::ldap::{LdapServer, LdapServerConfig};
+use switchboard::config::Config;
+
+const BASE: &str = "ou=people,dc=example,dc=com";
+const DEVICE_DN: &str = "cn=desk-1,ou=devices,dc=example,dc=com";
+
+const PEOPLE: &str = "\
+external_id,given_name,family_name,email,phone,mobile,extension,title,department,location,nickname
+1,Jane,Smith,jane.smith@example.com,+44 20 7946 0018,+44 7400 123456,,Head of Sales,Sales,London,
+2,Janet,Jones,janet.jones@example.com,+44 20 7946 0019,,4711,Account Manager,Sales,London,
+3,Jürgen,Müller,juergen.mueller@example.com,+49 30 901820,,,Engineer,Engineering,Berlin,
+4,Margaret,Hughes,margaret.hughes@example.com,+44 20 7946 0020,,,Office Manager,Facilities,London,Peggy
+5,Olga,Petrova,olga.petrova@example.com,+7 495 123 4567,,,Analyst,Finance,Moscow,
+";
+
+struct Server {
+    app: TestApp,
+    url: String,
+    ldaps: String,
+    ca: PathBuf,
+    password: String,
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+async fn server(config: Config, allow_anonymous: bool) -> Server {
+    let mut app = TestApp::with(config, switchboard::presence::PresenceHub::disabled()).await;
+    let report = app
+        .import_csv(PEOPLE, &options("hr"))
+        .await
+        .expect("import");
+    assert_eq!(report.counts.added, 5, "{:?}", report.rejects);
+    let dir = tempfile::tempdir().expect("tmp");
+    let issued = common::certs::issue(dir.path(), "ldap", "IP:127.0.0.1,DNS:localhost");
+    let tls = switchboard::tls::TlsConfig {
+        cert_file: issued.cert.clone(),
+        key_file: issued.key.clone(),
+    };
+    let certs = switchboard::tls::Certificates::load(&tls).expect("certificate");
+    let config = LdapServerConfig {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        ldaps_listen: Some("127.0.0.1:0".parse().expect("address")),
+        base_dn: BASE.into(),
+        allow_anonymous,
+        max_results: 500,
+        tls: None,
+    };
+    let ldap = LdapServer::new(app.state.clone(), config, Some(certs)).expect("server");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let served = ldap.start(stopped).await.expect("listen");
+    let password = switchboard::access::devices::add(&app.db.pool, "desk-1")
+        .await
+        .expect("device");
+    Server {
+        app,
+        url: served[0].0.clone(),
+        ldaps: served[1].0.clone(),
+        ca: issued.ca,
+        password,
+        _dir: dir,
+        _stop: stop,
+    }
+}
+
+/// Runs an OpenLDAP client; answers its exit status and standard output.
+async fn run(tool: &str, args: &[&str], ca: Option<&Path>) -> (i32, String) {
+    let mut command = tokio::process::Command::new(tool);
+    command.args(args).env("LDAPTLS_REQCERT", "demand");
+    // No ldap.conf of the machine: only what the test says (LDAPNOINIT would also drop the
+    // LDAPTLS_* variables).
+    command
+        .env("LDAPCONF", "/dev/null")
+        .env("LDAPRC", "/dev/null");
+    if let Some(ca) = ca {
+        command.env("LDAPTLS_CACERT", ca);
+    }
+    let out = command
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+impl Server {
+    /// `ldapsearch` bound as the device, with extra arguments before the filter.
+    async fn search(&self, extra: &[&str], filter: &str, attrs: &[&str]) -> (i32, String) {
+        let mut args = vec![
+            "-LLL",
+            "-x",
+            "-H",
+            &self.url,
+            "-D",
+            DEVICE_DN,
+            "-w",
+            &self.password,
+            "-b",
+            BASE,
+        ];
+        args.extend(extra);
+        args.push(filter);
+        args.extend(attrs);
+        run("ldapsearch", &args, None).await
+    }
+}
+
+/// The entries of an LDIF answer: DN → attribute → values (base64 values left encoded).
+fn entries(ldif: &str) -> Vec<(String, HashMap<String, Vec<String>>)> {
+    let mut out: Vec<(String, HashMap<String, Vec<String>>)> = Vec::new();
+    let unfolded = ldif.replace("\n ", "");
+    for line in unfolded.lines() {
+        if let Some(dn) = line.strip_prefix("dn: ") {
+            out.push((dn.to_string(), HashMap::new()));
+        } else if let Some((name, value)) = line.split_once(": ") {
+            if let Some((_, attrs)) = out.last_mut() {
+                attrs
+                    .entry(name.trim_end_matches(':').to_string())
+                    .or_default()
+                    .push(value.to_string());
+            }
+        }
+    }
+    out
+}
+
+fn names(ldif: &str) -> Vec<String> {
+    let mut names: Vec<String> = entries(ldif)
+        .into_iter()
+        .filter_map(|(_, attrs)| attrs.get("cn").and_then(|v| v.first().cloned()))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn devices_bind_and_find_people_by_name_and_number() {
+    let mut s = server(Config::default(), false).await;
+
+    // The rootDSE is readable before a bind; it names the base and what we support.
+    let (code, out) = run(
+        "ldapsearch",
+        &[
+            "-LLL",
+            "-x",
+            "-H",
+            &s.url,
+            "-s",
+            "base",
+            "-b",
+            "",
+            "(objectClass=*)",
+            "+",
+            "*",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("namingContexts: {BASE}")), "{out}");
+    assert!(
+        out.contains("supportedControl: 1.2.840.113556.1.4.319"),
+        "{out}"
+    );
+    assert!(
+        out.contains("supportedExtension: 1.3.6.1.4.1.1466.20037"),
+        "{out}"
+    );
+
+    // Anonymous, a wrong password and an unknown device are refused; nothing is listed.
+    let (code, out) = run(
+        "ldapsearch",
+        &["-LLL", "-x", "-H", &s.url, "-b", BASE, "(cn=*)"],
+        None,
+    )
+    .await;
+    assert_eq!(code, 50, "insufficientAccess: {out}");
+    assert!(!out.contains("dn: uid="), "{out}");
+    let (code, out) = run(
+        "ldapsearch",
+        &[
+            "-LLL", "-x", "-H", &s.url, "-D", DEVICE_DN, "-w", "wrong", "-b", BASE, "(cn=*)",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 49, "invalidCredentials: {out}");
+
+    // A name typed on a phone: the entry carries what a phone shows and dials.
+    let (code, out) = s.search(&[], "(|(cn=smi*)(sn=smi*))", &[]).await;
+    assert_eq!(code, 0, "{out}");
+    let found = entries(&out);
+    assert_eq!(found.len(), 1, "{out}");
+    let (dn, jane) = &found[0];
+    assert!(dn.starts_with("uid=") && dn.ends_with(BASE), "{dn}");
+    assert_eq!(jane["cn"], ["Jane Smith"]);
+    assert_eq!(jane["sn"], ["Smith"]);
+    assert_eq!(jane["givenName"], ["Jane"]);
+    assert_eq!(jane["telephoneNumber"], ["+442079460018"]);
+    assert_eq!(jane["mobile"], ["+447400123456"]);
+    assert_eq!(jane["mail"], ["jane.smith@example.com"]);
+    assert_eq!(jane["title"], ["Head of Sales"]);
+    assert_eq!(jane["department"], ["Sales"]);
+    assert_eq!(jane["l"], ["London"]);
+    assert!(jane["objectClass"].contains(&"inetOrgPerson".to_string()));
+
+    // Caller ID: a number in any format finds its owner; an extension too.
+    for filter in [
+        "(telephoneNumber=+442079460018)",
+        "(telephoneNumber=020 7946 0018)",
+        "(telephoneNumber=*0018)",
+        "(|(telephoneNumber=+447400123456)(mobile=+447400123456))",
+        "(mobile=07400 123456)",
+    ] {
+        let (code, out) = s.search(&[], filter, &["cn"]).await;
+        assert_eq!(code, 0, "{filter}: {out}");
+        assert_eq!(names(&out), ["Jane Smith"], "{filter}");
+    }
+    let (_, out) = s
+        .search(
+            &[],
+            "(|(telephoneNumber=4711)(ipPhone=4711))",
+            &["cn", "ipPhone"],
+        )
+        .await;
+    assert_eq!(names(&out), ["Janet Jones"], "{out}");
+
+    // Accents, other spellings, nicknames; an attribute we do not know is Undefined (RFC 4511
+    // §4.5.1.7), not an error for the whole search.
+    let (_, out) = s.search(&[], "(sn=mueller)", &["cn"]).await;
+    assert_eq!(entries(&out).len(), 1, "{out}");
+    let (_, out) = s.search(&[], "(nickname=peggy)", &["cn"]).await;
+    assert_eq!(names(&out), ["Margaret Hughes"]);
+    let (code, out) = s
+        .search(&[], "(|(favouriteColour=blue)(givenName=janet))", &["cn"])
+        .await;
+    assert_eq!(
+        (code, names(&out)),
+        (0, vec!["Janet Jones".to_string()]),
+        "{out}"
+    );
+    let (_, out) = s.search(&[], "(cn~=jnae smith)", &["cn"]).await;
+    assert_eq!(names(&out), ["Jane Smith"], "approximate: typo-tolerant");
+
+    // Only the attributes asked for.
+    let (_, out) = s.search(&[], "(sn=Smith)", &["mail"]).await;
+    let (_, jane) = &entries(&out)[0];
+    assert_eq!(jane.keys().collect::<Vec<_>>(), ["mail"], "{out}");
+
+    // Limits, paging (RFC 2696) and sorting (RFC 2891), as ldapsearch asks for them.
+    let (code, out) = s
+        .search(&["-z", "2"], "(objectClass=person)", &["cn"])
+        .await;
+    assert_eq!(code, 4, "sizeLimitExceeded: {out}");
+    assert_eq!(entries(&out).len(), 2);
+    let (code, out) = s
+        .search(&["-E", "pr=2/noprompt"], "(objectClass=*)", &["cn"])
+        .await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(entries(&out).len(), 5, "every page: {out}");
+    let (code, out) = s
+        .search(&["-E", "sss=sn"], "(objectClass=person)", &["sn"])
+        .await;
+    assert_eq!(code, 0, "{out}");
+    let order: Vec<String> = entries(&out)
+        .into_iter()
+        .map(|(_, a)| a["sn"][0].clone())
+        .collect();
+    assert_eq!(order[..2], ["Hughes", "Jones"], "{order:?}");
+    assert_eq!(order[4], "Smith", "{order:?}");
+
+    // whoami, and writes refused.
+    let (code, out) = run(
+        "ldapwhoami",
+        &["-x", "-H", &s.url, "-D", DEVICE_DN, "-w", &s.password],
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("dn:{DEVICE_DN}")), "{out}");
+    let (code, out) = run(
+        "ldapdelete",
+        &[
+            "-x",
+            "-H",
+            &s.url,
+            "-D",
+            DEVICE_DN,
+            "-w",
+            &s.password,
+            &format!("uid=x,{BASE}"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 53, "unwillingToPerform: {out}");
+
+    // StartTLS and LDAPS with the test CA; a client that does not trust it is refused.
+    let (code, out) = run(
+        "ldapsearch",
+        &[
+            "-LLL",
+            "-x",
+            "-ZZ",
+            "-H",
+            &s.url,
+            "-D",
+            DEVICE_DN,
+            "-w",
+            &s.password,
+            "-b",
+            BASE,
+            "(sn=Smith)",
+            "cn",
+        ],
+        Some(&s.ca),
+    )
+    .await;
+    assert_eq!(
+        (code, names(&out)),
+        (0, vec!["Jane Smith".to_string()]),
+        "{out}"
+    );
+    let (code, out) = run(
+        "ldapsearch",
+        &[
+            "-LLL",
+            "-x",
+            "-H",
+            &s.ldaps,
+            "-D",
+            DEVICE_DN,
+            "-w",
+            &s.password,
+            "-b",
+            BASE,
+            "(sn=Smith)",
+            "cn",
+        ],
+        Some(&s.ca),
+    )
+    .await;
+    assert_eq!(
+        (code, names(&out)),
+        (0, vec!["Jane Smith".to_string()]),
+        "{out}"
+    );
+    let (code, out) = run(
+        "ldapsearch",
+        &[
+            "-LLL",
+            "-x",
+            "-H",
+            &s.ldaps,
+            "-D",
+            DEVICE_DN,
+            "-w",
+            &s.password,
+            "-b",
+            BASE,
+            "(sn=Smith)",
+            "cn",
+        ],
+        None,
+    )
+    .await;
+    assert_ne!(code, 0, "an untrusted certificate: {out}");
+
+    // Binds are audited, failed ones too.
+    let actions = s.app.audit_actions().await;
+    assert!(
+        actions.contains(&("device:desk-1".to_string(), "ldap.bind".to_string())),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&(
+            "anonymous:desk-1".to_string(),
+            "ldap.bind_failed".to_string()
+        )),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_policy_scope_hides_people_as_if_they_did_not_exist() {
+    let mut config = Config::default();
+    let mut sales = Policy::staff_default();
+    sales.scope.department = vec!["Sales".into()];
+    config.access.policies.insert(Role::Viewer, sales);
+    config.audit.staff_lookups = true;
+    let mut s = server(config, true).await;
+
+    let (code, out) = s.search(&[], "(objectClass=person)", &["cn"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(names(&out), ["Jane Smith", "Janet Jones"]);
+    let (_, out) = s.search(&[], "(sn=Hughes)", &["cn"]).await;
+    assert!(entries(&out).is_empty(), "{out}");
+
+    // An out-of-scope person's DN answers exactly as a DN nobody has.
+    let (_, _, body) = s.app.get("/api/v1/people?q=hughes").await;
+    let hughes = body["items"][0]["id"].as_str().expect("id").to_string();
+    let hidden = format!("uid={hughes},{BASE}");
+    let nobody = format!("uid=00000000-0000-0000-0000-000000000000,{BASE}");
+    let mut answers = Vec::new();
+    for dn in [&hidden, &nobody] {
+        let (code, out) = run(
+            "ldapsearch",
+            &[
+                "-LLL",
+                "-x",
+                "-H",
+                &s.url,
+                "-D",
+                DEVICE_DN,
+                "-w",
+                &s.password,
+                "-s",
+                "base",
+                "-b",
+                dn,
+                "(objectClass=*)",
+            ],
+            None,
+        )
+        .await;
+        answers.push((code, out.replace(dn.as_str(), "DN")));
+    }
+    assert_eq!(answers[0].0, 32, "noSuchObject: {}", answers[0].1);
+    assert_eq!(answers[0], answers[1]);
+
+    // Anonymous binds, allowed here, see what a viewer sees.
+    let (code, out) = run(
+        "ldapsearch",
+        &[
+            "-LLL",
+            "-x",
+            "-H",
+            &s.url,
+            "-b",
+            BASE,
+            "(objectClass=person)",
+            "cn",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (code, names(&out)),
+        (0, vec!["Jane Smith".to_string(), "Janet Jones".to_string()])
+    );
+
+    // Staff lookups are audited here: the search, with the filter and who was returned.
+    let actions = s.app.audit_actions().await;
+    assert!(
+        actions.contains(&("device:desk-1".to_string(), "ldap.search".to_string())),
+        "{actions:?}"
+    );
+    let (query, people): (Option<String>, Vec<uuid::Uuid>) = sqlx::query_as(
+        "SELECT query, people FROM audit_log WHERE action = 'ldap.search' AND query LIKE '%(sn=Hughes)%'",
+    )
+    .fetch_one(&s.app.db.pool)
+    .await
+    .expect("audited");
+    assert!(query.is_some_and(|q| q.contains(BASE)));
+    assert!(people.is_empty(), "nobody returned: {people:?}");
+}
