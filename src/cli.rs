@@ -335,11 +335,24 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 config.access.open = true;
             }
+            // The address book too, on a free port beside the web server's.
+            if config.ldap_server.is_none() {
+                config.ldap_server = Some(crate::addressbook::ldap::LdapServerConfig {
+                    listen: SocketAddr::new(listen.ip(), 0),
+                    base_dn: format!(
+                        "ou=people,dc={}",
+                        crate::demo::DEMO_DOMAIN.replace('.', ",dc=")
+                    ),
+                    allow_anonymous: open,
+                    ..Default::default()
+                });
+            }
             let db = Database::open(&config).await?;
             let result = async {
                 load_demo(&config, &db, count as usize, seed).await?;
                 if !open {
                     demo_admin(&db).await?;
+                    demo_device(&db).await?;
                 }
                 crate::server::serve(&config, &db, listen).await
             }
@@ -733,6 +746,17 @@ async fn demo_admin(db: &Database) -> Result<()> {
         eprintln!("Sign in as `{NAME}` with the one-time password {password}");
         eprintln!("(a new one is made each time the demo starts; `--open` serves without sign-in)");
     }
+    Ok(())
+}
+
+/// The demo's desk phone: made anew on every run, its password printed.
+async fn demo_device(db: &Database) -> Result<()> {
+    use crate::access::devices;
+    const NAME: &str = "desk-phone";
+    devices::remove(&db.pool, NAME).await?;
+    let password = devices::add(&db.pool, NAME).await?;
+    audit_now(db, "device.demo", format!("name={NAME}")).await?;
+    eprintln!("Desk phones and mail clients bind to the LDAP address book as `cn={NAME}` with the password {password}");
     Ok(())
 }
 

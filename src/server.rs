@@ -138,7 +138,6 @@ pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result
             "Nobody can sign in yet: create the first admin with `switchboard user add admin --role admin`."
         );
     }
-    eprintln!("Press Ctrl-C to stop.");
     // On the signal, presence streams end at once (they would hold the drain open forever);
     // connections still open after DRAIN are dropped.
     let (signalled, mut draining) = watch::channel(false);
@@ -167,6 +166,7 @@ pub async fn serve(config: &Config, db: &Database, listen: SocketAddr) -> Result
             ldap_tasks.push(task);
         }
     }
+    eprintln!("Press Ctrl-C to stop.");
     let serving = serve_connections(
         listener,
         app,

@@ -480,3 +480,45 @@ async fn the_policy_scope_hides_people_as_if_they_did_not_exist() {
     assert!(query.is_some_and(|q| q.contains(BASE)));
     assert!(people.is_empty(), "nobody returned: {people:?}");
 }
+
+#[tokio::test]
+async fn the_python_ldap3_client_binds_pages_sorts_and_is_refused_writes() {
+    let s = server(Config::default(), false).await;
+    let python =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp/addressbook-venv/bin/python");
+    let script = common::fixture("ldap/ldap3_client.py");
+    let out = tokio::process::Command::new(&python)
+        .arg(&script)
+        .args([&s.url, DEVICE_DN, &s.password, BASE])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{} (scripts/setup installs it): {e}", python.display()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(report["bound"], true);
+    assert_eq!(report["naming_contexts"], serde_json::json!([BASE]));
+    assert_eq!(report["whoami"], format!("dn:{DEVICE_DN}"));
+    assert_eq!(
+        report["paged_entries"],
+        serde_json::json!([
+            "Jane Smith",
+            "Janet Jones",
+            "Jürgen Müller",
+            "Margaret Hughes",
+            "Olga Petrova"
+        ])
+    );
+    assert_eq!(
+        report["sorted"],
+        serde_json::json!(["Hughes", "Jones", "Müller", "Petrova", "Smith"])
+    );
+    assert_eq!(report["caller"], serde_json::json!(["Jane Smith"]));
+    assert_eq!(report["modify"], "unwillingToPerform");
+    assert_eq!(report["wrong_password"], false);
+    assert_eq!(report["wrong_password_result"], "invalidCredentials");
+}

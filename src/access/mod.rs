@@ -659,6 +659,54 @@ impl Access {
             .retain(|_, hit| hit.value.as_ref().is_none_or(|s| s.subject != subject));
     }
 
+    /// The principal a name and password prove: a device (`switchboard device add`), a local
+    /// account, or an account of the LDAP sign-in source. For LDAP binds and HTTP Basic
+    /// (address books); the caller throttles and audits.
+    pub async fn password_principal(
+        &self,
+        account: &str,
+        password: &str,
+    ) -> Result<Option<Principal>> {
+        if account.is_empty()
+            || password.is_empty()
+            || account.contains('\0')
+            || password.contains('\0')
+        {
+            return Ok(None);
+        }
+        if devices::verify(&self.pool, account, password).await? {
+            return Ok(Some(
+                self.device_principal(&format!("device:{account}"), account),
+            ));
+        }
+        let mut signed_in = users::verify(&self.pool, account, password).await?;
+        if signed_in.is_none() {
+            if let Some(ldap) = &self.ldap {
+                signed_in = ldap.authenticate(account, password).await?;
+            }
+        }
+        Ok(signed_in.map(|who| Principal {
+            kind: PrincipalKind::Staff,
+            name: who.subject,
+            display_name: who.display_name,
+            role: who.role,
+            person_id: None,
+            policy: self.policy(who.role),
+        }))
+    }
+
+    /// A device, or an anonymous address book client: what a staff viewer sees.
+    pub fn device_principal(&self, name: &str, display_name: &str) -> Principal {
+        Principal {
+            kind: PrincipalKind::Device,
+            name: name.to_string(),
+            display_name: display_name.to_string(),
+            role: Role::Viewer,
+            person_id: None,
+            policy: self.policy(Role::Viewer),
+        }
+    }
+
     /// `Err(seconds)` while `account` or `address` is throttled.
     pub fn throttled(&self, account: &str, address: &str) -> std::result::Result<(), u64> {
         lock(&self.throttle).check(account, address, self.now())

@@ -31,44 +31,162 @@ pub enum Syntax {
     Exact,
 }
 
-/// Every attribute a person entry can have, with the other names clients use for it.
-const ATTRIBUTES: &[(&str, Syntax, &[&str])] = &[
-    ("objectClass", Syntax::Exact, &[]),
-    ("uid", Syntax::Exact, &["userid", "entryUUID"]),
-    ("cn", Syntax::Text, &["commonName"]),
-    ("displayName", Syntax::Text, &["name"]),
-    ("givenName", Syntax::Text, &["gn"]),
-    ("sn", Syntax::Text, &["surname"]),
-    ("nickname", Syntax::Text, &[]),
-    ("mail", Syntax::Text, &["email", "rfc822Mailbox"]),
-    ("telephoneNumber", Syntax::Phone, &["phone"]),
-    ("mobile", Syntax::Phone, &["mobileTelephoneNumber"]),
-    ("homePhone", Syntax::Phone, &["homeTelephoneNumber"]),
+/// Every attribute a person entry can have: its name, how it compares, its OID, its other
+/// standard names, and other names clients use for it.
+type AttributeDef = (
+    &'static str,
+    Syntax,
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+const ATTRIBUTES: &[AttributeDef] = &[
+    ("objectClass", Syntax::Exact, "2.5.4.0", &[], &[]),
+    (
+        "uid",
+        Syntax::Exact,
+        "0.9.2342.19200300.100.1.1",
+        &["userid"],
+        &["entryUUID"],
+    ),
+    ("cn", Syntax::Text, "2.5.4.3", &["commonName"], &[]),
+    (
+        "displayName",
+        Syntax::Text,
+        "2.16.840.1.113730.3.1.241",
+        &[],
+        &["name"],
+    ),
+    ("givenName", Syntax::Text, "2.5.4.42", &["gn"], &[]),
+    ("sn", Syntax::Text, "2.5.4.4", &["surname"], &[]),
+    ("nickname", Syntax::Text, OWN_NICKNAME, &[], &[]),
+    (
+        "mail",
+        Syntax::Text,
+        "0.9.2342.19200300.100.1.3",
+        &["rfc822Mailbox"],
+        &["email"],
+    ),
+    (
+        "telephoneNumber",
+        Syntax::Phone,
+        "2.5.4.20",
+        &[],
+        &["phone"],
+    ),
+    (
+        "mobile",
+        Syntax::Phone,
+        "0.9.2342.19200300.100.1.41",
+        &["mobileTelephoneNumber"],
+        &[],
+    ),
+    (
+        "homePhone",
+        Syntax::Phone,
+        "0.9.2342.19200300.100.1.20",
+        &["homeTelephoneNumber"],
+        &[],
+    ),
     (
         "facsimileTelephoneNumber",
         Syntax::Phone,
+        "2.5.4.23",
+        &[],
         &["fax", "facsimile"],
     ),
-    ("ipPhone", Syntax::Phone, &[]),
-    ("title", Syntax::Text, &[]),
-    ("ou", Syntax::Text, &["organizationalUnitName"]),
-    ("department", Syntax::Text, &[]),
-    ("o", Syntax::Text, &["organizationName", "company"]),
-    ("l", Syntax::Text, &["localityName"]),
-    ("physicalDeliveryOfficeName", Syntax::Text, &[]),
-    ("manager", Syntax::Exact, &[]),
-    ("description", Syntax::Text, &[]),
-    ("switchboardPresence", Syntax::Exact, &[]),
+    // Active Directory's, which phones and Outlook ask for.
+    ("ipPhone", Syntax::Phone, "1.2.840.113556.1.4.721", &[], &[]),
+    ("title", Syntax::Text, "2.5.4.12", &[], &[]),
+    (
+        "ou",
+        Syntax::Text,
+        "2.5.4.11",
+        &["organizationalUnitName"],
+        &[],
+    ),
+    (
+        "department",
+        Syntax::Text,
+        "1.2.840.113556.1.2.141",
+        &[],
+        &[],
+    ),
+    (
+        "o",
+        Syntax::Text,
+        "2.5.4.10",
+        &["organizationName"],
+        &["company"],
+    ),
+    ("l", Syntax::Text, "2.5.4.7", &["localityName"], &[]),
+    (
+        "physicalDeliveryOfficeName",
+        Syntax::Text,
+        "2.5.4.19",
+        &[],
+        &[],
+    ),
+    (
+        "manager",
+        Syntax::Exact,
+        "0.9.2342.19200300.100.1.10",
+        &[],
+        &[],
+    ),
+    ("description", Syntax::Text, "2.5.4.13", &[], &[]),
+    ("switchboardPresence", Syntax::Exact, OWN_PRESENCE, &[], &[]),
 ];
+
+/// Our own attributes' OIDs, under a UUID arc (ITU-T X.667: no registration needed).
+const OWN_PRESENCE: &str = "2.25.230962452836402436377437546301196563713.1";
+const OWN_NICKNAME: &str = "2.25.230962452836402436377437546301196563713.2";
+
+/// The schema's attribute type descriptions (RFC 4512 §4.1.2) of every attribute entries have.
+pub fn attribute_types() -> Vec<String> {
+    ATTRIBUTES
+        .iter()
+        .map(|(name, syntax, oid, standard, _)| {
+            let names = std::iter::once(name)
+                .chain(standard.iter())
+                .map(|n| format!("'{n}'"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let rules = match (*name, syntax) {
+                ("objectClass", _) => {
+                    "EQUALITY objectIdentifierMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.38"
+                }
+                ("manager", _) => {
+                    "EQUALITY distinguishedNameMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.12"
+                }
+                (_, Syntax::Phone) => {
+                    "EQUALITY telephoneNumberMatch SUBSTR telephoneNumberSubstringsMatch \
+                     SYNTAX 1.3.6.1.4.1.1466.115.121.1.50"
+                }
+                _ => {
+                    "EQUALITY caseIgnoreMatch SUBSTR caseIgnoreSubstringsMatch \
+                     SYNTAX 1.3.6.1.4.1.1466.115.121.1.15"
+                }
+            };
+            format!("( {oid} NAME ( {names} ) {rules} )")
+        })
+        .collect()
+}
 
 /// The attribute a client's name stands for, and how its values compare; `None` for an
 /// attribute people entries do not have (a filter item on it is Undefined).
 pub fn attribute(name: &str) -> Option<(&'static str, Syntax)> {
-    ATTRIBUTES.iter().find_map(|(canonical, syntax, aliases)| {
-        (canonical.eq_ignore_ascii_case(name)
-            || aliases.iter().any(|a| a.eq_ignore_ascii_case(name)))
-        .then_some((*canonical, *syntax))
-    })
+    ATTRIBUTES
+        .iter()
+        .find_map(|(canonical, syntax, _, standard, other)| {
+            (canonical.eq_ignore_ascii_case(name)
+                || standard
+                    .iter()
+                    .chain(other.iter())
+                    .any(|a| a.eq_ignore_ascii_case(name)))
+            .then_some((*canonical, *syntax))
+        })
 }
 
 /// Text as filters compare it: folded words (case, accents, punctuation gone) joined by spaces.

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use super::entry::{attribute, Entry};
 use super::filter::{self, Approximate, Candidates};
-use crate::access::{Principal, PrincipalKind, Role};
+use crate::access::Principal;
 use crate::audit::AuditEvent;
 use crate::domain::normalize_dn;
 use crate::error::{Error, Result};
@@ -446,11 +446,11 @@ impl LdapServer {
                 &format!("too many failed binds: try again in {seconds} s"),
             );
         }
-        let who = if password.is_empty() || password.contains('\0') || account.contains('\0') {
-            Ok(None)
-        } else {
-            self.authenticate(&account, &password).await
-        };
+        let who = self
+            .state
+            .access
+            .password_principal(&account, &password)
+            .await;
         match who {
             Ok(Some(principal)) => {
                 self.state.access.sign_in_succeeded(&account);
@@ -481,44 +481,10 @@ impl LdapServer {
         }
     }
 
-    async fn authenticate(&self, account: &str, password: &str) -> Result<Option<Principal>> {
-        let access = &self.state.access;
-        if crate::access::devices::verify(&self.state.pool, account, password).await? {
-            return Ok(Some(Principal {
-                kind: PrincipalKind::Device,
-                name: format!("device:{account}"),
-                display_name: account.to_string(),
-                role: Role::Viewer,
-                person_id: None,
-                policy: access.policy(Role::Viewer),
-            }));
-        }
-        let mut signed_in =
-            crate::access::users::verify(&self.state.pool, account, password).await?;
-        if signed_in.is_none() {
-            if let Some(ldap) = &access.ldap {
-                signed_in = ldap.authenticate(account, password).await?;
-            }
-        }
-        Ok(signed_in.map(|who| Principal {
-            kind: PrincipalKind::Staff,
-            name: who.subject,
-            display_name: who.display_name,
-            role: who.role,
-            person_id: None,
-            policy: access.policy(who.role),
-        }))
-    }
-
     fn anonymous(&self) -> Principal {
-        Principal {
-            kind: PrincipalKind::Device,
-            name: "ldap:anonymous".into(),
-            display_name: "Anonymous LDAP client".into(),
-            role: Role::Viewer,
-            person_id: None,
-            policy: self.state.access.policy(Role::Viewer),
-        }
+        self.state
+            .access
+            .device_principal("ldap:anonymous", "Anonymous LDAP client")
     }
 
     fn audit(&self, event: AuditEvent) {
@@ -916,24 +882,23 @@ fn fixed_entry(dn: &str, attributes: Vec<(&'static str, Vec<String>)>) -> Entry 
 
 /// The subschema subentry: what clients read to learn our two own attributes.
 fn schema_entry() -> Entry {
+    let classes = [
+        "( 2.5.6.0 NAME 'top' ABSTRACT MUST objectClass )",
+        "( 2.5.6.6 NAME 'person' SUP top STRUCTURAL MUST ( sn $ cn ) MAY ( telephoneNumber $ description ) )",
+        "( 2.5.6.7 NAME 'organizationalPerson' SUP person STRUCTURAL MAY ( title $ ou $ l $ physicalDeliveryOfficeName $ facsimileTelephoneNumber ) )",
+        "( 2.16.840.1.113730.3.2.2 NAME 'inetOrgPerson' SUP organizationalPerson STRUCTURAL MAY ( displayName $ givenName $ mail $ mobile $ homePhone $ manager $ o $ uid $ department $ ipPhone $ nickname $ switchboardPresence ) )",
+        "( 2.5.6.5 NAME 'organizationalUnit' SUP top STRUCTURAL MUST ou )",
+    ];
     fixed_entry(
         "cn=Subschema",
         vec![
-            ("objectClass", vec!["top".into(), "subentry".into(), "subschema".into()]),
+            (
+                "objectClass",
+                vec!["top".into(), "subentry".into(), "subschema".into()],
+            ),
             ("cn", vec!["Subschema".into()]),
-            (
-                "attributeTypes",
-                vec![
-                    "( 2.25.230962452836402436377437546301196563713.1 NAME 'switchboardPresence' DESC 'Live presence: available, busy, do_not_disturb, be_right_back, away, offline, unknown' EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE NO-USER-MODIFICATION USAGE userApplications )".into(),
-                    "( 2.25.230962452836402436377437546301196563713.2 NAME 'nickname' DESC 'A name the person goes by' EQUALITY caseIgnoreMatch SUBSTR caseIgnoreSubstringsMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )".into(),
-                ],
-            ),
-            (
-                "objectClasses",
-                vec![
-                    "( 2.16.840.1.113730.3.2.2 NAME 'inetOrgPerson' SUP organizationalPerson STRUCTURAL )".into(),
-                ],
-            ),
+            ("attributeTypes", super::entry::attribute_types()),
+            ("objectClasses", classes.map(String::from).to_vec()),
         ],
     )
 }

@@ -6,7 +6,7 @@
 //! Also here: sign-in (local accounts and directory binds by form, OpenID Connect by redirect),
 //! sessions, sign-out, and the audit records of requests.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -96,23 +96,36 @@ impl Requirement {
     }
 }
 
-/// Every documented operation's requirement, by method and path template.
+/// Every documented operation's requirement, by method and path template; and the operations
+/// that take HTTP Basic (address books: phones and mail clients know nothing else).
 #[derive(Debug, Default, Clone)]
-pub struct Rules(HashMap<(Method, String), Requirement>);
+pub struct Rules(
+    HashMap<(Method, String), Requirement>,
+    HashSet<(Method, String)>,
+);
 
 impl Rules {
     pub fn from_spec(spec: &utoipa::openapi::OpenApi) -> Rules {
         let json = serde_json::to_value(spec).unwrap_or_default();
         let mut rules = HashMap::new();
+        let mut basic = HashSet::new();
         for (path, item) in json["paths"].as_object().into_iter().flatten() {
             for (method, op) in item.as_object().into_iter().flatten() {
                 let Ok(method) = method.to_uppercase().parse::<Method>() else {
                     continue;
                 };
+                let takes_basic = op["security"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|alternative| alternative.get("basic").is_some());
+                if takes_basic {
+                    basic.insert((method.clone(), path.clone()));
+                }
                 rules.insert((method, path.clone()), Requirement::of_operation(op));
             }
         }
-        Rules(rules)
+        Rules(rules, basic)
     }
 
     pub fn get(&self, method: &Method, path: &str) -> Requirement {
@@ -140,6 +153,16 @@ impl Rules {
         }
         methods.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         methods
+    }
+
+    /// Whether the operation takes HTTP Basic credentials.
+    pub fn takes_basic(&self, method: &Method, path: &str) -> bool {
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
+        self.1.contains(&(method.clone(), path.to_string()))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&(Method, String), &Requirement)> {
@@ -172,6 +195,22 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
     }
 }
 
+/// HTTP Basic credentials (RFC 7617): the name and the password.
+fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+    use base64::Engine;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (name, password) = text.split_once(':')?;
+    Some((name.to_string(), password.to_string()))
+}
+
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -189,9 +228,44 @@ enum Resolved {
     BadToken,
 }
 
-async fn resolve(state: &AppState, headers: &HeaderMap, jar: &CookieJar) -> Result<Resolved> {
+async fn resolve(
+    state: &AppState,
+    headers: &HeaderMap,
+    jar: &CookieJar,
+    takes_basic: bool,
+    address: Option<SocketAddr>,
+) -> Result<Resolved> {
     if let Some(open) = state.access.open_principal() {
         return Ok(Resolved::Principal(open.clone(), None));
+    }
+    // Basic only where the route says so: a browser resends Basic credentials on its own, so
+    // elsewhere they would work like a cookie without CSRF protection.
+    if let Some((account, password)) = basic(headers).filter(|_| takes_basic) {
+        let ip = address.map_or_else(|| "unknown".to_string(), |a| a.ip().to_string());
+        if state.access.throttled(&account, &ip).is_err() {
+            return Ok(Resolved::BadToken);
+        }
+        return Ok(
+            match state.access.password_principal(&account, &password).await? {
+                Some(p) => {
+                    state.access.sign_in_succeeded(&account);
+                    Resolved::Principal(p, None)
+                }
+                None => {
+                    state.access.sign_in_failed(&account, &ip);
+                    state.audit.record(
+                        AuditEvent::new(
+                            state.access.now(),
+                            &format!("anonymous:{account}"),
+                            "basic_auth_failed",
+                        )
+                        .status(401)
+                        .address(Some(ip)),
+                    );
+                    Resolved::BadToken
+                }
+            },
+        );
     }
     if let Some(token) = bearer(headers) {
         return Ok(match state.access.principal_of_token(token).await? {
@@ -277,15 +351,21 @@ pub async fn guard(
     if requirement == Requirement::Webhook {
         return next.run(request).await;
     }
-    let resolved = match resolve(&state, request.headers(), &jar).await {
+    let address = client_address(request.extensions());
+    let takes_basic = rules.takes_basic(request.method(), path);
+    let resolved = match resolve(&state, request.headers(), &jar, takes_basic, address).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    let address = client_address(request.extensions());
     let (principal, csrf) = match resolved {
         Resolved::Principal(p, csrf) => (Some(p), csrf),
         Resolved::Nobody => (None, None),
         Resolved::BadToken if requirement == Requirement::Public => (None, None),
+        Resolved::BadToken if takes_basic => {
+            return ask_for_basic(
+                Error::Unauthorized("wrong name or password".into()).into_response(),
+            );
+        }
         Resolved::BadToken => {
             return Error::Unauthorized("unknown or revoked token".into()).into_response();
         }
@@ -322,7 +402,11 @@ pub async fn guard(
                 .audit
                 .record(request_event(&state, p, &request, path, address).status(403));
         }
-        return e.into_response();
+        let response = e.into_response();
+        if takes_basic && response.status() == axum::http::StatusCode::UNAUTHORIZED {
+            return ask_for_basic(response);
+        }
+        return response;
     }
     if let Some(p) = &principal {
         // Everyone is the same principal on an open server: there, each address has a bucket.
@@ -389,6 +473,15 @@ fn request_event(
     .address(address.map(|a| a.ip().to_string()));
     event.query = request.uri().query().map(str::to_string);
     event
+}
+
+/// A 401 that tells an address book client to send Basic credentials (RFC 7617).
+fn ask_for_basic(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static("Basic realm=\"Switchboard\", charset=\"UTF-8\""),
+    );
+    response
 }
 
 fn is_safe(method: &Method) -> bool {

@@ -49,6 +49,17 @@ impl Modify for SecuritySchemes {
             ),
         );
         components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "Address books only (phone books, CardDAV): a device's name and password from `switchboard device add NAME`, or a person's account.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
             "webhook",
             SecurityScheme::Http(
                 HttpBuilder::new()
