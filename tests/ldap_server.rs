@@ -24,6 +24,7 @@ external_id,given_name,family_name,email,phone,mobile,extension,title,department
 3,Jürgen,Müller,juergen.mueller@example.com,+49 30 901820,,,Engineer,Engineering,Berlin,
 4,Margaret,Hughes,margaret.hughes@example.com,+44 20 7946 0020,,,Office Manager,Facilities,London,Peggy
 5,Olga,Petrova,olga.petrova@example.com,+7 495 123 4567,,,Analyst,Finance,Moscow,
+6,Jan,Novák,jan.novak@example.com,+420 222 123 456,,,Engineer,Engineering,Prague,
 ";
 
 struct Server {
@@ -42,7 +43,7 @@ async fn server(config: Config, allow_anonymous: bool) -> Server {
         .import_csv(PEOPLE, &options("hr"))
         .await
         .expect("import");
-    assert_eq!(report.counts.added, 5, "{:?}", report.rejects);
+    assert_eq!(report.counts.added, 6, "{:?}", report.rejects);
     let dir = tempfile::tempdir().expect("tmp");
     let issued = common::certs::issue(dir.path(), "ldap", "IP:127.0.0.1,DNS:localhost");
     let tls = switchboard::tls::TlsConfig {
@@ -129,11 +130,22 @@ fn entries(ldif: &str) -> Vec<(String, HashMap<String, Vec<String>>)> {
         if let Some(dn) = line.strip_prefix("dn: ") {
             out.push((dn.to_string(), HashMap::new()));
         } else if let Some((name, value)) = line.split_once(": ") {
+            // `cn:: …`: base64, for values that are not plain ASCII.
+            let value = match name.strip_suffix(':') {
+                Some(_) => {
+                    use base64::Engine;
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(value.trim())
+                        .expect("base64");
+                    String::from_utf8(bytes).expect("UTF-8")
+                }
+                None => value.to_string(),
+            };
             if let Some((_, attrs)) = out.last_mut() {
                 attrs
                     .entry(name.trim_end_matches(':').to_string())
                     .or_default()
-                    .push(value.to_string());
+                    .push(value);
             }
         }
     }
@@ -273,7 +285,7 @@ async fn devices_bind_and_find_people_by_name_and_number() {
         .search(&["-E", "pr=2/noprompt"], "(objectClass=*)", &["cn"])
         .await;
     assert_eq!(code, 0, "{out}");
-    assert_eq!(entries(&out).len(), 5, "every page: {out}");
+    assert_eq!(entries(&out).len(), 6, "every page: {out}");
     let (code, out) = s
         .search(&["-E", "sss=sn"], "(objectClass=person)", &["sn"])
         .await;
@@ -283,7 +295,7 @@ async fn devices_bind_and_find_people_by_name_and_number() {
         .map(|(_, a)| a["sn"][0].clone())
         .collect();
     assert_eq!(order[..2], ["Hughes", "Jones"], "{order:?}");
-    assert_eq!(order[4], "Smith", "{order:?}");
+    assert_eq!(order[5], "Smith", "{order:?}");
 
     // whoami, and writes refused.
     let (code, out) = run(
@@ -506,6 +518,7 @@ async fn the_python_ldap3_client_binds_pages_sorts_and_is_refused_writes() {
     assert_eq!(
         report["paged_entries"],
         serde_json::json!([
+            "Jan Novák",
             "Jane Smith",
             "Janet Jones",
             "Jürgen Müller",
@@ -515,10 +528,52 @@ async fn the_python_ldap3_client_binds_pages_sorts_and_is_refused_writes() {
     );
     assert_eq!(
         report["sorted"],
-        serde_json::json!(["Hughes", "Jones", "Müller", "Petrova", "Smith"])
+        serde_json::json!(["Hughes", "Jones", "Müller", "Novák", "Petrova", "Smith"])
     );
     assert_eq!(report["caller"], serde_json::json!(["Jane Smith"]));
     assert_eq!(report["modify"], "unwillingToPerform");
     assert_eq!(report["wrong_password"], false);
     assert_eq!(report["wrong_password_result"], "invalidCredentials");
+}
+
+/// The filters desk phones and mail clients send (`tests/fixtures/ldap/device_filters.txt`, each
+/// with its source), as typed "jan", a number's start, or an incoming caller's number.
+#[tokio::test]
+async fn the_filters_devices_send_find_whom_they_should() {
+    let s = server(Config::default(), false).await;
+    let fixture =
+        std::fs::read_to_string(common::fixture("ldap/device_filters.txt")).expect("fixture");
+    let mut checked = 0;
+    for line in fixture
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let fields: Vec<&str> = line.split(" | ").collect();
+        assert_eq!(fields.len(), 4, "{line}");
+        let (client, expanded) = (fields[0], fields[3]);
+        // Thunderbird drops the empty piece of "*jan**" before sending it (libldap refuses it).
+        let mut filter = expanded.replace("**", "*");
+        // A number typed on the keypad: the start of London numbers 020 7946 001x.
+        filter = filter.replace("=0018*", "=020 7946 001*");
+        let expected: &[&str] = if filter.contains("+442079460018") {
+            &["Jane Smith"]
+        } else if filter.contains("7946 001") {
+            &["Jane Smith", "Janet Jones"]
+        } else if filter.contains("jan*") || filter.contains("*jan") || filter.contains("anr=jan") {
+            &["Jan Novák", "Jane Smith", "Janet Jones"]
+        } else {
+            // Mac OS X 10.5 compares whole values: only a person called exactly Jan.
+            &["Jan Novák"]
+        };
+        let (code, out) = s.search(&[], &filter, &["cn"]).await;
+        assert_eq!(code, 0, "{client}: {filter}: {out}");
+        let mut found: Vec<String> = entries(&out)
+            .into_iter()
+            .map(|(dn, attrs)| attrs.get("cn").map(|v| v[0].clone()).unwrap_or(dn))
+            .collect();
+        found.sort();
+        assert_eq!(found, expected, "{client}: {filter}");
+        checked += 1;
+    }
+    assert!(checked >= 12, "{checked} filters");
 }

@@ -43,6 +43,14 @@ type AttributeDef = (
 
 const ATTRIBUTES: &[AttributeDef] = &[
     ("objectClass", Syntax::Exact, "2.5.4.0", &[], &[]),
+    // Active Directory's, which AD-minded clients (Cisco Jabber, Outlook) filter on.
+    (
+        "objectCategory",
+        Syntax::Exact,
+        "1.2.840.113556.1.4.782",
+        &[],
+        &[],
+    ),
     (
         "uid",
         Syntax::Exact,
@@ -154,7 +162,7 @@ pub fn attribute_types() -> Vec<String> {
                 .collect::<Vec<_>>()
                 .join(" ");
             let rules = match (*name, syntax) {
-                ("objectClass", _) => {
+                ("objectClass", _) | ("objectCategory", _) => {
                     "EQUALITY objectIdentifierMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.38"
                 }
                 ("manager", _) => {
@@ -263,7 +271,7 @@ fn availability_label(p: &Presence) -> &'static str {
 
 /// How a number is given to a device: E.164 when known (dialable from anywhere), else the
 /// extension, else its digits as written.
-fn dialable(phone: &Phone) -> String {
+pub fn dialable(phone: &Phone) -> String {
     if let Some(e164) = &phone.e164 {
         return e164.clone();
     }
@@ -286,10 +294,18 @@ impl Entry {
         };
         entry.put(
             "objectClass",
-            ["top", "person", "organizationalPerson", "inetOrgPerson"]
-                .map(String::from)
-                .to_vec(),
+            // `user` as Active Directory has it, for clients that filter on it.
+            [
+                "top",
+                "person",
+                "organizationalPerson",
+                "inetOrgPerson",
+                "user",
+            ]
+            .map(String::from)
+            .to_vec(),
         );
+        entry.put("objectCategory", vec!["person".into()]);
         entry.put("uid", vec![person.id.to_string()]);
         entry.put("cn", vec![person.display_name.clone()]);
         entry.put("displayName", vec![person.display_name.clone()]);

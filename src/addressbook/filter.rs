@@ -65,6 +65,7 @@ pub fn candidates(filter: &LdapFilter) -> Candidates {
             Some(_) => Candidates::Everyone,
             None => Candidates::Nothing,
         },
+        LdapFilter::Equality(attr, value) if is_anr(attr) => searched(value),
         LdapFilter::Equality(attr, value) | LdapFilter::Approx(attr, value) => {
             match attribute(attr) {
                 None => Candidates::Nothing,
@@ -164,6 +165,7 @@ pub fn matches(
                 .and_then(|(name, _)| entry.get(name))
                 .is_some_and(|a| !a.values.is_empty()),
         ),
+        LdapFilter::Equality(attr, value) if is_anr(attr) => Some(anr(entry, value)),
         LdapFilter::Equality(attr, value) => {
             let (name, syntax) = attribute(attr)?;
             let keys = &entry.get(name)?.keys;
@@ -186,10 +188,12 @@ pub fn matches(
             let (name, syntax) = attribute(attr)?;
             let keys = &entry.get(name)?.keys;
             Some(match syntax {
-                Syntax::Phone => {
-                    let pattern = digits_pattern(sub);
-                    keys.iter().flatten().any(|k| pattern.matches(k))
-                }
+                Syntax::Phone => match digits_pattern(sub) {
+                    Some(pattern) => keys.iter().flatten().any(|k| pattern.matches(k)),
+                    // "(telephoneNumber=jan*)" (iOS asks every attribute for a name): no
+                    // number holds letters.
+                    None => false,
+                },
                 Syntax::Text => {
                     let pattern = Pattern::of(sub, fold_text);
                     keys.iter().flatten().any(|k| pattern.matches(k))
@@ -242,6 +246,24 @@ pub fn matches(
         }
         LdapFilter::Extensible(_) => None,
     }
+}
+
+/// Active Directory's ambiguous name resolution (`anr`, which Cisco Jabber sends): the value
+/// starts a word of a name or the email address.
+fn is_anr(attr: &str) -> bool {
+    attr.eq_ignore_ascii_case("anr")
+}
+
+fn anr(entry: &Entry, value: &str) -> bool {
+    let wanted = fold_text(value);
+    if wanted.is_empty() {
+        return false;
+    }
+    ["cn", "displayName", "givenName", "sn", "nickname", "mail"]
+        .iter()
+        .filter_map(|name| entry.get(name))
+        .flat_map(|a| a.keys.iter().flatten())
+        .any(|key| key.starts_with(&wanted) || key.contains(&format!(" {wanted}")))
 }
 
 /// The digit strings a phone number in a filter may be stored as: with and without a national
@@ -298,8 +320,9 @@ impl Pattern {
 }
 
 /// A substring filter on a number, as digits: "020 79*" starts the national digits "2079…",
-/// "+4420*" the international ones, "*4711" ends any of them.
-fn digits_pattern(sub: &LdapSubstringFilter) -> Pattern {
+/// "+4420*" the international ones, "*4711" ends any of them. `None` when the filter holds no
+/// digit at all.
+fn digits_pattern(sub: &LdapSubstringFilter) -> Option<Pattern> {
     let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
     let initial = sub.initial.as_deref().map(|s| {
         let s = s.trim();
@@ -309,7 +332,7 @@ fn digits_pattern(sub: &LdapSubstringFilter) -> Pattern {
             digits(s).trim_start_matches('0').to_string()
         }
     });
-    Pattern {
+    let pattern = Pattern {
         initial: initial.filter(|s| !s.is_empty()),
         any: sub
             .any
@@ -318,7 +341,10 @@ fn digits_pattern(sub: &LdapSubstringFilter) -> Pattern {
             .filter(|s| !s.is_empty())
             .collect(),
         last: sub.final_.as_deref().map(digits).filter(|s| !s.is_empty()),
-    }
+    };
+    let written = sub.initial.is_some() || sub.final_.is_some() || !sub.any.is_empty();
+    let empty = pattern.initial.is_none() && pattern.any.is_empty() && pattern.last.is_none();
+    (!(written && empty)).then_some(pattern)
 }
 
 /// A filter written back in RFC 4515's string form (for the audit trail and logs).
@@ -510,6 +536,8 @@ mod tests {
             "(sn>=m)",
             "(sn<=n)",
             "(displayName~=jane muller)",
+            "(anr=mul)",
+            "(anr=jane.m)",
         ] {
             assert_eq!(check(yes), Some(true), "{yes}");
         }
@@ -521,6 +549,8 @@ mod tests {
             "(!(objectClass=person))",
             "(sn>=n)",
             "(homePhone=*)",
+            "(telephoneNumber=jane*)",
+            "(anr=ane)",
         ] {
             assert_eq!(check(no), Some(false), "{no}");
         }

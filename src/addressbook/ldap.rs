@@ -888,6 +888,7 @@ fn schema_entry() -> Entry {
         "( 2.5.6.7 NAME 'organizationalPerson' SUP person STRUCTURAL MAY ( title $ ou $ l $ physicalDeliveryOfficeName $ facsimileTelephoneNumber ) )",
         "( 2.16.840.1.113730.3.2.2 NAME 'inetOrgPerson' SUP organizationalPerson STRUCTURAL MAY ( displayName $ givenName $ mail $ mobile $ homePhone $ manager $ o $ uid $ department $ ipPhone $ nickname $ switchboardPresence ) )",
         "( 2.5.6.5 NAME 'organizationalUnit' SUP top STRUCTURAL MUST ou )",
+        "( 1.2.840.113556.1.5.9 NAME 'user' SUP organizationalPerson STRUCTURAL MAY ( objectCategory ) )",
     ];
     fixed_entry(
         "cn=Subschema",

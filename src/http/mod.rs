@@ -10,6 +10,7 @@ pub mod imports;
 pub mod notes;
 pub mod openapi;
 pub mod people;
+pub mod phonebooks;
 pub mod photos;
 pub mod presence;
 pub mod sync;
@@ -86,6 +87,7 @@ pub fn api() -> OpenApiRouter<AppState> {
                 imports::MAX_IMPORT_BYTES,
             )),
         )
+        .merge(phonebooks::routes())
         .merge(auth::routes())
         .merge(audit::routes())
         .merge(health::routes())

@@ -20,7 +20,8 @@ use utoipa::{Modify, OpenApi};
         (name = "health", description = "Liveness and readiness"),
         (name = "presence", description = "Live presence merged from IM systems"),
         (name = "auth", description = "Sign-in, sessions and sign-out"),
-        (name = "audit", description = "The tamper-evident audit trail")
+        (name = "audit", description = "The tamper-evident audit trail"),
+        (name = "address books", description = "The directory for desk phones and mail clients: XML phone books")
     )
 )]
 pub struct ApiDoc;
