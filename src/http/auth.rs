@@ -196,7 +196,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
 }
 
 /// HTTP Basic credentials (RFC 7617): the name and the password.
-fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+pub(crate) fn basic(headers: &HeaderMap) -> Option<(String, String)> {
     use base64::Engine;
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
@@ -209,6 +209,38 @@ fn basic(headers: &HeaderMap) -> Option<(String, String)> {
     let text = String::from_utf8(decoded).ok()?;
     let (name, password) = text.split_once(':')?;
     Some((name.to_string(), password.to_string()))
+}
+
+/// HTTP Basic credentials checked as console sign-ins are: throttled, and failures audited.
+pub(crate) async fn basic_login(
+    state: &AppState,
+    account: &str,
+    password: &str,
+    address: Option<SocketAddr>,
+) -> Result<Option<Principal>> {
+    let ip = address.map_or_else(|| "unknown".to_string(), |a| a.ip().to_string());
+    if state.access.throttled(account, &ip).is_err() {
+        return Ok(None);
+    }
+    match state.access.password_principal(account, password).await? {
+        Some(p) => {
+            state.access.sign_in_succeeded(account);
+            Ok(Some(p))
+        }
+        None => {
+            state.access.sign_in_failed(account, &ip);
+            state.audit.record(
+                AuditEvent::new(
+                    state.access.now(),
+                    &format!("anonymous:{account}"),
+                    "basic_auth_failed",
+                )
+                .status(401)
+                .address(Some(ip)),
+            );
+            Ok(None)
+        }
+    }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -241,29 +273,10 @@ async fn resolve(
     // Basic only where the route says so: a browser resends Basic credentials on its own, so
     // elsewhere they would work like a cookie without CSRF protection.
     if let Some((account, password)) = basic(headers).filter(|_| takes_basic) {
-        let ip = address.map_or_else(|| "unknown".to_string(), |a| a.ip().to_string());
-        if state.access.throttled(&account, &ip).is_err() {
-            return Ok(Resolved::BadToken);
-        }
         return Ok(
-            match state.access.password_principal(&account, &password).await? {
-                Some(p) => {
-                    state.access.sign_in_succeeded(&account);
-                    Resolved::Principal(p, None)
-                }
-                None => {
-                    state.access.sign_in_failed(&account, &ip);
-                    state.audit.record(
-                        AuditEvent::new(
-                            state.access.now(),
-                            &format!("anonymous:{account}"),
-                            "basic_auth_failed",
-                        )
-                        .status(401)
-                        .address(Some(ip)),
-                    );
-                    Resolved::BadToken
-                }
+            match basic_login(state, &account, &password, address).await? {
+                Some(p) => Resolved::Principal(p, None),
+                None => Resolved::BadToken,
             },
         );
     }

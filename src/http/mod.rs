@@ -103,6 +103,7 @@ pub fn router(state: AppState) -> Router {
     ));
     Router::new()
         .merge(crate::web::router())
+        .merge(crate::addressbook::carddav::router(state.clone()))
         .merge(api)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
