@@ -270,6 +270,27 @@ async fn devices_bind_and_find_people_by_name_and_number() {
     let (_, out) = s.search(&[], "(cn~=jnae smith)", &["cn"]).await;
     assert_eq!(names(&out), ["Jane Smith"], "approximate: typo-tolerant");
 
+    // Photos go to clients that ask for them by name, and only to them.
+    let digest = "0123456789abcdef0123456789abcdef";
+    sqlx::query("INSERT INTO photos (digest, content_type, bytes) VALUES ($1, 'image/jpeg', $2)")
+        .bind(digest)
+        .bind(&b"\xff\xd8\xff\xe0 a tiny jpeg"[..])
+        .execute(&s.app.db.pool)
+        .await
+        .expect("photo");
+    sqlx::query("UPDATE people SET photo_url = $1 WHERE family_name = 'Smith'")
+        .bind(format!("/api/v1/photos/{digest}"))
+        .execute(&s.app.db.pool)
+        .await
+        .expect("photo url");
+    let (_, out) = s.search(&[], "(sn=Smith)", &["cn", "jpegPhoto"]).await;
+    assert!(
+        out.contains("jpegPhoto:: /9j/4CBhIHRpbnkganBlZw=="),
+        "{out}"
+    );
+    let (_, out) = s.search(&[], "(sn=Smith)", &[]).await;
+    assert!(!out.contains("jpegPhoto"), "{out}");
+
     // Only the attributes asked for.
     let (_, out) = s.search(&[], "(sn=Smith)", &["mail"]).await;
     let (_, jane) = &entries(&out)[0];

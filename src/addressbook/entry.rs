@@ -18,6 +18,9 @@ pub struct Attribute {
 pub struct Entry {
     pub dn: String,
     pub attributes: Vec<Attribute>,
+    /// The digest of the person's photo (`/api/v1/photos/{digest}`), sent as `jpegPhoto` or
+    /// `thumbnailPhoto` to clients that ask for one by name.
+    pub photo: Option<String>,
 }
 
 /// What kind of values an attribute holds, which says how a filter compares them.
@@ -291,6 +294,11 @@ impl Entry {
         let mut entry = Entry {
             dn: person_dn(&person.id, base),
             attributes: Vec::with_capacity(24),
+            photo: person
+                .photo_url
+                .as_deref()
+                .and_then(|u| u.strip_prefix("/api/v1/photos/"))
+                .map(str::to_string),
         };
         entry.put(
             "objectClass",

@@ -38,6 +38,8 @@ const OID_PAGED: &str = "1.2.840.113556.1.4.319";
 const OID_SORT: &str = "1.2.840.113556.1.4.473";
 /// How long a connection may stay silent before it is closed.
 const IDLE: Duration = Duration::from_secs(600);
+/// The longest a search may take.
+const SEARCH_TIME: Duration = Duration::from_secs(30);
 /// Connections served at once; more wait to be accepted.
 const MAX_CONNECTIONS: usize = 512;
 
@@ -580,15 +582,26 @@ impl LdapServer {
             (Target::Person(_), _) => return Answer::only(success()),
             (Target::RootDse | Target::Schema, _) => return Answer::only(success()),
         };
-        let answer = match self
-            .people(request, controls, &principal, people_scope)
-            .await
-        {
-            Ok(answer) => answer,
-            Err(e) => {
+        // A client's time limit (RFC 4511 §4.5.1.5), within the server's own.
+        let limit = match u64::try_from(request.timelimit) {
+            Ok(seconds) if seconds > 0 => Duration::from_secs(seconds).min(SEARCH_TIME),
+            _ => SEARCH_TIME,
+        };
+        let searched = tokio::time::timeout(
+            limit,
+            self.people(request, controls, &principal, people_scope),
+        )
+        .await;
+        let answer = match searched {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, "LDAP search failed");
                 Answer::only(result(LdapResultCode::OperationsError, "the search failed"))
             }
+            Err(_) => Answer::only(result(
+                LdapResultCode::TimeLimitExceeded,
+                "the search took longer than its time limit",
+            )),
         };
         if self.state.audit_staff_lookups {
             let mut event =
@@ -690,10 +703,37 @@ impl LdapServer {
         };
         let page: Vec<(Uuid, Entry)> = found.drain(start..end).collect();
         let people = page.iter().map(|(id, _)| *id).collect();
-        let entries = page
+        // Photos only when asked for by name: they are large, and most lookups want a number.
+        let photo_names: Vec<&str> = ["jpegPhoto", "thumbnailPhoto"]
             .into_iter()
-            .map(|(_, entry)| wire_entry(entry, &request.attrs, request.typesonly))
+            .filter(|name| request.attrs.iter().any(|a| a.eq_ignore_ascii_case(name)))
             .collect();
+        let mut entries = Vec::with_capacity(page.len());
+        for (_, entry) in page {
+            let photo = match (&entry.photo, photo_names.is_empty()) {
+                (Some(digest), false) => {
+                    sqlx::query_scalar::<_, Vec<u8>>("SELECT bytes FROM photos WHERE digest = $1")
+                        .bind(digest)
+                        .fetch_optional(&self.state.pool)
+                        .await?
+                }
+                _ => None,
+            };
+            let mut wired = wire_entry(entry, &request.attrs, request.typesonly);
+            if let Some(bytes) = photo {
+                for name in &photo_names {
+                    wired.attributes.push(LdapPartialAttribute {
+                        atype: name.to_string(),
+                        vals: if request.typesonly {
+                            Vec::new()
+                        } else {
+                            vec![bytes.clone()]
+                        },
+                    });
+                }
+            }
+            entries.push(wired);
+        }
         Ok(Answer {
             entries,
             done,
@@ -868,6 +908,7 @@ fn leak_name(name: &str) -> &'static str {
 
 fn fixed_entry(dn: &str, attributes: Vec<(&'static str, Vec<String>)>) -> Entry {
     Entry {
+        photo: None,
         dn: dn.to_string(),
         attributes: attributes
             .into_iter()
