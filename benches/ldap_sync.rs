@@ -19,7 +19,6 @@ use indicatif::ProgressBar;
 use slapd::{base_ldif, Slapd, SlapdOptions, SUFFIX};
 use switchboard::config::Config;
 use switchboard::db::EmbeddedPostgres;
-use switchboard::domain::SourceRecord;
 use switchboard::sync::directory::{sync_directory, DirectorySyncOptions};
 
 fn arg(name: &str, default: usize) -> usize {
@@ -29,47 +28,6 @@ fn arg(name: &str, default: usize) -> usize {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.replace('_', "").parse().ok())
         .unwrap_or(default)
-}
-
-fn entry_ldif(i: usize, p: &SourceRecord) -> String {
-    let mut out = format!(
-        "dn: uid=u{i},ou=People,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: u{i}\n\
-         cn: {} {}\ngivenName: {}\nsn: {}\n",
-        p.given_name.as_deref().unwrap_or_default(),
-        p.family_name.as_deref().unwrap_or_default(),
-        p.given_name.as_deref().unwrap_or_default(),
-        p.family_name.as_deref().unwrap_or_default(),
-    );
-    let mut line = |attr: &str, value: Option<&str>| {
-        if let Some(v) = value.filter(|v| !v.is_empty()) {
-            out.push_str(&format!("{attr}: {v}\n"));
-        }
-    };
-    line("title", p.title.as_deref());
-    line("ou", p.department.as_deref());
-    line("l", p.location.as_deref());
-    line("mail", p.emails.first().map(String::as_str));
-    for (kind, number) in &p.phones {
-        let attr = match kind {
-            switchboard::domain::PhoneKind::Mobile => "mobile",
-            _ => "telephoneNumber",
-        };
-        line(attr, Some(number));
-    }
-    out.push('\n');
-    // LDIF is 7-bit unless base64: write non-ASCII values base64-encoded.
-    out.lines()
-        .map(|l| match l.split_once(": ") {
-            Some((attr, value)) if !value.is_ascii() => {
-                use base64::Engine;
-                format!(
-                    "{attr}:: {}\n",
-                    base64::engine::general_purpose::STANDARD.encode(value)
-                )
-            }
-            _ => format!("{l}\n"),
-        })
-        .collect()
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -82,7 +40,7 @@ async fn main() {
     let people = switchboard::demo::generate(entries, 3);
     let mut ldif = base_ldif();
     for (i, p) in people.iter().enumerate() {
-        ldif.push_str(&entry_ldif(i, p));
+        ldif.push_str(&slapd::person_ldif(i, p));
     }
     // As production servers run: a 500-entry limit per search, paging allowed past it.
     let options = SlapdOptions {

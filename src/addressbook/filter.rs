@@ -100,9 +100,10 @@ pub fn candidates(filter: &LdapFilter) -> Candidates {
     }
 }
 
-/// A search for `value`, unless it is too short to narrow anything down.
+/// A search for `value` (one letter is enough: the index holds every start of a name, and a
+/// Korean or Chinese family name is one character), unless it has no letter or digit at all.
 fn searched(value: &str) -> Candidates {
-    if value.chars().filter(|c| c.is_alphanumeric()).count() < 2 {
+    if !value.chars().any(char::is_alphanumeric) {
         Candidates::Everyone
     } else {
         Candidates::Searches(vec![value.trim().to_string()])
@@ -581,7 +582,12 @@ mod tests {
             Candidates::Nothing
         );
         assert_eq!(of("(cn=*)"), Candidates::Everyone);
-        assert_eq!(of("(cn=s*)"), Candidates::Everyone, "too short to narrow");
+        assert_eq!(
+            of("(cn=김*)"),
+            Candidates::Searches(vec!["김".into()]),
+            "one character narrows"
+        );
+        assert_eq!(of("(cn=-*)"), Candidates::Everyone, "nothing to search for");
     }
 
     #[test]

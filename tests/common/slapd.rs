@@ -29,6 +29,9 @@ pub struct SlapdOptions {
     /// Serve TLS too (ldaps:// on a second port, and StartTLS) with a certificate for
     /// 127.0.0.1 from a throwaway CA (`server-ca.pem` in the server's dir).
     pub tls: bool,
+    /// Index what address book clients search (cn, sn, givenName, mail, telephoneNumber,
+    /// mobile: equality and substring), as an administrator serving phones would.
+    pub directory_indexes: bool,
 }
 
 impl Default for SlapdOptions {
@@ -38,6 +41,7 @@ impl Default for SlapdOptions {
             sessionlog: Some(10_000),
             size_limit: None,
             tls: false,
+            directory_indexes: false,
         }
     }
 }
@@ -138,6 +142,11 @@ impl Slapd {
         if self.options.syncprov {
             modules.push_str("olcModuleLoad: syncprov\n");
         }
+        let indexes = if self.options.directory_indexes {
+            "olcDbIndex: cn,sn,givenName,mail,telephoneNumber,mobile eq,sub\n"
+        } else {
+            ""
+        };
         let limits = self
             .options
             .size_limit
@@ -181,7 +190,7 @@ impl Slapd {
              dn: olcDatabase={{1}}mdb,cn=config\nobjectClass: olcDatabaseConfig\n\
              objectClass: olcMdbConfig\nolcDatabase: {{1}}mdb\nolcDbDirectory: {dir}/db\n\
              olcSuffix: {SUFFIX}\nolcRootDN: {ADMIN_DN}\nolcRootPW: {ADMIN_PW}\n\
-             olcDbMaxSize: 4294967296\nolcDbIndex: objectClass eq\nolcDbIndex: entryUUID,entryCSN eq\n\
+             olcDbMaxSize: 4294967296\nolcDbIndex: objectClass eq\nolcDbIndex: entryUUID,entryCSN eq\n{indexes}\
              olcAccess: {{0}}to * by * read\n{limits}\n"
         ));
         if self.options.syncprov {
@@ -471,4 +480,47 @@ impl Drop for CuttingProxy {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A generated person as an LDIF entry under `ou=People` (non-ASCII values base64, as LDIF
+/// wants): what the benchmarks load with `slapadd`.
+pub fn person_ldif(i: usize, p: &switchboard::domain::SourceRecord) -> String {
+    let mut out = format!(
+        "dn: uid=u{i},ou=People,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: u{i}\n\
+         cn: {} {}\ngivenName: {}\nsn: {}\n",
+        p.given_name.as_deref().unwrap_or_default(),
+        p.family_name.as_deref().unwrap_or_default(),
+        p.given_name.as_deref().unwrap_or_default(),
+        p.family_name.as_deref().unwrap_or_default(),
+    );
+    let mut line = |attr: &str, value: Option<&str>| {
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            out.push_str(&format!("{attr}: {v}\n"));
+        }
+    };
+    line("title", p.title.as_deref());
+    line("ou", p.department.as_deref());
+    line("l", p.location.as_deref());
+    line("mail", p.emails.first().map(String::as_str));
+    for (kind, number) in &p.phones {
+        let attr = match kind {
+            switchboard::domain::PhoneKind::Mobile => "mobile",
+            _ => "telephoneNumber",
+        };
+        line(attr, Some(number));
+    }
+    out.push('\n');
+    // LDIF is 7-bit unless base64: write non-ASCII values base64-encoded.
+    out.lines()
+        .map(|l| match l.split_once(": ") {
+            Some((attr, value)) if !value.is_ascii() => {
+                use base64::Engine;
+                format!(
+                    "{attr}:: {}\n",
+                    base64::engine::general_purpose::STANDARD.encode(value)
+                )
+            }
+            _ => format!("{l}\n"),
+        })
+        .collect()
 }
