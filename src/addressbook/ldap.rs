@@ -632,16 +632,30 @@ impl LdapServer {
             Ok(n) if n > 0 => n.min(max),
             _ => max,
         };
-        let (mut found, mut truncated) = match only {
+        let sorted = controls.iter().any(|c| {
+            matches!(
+                c,
+                LdapControl::ServerSort { .. } | LdapControl::SimplePagedResults { .. }
+            )
+        });
+        // One more than will be sent says whether there are more; paged or sorted results are
+        // taken whole, up to the server's limit.
+        let want = if sorted { max } else { limit } + 1;
+        let mut found = match only {
             Some(id) => {
                 let mut entries = self.entries(&[id], principal).await?;
                 let none = Approximate::default();
                 entries
                     .retain(|(id, e)| filter::matches(&request.filter, e, id, &none) == Some(true));
-                (entries, false)
+                entries
             }
-            None => self.find(request, principal, max).await?,
+            None => self.find(request, principal, want).await?,
         };
+        let mut truncated = false;
+        if found.len() > max {
+            found.truncate(max);
+            truncated = true;
+        }
         if only.is_some() && found.is_empty() && request.scope == LdapSearchScope::Base {
             let mut done = result(LdapResultCode::NoSuchObject, "no such entry");
             done.matcheddn = self.config.base_dn.clone();
@@ -742,65 +756,72 @@ impl LdapServer {
         })
     }
 
-    /// The entries matching the filter, found through the index; and whether there may be
-    /// more than `max`.
+    /// Up to `want` entries matching the filter, found through the index a page of candidates
+    /// at a time (a phone's "smi*" among a million people costs a page, not every Smith).
     async fn find(
         &self,
         request: &LdapSearchRequest,
         principal: &Principal,
-        max: usize,
-    ) -> Result<(Vec<(Uuid, Entry)>, bool)> {
+        want: usize,
+    ) -> Result<Vec<(Uuid, Entry)>> {
         let within = principal.policy.within();
-        let search = |q: &str, limit: usize| -> Result<crate::search::SearchResults> {
+        let search = |q: &str, limit: usize, offset: usize| {
             let mut req = SearchRequest {
                 q: q.to_string(),
                 limit,
+                offset,
                 ..SearchRequest::default()
             };
             req.filters.within = within.clone();
             self.state.index.search_with(&req)
         };
-        let mut ids: Vec<Uuid> = Vec::new();
-        let mut seen = HashSet::new();
-        let mut truncated = false;
-        match filter::candidates(&request.filter) {
-            Candidates::Nothing => return Ok((Vec::new(), false)),
-            Candidates::Everyone => {
-                let results = search("", max + 1)?;
-                truncated = results.total > max;
-                ids.extend(results.hits.into_iter().take(max).map(|h| h.id));
-            }
-            Candidates::Searches(queries) => {
-                for q in queries {
-                    let results = search(&q, max)?;
-                    for hit in results.hits {
-                        if seen.insert(hit.id) {
-                            ids.push(hit.id);
-                        }
-                    }
-                }
-            }
-        }
+        let queries = match filter::candidates(&request.filter) {
+            Candidates::Nothing => return Ok(Vec::new()),
+            // Everyone, alphabetically.
+            Candidates::Everyone => vec![String::new()],
+            Candidates::Searches(queries) => queries,
+        };
         let mut approximate = Vec::new();
         filter::approximate_values(&request.filter, &mut approximate);
         let mut approx = Approximate::default();
         for value in approximate {
-            let found: HashSet<Uuid> = search(&value, max)?
+            let found: HashSet<Uuid> = search(&value, self.config.max_results.max(1), 0)?
                 .hits
                 .into_iter()
                 .map(|h| h.id)
                 .collect();
             approx.found.push((value, found));
         }
-        let mut entries = self.entries(&ids, principal).await?;
-        entries.retain(|(id, entry)| {
-            filter::matches(&request.filter, entry, id, &approx) == Some(true)
-        });
-        if entries.len() > max {
-            entries.truncate(max);
-            truncated = true;
+        let page = (want * 2).clamp(20, 500);
+        let mut found = Vec::new();
+        let mut seen = HashSet::new();
+        'queries: for q in queries {
+            let mut offset = 0;
+            loop {
+                let results = search(&q, page, offset)?;
+                let hits = results.hits.len();
+                let ids: Vec<Uuid> = results
+                    .hits
+                    .into_iter()
+                    .map(|h| h.id)
+                    .filter(|id| seen.insert(*id))
+                    .collect();
+                let mut entries = self.entries(&ids, principal).await?;
+                entries.retain(|(id, entry)| {
+                    filter::matches(&request.filter, entry, id, &approx) == Some(true)
+                });
+                found.extend(entries);
+                if found.len() >= want {
+                    found.truncate(want);
+                    break 'queries;
+                }
+                offset += page;
+                if hits < page || offset > crate::http::people::MAX_OFFSET {
+                    break;
+                }
+            }
         }
-        Ok((entries, truncated))
+        Ok(found)
     }
 
     /// The entries of these people as `principal` may see them (out of scope: absent), in
