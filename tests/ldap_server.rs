@@ -37,7 +37,7 @@ struct Server {
     _stop: tokio::sync::watch::Sender<bool>,
 }
 
-async fn server(config: Config, allow_anonymous: bool) -> Server {
+async fn server(config: Config, allow_anonymous: bool, anonymous_policy: Option<Policy>) -> Server {
     let mut app = TestApp::with(config, switchboard::presence::PresenceHub::disabled()).await;
     let report = app
         .import_csv(PEOPLE, &options("hr"))
@@ -56,6 +56,7 @@ async fn server(config: Config, allow_anonymous: bool) -> Server {
         ldaps_listen: Some("127.0.0.1:0".parse().expect("address")),
         base_dn: BASE.into(),
         allow_anonymous,
+        anonymous_policy,
         max_results: 500,
         tls: None,
     };
@@ -163,7 +164,7 @@ fn names(ldif: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn devices_bind_and_find_people_by_name_and_number() {
-    let mut s = server(Config::default(), false).await;
+    let mut s = server(Config::default(), false, None).await;
 
     // The rootDSE is readable before a bind; it names the base and what we support.
     let (code, out) = run(
@@ -437,7 +438,7 @@ async fn the_policy_scope_hides_people_as_if_they_did_not_exist() {
     sales.scope.department = vec!["Sales".into()];
     config.access.policies.insert(Role::Viewer, sales);
     config.audit.staff_lookups = true;
-    let mut s = server(config, true).await;
+    let mut s = server(config, true, None).await;
 
     let (code, out) = s.search(&[], "(objectClass=person)", &["cn"]).await;
     assert_eq!(code, 0, "{out}");
@@ -516,7 +517,7 @@ async fn the_policy_scope_hides_people_as_if_they_did_not_exist() {
 
 #[tokio::test]
 async fn the_python_ldap3_client_binds_pages_sorts_and_is_refused_writes() {
-    let s = server(Config::default(), false).await;
+    let s = server(Config::default(), false, None).await;
     let python =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp/addressbook-venv/bin/python");
     let script = common::fixture("ldap/ldap3_client.py");
@@ -561,7 +562,7 @@ async fn the_python_ldap3_client_binds_pages_sorts_and_is_refused_writes() {
 /// with its source), as typed "jan", a number's start, or an incoming caller's number.
 #[tokio::test]
 async fn the_filters_devices_send_find_whom_they_should() {
-    let s = server(Config::default(), false).await;
+    let s = server(Config::default(), false, None).await;
     let fixture =
         std::fs::read_to_string(common::fixture("ldap/device_filters.txt")).expect("fixture");
     let mut checked = 0;
@@ -597,4 +598,41 @@ async fn the_filters_devices_send_find_whom_they_should() {
         checked += 1;
     }
     assert!(checked >= 12, "{checked} filters");
+}
+
+#[tokio::test]
+async fn an_anonymous_policy_says_less_than_a_viewer_sees() {
+    let mut finance = Policy::staff_default();
+    finance.scope.department = vec!["Finance".into()];
+    finance.fields = [switchboard::access::PersonField::Title]
+        .into_iter()
+        .collect();
+    let s = server(Config::default(), true, Some(finance)).await;
+    let (code, out) = run(
+        "ldapsearch",
+        &[
+            "-LLL",
+            "-x",
+            "-H",
+            &s.url,
+            "-b",
+            BASE,
+            "(objectClass=person)",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let found = entries(&out);
+    assert_eq!(found.len(), 1, "{out}");
+    let (_, olga) = &found[0];
+    assert_eq!(olga["cn"], ["Olga Petrova"]);
+    assert_eq!(olga["title"], ["Analyst"]);
+    assert!(
+        !olga.contains_key("telephoneNumber") && !olga.contains_key("mail"),
+        "{out}"
+    );
+    // The device still sees what a viewer sees.
+    let (_, out) = s.search(&[], "(objectClass=person)", &["cn"]).await;
+    assert_eq!(entries(&out).len(), 6, "{out}");
 }

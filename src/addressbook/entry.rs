@@ -4,13 +4,26 @@
 use crate::domain::{Person, Phone, PhoneKind};
 use crate::presence::{Availability, Presence};
 
-/// One attribute of an entry: its values as shown, and as they are matched (folded text, or
-/// for a phone number every reading of its digits).
+/// One attribute of an entry: its values as shown; for a phone number also every reading of
+/// its digits, which is what filters compare.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attribute {
     pub name: &'static str,
     pub values: Vec<String>,
-    pub keys: Vec<Vec<String>>,
+    pub phone_keys: Vec<Vec<String>>,
+}
+
+impl Attribute {
+    /// The values as filters compare them, per value: folded text (in its other spellings
+    /// too), lower case, or a number's digit readings. Computed when a filter asks: most
+    /// searches look at two or three attributes of each entry.
+    pub fn keys(&self) -> Vec<Vec<String>> {
+        match attribute(self.name).map(|(_, syntax)| syntax) {
+            Some(Syntax::Phone) => self.phone_keys.clone(),
+            Some(Syntax::Text) => self.values.iter().map(|v| text_keys(v)).collect(),
+            _ => self.values.iter().map(|v| vec![v.to_lowercase()]).collect(),
+        }
+    }
 }
 
 /// An entry: its DN and its attributes, in a fixed order.
@@ -385,15 +398,11 @@ impl Entry {
     }
 
     fn put(&mut self, name: &'static str, values: Vec<String>) {
-        let syntax = attribute(name).map_or(Syntax::Exact, |(_, s)| s);
-        let keys = values
-            .iter()
-            .map(|v| match syntax {
-                Syntax::Text => text_keys(v),
-                _ => vec![v.to_lowercase()],
-            })
-            .collect();
-        self.attributes.push(Attribute { name, values, keys });
+        self.attributes.push(Attribute {
+            name,
+            values,
+            phone_keys: Vec::new(),
+        });
     }
 
     fn put_phones(&mut self, name: &'static str, phones: &[&Phone]) {
@@ -407,7 +416,11 @@ impl Entry {
             values.push(value);
             keys.push(phone.search_keys());
         }
-        self.attributes.push(Attribute { name, values, keys });
+        self.attributes.push(Attribute {
+            name,
+            values,
+            phone_keys: keys,
+        });
     }
 
     /// The attribute called `name` (its canonical name).

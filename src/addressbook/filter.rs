@@ -169,7 +169,7 @@ pub fn matches(
         LdapFilter::Equality(attr, value) if is_anr(attr) => Some(anr(entry, value)),
         LdapFilter::Equality(attr, value) => {
             let (name, syntax) = attribute(attr)?;
-            let keys = &entry.get(name)?.keys;
+            let keys = entry.get(name)?.keys();
             Some(match syntax {
                 Syntax::Phone => {
                     let wanted = phone_readings(value);
@@ -187,7 +187,7 @@ pub fn matches(
         }
         LdapFilter::Substring(attr, sub) => {
             let (name, syntax) = attribute(attr)?;
-            let keys = &entry.get(name)?.keys;
+            let keys = entry.get(name)?.keys();
             Some(match syntax {
                 Syntax::Phone => match digits_pattern(sub) {
                     Some(pattern) => keys.iter().flatten().any(|k| pattern.matches(k)),
@@ -207,7 +207,7 @@ pub fn matches(
         }
         LdapFilter::GreaterOrEqual(attr, value) | LdapFilter::LessOrEqual(attr, value) => {
             let (name, syntax) = attribute(attr)?;
-            let keys = &entry.get(name)?.keys;
+            let keys = entry.get(name)?.keys();
             let wanted = match syntax {
                 Syntax::Text => fold_text(value),
                 _ => value.to_lowercase(),
@@ -236,11 +236,19 @@ pub fn matches(
             let equal = match syntax {
                 Syntax::Phone => {
                     let wanted = phone_readings(value);
-                    attribute.keys.iter().flatten().any(|k| wanted.contains(k))
+                    attribute
+                        .keys()
+                        .iter()
+                        .flatten()
+                        .any(|k| wanted.contains(k))
                 }
                 _ => {
                     let wanted = fold_text(value);
-                    attribute.keys.iter().flatten().any(|k| k.contains(&wanted))
+                    attribute
+                        .keys()
+                        .iter()
+                        .flatten()
+                        .any(|k| k.contains(&wanted))
                 }
             };
             Some(equal || (found && syntax == Syntax::Text))
@@ -263,7 +271,7 @@ fn anr(entry: &Entry, value: &str) -> bool {
     ["cn", "displayName", "givenName", "sn", "nickname", "mail"]
         .iter()
         .filter_map(|name| entry.get(name))
-        .flat_map(|a| a.keys.iter().flatten())
+        .flat_map(|a| a.keys().into_iter().flatten())
         .any(|key| key.starts_with(&wanted) || key.contains(&format!(" {wanted}")))
 }
 

@@ -56,9 +56,14 @@ pub struct LdapServerConfig {
     /// Where people are: `uid=<id>,<base_dn>`.
     #[serde(default = "default_base_dn")]
     pub base_dn: String,
-    /// Searches without a bind (or after an anonymous one) see what a staff viewer sees.
+    /// Searches without a bind (or after an anonymous one) see what a staff viewer sees, or
+    /// what `anonymous_policy` says.
     #[serde(default)]
     pub allow_anonymous: bool,
+    /// Who and what anonymous clients see (`[ldap_server.anonymous_policy]`: scope, fields,
+    /// presence, as a role's policy); absent: a staff viewer's.
+    #[serde(default)]
+    pub anonymous_policy: Option<crate::access::policy::Policy>,
     /// The most entries one search returns (a client's smaller size limit wins).
     #[serde(default = "default_max_results")]
     pub max_results: usize,
@@ -86,6 +91,7 @@ impl Default for LdapServerConfig {
             ldaps_listen: None,
             base_dn: default_base_dn(),
             allow_anonymous: false,
+            anonymous_policy: None,
             max_results: default_max_results(),
             tls: None,
         }
@@ -484,9 +490,14 @@ impl LdapServer {
     }
 
     fn anonymous(&self) -> Principal {
-        self.state
+        let mut principal = self
+            .state
             .access
-            .device_principal("ldap:anonymous", "Anonymous LDAP client")
+            .device_principal("ldap:anonymous", "Anonymous LDAP client");
+        if let Some(policy) = &self.config.anonymous_policy {
+            principal.policy = Arc::new(policy.clone());
+        }
+        principal
     }
 
     fn audit(&self, event: AuditEvent) {
@@ -792,7 +803,9 @@ impl LdapServer {
                 .collect();
             approx.found.push((value, found));
         }
-        let page = (want * 2).clamp(20, 500);
+        // Most candidates match (the index found them by the same words): a page a little
+        // larger than what is wanted, then more if the filter turned some down.
+        let page = (want + want / 4 + 5).min(500);
         let mut found = Vec::new();
         let mut seen = HashSet::new();
         'queries: for q in queries {
@@ -935,7 +948,7 @@ fn fixed_entry(dn: &str, attributes: Vec<(&'static str, Vec<String>)>) -> Entry 
             .into_iter()
             .map(|(name, values)| super::entry::Attribute {
                 name,
-                keys: Vec::new(),
+                phone_keys: Vec::new(),
                 values,
             })
             .collect(),
@@ -1016,8 +1029,12 @@ fn sort_entries(entries: &mut [(Uuid, Entry)], keys: &[ldap3_proto::control::Ser
     entries.sort_by(|(_, a), (_, b)| {
         for (name, reverse) in &keys {
             let value = |e: &Entry| {
-                e.get(name)
-                    .and_then(|attr| attr.keys.first().and_then(|k| k.first()).cloned())
+                e.get(name).and_then(|attr| {
+                    attr.keys()
+                        .into_iter()
+                        .next()
+                        .and_then(|k| k.into_iter().next())
+                })
             };
             let ordering = match (value(a), value(b)) {
                 (Some(x), Some(y)) => {
