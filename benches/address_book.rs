@@ -5,6 +5,9 @@
 //!
 //! `cargo bench --bench address_book -- --people 100000 --queries 1000`
 
+#[path = "common/mod.rs"]
+mod common;
+
 #[path = "../tests/common/certs.rs"]
 mod certs;
 #[path = "../tests/common/slapd.rs"]
@@ -24,20 +27,10 @@ use rand::{Rng, SeedableRng};
 use slapd::{base_ldif, Slapd, SlapdOptions, SUFFIX};
 use switchboard::addressbook::ldap::{LdapServer, LdapServerConfig};
 use switchboard::config::Config;
-use switchboard::db::EmbeddedPostgres;
 use switchboard::domain::PhoneKind;
 use switchboard::search::indexer::Indexer;
 use switchboard::search::SearchIndex;
 use switchboard::sources::ContactSource;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
 
 /// A server to ask: where, as whom, under which base.
 struct Target {
@@ -103,8 +96,8 @@ async fn replay(target: &Target, filters: &[String]) -> (Vec<Duration>, usize) {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let count = arg("--people", 100_000);
-    let queries = arg("--queries", 1000);
+    let count = common::arg("--people", 100_000);
+    let queries = common::arg("--queries", 1000);
     println!("# address book lookups: {count} people, {queries} lookups of each kind");
     let people = switchboard::demo::generate(count, 3);
 
@@ -129,16 +122,7 @@ async fn main() {
     // Switchboard: the same people imported and indexed.
     let t = Instant::now();
     let dir = tempfile::tempdir().expect("temp dir");
-    let cluster = EmbeddedPostgres::start(&dir.path().join("postgres"))
-        .await
-        .expect("postgres");
-    switchboard::db::ensure_database(&cluster.connect_options("postgres"), "bench")
-        .await
-        .expect("db");
-    let pool = switchboard::db::pool(cluster.connect_options("bench"), 16)
-        .await
-        .expect("pool");
-    switchboard::db::MIGRATOR.run(&pool).await.expect("migrate");
+    let (cluster, pool) = common::fresh_database(dir.path()).await;
     let config = Config::default();
     let raw = switchboard::demo::DemoSource { count, seed: 3 }
         .read()

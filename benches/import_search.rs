@@ -8,6 +8,9 @@
 //! in-process and through HTTP with concurrency, and the first `--pg-queries` of them against
 //! PostgreSQL's pg_trgm on the same data (GIN index; ILIKE and word_similarity).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +18,6 @@ use std::time::{Duration, Instant};
 use indicatif::ProgressBar;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use switchboard::db::EmbeddedPostgres;
 use switchboard::domain::{PhoneNormalizer, SourceRecord};
 use switchboard::search::indexer::Indexer;
 use switchboard::search::SearchIndex;
@@ -216,16 +218,7 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    let cluster = EmbeddedPostgres::start(&dir.join("postgres"))
-        .await
-        .expect("postgres");
-    switchboard::db::ensure_database(&cluster.connect_options("postgres"), "bench")
-        .await
-        .expect("db");
-    let pool = switchboard::db::pool(cluster.connect_options("bench"), 16)
-        .await
-        .expect("pool");
-    switchboard::db::MIGRATOR.run(&pool).await.expect("migrate");
+    let (cluster, pool) = common::fresh_database(&dir).await;
 
     let index = SearchIndex::open(&dir.join("index")).expect("index");
     let mut indexer = Indexer::new(index.clone(), pool.clone(), 512).expect("indexer");

@@ -4,6 +4,9 @@
 //!
 //! `cargo bench --bench ldap_sync -- --entries 100000 --changes 100`
 
+#[path = "common/mod.rs"]
+mod common;
+
 #[path = "../tests/common/certs.rs"]
 mod certs;
 #[path = "../tests/common/slapd.rs"]
@@ -18,22 +21,12 @@ use std::time::Instant;
 use indicatif::ProgressBar;
 use slapd::{base_ldif, Slapd, SlapdOptions, SUFFIX};
 use switchboard::config::Config;
-use switchboard::db::EmbeddedPostgres;
 use switchboard::sync::directory::{sync_directory, DirectorySyncOptions};
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let entries = arg("--entries", 100_000);
-    let changes = arg("--changes", 100).min(entries);
+    let entries = common::arg("--entries", 100_000);
+    let changes = common::arg("--changes", 100).min(entries);
     println!("# switchboard directory sync benchmark: {entries} entries, {changes} changes");
 
     let t = Instant::now();
@@ -54,16 +47,7 @@ async fn main() {
     );
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let cluster = EmbeddedPostgres::start(&dir.path().join("postgres"))
-        .await
-        .expect("postgres");
-    switchboard::db::ensure_database(&cluster.connect_options("postgres"), "bench")
-        .await
-        .expect("db");
-    let pool = switchboard::db::pool(cluster.connect_options("bench"), 16)
-        .await
-        .expect("pool");
-    switchboard::db::MIGRATOR.run(&pool).await.expect("migrate");
+    let (cluster, pool) = common::fresh_database(dir.path()).await;
 
     let mut source = slapd.source("corp");
     source.page_size = Some(500);

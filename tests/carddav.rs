@@ -81,9 +81,7 @@ async fn vdirsyncer_syncs_the_book_twice_fetching_only_what_changed() {
     app.import_csv(PEOPLE, &options("hr"))
         .await
         .expect("import");
-    let password = switchboard::access::devices::add(&app.db.pool, "desk-1")
-        .await
-        .expect("device");
+    let password = app.device("desk-1").await;
     let url = serve(&app).await;
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
@@ -226,20 +224,12 @@ fn token_of(body: &str) -> String {
 
 #[tokio::test]
 async fn sync_collection_reports_changes_and_removals_and_refuses_what_it_must() {
-    let mut config = switchboard::config::Config::default();
-    let mut sales = switchboard::access::policy::Policy::staff_default();
-    sales.scope.department = vec!["Sales".into(), "Finance".into()];
-    config
-        .access
-        .policies
-        .insert(switchboard::access::Role::Viewer, sales);
+    let config = common::viewers_see_only(&["Sales", "Finance"]);
     let mut app = TestApp::with(config, switchboard::presence::PresenceHub::disabled()).await;
     app.import_csv(PEOPLE, &options("hr"))
         .await
         .expect("import");
-    let password = switchboard::access::devices::add(&app.db.pool, "desk-1")
-        .await
-        .expect("device");
+    let password = app.device("desk-1").await;
     let url = serve(&app).await;
     let auth = Some(("desk-1", password.as_str()));
     let sync = |token: &str| {

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use common::{options, TestApp};
 use switchboard::access::policy::Policy;
-use switchboard::access::Role;
 use switchboard::addressbook::ldap::{LdapServer, LdapServerConfig};
 use switchboard::config::Config;
 
@@ -63,9 +62,7 @@ async fn server(config: Config, allow_anonymous: bool, anonymous_policy: Option<
     let ldap = LdapServer::new(app.state.clone(), config, Some(certs)).expect("server");
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let served = ldap.start(stopped).await.expect("listen");
-    let password = switchboard::access::devices::add(&app.db.pool, "desk-1")
-        .await
-        .expect("device");
+    let password = app.device("desk-1").await;
     Server {
         app,
         url: served[0].0.clone(),
@@ -102,6 +99,32 @@ async fn run(tool: &str, args: &[&str], ca: Option<&Path>) -> (i32, String) {
 }
 
 impl Server {
+    /// `ldapsearch` at `url`, bound as the device, for the entries' `cn`; with `ca`, trusting
+    /// that CA.
+    async fn search_at(
+        &self,
+        url: &str,
+        extra: &[&str],
+        filter: &str,
+        ca: Option<&Path>,
+    ) -> (i32, String) {
+        let mut args = vec![
+            "-LLL",
+            "-x",
+            "-H",
+            url,
+            "-D",
+            DEVICE_DN,
+            "-w",
+            &self.password,
+            "-b",
+            BASE,
+        ];
+        args.extend(extra);
+        args.extend([filter, "cn"]);
+        run("ldapsearch", &args, ca).await
+    }
+
     /// `ldapsearch` bound as the device, with extra arguments before the filter.
     async fn search(&self, extra: &[&str], filter: &str, attrs: &[&str]) -> (i32, String) {
         let mut args = vec![
@@ -346,74 +369,14 @@ async fn devices_bind_and_find_people_by_name_and_number() {
     assert_eq!(code, 53, "unwillingToPerform: {out}");
 
     // StartTLS and LDAPS with the test CA; a client that does not trust it is refused.
-    let (code, out) = run(
-        "ldapsearch",
-        &[
-            "-LLL",
-            "-x",
-            "-ZZ",
-            "-H",
-            &s.url,
-            "-D",
-            DEVICE_DN,
-            "-w",
-            &s.password,
-            "-b",
-            BASE,
-            "(sn=Smith)",
-            "cn",
-        ],
-        Some(&s.ca),
-    )
-    .await;
-    assert_eq!(
-        (code, names(&out)),
-        (0, vec!["Jane Smith".to_string()]),
-        "{out}"
-    );
-    let (code, out) = run(
-        "ldapsearch",
-        &[
-            "-LLL",
-            "-x",
-            "-H",
-            &s.ldaps,
-            "-D",
-            DEVICE_DN,
-            "-w",
-            &s.password,
-            "-b",
-            BASE,
-            "(sn=Smith)",
-            "cn",
-        ],
-        Some(&s.ca),
-    )
-    .await;
-    assert_eq!(
-        (code, names(&out)),
-        (0, vec!["Jane Smith".to_string()]),
-        "{out}"
-    );
-    let (code, out) = run(
-        "ldapsearch",
-        &[
-            "-LLL",
-            "-x",
-            "-H",
-            &s.ldaps,
-            "-D",
-            DEVICE_DN,
-            "-w",
-            &s.password,
-            "-b",
-            BASE,
-            "(sn=Smith)",
-            "cn",
-        ],
-        None,
-    )
-    .await;
+    let jane = (0, vec!["Jane Smith".to_string()]);
+    let (code, out) = s
+        .search_at(&s.url, &["-ZZ"], "(sn=Smith)", Some(&s.ca))
+        .await;
+    assert_eq!((code, names(&out)), jane, "StartTLS: {out}");
+    let (code, out) = s.search_at(&s.ldaps, &[], "(sn=Smith)", Some(&s.ca)).await;
+    assert_eq!((code, names(&out)), jane, "LDAPS: {out}");
+    let (code, out) = s.search_at(&s.ldaps, &[], "(sn=Smith)", None).await;
     assert_ne!(code, 0, "an untrusted certificate: {out}");
 
     // Binds are audited, failed ones too.
@@ -433,10 +396,7 @@ async fn devices_bind_and_find_people_by_name_and_number() {
 
 #[tokio::test]
 async fn the_policy_scope_hides_people_as_if_they_did_not_exist() {
-    let mut config = Config::default();
-    let mut sales = Policy::staff_default();
-    sales.scope.department = vec!["Sales".into()];
-    config.access.policies.insert(Role::Viewer, sales);
+    let mut config = common::viewers_see_only(&["Sales"]);
     config.audit.staff_lookups = true;
     let mut s = server(config, true, None).await;
 

@@ -117,9 +117,7 @@ async fn each_vendor_gets_its_documented_shape_with_basic_auth() {
     app.import_csv(PEOPLE, &options("hr"))
         .await
         .expect("import");
-    let password = switchboard::access::devices::add(&app.db.pool, "desk-1")
-        .await
-        .expect("device");
+    let password = app.device("desk-1").await;
     let auth = basic("desk-1", &password);
     for vendor in VENDORS {
         let (status, content_type, body, _) =
@@ -189,20 +187,12 @@ async fn each_vendor_gets_its_documented_shape_with_basic_auth() {
 
 #[tokio::test]
 async fn a_scoped_policy_leaves_people_out_as_if_they_did_not_exist() {
-    let mut config = switchboard::config::Config::default();
-    let mut sales = switchboard::access::policy::Policy::staff_default();
-    sales.scope.department = vec!["Sales".into()];
-    config
-        .access
-        .policies
-        .insert(switchboard::access::Role::Viewer, sales);
+    let config = common::viewers_see_only(&["Sales"]);
     let mut app = TestApp::with(config, switchboard::presence::PresenceHub::disabled()).await;
     app.import_csv(PEOPLE, &options("hr"))
         .await
         .expect("import");
-    let password = switchboard::access::devices::add(&app.db.pool, "desk-1")
-        .await
-        .expect("device");
+    let password = app.device("desk-1").await;
     let auth = basic("desk-1", &password);
     for vendor in VENDORS {
         let (status, _, body, _) = fetch(&app, &format!("/phonebooks/{vendor}"), Some(&auth)).await;

@@ -273,6 +273,13 @@ impl TestApp {
             .expect("count")
     }
 
+    /// Creates a device (desk phone, mail client) and returns its password.
+    pub async fn device(&self, name: &str) -> String {
+        switchboard::access::devices::add(&self.db.pool, name)
+            .await
+            .expect("device")
+    }
+
     /// Display names of the hits for `q`, best first.
     pub async fn names(&self, q: &str) -> Vec<String> {
         let uri = format!("/api/v1/people?limit=100&q={}", urlencode(q));
@@ -280,6 +287,18 @@ impl TestApp {
         assert_eq!(status, StatusCode::OK, "{q}: {body}");
         display_names(&body)
     }
+}
+
+/// A configuration whose viewers (and devices) see only these departments.
+pub fn viewers_see_only(departments: &[&str]) -> Config {
+    let mut config = Config::default();
+    let mut policy = switchboard::access::policy::Policy::staff_default();
+    policy.scope.department = departments.iter().map(|d| d.to_string()).collect();
+    config
+        .access
+        .policies
+        .insert(switchboard::access::Role::Viewer, policy);
+    config
 }
 
 /// Display names of the people in a search response, in order.
