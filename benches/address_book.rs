@@ -128,16 +128,7 @@ async fn main() {
         .read()
         .await
         .expect("people");
-    let opts = switchboard::sync::ImportOptions {
-        source: "demo".into(),
-        kind: "demo".into(),
-        full: true,
-        dry_run: false,
-        force: false,
-        max_delete_share: 0.2,
-        mode: None,
-        merge: Default::default(),
-    };
+    let opts = common::import_options("demo");
     let phones = config.phones(None).expect("phones");
     let report = switchboard::sync::import(&pool, raw, &phones, &opts, &ProgressBar::hidden())
         .await

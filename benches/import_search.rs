@@ -492,16 +492,7 @@ async fn main() {
 }
 
 fn import_options() -> ImportOptions {
-    ImportOptions {
-        source: "bench".into(),
-        kind: "csv".into(),
-        full: true,
-        dry_run: false,
-        force: false,
-        max_delete_share: 0.2,
-        mode: None,
-        merge: Default::default(),
-    }
+    common::import_options("bench")
 }
 
 /// Imports the CSV file into an empty database, builds the index, re-imports the unchanged file,

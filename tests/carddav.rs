@@ -214,6 +214,11 @@ async fn dav(
     (status, response.text().await.expect("body"))
 }
 
+/// A REPORT on the address book.
+async fn report(url: &str, auth: Option<(&str, &str)>, body: &str) -> (u16, String) {
+    dav(url, "REPORT", "/carddav/directory/", auth, &[], body).await
+}
+
 fn token_of(body: &str) -> String {
     body.split("<D:sync-token>")
         .nth(1)
@@ -270,22 +275,14 @@ async fn sync_collection_reports_changes_and_removals_and_refuses_what_it_must()
     }
 
     // A first sync lists the people in scope (Sales, Finance): not Müller, not Hughes.
-    let (status, body) = dav(&url, "REPORT", "/carddav/directory/", auth, &[], &sync("")).await;
+    let (status, body) = report(&url, auth, &sync("")).await;
     assert_eq!(status, 207, "{body}");
     assert_eq!(body.matches("<D:response>").count(), 3, "{body}");
     assert!(body.contains("FN:Jane Smith") && !body.contains("Hughes") && !body.contains("Müller"));
     let token = token_of(&body);
 
     // Nothing changed: nothing listed. Then a change and a removal.
-    let (_, body) = dav(
-        &url,
-        "REPORT",
-        "/carddav/directory/",
-        auth,
-        &[],
-        &sync(&token),
-    )
-    .await;
+    let (_, body) = report(&url, auth, &sync(&token)).await;
     assert_eq!(body.matches("<D:response>").count(), 0, "{body}");
     let without_janet: String = PEOPLE
         .lines()
@@ -297,30 +294,14 @@ async fn sync_collection_reports_changes_and_removals_and_refuses_what_it_must()
     full.full = true;
     full.force = true;
     app.import_csv(&without_janet, &full).await.expect("import");
-    let (_, body) = dav(
-        &url,
-        "REPORT",
-        "/carddav/directory/",
-        auth,
-        &[],
-        &sync(&token),
-    )
-    .await;
+    let (_, body) = report(&url, auth, &sync(&token)).await;
     assert_eq!(body.matches("<D:response>").count(), 2, "{body}");
     assert!(body.contains("TITLE:Chief Revenue Officer"), "{body}");
     assert!(
         body.contains("HTTP/1.1 404 Not Found"),
         "Janet is gone: {body}"
     );
-    let (status, body) = dav(
-        &url,
-        "REPORT",
-        "/carddav/directory/",
-        auth,
-        &[],
-        &sync("urn:other:1"),
-    )
-    .await;
+    let (status, body) = report(&url, auth, &sync("urn:other:1")).await;
     assert_eq!(status, 403);
     assert!(body.contains("valid-sync-token"), "{body}");
 

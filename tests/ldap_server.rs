@@ -99,6 +99,13 @@ async fn run(tool: &str, args: &[&str], ca: Option<&Path>) -> (i32, String) {
 }
 
 impl Server {
+    /// `ldapsearch` without a bind.
+    async fn anonymous(&self, filter: &str, attrs: &[&str]) -> (i32, String) {
+        let mut args = vec!["-LLL", "-x", "-H", &self.url, "-b", BASE, filter];
+        args.extend(attrs);
+        run("ldapsearch", &args, None).await
+    }
+
     /// `ldapsearch` at `url`, bound as the device, for the entries' `cn`; with `ca`, trusting
     /// that CA.
     async fn search_at(
@@ -439,21 +446,7 @@ async fn the_policy_scope_hides_people_as_if_they_did_not_exist() {
     assert_eq!(answers[0], answers[1]);
 
     // Anonymous binds, allowed here, see what a viewer sees.
-    let (code, out) = run(
-        "ldapsearch",
-        &[
-            "-LLL",
-            "-x",
-            "-H",
-            &s.url,
-            "-b",
-            BASE,
-            "(objectClass=person)",
-            "cn",
-        ],
-        None,
-    )
-    .await;
+    let (code, out) = s.anonymous("(objectClass=person)", &["cn"]).await;
     assert_eq!(
         (code, names(&out)),
         (0, vec!["Jane Smith".to_string(), "Janet Jones".to_string()])
@@ -568,20 +561,7 @@ async fn an_anonymous_policy_says_less_than_a_viewer_sees() {
         .into_iter()
         .collect();
     let s = server(Config::default(), true, Some(finance)).await;
-    let (code, out) = run(
-        "ldapsearch",
-        &[
-            "-LLL",
-            "-x",
-            "-H",
-            &s.url,
-            "-b",
-            BASE,
-            "(objectClass=person)",
-        ],
-        None,
-    )
-    .await;
+    let (code, out) = s.anonymous("(objectClass=person)", &[]).await;
     assert_eq!(code, 0, "{out}");
     let found = entries(&out);
     assert_eq!(found.len(), 1, "{out}");

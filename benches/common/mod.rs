@@ -29,3 +29,17 @@ pub async fn fresh_database(dir: &Path) -> (EmbeddedPostgres, sqlx::PgPool) {
     switchboard::db::MIGRATOR.run(&pool).await.expect("migrate");
     (cluster, pool)
 }
+
+/// A full import of `source`, as the CLI does it.
+pub fn import_options(source: &str) -> switchboard::sync::ImportOptions {
+    switchboard::sync::ImportOptions {
+        source: source.into(),
+        kind: "csv".into(),
+        full: true,
+        dry_run: false,
+        force: false,
+        max_delete_share: 0.2,
+        mode: None,
+        merge: Default::default(),
+    }
+}
