@@ -115,6 +115,17 @@ impl Server {
         filter: &str,
         ca: Option<&Path>,
     ) -> (i32, String) {
+        self.search_with(url, extra, filter, &["cn"], ca).await
+    }
+
+    async fn search_with(
+        &self,
+        url: &str,
+        extra: &[&str],
+        filter: &str,
+        attrs: &[&str],
+        ca: Option<&Path>,
+    ) -> (i32, String) {
         let mut args = vec![
             "-LLL",
             "-x",
@@ -128,28 +139,15 @@ impl Server {
             BASE,
         ];
         args.extend(extra);
-        args.extend([filter, "cn"]);
+        args.push(filter);
+        args.extend(attrs);
         run("ldapsearch", &args, ca).await
     }
 
     /// `ldapsearch` bound as the device, with extra arguments before the filter.
     async fn search(&self, extra: &[&str], filter: &str, attrs: &[&str]) -> (i32, String) {
-        let mut args = vec![
-            "-LLL",
-            "-x",
-            "-H",
-            &self.url,
-            "-D",
-            DEVICE_DN,
-            "-w",
-            &self.password,
-            "-b",
-            BASE,
-        ];
-        args.extend(extra);
-        args.push(filter);
-        args.extend(attrs);
-        run("ldapsearch", &args, None).await
+        self.search_with(&self.url, extra, filter, attrs, None)
+            .await
     }
 }
 
