@@ -17,13 +17,13 @@ const BASE: &str = "ou=people,dc=example,dc=com";
 const DEVICE_DN: &str = "cn=desk-1,ou=devices,dc=example,dc=com";
 
 const PEOPLE: &str = "\
-external_id,given_name,family_name,email,phone,mobile,extension,title,department,location,nickname
-1,Jane,Smith,jane.smith@example.com,+44 20 7946 0018,+44 7400 123456,,Head of Sales,Sales,London,
-2,Janet,Jones,janet.jones@example.com,+44 20 7946 0019,,4711,Account Manager,Sales,London,
-3,Jürgen,Müller,juergen.mueller@example.com,+49 30 901820,,,Engineer,Engineering,Berlin,
-4,Margaret,Hughes,margaret.hughes@example.com,+44 20 7946 0020,,,Office Manager,Facilities,London,Peggy
-5,Olga,Petrova,olga.petrova@example.com,+7 495 123 4567,,,Analyst,Finance,Moscow,
-6,Jan,Novák,jan.novak@example.com,+420 222 123 456,,,Engineer,Engineering,Prague,
+external_id,given_name,family_name,email,phone,mobile,extension,title,department,location,nickname,manager_email
+1,Jane,Smith,jane.smith@example.com,+44 20 7946 0018,+44 7400 123456,,Head of Sales,Sales,London,,
+2,Janet,Jones,janet.jones@example.com,+44 20 7946 0019,,4711,Account Manager,Sales,London,,jane.smith@example.com
+3,Jürgen,Müller,juergen.mueller@example.com,+49 30 901820,,,Engineer,Engineering,Berlin,,
+4,Margaret,Hughes,margaret.hughes@example.com,+44 20 7946 0020,,,Office Manager,Facilities,London,Peggy,
+5,Olga,Petrova,olga.petrova@example.com,+7 495 123 4567,,,Analyst,Finance,Moscow,,
+6,Jan,Novák,jan.novak@example.com,+420 222 123 456,,,Engineer,Engineering,Prague,,
 ";
 
 struct Server {
@@ -307,11 +307,19 @@ async fn devices_bind_and_find_people_by_name_and_number() {
         .execute(&s.app.db.pool)
         .await
         .expect("photo");
+    // As a directory sync stores a photo: the row, and the change the indexer follows.
     sqlx::query("UPDATE people SET photo_url = $1 WHERE family_name = 'Smith'")
         .bind(format!("/api/v1/photos/{digest}"))
         .execute(&s.app.db.pool)
         .await
         .expect("photo url");
+    sqlx::query(
+        "INSERT INTO change_log (person_id, kind) SELECT id, 'updated' FROM people WHERE family_name = 'Smith'",
+    )
+    .execute(&s.app.db.pool)
+    .await
+    .expect("change");
+    s.app.indexer.catch_up().await.expect("index");
     let (_, out) = s.search(&[], "(sn=Smith)", &["cn", "jpegPhoto"]).await;
     assert!(
         out.contains("jpegPhoto:: /9j/4CBhIHRpbnkganBlZw=="),
@@ -319,6 +327,16 @@ async fn devices_bind_and_find_people_by_name_and_number() {
     );
     let (_, out) = s.search(&[], "(sn=Smith)", &[]).await;
     assert!(!out.contains("jpegPhoto"), "{out}");
+
+    // Managers as DNs, read for the entries sent; and found by them.
+    let (_, out) = s.search(&[], "(sn=Smith)", &["cn"]).await;
+    let jane_dn = entries(&out)[0].0.clone();
+    let (_, out) = s.search(&[], "(sn=Jones)", &["manager"]).await;
+    assert_eq!(entries(&out)[0].1["manager"], std::slice::from_ref(&jane_dn), "{out}");
+    let (_, out) = s
+        .search(&[], &format!("(manager={jane_dn})"), &["cn"])
+        .await;
+    assert_eq!(names(&out), ["Janet Jones"], "{out}");
 
     // Only the attributes asked for.
     let (_, out) = s.search(&[], "(sn=Smith)", &["mail"]).await;

@@ -215,6 +215,8 @@ impl Policy {
                 *value = None;
             }
         };
+        keep(PersonField::GivenName, &mut p.given_name);
+        keep(PersonField::FamilyName, &mut p.family_name);
         keep(PersonField::Title, &mut p.title);
         keep(PersonField::Department, &mut p.department);
         keep(PersonField::OrgUnit, &mut p.org_unit);

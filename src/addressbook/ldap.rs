@@ -28,6 +28,7 @@ use super::filter::{self, Approximate, Candidates};
 use crate::access::Principal;
 use crate::audit::AuditEvent;
 use crate::domain::normalize_dn;
+use crate::domain::PersonSummary;
 use crate::error::{Error, Result};
 use crate::http::AppState;
 use crate::search::SearchRequest;
@@ -726,7 +727,10 @@ impl LdapServer {
         } else {
             success()
         };
-        let page: Vec<(Uuid, Entry)> = found.drain(start..end).collect();
+        let mut page: Vec<(Uuid, Entry)> = found.drain(start..end).collect();
+        if only.is_none() && selected(&request.attrs, "manager") {
+            self.add_managers(&mut page, principal).await?;
+        }
         let people = page.iter().map(|(id, _)| *id).collect();
         // Photos only when asked for by name: they are large, and most lookups want a number.
         let photo_names: Vec<&str> = ["jpegPhoto", "thumbnailPhoto"]
@@ -806,6 +810,10 @@ impl LdapServer {
         // Most candidates match (the index found them by the same words): a page a little
         // larger than what is wanted, then more if the filter turned some down.
         let page = (want + want / 4 + 5).min(500);
+        // A filter on the manager needs each candidate's manager, which only PostgreSQL has.
+        let by_manager = filter::to_string(&request.filter)
+            .to_ascii_lowercase()
+            .contains("manager");
         let mut found = Vec::new();
         let mut seen = HashSet::new();
         'queries: for q in queries {
@@ -813,13 +821,27 @@ impl LdapServer {
             loop {
                 let results = search(&q, page, offset)?;
                 let hits = results.hits.len();
-                let ids: Vec<Uuid> = results
+                let mut fresh: Vec<PersonSummary> = results
                     .hits
                     .into_iter()
-                    .map(|h| h.id)
-                    .filter(|id| seen.insert(*id))
+                    .filter(|h| seen.insert(h.id))
                     .collect();
-                let mut entries = self.entries(&ids, principal).await?;
+                let mut entries = if by_manager {
+                    let ids: Vec<Uuid> = fresh.iter().map(|h| h.id).collect();
+                    self.entries(&ids, principal).await?
+                } else {
+                    // From the index alone: no round trip to PostgreSQL per page (managers
+                    // are added to the entries sent).
+                    self.state.presence.decorate_summaries(&mut fresh);
+                    fresh
+                        .into_iter()
+                        .filter_map(|hit| principal.policy.summary(hit))
+                        .map(|hit| {
+                            let person = person_of(hit);
+                            (person.id, Entry::of(&person, &self.config.base_dn))
+                        })
+                        .collect()
+                };
                 entries.retain(|(id, entry)| {
                     filter::matches(&request.filter, entry, id, &approx) == Some(true)
                 });
@@ -835,6 +857,35 @@ impl LdapServer {
             }
         }
         Ok(found)
+    }
+
+    /// Sets the `manager` of entries built from the index, when the caller may see managers.
+    async fn add_managers(&self, page: &mut [(Uuid, Entry)], principal: &Principal) -> Result<()> {
+        if page.is_empty() || !principal.policy.shows(crate::access::PersonField::Manager) {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = page.iter().map(|(id, _)| *id).collect();
+        let managers: std::collections::HashMap<Uuid, Uuid> = sqlx::query_as::<_, (Uuid, Uuid)>(
+            "SELECT p.id, m.id FROM people p JOIN people m ON m.id = p.manager_id \
+             AND m.deleted_at IS NULL WHERE p.id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&self.state.pool)
+        .await?
+        .into_iter()
+        .collect();
+        for (id, entry) in page {
+            if let (Some(manager), Some(attr)) = (
+                managers.get(id),
+                entry.attributes.iter_mut().find(|a| a.name == "manager"),
+            ) {
+                if attr.values.is_empty() {
+                    attr.values
+                        .push(super::entry::person_dn(manager, &self.config.base_dn));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The entries of these people as `principal` may see them (out of scope: absent), in
@@ -909,6 +960,34 @@ impl LdapServer {
                 (leak_name(kind.trim()), vec![value.trim().to_string()]),
             ],
         )
+    }
+}
+
+/// A search hit as the person an entry is made of (what the index holds: no manager, no
+/// sources, no notes).
+fn person_of(hit: PersonSummary) -> crate::domain::Person {
+    let epoch = chrono::DateTime::UNIX_EPOCH;
+    crate::domain::Person {
+        id: hit.id,
+        display_name: hit.display_name,
+        given_name: hit.given_name,
+        family_name: hit.family_name,
+        nicknames: hit.nicknames,
+        title: hit.title,
+        department: hit.department,
+        org_unit: hit.org_unit,
+        location: hit.location,
+        manager: None,
+        phones: hit.phones,
+        emails: hit.emails,
+        im: hit.im,
+        photo_url: hit.photo_url,
+        sources: Vec::new(),
+        created_at: epoch,
+        updated_at: epoch,
+        presence: hit.presence,
+        absence: None,
+        status: None,
     }
 }
 

@@ -66,6 +66,10 @@ pub struct Note {
 pub struct PersonSummary {
     pub id: Uuid,
     pub display_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
     /// Names they go by ("Peggy").
     #[serde(default)]
     pub nicknames: Vec<String>,
@@ -87,6 +91,8 @@ impl From<&Person> for PersonSummary {
         PersonSummary {
             id: p.id,
             display_name: p.display_name.clone(),
+            given_name: p.given_name.clone(),
+            family_name: p.family_name.clone(),
             nicknames: p.nicknames.clone(),
             title: p.title.clone(),
             department: p.department.clone(),

@@ -38,6 +38,8 @@ async fn may_see(state: &AppState, principal: &Principal, digest: &str) -> Resul
             .admits_summary(&crate::domain::PersonSummary {
                 id: uuid::Uuid::nil(),
                 display_name: String::new(),
+                given_name: None,
+                family_name: None,
                 nicknames: Vec::new(),
                 title: None,
                 department,

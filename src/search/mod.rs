@@ -25,7 +25,7 @@ use crate::domain::PersonSummary;
 use crate::error::{Error, Result};
 
 /// Bumped whenever the schema changes; an index of another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 16;
+pub const SCHEMA_VERSION: u32 = 17;
 
 /// Bytes per compressed block of stored documents (tantivy's default is 16 KiB).
 const DOCSTORE_BLOCK: usize = 4096;
