@@ -393,3 +393,130 @@ async fn sync_collection_reports_changes_and_removals_and_refuses_what_it_must()
     let (status, _) = dav(&url, "DELETE", &path, auth, &[], "").await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn a_person_makes_an_app_password_for_a_phone_and_revokes_it() {
+    use axum::body::Body;
+    use axum::http::{Method, Request};
+    let mut app = TestApp::new().await;
+    app.import_csv(PEOPLE, &options("hr"))
+        .await
+        .expect("import");
+    switchboard::access::users::add(
+        &app.db.pool,
+        "rita",
+        switchboard::access::Role::Viewer,
+        Some("correct horse battery".into()),
+    )
+    .await
+    .expect("user");
+    let url = serve(&app).await;
+    // Rita signs in to the console…
+    let login = serde_json::json!({"username": "rita", "password": "correct horse battery"});
+    let (status, headers, session) = app
+        .send(
+            Request::post("/api/v1/auth/login")
+                .header("content-type", "application/json")
+                .body(Body::from(login.to_string()))
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(status, 200, "{session}");
+    let cookie = headers["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_string();
+    let csrf = session["csrf_token"].as_str().expect("csrf").to_string();
+    let as_rita = |method: Method, uri: &str, body: Option<&str>| {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .header("content-type", "application/json")
+            .body(Body::from(body.unwrap_or_default().to_string()))
+            .expect("request")
+    };
+    // …and makes an app password for her phone.
+    let (status, _, made) = app
+        .send(as_rita(
+            Method::POST,
+            "/api/v1/auth/app-passwords",
+            Some(r#"{"label":"Rita's iPhone"}"#),
+        ))
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let phone_login = made["login"].as_str().expect("login").to_string();
+    let phone_password = made["password"].as_str().expect("password").to_string();
+    assert!(phone_login.starts_with("app-"));
+    let auth = Some((phone_login.as_str(), phone_password.as_str()));
+    let (status, body) = dav(
+        &url,
+        "PROPFIND",
+        "/carddav/directory/",
+        auth,
+        &[("Depth", "1")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 207, "{body}");
+    assert_eq!(body.matches(".vcf</D:href>").count(), 5, "{body}");
+    // The phone acts as Rita, audited under her name.
+    let (status, list) = {
+        let (s, _, l) = app
+            .send(as_rita(Method::GET, "/api/v1/auth/app-passwords", None))
+            .await;
+        (s, l)
+    };
+    assert_eq!(status, 200);
+    assert_eq!(list[0]["label"], "Rita's iPhone");
+    assert!(list[0]["last_used_at"].is_string(), "{list}");
+    assert!(list[0].get("password").is_none());
+    // A service token makes none; a wrong password is refused; a revoked one too.
+    let (status, _, _) = app
+        .send(
+            Request::post("/api/v1/auth/app-passwords")
+                .header("authorization", format!("Bearer {}", app.token))
+                .header("content-type", "application/json")
+                .body(Body::from(r#"{"label":"x"}"#))
+                .expect("request"),
+        )
+        .await;
+    assert!(status == 401 || status == 403, "{status}");
+    let (status, _) = dav(
+        &url,
+        "PROPFIND",
+        "/carddav/directory/",
+        Some((phone_login.as_str(), "wrong")),
+        &[("Depth", "0")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, _, _) = app
+        .send(as_rita(
+            Method::DELETE,
+            &format!("/api/v1/auth/app-passwords/{phone_login}"),
+            None,
+        ))
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = dav(
+        &url,
+        "PROPFIND",
+        "/carddav/directory/",
+        auth,
+        &[("Depth", "0")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 401, "revoked");
+    let actions = app.audit_actions().await;
+    assert!(
+        actions.contains(&("local:rita".to_string(), "app_password.create".to_string())),
+        "{actions:?}"
+    );
+}

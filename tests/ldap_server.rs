@@ -332,7 +332,11 @@ async fn devices_bind_and_find_people_by_name_and_number() {
     let (_, out) = s.search(&[], "(sn=Smith)", &["cn"]).await;
     let jane_dn = entries(&out)[0].0.clone();
     let (_, out) = s.search(&[], "(sn=Jones)", &["manager"]).await;
-    assert_eq!(entries(&out)[0].1["manager"], std::slice::from_ref(&jane_dn), "{out}");
+    assert_eq!(
+        entries(&out)[0].1["manager"],
+        std::slice::from_ref(&jane_dn),
+        "{out}"
+    );
     let (_, out) = s
         .search(&[], &format!("(manager={jane_dn})"), &["cn"])
         .await;

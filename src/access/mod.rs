@@ -3,6 +3,7 @@
 //! (service tokens); each gets a role and a [`Policy`]. `http::auth` asks [`Access`] to resolve
 //! every request and checks the route's requirement; handlers apply the policy.
 
+pub mod app_passwords;
 pub mod devices;
 pub mod directory;
 pub mod oidc;
@@ -673,6 +674,18 @@ impl Access {
             || password.contains('\0')
         {
             return Ok(None);
+        }
+        if account.starts_with(app_passwords::PREFIX) {
+            return Ok(app_passwords::verify(&self.pool, account, password)
+                .await?
+                .map(|(subject, display_name, role, person_id)| Principal {
+                    kind: PrincipalKind::Staff,
+                    name: subject,
+                    display_name,
+                    role,
+                    person_id,
+                    policy: self.policy(role),
+                }));
         }
         if devices::verify(&self.pool, account, password).await? {
             return Ok(Some(

@@ -97,11 +97,16 @@ pub async fn remove(pool: &PgPool, name: &str) -> Result<bool> {
     Ok(done.rows_affected() > 0)
 }
 
-/// Ends every session of a local account (within the change that calls for it).
+/// Ends every session and app password of a local account (within the change that calls for
+/// it).
 async fn end_sessions(tx: &mut sqlx::PgConnection, name: &str) -> Result<()> {
     sqlx::query("DELETE FROM sessions WHERE subject = $1")
         .bind(subject(name))
-        .execute(tx)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM app_passwords WHERE subject = $1")
+        .bind(subject(name))
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }

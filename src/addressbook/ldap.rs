@@ -845,13 +845,17 @@ impl LdapServer {
                 entries.retain(|(id, entry)| {
                     filter::matches(&request.filter, entry, id, &approx) == Some(true)
                 });
+                let matched = entries.len();
                 found.extend(entries);
                 if found.len() >= want {
                     found.truncate(want);
                     break 'queries;
                 }
                 offset += page;
-                if hits < page || offset > crate::http::people::MAX_OFFSET {
+                // Candidates come best first: a whole page of them none of which matches says
+                // the rest are other readings of the words ("0018" as the start of a number
+                // when "*0018" asked for its end), not worth reading to the end of the index.
+                if hits < page || matched == 0 || offset > crate::http::people::MAX_OFFSET {
                     break;
                 }
             }

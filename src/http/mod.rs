@@ -2,6 +2,7 @@
 //! registered once with its OpenAPI docs (`utoipa_axum`), and its documented `security` is
 //! what [`auth::guard`] enforces.
 
+pub mod app_passwords;
 pub mod audit;
 pub mod auth;
 pub mod error;
@@ -89,6 +90,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         )
         .merge(phonebooks::routes())
         .merge(auth::routes())
+        .merge(app_passwords::routes())
         .merge(audit::routes())
         .merge(health::routes())
         .routes(routes!(openapi_json))
