@@ -57,7 +57,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 /// Replays `filters` one after the other over one bound connection: latencies and how many
 /// found at least one entry.
-async fn replay(target: &Target, filters: &[String]) -> (Vec<Duration>, usize) {
+async fn replay(target: &Target, filters: &[String]) -> (Vec<Duration>, usize, Vec<String>) {
     let (conn, mut ldap) = LdapConnAsync::new(&target.url).await.expect("connect");
     ldap3::drive!(conn);
     ldap.simple_bind(&target.dn, &target.password)
@@ -67,6 +67,7 @@ async fn replay(target: &Target, filters: &[String]) -> (Vec<Duration>, usize) {
         .expect("bound");
     let mut times = Vec::with_capacity(filters.len());
     let mut found = 0;
+    let mut missed = Vec::new();
     for filter in filters {
         let t = Instant::now();
         let SearchResult(entries, result) = ldap
@@ -85,13 +86,15 @@ async fn replay(target: &Target, filters: &[String]) -> (Vec<Duration>, usize) {
             "{}: {filter}: {result:?}",
             target.name
         );
-        if !entries.is_empty() {
+        if entries.is_empty() {
+            missed.push(filter.clone());
+        } else {
             found += 1;
         }
     }
     let _ = ldap.unbind().await;
     times.sort();
-    (times, found)
+    (times, found, missed)
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -238,7 +241,7 @@ async fn main() {
         for target in &targets {
             // A warm-up pass, then the measured one.
             let _ = replay(target, &kind.filters[..kind.filters.len().min(50)]).await;
-            let (times, found) = replay(target, &kind.filters).await;
+            let (times, found, missed) = replay(target, &kind.filters).await;
             println!(
                 "| {} | {} | {:.2} ms | {:.2} ms | {:.0}% |",
                 kind.name,
@@ -247,6 +250,12 @@ async fn main() {
                 percentile(&times, 0.99),
                 100.0 * found as f64 / kind.filters.len() as f64
             );
+            if target.name == "switchboard" && !missed.is_empty() {
+                eprintln!(
+                    "switchboard found nobody for: {:?}",
+                    &missed[..missed.len().min(3)]
+                );
+            }
         }
     }
     let _ = stop.send(true);

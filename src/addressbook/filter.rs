@@ -16,6 +16,9 @@ pub enum Candidates {
     /// The people these searches find (typed as a search box takes them: words, word starts,
     /// phone numbers, their last digits).
     Searches(Vec<String>),
+    /// The people with a number ending in these digits (`*0018`), then those the search for
+    /// them finds (an extension, say).
+    Ending(String),
     /// Anyone might: list everyone (up to the server's limit).
     Everyone,
 }
@@ -30,6 +33,7 @@ pub fn candidates(filter: &LdapFilter) -> Candidates {
                 match candidates(child) {
                     Candidates::Nothing => return Candidates::Nothing,
                     Candidates::Everyone => {}
+                    Candidates::Ending(digits) => return Candidates::Ending(digits),
                     Candidates::Searches(s) => {
                         if best.as_ref().is_none_or(|b| s.len() < b.len()) {
                             best = Some(s);
@@ -45,6 +49,12 @@ pub fn candidates(filter: &LdapFilter) -> Candidates {
                 match candidates(child) {
                     Candidates::Nothing => {}
                     Candidates::Everyone => return Candidates::Everyone,
+                    // Among other alternatives, an ending is one more search.
+                    Candidates::Ending(digits) => {
+                        if !all.contains(&digits) {
+                            all.push(digits);
+                        }
+                    }
                     Candidates::Searches(s) => {
                         for q in s {
                             if !all.contains(&q) {
@@ -77,6 +87,22 @@ pub fn candidates(filter: &LdapFilter) -> Candidates {
         LdapFilter::Substring(attr, sub) => match attribute(attr) {
             None => Candidates::Nothing,
             Some((_, Syntax::Exact)) => Candidates::Everyone,
+            // Only the end of a number (`*0018`): the index knows numbers by their endings.
+            Some((_, Syntax::Phone))
+                if sub.initial.is_none() && sub.any.is_empty() && sub.final_.is_some() =>
+            {
+                let digits: String = sub
+                    .final_
+                    .iter()
+                    .flat_map(|f| f.chars())
+                    .filter(char::is_ascii_digit)
+                    .collect();
+                if (4..=8).contains(&digits.len()) {
+                    Candidates::Ending(digits)
+                } else {
+                    searched(sub.final_.as_deref().unwrap_or_default())
+                }
+            }
             Some((_, syntax)) => {
                 // The longest piece that the index finds: a number's start or end, a word's
                 // start (a middle piece only for text).

@@ -790,11 +790,13 @@ impl LdapServer {
             req.filters.within = within.clone();
             self.state.index.search_with(&req)
         };
-        let queries = match filter::candidates(&request.filter) {
+        // Each source of candidates: the people with a number ending so, or a search.
+        let queries: Vec<(bool, String)> = match filter::candidates(&request.filter) {
             Candidates::Nothing => return Ok(Vec::new()),
             // Everyone, alphabetically.
-            Candidates::Everyone => vec![String::new()],
-            Candidates::Searches(queries) => queries,
+            Candidates::Everyone => vec![(false, String::new())],
+            Candidates::Searches(queries) => queries.into_iter().map(|q| (false, q)).collect(),
+            Candidates::Ending(digits) => vec![(true, digits.clone()), (false, digits)],
         };
         let mut approximate = Vec::new();
         filter::approximate_values(&request.filter, &mut approximate);
@@ -816,16 +818,17 @@ impl LdapServer {
             .contains("manager");
         let mut found = Vec::new();
         let mut seen = HashSet::new();
-        'queries: for q in queries {
+        'queries: for (ending, q) in queries {
             let mut offset = 0;
             loop {
-                let results = search(&q, page, offset)?;
-                let hits = results.hits.len();
-                let mut fresh: Vec<PersonSummary> = results
-                    .hits
-                    .into_iter()
-                    .filter(|h| seen.insert(h.id))
-                    .collect();
+                let results = if ending {
+                    self.state.index.by_phone_ending(&q, page, offset)?
+                } else {
+                    search(&q, page, offset)?.hits
+                };
+                let hits = results.len();
+                let mut fresh: Vec<PersonSummary> =
+                    results.into_iter().filter(|h| seen.insert(h.id)).collect();
                 let mut entries = if by_manager {
                     let ids: Vec<Uuid> = fresh.iter().map(|h| h.id).collect();
                     self.entries(&ids, principal).await?
@@ -852,10 +855,13 @@ impl LdapServer {
                     break 'queries;
                 }
                 offset += page;
-                // Candidates come best first: a whole page of them none of which matches says
-                // the rest are other readings of the words ("0018" as the start of a number
-                // when "*0018" asked for its end), not worth reading to the end of the index.
-                if hits < page || matched == 0 || offset > crate::http::people::MAX_OFFSET {
+                // A search's candidates come best first: a whole page of them none of which
+                // matches says the rest are other readings of the words, not worth reading to
+                // the end of the index. (Endings are read to the end: all of them match.)
+                if hits < page
+                    || (matched == 0 && !ending)
+                    || offset > crate::http::people::MAX_OFFSET
+                {
                     break;
                 }
             }

@@ -509,6 +509,44 @@ impl SearchIndex {
         self.hits(&searcher, docs.into_iter().map(|(_, a)| a).collect())
     }
 
+    /// People with a number ending in `digits` (4 to 8 of them: a missed call's last digits,
+    /// a phone's `*0018`), alphabetically, from `offset`.
+    pub fn by_phone_ending(
+        &self,
+        digits: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<PersonSummary>> {
+        if !(MIN_PHONE_SUFFIX..=MAX_PHONE_SUFFIX).contains(&digits.len())
+            || !digits.chars().all(|c| c.is_ascii_digit())
+        {
+            return Ok(Vec::new());
+        }
+        let searcher = self.reader.searcher();
+        let query: Box<dyn tantivy::query::Query> = if digits.len() == MIN_PHONE_SUFFIX {
+            Box::new(tantivy::query::TermQuery::new(
+                tantivy::Term::from_field_text(self.fields.phone_suffix, digits),
+                IndexRecordOption::Basic,
+            ))
+        } else {
+            // A longer ending is the start of the number written backwards.
+            let backwards: String = digits.chars().rev().collect();
+            Box::new(tantivy::query::FuzzyTermQuery::new_prefix(
+                tantivy::Term::from_field_text(self.fields.phone_reversed, &backwards),
+                0,
+                false,
+            ))
+        };
+        let top = TopDocs::with_limit(limit.max(1))
+            .and_offset(offset)
+            .tweak_score(|segment: &SegmentReader| {
+                let keys = OrderKeys::new(segment);
+                move |doc: DocId, _: Score| keys.get(doc)
+            });
+        let docs = searcher.search(query.as_ref(), &top)?;
+        self.hits(&searcher, docs.into_iter().map(|(_, a)| a).collect())
+    }
+
     fn hits(
         &self,
         searcher: &tantivy::Searcher,
