@@ -610,6 +610,11 @@ mod tests {
             Candidates::Searches(vec!["smi".into(), "4711".into()])
         );
         assert_eq!(of("(|(cn=smi*)(!(cn=x)))"), Candidates::Everyone);
+        assert_eq!(
+            of("(telephoneNumber=*0018)"),
+            Candidates::Ending("0018".into()),
+            "a number's end is looked up by its end"
+        );
         assert_eq!(of("(favouriteColour=blue)"), Candidates::Nothing);
         assert_eq!(
             of("(&(favouriteColour=blue)(cn=smith))"),

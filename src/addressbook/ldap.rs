@@ -848,20 +848,16 @@ impl LdapServer {
                 entries.retain(|(id, entry)| {
                     filter::matches(&request.filter, entry, id, &approx) == Some(true)
                 });
-                let matched = entries.len();
                 found.extend(entries);
                 if found.len() >= want {
                     found.truncate(want);
                     break 'queries;
                 }
                 offset += page;
-                // A search's candidates come best first: a whole page of them none of which
-                // matches says the rest are other readings of the words, not worth reading to
-                // the end of the index. (Endings are read to the end: all of them match.)
-                if hits < page
-                    || (matched == 0 && !ending)
-                    || offset > crate::http::people::MAX_OFFSET
-                {
+                // To the end of the candidates, as far as search paging goes: the best-ranked
+                // ones may all be other readings of the words ("wei" also finds 王伟, whose
+                // cn does not start with it).
+                if hits < page || offset > crate::http::people::MAX_OFFSET {
                     break;
                 }
             }
