@@ -140,6 +140,27 @@ async fn each_vendor_gets_its_documented_shape_with_basic_auth() {
         assert!(body.contains("O&apos;Neil &amp; Sons"), "{vendor}: {body}");
         assert!(body.contains("Hughes"), "{vendor}: {body}");
     }
+    // Snom's remote directory fetches with POST.
+    let response = app
+        .router
+        .clone()
+        .oneshot(
+            Request::post("/phonebooks/snom")
+                .header(header::AUTHORIZATION, &auth)
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("<tbook"));
+
     // A search, as a phone sends what was typed.
     let (_, _, body, _) = fetch(&app, "/phonebooks/yealink?q=janet", Some(&auth)).await;
     assert!(

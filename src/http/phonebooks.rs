@@ -20,7 +20,7 @@ use crate::search::SearchRequest;
 
 pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
     use utoipa_axum::routes;
-    utoipa_axum::router::OpenApiRouter::new().routes(routes!(get_phonebook))
+    utoipa_axum::router::OpenApiRouter::new().routes(routes!(get_phonebook, post_phonebook))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -54,6 +54,41 @@ pub struct PhonebookParams {
 pub async fn get_phonebook(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    vendor: std::result::Result<Path<Vendor>, PathRejection>,
+    params: std::result::Result<Query<PhonebookParams>, QueryRejection>,
+) -> Result<impl IntoResponse> {
+    phonebook(state, principal, vendor, params).await
+}
+
+/// The same phone book, for phones that fetch it with POST (Snom's remote XML directory does).
+#[utoipa::path(
+    post,
+    path = "/phonebooks/{vendor}",
+    tag = "address books",
+    params(
+        ("vendor" = inline(Vendor), Path, description = "The phone's format"),
+        PhonebookParams,
+    ),
+    security(("basic" = ["viewer"]), ("bearer" = ["viewer"]), ("session" = ["viewer"])),
+    responses(
+        (status = 200, description = "The phone book page, in the vendor's XML", content_type = "text/xml"),
+        (status = 400, description = "Invalid parameter", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or wrong credentials", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing CSRF token (with a session cookie)", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn post_phonebook(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    vendor: std::result::Result<Path<Vendor>, PathRejection>,
+    params: std::result::Result<Query<PhonebookParams>, QueryRejection>,
+) -> Result<impl IntoResponse> {
+    phonebook(state, principal, vendor, params).await
+}
+
+async fn phonebook(
+    state: AppState,
+    principal: Principal,
     vendor: std::result::Result<Path<Vendor>, PathRejection>,
     params: std::result::Result<Query<PhonebookParams>, QueryRejection>,
 ) -> Result<impl IntoResponse> {
