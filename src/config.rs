@@ -456,6 +456,9 @@ mod tests {
             Some(std::time::Duration::from_secs(300))
         );
         assert_eq!(config.merge.attributes["phones"][0], "facilities");
+        let ldap = config.ldap_server.as_ref().expect("ldap_server");
+        assert_eq!(ldap.base_dn, "ou=people,dc=example,dc=com");
+        assert!(!ldap.allow_anonymous);
     }
 
     #[test]
