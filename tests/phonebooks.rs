@@ -170,8 +170,41 @@ async fn each_vendor_gets_its_documented_shape_with_basic_auth() {
     let (_, _, body, _) = fetch(&app, "/phonebooks/cisco?q=%2B442079460018", Some(&auth)).await;
     assert!(body.contains("Jane Smith (work)"), "{body}");
     assert!(body.contains("Records 1 to 1 of 1"), "{body}");
-    // Cisco: 32 entries a page; page 2 of four people is empty.
-    let (status, _, body, _) = fetch(&app, "/phonebooks/cisco?page=2", Some(&auth)).await;
+    // Cisco: ten people a page (32 entries at most); the Refresh header leads to the next page.
+    let more: String = (0..12)
+        .map(|i| {
+            format!(
+                "x{i},Extra{i},Person,extra{i}@example.com,+44 20 7946 01{i:02},,,,Sales,London\n"
+            )
+        })
+        .collect();
+    app.import_csv(&format!("{PEOPLE}{more}"), &options("hr"))
+        .await
+        .expect("import");
+    let page = |n: usize| {
+        Request::get(format!("/phonebooks/cisco?page={n}"))
+            .header(header::AUTHORIZATION, &auth)
+            .header(header::HOST, "switchboard.example.com")
+            .body(Body::empty())
+            .expect("request")
+    };
+    let first = app.router.clone().oneshot(page(1)).await.expect("response");
+    assert_eq!(
+        first.headers()[header::REFRESH],
+        "0; url=http://switchboard.example.com/phonebooks/cisco?q=&page=2"
+    );
+    let body = first.into_body().collect().await.expect("body").to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("Records 1 to 10 of 16"));
+    let second = app.router.clone().oneshot(page(2)).await.expect("response");
+    assert!(
+        second.headers().get(header::REFRESH).is_none(),
+        "the last page"
+    );
+    let body = second.into_body().collect().await.expect("body").to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("Records 11 to 16 of 16"));
+
+    // Page 3 of sixteen people is empty.
+    let (status, _, body, _) = fetch(&app, "/phonebooks/cisco?page=3", Some(&auth)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!body.contains("<DirectoryEntry>"), "{body}");
     let (status, _, _, _) = fetch(&app, "/phonebooks/cisco?page=0", Some(&auth)).await;

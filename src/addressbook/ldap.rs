@@ -644,15 +644,15 @@ impl LdapServer {
             Ok(n) if n > 0 => n.min(max),
             _ => max,
         };
-        let sorted = controls.iter().any(|c| {
+        // One more than will be sent says whether there are more; paged or sorted results are
+        // taken whole, up to the server's limit.
+        let whole = controls.iter().any(|c| {
             matches!(
                 c,
                 LdapControl::ServerSort { .. } | LdapControl::SimplePagedResults { .. }
             )
         });
-        // One more than will be sent says whether there are more; paged or sorted results are
-        // taken whole, up to the server's limit.
-        let want = if sorted { max } else { limit } + 1;
+        let want = if whole { max } else { limit } + 1;
         let mut found = match only {
             Some(id) => {
                 let mut entries = self.entries(&[id], principal).await?;

@@ -13,7 +13,8 @@ use crate::domain::{Person, PhoneKind};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Vendor {
-    /// Cisco IP Phone Services `CiscoIPPhoneDirectory` (32 entries a page).
+    /// Cisco IP Phone Services `CiscoIPPhoneDirectory` (at most 32 entries, one number each:
+    /// ten people a page, three numbers each at most).
     Cisco,
     /// Yealink remote phone book `YealinkIPPhoneBook`.
     Yealink,
@@ -26,14 +27,19 @@ pub enum Vendor {
 }
 
 impl Vendor {
-    /// Entries in one page: Cisco phones show at most 32 directory entries.
+    /// People in one page: a Cisco phone shows at most 32 directory entries of one number
+    /// each.
     pub fn page_size(self) -> usize {
         match self {
-            Vendor::Cisco => 32,
+            Vendor::Cisco => CISCO_PEOPLE,
             _ => 500,
         }
     }
 }
+
+/// People on one Cisco page, and numbers of each: 30 entries, within the phone's 32.
+const CISCO_PEOPLE: usize = 10;
+const CISCO_NUMBERS: usize = 3;
 
 /// The numbers of a person, labelled, in the order the source gave them.
 fn numbers(person: &Person) -> Vec<(PhoneKind, String)> {
@@ -88,15 +94,12 @@ pub fn render(vendor: Vendor, people: &[Person], first: usize, total: usize) -> 
                 format!("Records {first} to {last} of {total}")
             };
             xml.push_str(&format!("<Prompt>{}</Prompt>\n", e(&prompt)));
-            let mut entries = 0;
-            'people: for person in people {
-                let numbers = numbers(person);
+            for person in people.iter().take(CISCO_PEOPLE) {
+                let mut numbers = numbers(person);
+                numbers.truncate(CISCO_NUMBERS);
                 let several = numbers.len() > 1;
                 for (kind, number) in numbers {
-                    // The phone shows 32 entries and 32 characters of each field.
-                    if entries == Vendor::Cisco.page_size() {
-                        break 'people;
-                    }
+                    // The phone shows 32 characters of each field.
                     let name = if several {
                         let suffix = format!(" ({})", label(kind));
                         let room = 32usize.saturating_sub(suffix.chars().count());
@@ -109,7 +112,6 @@ pub fn render(vendor: Vendor, people: &[Person], first: usize, total: usize) -> 
                         e(&name),
                         e(&cut(&number, 32))
                     ));
-                    entries += 1;
                 }
             }
             xml.push_str("</CiscoIPPhoneDirectory>\n");

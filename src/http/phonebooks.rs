@@ -54,10 +54,11 @@ pub struct PhonebookParams {
 pub async fn get_phonebook(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    headers: axum::http::HeaderMap,
     vendor: std::result::Result<Path<Vendor>, PathRejection>,
     params: std::result::Result<Query<PhonebookParams>, QueryRejection>,
 ) -> Result<impl IntoResponse> {
-    phonebook(state, principal, vendor, params).await
+    phonebook(state, principal, host_of(&headers), vendor, params).await
 }
 
 /// The same phone book, for phones that fetch it with POST (Snom's remote XML directory does).
@@ -80,15 +81,40 @@ pub async fn get_phonebook(
 pub async fn post_phonebook(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    headers: axum::http::HeaderMap,
     vendor: std::result::Result<Path<Vendor>, PathRejection>,
     params: std::result::Result<Query<PhonebookParams>, QueryRejection>,
 ) -> Result<impl IntoResponse> {
-    phonebook(state, principal, vendor, params).await
+    phonebook(state, principal, host_of(&headers), vendor, params).await
+}
+
+/// The address the phone used (the server checks it against its public names).
+fn host_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && !h.contains(['/', ' ', '\\']))
+        .map(str::to_string)
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters stay).
+fn encode_query(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
 }
 
 async fn phonebook(
     state: AppState,
     principal: Principal,
+    host: Option<String>,
     vendor: std::result::Result<Path<Vendor>, PathRejection>,
     params: std::result::Result<Query<PhonebookParams>, QueryRejection>,
 ) -> Result<impl IntoResponse> {
@@ -116,7 +142,8 @@ async fn phonebook(
             Extension(ReturnedPeople::default()),
             [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
             body,
-        ));
+        )
+            .into_response());
     }
     let request = SearchRequest {
         q,
@@ -136,9 +163,30 @@ async fn phonebook(
         .filter_map(|p| principal.policy.person(p))
         .collect();
     let body = phonebook::render(vendor, &people, offset + 1, results.total);
-    Ok((
+    let mut response = (
         Extension(ReturnedPeople(people.iter().map(|p| p.id).collect())),
         [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
         body,
-    ))
+    )
+        .into_response();
+    // Cisco phones page through a directory by the `Refresh` header (their Next key follows
+    // it), to an absolute address.
+    if vendor == Vendor::Cisco && results.total > offset + size {
+        if let Some(host) = host {
+            let scheme = if state.config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            let next = format!(
+                "0; url={scheme}://{host}/phonebooks/cisco?q={}&page={}",
+                encode_query(&request.q),
+                page + 1
+            );
+            if let Ok(value) = header::HeaderValue::from_str(&next) {
+                response.headers_mut().insert(header::REFRESH, value);
+            }
+        }
+    }
+    Ok(response)
 }
