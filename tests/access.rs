@@ -102,8 +102,11 @@ async fn every_route_refuses_the_wrong_caller() {
             Requirement::Public => {
                 assert!(!refused(nobody) && !refused(as_viewer), "{what}");
             }
-            // A service token has no sessions to end: refused even for an admin's.
-            Requirement::Role(_) if path == "/api/v1/auth/logout-all" => {
+            // A service token has no sessions to end and no board of favourites: refused even
+            // for an admin's.
+            Requirement::Role(_)
+                if path == "/api/v1/auth/logout-all" || path.starts_with("/api/v1/me/") =>
+            {
                 assert_eq!(nobody, StatusCode::UNAUTHORIZED, "{what}");
                 assert_eq!(wrong, StatusCode::UNAUTHORIZED, "{what}");
                 assert_eq!(as_admin, StatusCode::FORBIDDEN, "{what}");

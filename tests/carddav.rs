@@ -412,24 +412,7 @@ async fn a_person_makes_an_app_password_for_a_phone_and_revokes_it() {
     .expect("user");
     let url = serve(&app).await;
     // Rita signs in to the console…
-    let login = serde_json::json!({"username": "rita", "password": "correct horse battery"});
-    let (status, headers, session) = app
-        .send(
-            Request::post("/api/v1/auth/login")
-                .header("content-type", "application/json")
-                .body(Body::from(login.to_string()))
-                .expect("request"),
-        )
-        .await;
-    assert_eq!(status, 200, "{session}");
-    let cookie = headers["set-cookie"]
-        .to_str()
-        .expect("cookie")
-        .split(';')
-        .next()
-        .expect("cookie")
-        .to_string();
-    let csrf = session["csrf_token"].as_str().expect("csrf").to_string();
+    let (cookie, csrf) = app.sign_in("rita", "correct horse battery").await;
     let as_rita = |method: Method, uri: &str, body: Option<&str>| {
         Request::builder()
             .method(method)

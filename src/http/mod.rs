@@ -6,6 +6,7 @@ pub mod app_passwords;
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod favourites;
 pub mod health;
 pub mod imports;
 pub mod notes;
@@ -80,6 +81,7 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(people::routes())
         .merge(notes::routes())
+        .merge(favourites::routes())
         .merge(presence::routes())
         .merge(photos::routes())
         .merge(sync::routes())

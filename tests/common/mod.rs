@@ -273,6 +273,30 @@ impl TestApp {
             .expect("count")
     }
 
+    /// Signs a local account in through the API; answers the session cookie (`name=value`) and
+    /// the session's CSRF token.
+    pub async fn sign_in(&self, user: &str, password: &str) -> (String, String) {
+        let body = serde_json::json!({"username": user, "password": password});
+        let (status, headers, session) = self
+            .send(
+                Request::post("/api/v1/auth/login")
+                    .header("content-type", "application/json")
+                    .body(Body::from(body.to_string()))
+                    .expect("request"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{session}");
+        let cookie = headers["set-cookie"]
+            .to_str()
+            .expect("cookie")
+            .split(';')
+            .next()
+            .expect("cookie")
+            .to_string();
+        let csrf = session["csrf_token"].as_str().expect("csrf").to_string();
+        (cookie, csrf)
+    }
+
     /// Creates a device (desk phone, mail client) and returns its password.
     pub async fn device(&self, name: &str) -> String {
         switchboard::access::devices::add(&self.db.pool, name)
