@@ -406,8 +406,13 @@ async fn devices_bind_and_find_people_by_name_and_number() {
     let (code, out) = s.search_at(&s.ldaps, &[], "(sn=Smith)", None).await;
     assert_ne!(code, 0, "an untrusted certificate: {out}");
 
-    // Binds are audited, failed ones too.
+    // Binds are audited, failed ones too; a device's searches as every device lookup is
+    // (staff lookups are not audited in this configuration).
     let actions = s.app.audit_actions().await;
+    assert!(
+        actions.contains(&("device:desk-1".to_string(), "ldap.search".to_string())),
+        "{actions:?}"
+    );
     assert!(
         actions.contains(&("device:desk-1".to_string(), "ldap.bind".to_string())),
         "{actions:?}"

@@ -474,7 +474,7 @@ impl Dav<'_> {
         status: StatusCode,
         address: Option<SocketAddr>,
     ) {
-        if self.principal.is_staff() && !self.state.audit_staff_lookups {
+        if !self.state.audits_lookups_of(self.principal) {
             return;
         }
         let mut event = AuditEvent::new(self.state.access.now(), &self.principal.name, &action)

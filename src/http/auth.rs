@@ -128,14 +128,19 @@ impl Rules {
         Rules(rules, basic)
     }
 
-    pub fn get(&self, method: &Method, path: &str) -> Requirement {
+    /// The key an operation is filed under: HEAD is GET's.
+    fn key(method: &Method, path: &str) -> (Method, String) {
         let method = if method == Method::HEAD {
-            &Method::GET
+            Method::GET
         } else {
-            method
+            method.clone()
         };
+        (method, path.to_string())
+    }
+
+    pub fn get(&self, method: &Method, path: &str) -> Requirement {
         self.0
-            .get(&(method.clone(), path.to_string()))
+            .get(&Self::key(method, path))
             .copied()
             .unwrap_or(Requirement::Undeclared)
     }
@@ -157,12 +162,7 @@ impl Rules {
 
     /// Whether the operation takes HTTP Basic credentials.
     pub fn takes_basic(&self, method: &Method, path: &str) -> bool {
-        let method = if method == Method::HEAD {
-            &Method::GET
-        } else {
-            method
-        };
-        self.1.contains(&(method.clone(), path.to_string()))
+        self.1.contains(&Self::key(method, path))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&(Method, String), &Requirement)> {
@@ -454,7 +454,7 @@ pub async fn guard(
     };
     let audited = match requirement {
         Requirement::Role(Role::Admin) => true,
-        _ => !principal.is_staff() || state.audit_staff_lookups,
+        _ => state.audits_lookups_of(&principal),
     };
     let event = audited.then(|| request_event(&state, &principal, &request, path, address));
     request.extensions_mut().insert(principal);

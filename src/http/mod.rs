@@ -29,7 +29,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::access::Access;
+use crate::access::{Access, Principal};
 use crate::audit::AuditLog;
 use crate::search::SearchIndex;
 
@@ -51,6 +51,15 @@ pub struct AppState {
     pub limits: Limits,
     /// The configuration the server started with (sources, regions, import limits).
     pub config: Arc<crate::config::Config>,
+}
+
+impl AppState {
+    /// Whether a lookup by `principal` goes to the audit trail: always for services, devices
+    /// and partners; for staff when `audit.staff_lookups` says so. The HTTP guard, the LDAP
+    /// server and CardDAV all ask here.
+    pub fn audits_lookups_of(&self, principal: &Principal) -> bool {
+        !principal.is_staff() || self.audit_staff_lookups
+    }
 }
 
 #[derive(Clone)]
