@@ -1,7 +1,7 @@
 //! A read-only LDAP server (RFC 4511) for desk phones and mail clients: binds with device, staff
 //! or directory credentials, searches answered from the search index through the caller's
 //! policy, paged (RFC 2696) and sorted (RFC 2891), StartTLS and LDAPS. Every bind is audited,
-//! and searches are too when staff lookups are (`audit.staff_lookups`).
+//! and searches as every other lookup is (`AppState::audits_lookups_of`).
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -615,7 +615,7 @@ impl LdapServer {
                 "the search took longer than its time limit",
             )),
         };
-        if self.state.audit_staff_lookups {
+        if self.state.audits_lookups_of(&principal) {
             let mut event =
                 AuditEvent::new(self.state.access.now(), &principal.name, "ldap.search")
                     .query(format!(
@@ -840,7 +840,7 @@ impl LdapServer {
                         .into_iter()
                         .filter_map(|hit| principal.policy.summary(hit))
                         .map(|hit| {
-                            let person = person_of(hit);
+                            let person = crate::domain::Person::from(hit);
                             (person.id, Entry::of(&person, &self.config.base_dn))
                         })
                         .collect()
@@ -966,34 +966,6 @@ impl LdapServer {
                 (leak_name(kind.trim()), vec![value.trim().to_string()]),
             ],
         )
-    }
-}
-
-/// A search hit as the person an entry is made of (what the index holds: no manager, no
-/// sources, no notes).
-fn person_of(hit: PersonSummary) -> crate::domain::Person {
-    let epoch = chrono::DateTime::UNIX_EPOCH;
-    crate::domain::Person {
-        id: hit.id,
-        display_name: hit.display_name,
-        given_name: hit.given_name,
-        family_name: hit.family_name,
-        nicknames: hit.nicknames,
-        title: hit.title,
-        department: hit.department,
-        org_unit: hit.org_unit,
-        location: hit.location,
-        manager: None,
-        phones: hit.phones,
-        emails: hit.emails,
-        im: hit.im,
-        photo_url: hit.photo_url,
-        sources: Vec::new(),
-        created_at: epoch,
-        updated_at: epoch,
-        presence: hit.presence,
-        absence: None,
-        status: None,
     }
 }
 

@@ -95,27 +95,7 @@ impl PersonRow {
 
 /// A person who is not deleted, with their manager and sources.
 pub async fn get_person(pool: &PgPool, id: Uuid) -> Result<Option<Person>> {
-    let sql = format!(
-        "SELECT {PERSON_COLUMNS} FROM people p LEFT JOIN people m ON m.id = p.manager_id AND m.deleted_at IS NULL \
-         WHERE p.id = $1 AND p.deleted_at IS NULL"
-    );
-    let Some(row) = sqlx::query_as::<_, PersonRow>(&sql)
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let sources = sqlx::query_as::<_, (String, String)>(
-        "SELECT source, external_id FROM person_sources WHERE person_id = $1 ORDER BY source, external_id",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await?
-    .into_iter()
-    .map(|(source, external_id)| SourceRef { source, external_id })
-    .collect();
-    Ok(Some(row.into_person(sources)))
+    Ok(get_many(pool, &[id]).await?.pop())
 }
 
 /// The people with these ids who are not deleted, with their managers and sources, in the

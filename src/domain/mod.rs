@@ -107,6 +107,36 @@ impl From<&Person> for PersonSummary {
     }
 }
 
+/// A search hit as a person: what the index holds (no manager, sources or notes), for what is
+/// built from hits alone (LDAP entries, phone books) without a round trip to PostgreSQL.
+impl From<PersonSummary> for Person {
+    fn from(hit: PersonSummary) -> Person {
+        let epoch = DateTime::<Utc>::UNIX_EPOCH;
+        Person {
+            id: hit.id,
+            display_name: hit.display_name,
+            given_name: hit.given_name,
+            family_name: hit.family_name,
+            nicknames: hit.nicknames,
+            title: hit.title,
+            department: hit.department,
+            org_unit: hit.org_unit,
+            location: hit.location,
+            manager: None,
+            phones: hit.phones,
+            emails: hit.emails,
+            im: hit.im,
+            photo_url: hit.photo_url,
+            sources: Vec::new(),
+            created_at: epoch,
+            updated_at: epoch,
+            presence: hit.presence,
+            absence: None,
+            status: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PersonRef {
     pub id: Uuid,

@@ -14,6 +14,7 @@ use super::auth::ReturnedPeople;
 use super::AppState;
 use crate::access::Principal;
 use crate::addressbook::phonebook::{self, Vendor};
+use crate::domain::Person;
 use crate::error::{Error, Result};
 use crate::search::query::Filters;
 use crate::search::SearchRequest;
@@ -155,12 +156,13 @@ async fn phonebook(
         },
         ..SearchRequest::default()
     };
+    // Names and numbers are in the index: the hits make the page, projected by the policy.
     let results = state.index.search_with(&request)?;
-    let ids: Vec<uuid::Uuid> = results.hits.iter().map(|h| h.id).collect();
-    let people: Vec<_> = crate::db::people::get_many(&state.pool, &ids)
-        .await?
+    let people: Vec<Person> = results
+        .hits
         .into_iter()
-        .filter_map(|p| principal.policy.person(p))
+        .filter_map(|hit| principal.policy.summary(hit))
+        .map(Person::from)
         .collect();
     let body = phonebook::render(vendor, &people, offset + 1, results.total);
     let mut response = (
