@@ -143,6 +143,24 @@ pub struct Approximate {
     pub found: Vec<(String, HashSet<Uuid>)>,
 }
 
+/// Whether any item of the filter is about the attribute `name` (by any of its names).
+pub fn reads(filter: &LdapFilter, name: &str) -> bool {
+    let about = |attr: &str| attribute(attr).is_some_and(|(canonical, _)| canonical == name);
+    match filter {
+        LdapFilter::And(children) | LdapFilter::Or(children) => {
+            children.iter().any(|c| reads(c, name))
+        }
+        LdapFilter::Not(child) => reads(child, name),
+        LdapFilter::Equality(attr, _)
+        | LdapFilter::Approx(attr, _)
+        | LdapFilter::GreaterOrEqual(attr, _)
+        | LdapFilter::LessOrEqual(attr, _)
+        | LdapFilter::Substring(attr, _)
+        | LdapFilter::Present(attr) => about(attr),
+        LdapFilter::Extensible(m) => m.type_.as_deref().is_some_and(about),
+    }
+}
+
 /// The values of every `~=` item in a filter.
 pub fn approximate_values(filter: &LdapFilter, out: &mut Vec<String>) {
     match filter {
@@ -616,6 +634,11 @@ mod tests {
             "a number's end is looked up by its end"
         );
         assert_eq!(of("(favouriteColour=blue)"), Candidates::Nothing);
+        assert!(reads(&parse("(&(cn=a*)(!(manager=*)))"), "manager"));
+        assert!(
+            !reads(&parse("(title=*manager*)"), "manager"),
+            "a value is not an attribute"
+        );
         assert_eq!(
             of("(&(favouriteColour=blue)(cn=smith))"),
             Candidates::Nothing

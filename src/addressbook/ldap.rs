@@ -813,9 +813,7 @@ impl LdapServer {
         // larger than what is wanted, then more if the filter turned some down.
         let page = (want + want / 4 + 5).min(500);
         // A filter on the manager needs each candidate's manager, which only PostgreSQL has.
-        let by_manager = filter::to_string(&request.filter)
-            .to_ascii_lowercase()
-            .contains("manager");
+        let by_manager = filter::reads(&request.filter, "manager");
         let mut found = Vec::new();
         let mut seen = HashSet::new();
         'queries: for (ending, q) in queries {
