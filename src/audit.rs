@@ -441,16 +441,32 @@ pub enum ExportFormat {
 }
 
 /// Writes every record since `since` to `out`; returns how many.
+/// Which records `export` writes.
+#[derive(Debug, Clone, Default)]
+pub struct ExportFilter {
+    /// At or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Of this principal (`partner:NAME`).
+    pub principal: Option<String>,
+    /// That returned this person.
+    pub person: Option<Uuid>,
+}
+
 pub async fn export(
     pool: &PgPool,
-    since: Option<DateTime<Utc>>,
+    filter: &ExportFilter,
     format: ExportFormat,
     out: &mut (dyn Write + Send),
 ) -> Result<u64> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM audit_log WHERE ($1::timestamptz IS NULL OR at >= $1) ORDER BY seq"
+        "SELECT {COLUMNS} FROM audit_log WHERE ($1::timestamptz IS NULL OR at >= $1) \
+         AND ($2::text IS NULL OR principal = $2) AND ($3::uuid IS NULL OR $3 = ANY(people)) ORDER BY seq"
     );
-    let mut rows = sqlx::query_as::<_, Row>(&sql).bind(since).fetch(pool);
+    let mut rows = sqlx::query_as::<_, Row>(&sql)
+        .bind(filter.since)
+        .bind(filter.principal.as_deref())
+        .bind(filter.person)
+        .fetch(pool);
     let failed = |e: csv::Error| Error::Internal(e.into());
     let mut count = 0u64;
     match format {

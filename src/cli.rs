@@ -80,6 +80,9 @@ pub enum Command {
     /// Devices that read the address book over LDAP (desk phones, mail clients).
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Partner companies that read the shared directory (`/shared/v1`, SCIM, vCard, LDAP).
+    #[command(subcommand)]
+    Partner(PartnerCommand),
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -148,6 +151,85 @@ pub enum DeviceCommand {
     Remove { name: String },
 }
 
+/// What a partner is given; each option left out keeps its value (or the `[partners]` default).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PartnerArgs {
+    /// Fields shown: name,title,department,org_unit,location,work_phone,mobile,fax,email,im,notes
+    /// [default: name,title,department,location,work_phone,email].
+    #[arg(long)]
+    fields: Option<String>,
+    /// Presence shown: full, coarse (availability only) or none [default: coarse].
+    #[arg(long, value_parser = ["full", "coarse", "none"])]
+    presence: Option<String>,
+    /// Only these people: department=Sales, location=London, org_unit=… (repeat; a repeated
+    /// attribute allows each value). Given with `set`, replaces the scope.
+    #[arg(long)]
+    scope: Vec<String>,
+    /// Who is shared: everyone who has not opted out (opt-out), or only who opted in (opt-in)
+    /// [default: `[partners] consent`].
+    #[arg(long, value_parser = ["opt-out", "opt-in"])]
+    consent: Option<String>,
+    /// Requests per second or minute: 10/s, 600/min [default: `[partners] rate`].
+    #[arg(long)]
+    rate: Option<String>,
+    /// Requests per day: 5000/day [default: `[partners] quota`].
+    #[arg(long)]
+    quota: Option<String>,
+}
+
+impl PartnerArgs {
+    fn settings(self) -> crate::access::partners::PartnerSettings {
+        use crate::access::PresenceLevel;
+        crate::access::partners::PartnerSettings {
+            fields: self.fields,
+            presence: self.presence.map(|p| match p.as_str() {
+                "full" => PresenceLevel::Full,
+                "none" => PresenceLevel::None,
+                _ => PresenceLevel::Coarse,
+            }),
+            scope: (!self.scope.is_empty()).then_some(self.scope),
+            consent: self.consent.map(|c| {
+                if c == "opt-in" {
+                    crate::domain::Consent::OptIn
+                } else {
+                    crate::domain::Consent::OptOut
+                }
+            }),
+            rate: self.rate,
+            quota: self.quota,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PartnerCommand {
+    /// Add a partner; prints its API key once, alone on the last line.
+    Add {
+        name: String,
+        #[command(flatten)]
+        args: PartnerArgs,
+    },
+    /// List partners and their policies.
+    List,
+    /// One partner: policy, limits, keys (never the keys themselves).
+    Show { name: String },
+    /// Change a partner's policy or limits.
+    Set {
+        name: String,
+        #[command(flatten)]
+        args: PartnerArgs,
+    },
+    /// A new key, printed alone on the last line; the old keys work for the grace period.
+    Rotate {
+        name: String,
+        /// How long the old keys keep working: 24h, 30m, 0s [default: `[partners] rotate_grace`].
+        #[arg(long)]
+        grace: Option<String>,
+    },
+    /// Revoke a partner: all its keys are refused from then on.
+    Revoke { name: String },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Walk the chain; name the first record edited, deleted or reordered. Exit 1 if any.
@@ -159,6 +241,12 @@ pub enum AuditCommand {
         since: Option<String>,
         #[arg(long, value_enum, default_value = "jsonl")]
         format: ExportFormatArg,
+        /// Only this partner's requests: what did they look up?
+        #[arg(long)]
+        partner: Option<String>,
+        /// Only records that returned this person (our id): who looked at them?
+        #[arg(long)]
+        person: Option<uuid::Uuid>,
     },
 }
 
@@ -489,6 +577,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Partner(command) => {
+            let db = Database::open(&config).await?;
+            let result = partner_command(&db, &config.partners, command).await;
+            db.close().await;
+            result
+        }
         Command::Audit(command) => {
             let db = Database::open(&config).await?;
             let result = audit_command(&db, command).await;
@@ -684,6 +778,97 @@ async fn device_command(db: &Database, command: DeviceCommand) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
+async fn partner_command(
+    db: &Database,
+    defaults: &crate::access::partners::PartnersConfig,
+    command: PartnerCommand,
+) -> Result<ExitCode> {
+    use crate::access::partners::{self, Partner};
+    let describe = |p: &Partner| {
+        let fields: Vec<String> = p
+            .policy
+            .fields
+            .iter()
+            .map(|f| {
+                serde_json::to_value(f)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            })
+            .collect();
+        let scope = serde_json::to_string(&p.policy.scope).unwrap_or_default();
+        format!(
+            "{name}: fields {fields}; presence {presence:?}; scope {scope}; rate {rate}/s; quota {quota}/day{revoked}",
+            name = p.name,
+            fields = fields.join(","),
+            presence = p.policy.presence,
+            rate = p.rate_per_second,
+            quota = p.quota_per_day,
+            revoked = p
+                .revoked_at
+                .map(|t| format!("; revoked {}", t.format("%Y-%m-%d %H:%M:%S")))
+                .unwrap_or_default()
+        )
+    };
+    match command {
+        PartnerCommand::Add { name, args } => {
+            let (partner, key) = partners::add(&db.pool, defaults, &name, &args.settings()).await?;
+            audit_now(db, "partner.add", format!("name={name}")).await?;
+            println!("added {}", describe(&partner));
+            println!("Give the partner this key (sent as `Authorization: Bearer <key>`); it is shown once:");
+            println!("{key}");
+        }
+        PartnerCommand::List => {
+            for p in partners::list(&db.pool).await? {
+                println!("{}", describe(&p));
+            }
+        }
+        PartnerCommand::Show { name } => {
+            let partner = partners::get(&db.pool, &name)
+                .await?
+                .ok_or(Error::NotFound { what: "partner" })?;
+            println!("{}", describe(&partner));
+            for key in partners::keys(&db.pool, &name).await? {
+                println!(
+                    "key {} created {}{}",
+                    key.fingerprint,
+                    key.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    key.expires_at
+                        .map(|t| format!(", works until {}", t.format("%Y-%m-%d %H:%M:%S")))
+                        .unwrap_or_else(|| ", current".into())
+                );
+            }
+        }
+        PartnerCommand::Set { name, args } => {
+            let partner = partners::set(&db.pool, &name, &args.settings()).await?;
+            audit_now(db, "partner.set", format!("name={name}")).await?;
+            println!("changed {}", describe(&partner));
+        }
+        PartnerCommand::Rotate { name, grace } => {
+            let grace = crate::http::partners::parse_grace(
+                grace.as_deref().unwrap_or(&defaults.rotate_grace),
+            )?;
+            let key = partners::rotate(&db.pool, &name, chrono::Utc::now(), grace).await?;
+            audit_now(db, "partner.rotate", format!("name={name}")).await?;
+            println!(
+                "new key for {name}; the old ones work until {}. It is shown once:",
+                (chrono::Utc::now() + grace).format("%Y-%m-%d %H:%M:%S UTC")
+            );
+            println!("{key}");
+        }
+        PartnerCommand::Revoke { name } => {
+            if !partners::revoke(&db.pool, &name).await? {
+                return Err(Error::NotFound {
+                    what: "live partner",
+                });
+            }
+            audit_now(db, "partner.revoke", format!("name={name}")).await?;
+            println!("revoked partner {name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn audit_command(db: &Database, command: AuditCommand) -> Result<ExitCode> {
     match command {
         AuditCommand::Verify => {
@@ -699,14 +884,24 @@ async fn audit_command(db: &Database, command: AuditCommand) -> Result<ExitCode>
                 }
             }
         }
-        AuditCommand::Export { since, format } => {
+        AuditCommand::Export {
+            since,
+            format,
+            partner,
+            person,
+        } => {
             let since = since.as_deref().map(parse_since).transpose()?;
             let format = match format {
                 ExportFormatArg::Csv => crate::audit::ExportFormat::Csv,
                 ExportFormatArg::Jsonl => crate::audit::ExportFormat::Jsonl,
             };
+            let filter = crate::audit::ExportFilter {
+                since,
+                principal: partner.map(|name| format!("partner:{name}")),
+                person,
+            };
             let mut out = std::io::BufWriter::new(std::io::stdout());
-            let count = crate::audit::export(&db.pool, since, format, &mut out).await?;
+            let count = crate::audit::export(&db.pool, &filter, format, &mut out).await?;
             drop(out);
             eprintln!("{count} records");
             Ok(ExitCode::SUCCESS)

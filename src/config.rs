@@ -57,6 +57,12 @@ pub struct Config {
     /// not served.
     #[serde(default)]
     pub ldap_server: Option<crate::addressbook::ldap::LdapServerConfig>,
+    /// The shared directory for partner companies (`[partners]`).
+    #[serde(default)]
+    pub partners: crate::access::partners::PartnersConfig,
+    /// Partners' directories our staff may search (`[federation]`).
+    #[serde(default)]
+    pub federation: crate::federation::FederationConfig,
 }
 
 /// `[http]`: what one request may take.
@@ -312,6 +318,8 @@ impl Default for Config {
             tls: None,
             retention: Default::default(),
             ldap_server: None,
+            partners: Default::default(),
+            federation: Default::default(),
         }
     }
 }
@@ -414,6 +422,8 @@ impl Config {
         if let Some(ldap) = &self.ldap_server {
             ldap.check()?;
         }
+        self.partners.check()?;
+        self.federation.check()?;
         Ok(())
     }
 

@@ -656,6 +656,8 @@ pub fn generate(count: usize, seed: u64) -> Vec<SourceRecord> {
             photo_url: None,
             photo: None,
             dn: None,
+            // A few have said no to partner companies (HR keeps the flag).
+            partner_sharing: (i % 50 == 7).then(|| "no".to_string()),
         });
     }
     assign_numbers(&mut rng, &mut people, &offices);

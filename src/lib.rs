@@ -12,6 +12,7 @@ pub mod db;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod federation;
 pub mod http;
 pub mod presence;
 pub mod retention;

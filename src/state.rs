@@ -29,7 +29,8 @@ pub fn app_state(
     clock: Clock,
 ) -> Result<AppState> {
     let access = Access::new(&config.access, &config.sources, pool.clone(), clock)?
-        .served_over_tls(config.tls.is_some());
+        .served_over_tls(config.tls.is_some())
+        .with_partners(config.partners.clone());
     Ok(AppState {
         pool,
         index,
@@ -45,6 +46,7 @@ pub fn app_state(
             )),
         },
         config: Arc::new(config.clone()),
+        federation: Arc::new(crate::federation::Federation::new(&config.federation)?),
     })
 }
 

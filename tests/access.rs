@@ -66,6 +66,14 @@ async fn every_route_refuses_the_wrong_caller() {
         .await
         .expect("token");
     let admin = app.token.clone();
+    let (_, partner) = switchboard::access::partners::add(
+        &app.db.pool,
+        &Default::default(),
+        "acme",
+        &Default::default(),
+    )
+    .await
+    .expect("partner");
     let spec = switchboard::http::openapi::spec();
     let rules = Rules::from_spec(&spec);
     let mut checked = 0;
@@ -96,9 +104,27 @@ async fn every_route_refuses_the_wrong_caller() {
         let wrong = status_of(&app, call(Some("sbt_not-a-token"))).await;
         let as_viewer = status_of(&app, call(Some(&viewer))).await;
         let as_admin = status_of(&app, call(Some(&admin))).await;
+        let as_partner = status_of(&app, call(Some(&partner))).await;
         let refused = |s: StatusCode| s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN;
-        let what = format!("{method} {uri} ({requirement:?}): anonymous {nobody}, wrong token {wrong}, viewer {as_viewer}, admin {as_admin}");
+        let what = format!("{method} {uri} ({requirement:?}): anonymous {nobody}, wrong token {wrong}, viewer {as_viewer}, admin {as_admin}, partner {as_partner}");
+        // A partner's key opens the shared directory and nothing else.
         match requirement {
+            Requirement::Partner => assert!(!refused(as_partner), "{what}"),
+            Requirement::Public => assert!(!refused(as_partner), "{what}"),
+            Requirement::Webhook => assert_eq!(as_partner, StatusCode::UNAUTHORIZED, "{what}"),
+            _ => assert_eq!(as_partner, StatusCode::FORBIDDEN, "{what}"),
+        }
+        match requirement {
+            Requirement::Partner => {
+                assert_eq!(nobody, StatusCode::UNAUTHORIZED, "{what}");
+                assert_eq!(wrong, StatusCode::UNAUTHORIZED, "{what}");
+                assert_eq!(
+                    as_viewer,
+                    StatusCode::FORBIDDEN,
+                    "{what}: staff use /api/v1"
+                );
+                assert_eq!(as_admin, StatusCode::FORBIDDEN, "{what}");
+            }
             Requirement::Public => {
                 assert!(!refused(nobody) && !refused(as_viewer), "{what}");
             }
@@ -776,7 +802,7 @@ async fn audit_verify_names_the_edited_deleted_or_reordered_record() {
     let mut csv = Vec::new();
     let n = switchboard::audit::export(
         &app.db.pool,
-        None,
+        &switchboard::audit::ExportFilter::default(),
         switchboard::audit::ExportFormat::Csv,
         &mut csv,
     )
@@ -789,7 +815,7 @@ async fn audit_verify_names_the_edited_deleted_or_reordered_record() {
     let mut jsonl = Vec::new();
     switchboard::audit::export(
         &app.db.pool,
-        None,
+        &switchboard::audit::ExportFilter::default(),
         switchboard::audit::ExportFormat::Jsonl,
         &mut jsonl,
     )

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use common::{options, TestApp};
@@ -23,24 +22,6 @@ fn venv_bin(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/tmp/addressbook-venv/bin")
         .join(name)
-}
-
-/// Serves the app's router on a free port, as `serve` does.
-async fn serve(app: &TestApp) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    let router = app.router.clone();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("serve");
-    });
-    format!("http://{address}")
 }
 
 async fn run(program: &Path, args: &[&str], stdin: &str) -> (bool, String) {
@@ -82,7 +63,7 @@ async fn vdirsyncer_syncs_the_book_twice_fetching_only_what_changed() {
         .await
         .expect("import");
     let password = app.device("desk-1").await;
-    let url = serve(&app).await;
+    let url = app.serve().await;
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
     let local = d.join("contacts");
@@ -235,7 +216,7 @@ async fn sync_collection_reports_changes_and_removals_and_refuses_what_it_must()
         .await
         .expect("import");
     let password = app.device("desk-1").await;
-    let url = serve(&app).await;
+    let url = app.serve().await;
     let auth = Some(("desk-1", password.as_str()));
     let sync = |token: &str| {
         format!(
@@ -410,7 +391,7 @@ async fn a_person_makes_an_app_password_for_a_phone_and_revokes_it() {
     )
     .await
     .expect("user");
-    let url = serve(&app).await;
+    let url = app.serve().await;
     // Rita signs in to the console…
     let (cookie, csrf) = app.sign_in("rita", "correct horse battery").await;
     let as_rita = |method: Method, uri: &str, body: Option<&str>| {

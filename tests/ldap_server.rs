@@ -601,3 +601,96 @@ async fn an_anonymous_policy_says_less_than_a_viewer_sees() {
     let (_, out) = s.search(&[], "(objectClass=person)", &["cn"]).await;
     assert_eq!(entries(&out).len(), 6, "{out}");
 }
+
+#[tokio::test]
+async fn a_partner_binds_with_its_key_and_searches_under_its_policy_without_listing() {
+    let mut s = server(Config::default(), false, None).await;
+    let settings = serde_json::from_value(serde_json::json!({
+        "fields": "name,title,work_phone,email", "scope": ["department=Sales"]
+    }))
+    .expect("settings");
+    let (partner, key) =
+        switchboard::access::partners::add(&s.app.db.pool, &Default::default(), "acme", &settings)
+            .await
+            .expect("partner");
+    let bind_dn = "cn=acme,ou=partners,dc=example,dc=com";
+    let search = |filter: &str, key: &str| {
+        let args: Vec<String> = [
+            "-LLL",
+            "-x",
+            "-H",
+            &s.url,
+            "-D",
+            bind_dn,
+            "-w",
+            key,
+            "-b",
+            BASE,
+            filter,
+            "cn",
+            "telephoneNumber",
+            "mobile",
+            "uid",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run("ldapsearch", &args, None).await
+        }
+    };
+    let (code, out) = search("(sn=J*)", &key).await;
+    assert_eq!(
+        code, 53,
+        "a short value is refused, as a partner may not list: {out}"
+    );
+    let (code, out) = search("(cn=Jan*)", &key).await;
+    assert_eq!(code, 0, "{out}");
+    let found = entries(&out);
+    assert_eq!(names(&out), ["Jane Smith", "Janet Jones"], "Sales only");
+    // Under the partner's own ids, with only the numbers it may see.
+    let jane = found
+        .iter()
+        .find(|(_, a)| a["cn"] == ["Jane Smith"])
+        .expect("jane");
+    let ours: uuid::Uuid = sqlx::query_scalar("SELECT id FROM people WHERE family_name = 'Smith'")
+        .fetch_one(&s.app.db.pool)
+        .await
+        .expect("id");
+    let theirs = partner.public_id(ours);
+    assert_eq!(jane.0, format!("uid={theirs},{BASE}"));
+    assert!(!jane.1.contains_key("mobile"), "{jane:?}");
+    assert!(jane.1.contains_key("telephoneNumber"), "{jane:?}");
+    // Listing everyone is refused, however it is asked.
+    for filter in ["(objectClass=*)", "(objectClass=person)", "(cn=*)"] {
+        let (code, out) = search(filter, &key).await;
+        assert_eq!(code, 53, "{filter}: unwillingToPerform: {out}");
+    }
+    // Another partner's name with this key, or a wrong key: invalid credentials.
+    let wrong = run(
+        "ldapsearch",
+        &[
+            "-LLL",
+            "-x",
+            "-H",
+            &s.url,
+            "-D",
+            "cn=beta,dc=example,dc=com",
+            "-w",
+            &key,
+            "-b",
+            BASE,
+            "(cn=Jane*)",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(wrong.0, 49, "{}", wrong.1);
+    assert_eq!(search("(cn=Jane*)", "sbp_not-a-key").await.0, 49);
+    let actions = s.app.audit_actions().await;
+    assert!(
+        actions.contains(&("partner:acme".to_string(), "ldap.search".to_string())),
+        "{actions:?}"
+    );
+}

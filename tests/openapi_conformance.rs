@@ -68,6 +68,39 @@ async fn schemathesis_finds_nothing_the_spec_does_not_say() {
         .last()
         .expect("token")
         .to_string();
+    // A partner's key for the shared directory's operations (`partner` scheme), with limits
+    // schemathesis will not reach.
+    let out = switchboard(
+        &db.url,
+        dir.path(),
+        &[
+            "partner",
+            "add",
+            "schemathesis",
+            "--fields",
+            "name,title,department,location,work_phone,mobile,email,im,notes",
+            "--presence",
+            "full",
+            "--rate",
+            "100000/s",
+            "--quota",
+            "100000000/day",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let partner_key = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .expect("key")
+        .to_string();
+    assert!(
+        partner_key.starts_with("sbp_"),
+        "the key is alone on the last line"
+    );
 
     let mut server = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .arg("--data-dir")
@@ -112,6 +145,13 @@ async fn schemathesis_finds_nothing_the_spec_does_not_say() {
     std::fs::write(
         &config,
         "[auth.openapi.bearer]\nbearer = \"${SWITCHBOARD_TEST_TOKEN}\"\n\n\
+         [auth.openapi.partner]\nbearer = \"${SWITCHBOARD_TEST_PARTNER_KEY}\"\n\n\
+         # The shared directory refuses what its settings refuse (a query under the minimum\n\
+         # length, a filter that could list everyone): documented 400s, not refusals of\n\
+         # valid data; SCIM writes are 501 by design.\n\
+         [[operations]]\ninclude-path-regex = \"^/(shared|scim)/\"\n\
+         checks.positive_data_acceptance.expected-statuses = \
+         [\"2xx\", \"400\", \"401\", \"403\", \"404\", \"429\", \"501\"]\n\n\
          # Any bytes are a schema-valid file to import; one that is not an export of people\n\
          # is the documented 422 `input_unreadable`, not a refusal of valid data.\n\
          [[operations]]\ninclude-name = \"POST /api/v1/imports\"\n\
@@ -126,9 +166,11 @@ async fn schemathesis_finds_nothing_the_spec_does_not_say() {
         .arg("run")
         .arg(format!("{url}/api/v1/openapi.json"))
         .env("SWITCHBOARD_TEST_TOKEN", &token)
+        .env("SWITCHBOARD_TEST_PARTNER_KEY", &partner_key)
         .args(["--checks", "all"])
         // The presence stream never ends: a response schemathesis would wait for forever.
         .args(["--exclude-path", "/api/v1/presence/stream"])
+        .args(["--exclude-path", "/shared/v1/presence/stream"])
         .args(["--phases", "examples,coverage,fuzzing,stateful"])
         .args(["--max-examples", "40", "--seed", &seed])
         // One worker: its hypothesis version trips over its own threads with more.

@@ -7,6 +7,7 @@ pub mod app_passwords;
 pub mod devices;
 pub mod directory;
 pub mod oidc;
+pub mod partners;
 pub mod policy;
 pub mod secret;
 pub mod sessions;
@@ -83,6 +84,8 @@ pub enum PrincipalKind {
     /// A desk phone or mail client reading the address book (`switchboard device add`), or an
     /// anonymous LDAP client where anonymous binds are allowed.
     Device,
+    /// A partner company (`switchboard partner add`): the shared directory only.
+    Partner,
 }
 
 /// Who is calling, as the request handlers see them.
@@ -96,6 +99,8 @@ pub struct Principal {
     /// The person this principal is, when known (by email): they may edit their own absence.
     pub person_id: Option<Uuid>,
     pub policy: Arc<Policy>,
+    /// The partner company behind a partner key: its ids, rate and quota.
+    pub partner: Option<Arc<partners::Partner>>,
 }
 
 impl Principal {
@@ -338,6 +343,11 @@ pub struct Access {
     allowed_hosts: Vec<String>,
     /// The server terminates TLS itself.
     served_over_tls: bool,
+    /// `[partners]`: defaults and limits of the shared directory.
+    pub partners: partners::PartnersConfig,
+    partner_keys: partners::Cache,
+    /// Partners' daily counts and sweep detection.
+    pub partner_usage: partners::Usage,
 }
 
 /// One open presence stream of a principal; the count goes down when it is dropped (the
@@ -393,6 +403,7 @@ impl Access {
             role: Role::Admin,
             person_id: None,
             policy: Arc::new(Policy::everything()),
+            partner: None,
         });
         let oidc = config
             .oidc
@@ -432,6 +443,9 @@ impl Access {
                 .collect::<Result<Vec<_>>>()?,
             allowed_hosts: allowed_hosts(config)?,
             served_over_tls: false,
+            partners: partners::PartnersConfig::default(),
+            partner_keys: Mutex::default(),
+            partner_usage: partners::Usage::default(),
         })
     }
 
@@ -441,9 +455,29 @@ impl Access {
         self
     }
 
+    /// The shared directory's settings (`[partners]`).
+    pub fn with_partners(mut self, config: partners::PartnersConfig) -> Access {
+        self.partners = config;
+        self
+    }
+
     /// Takes one request from `principal`'s bucket; `Err(seconds)` when it is empty.
     pub fn rate(&self, principal: &str) -> std::result::Result<(), u64> {
-        let (rate, burst) = (self.config.rate_per_second, self.config.rate_burst.max(1.0));
+        self.rate_with(
+            principal,
+            self.config.rate_per_second,
+            self.config.rate_burst.max(1.0),
+        )
+    }
+
+    /// As `rate`, with a rate and burst of the principal's own (partners).
+    pub fn rate_with(
+        &self,
+        principal: &str,
+        rate: f64,
+        burst: f64,
+    ) -> std::result::Result<(), u64> {
+        let burst = burst.max(1.0);
         if rate <= 0.0 {
             return Ok(());
         }
@@ -579,6 +613,7 @@ impl Access {
             role,
             person_id: None,
             policy: self.policy(role),
+            partner: None,
         });
         let mut cache = lock(&self.tokens);
         if cache.len() > 10_000 {
@@ -592,6 +627,53 @@ impl Access {
             },
         );
         Ok(principal)
+    }
+
+    /// The partner of an API key, and its principal; `None` for an unknown key, a revoked
+    /// partner or a key rotated out past its grace.
+    pub async fn partner_of_key(&self, key: &str) -> Result<Option<Principal>> {
+        if !key.starts_with(partners::PREFIX) {
+            return Ok(None);
+        }
+        let digest = secret::digest(key);
+        let now = self.now();
+        let cached = lock(&self.partner_keys)
+            .get(&digest)
+            .filter(|(_, at)| now - *at < CACHE_FOR)
+            .map(|(p, _)| p.clone());
+        let partner = match cached {
+            Some(p) => p,
+            None => {
+                let found = partners::find(&self.pool, &digest, now)
+                    .await?
+                    .map(Arc::new);
+                let mut cache = lock(&self.partner_keys);
+                if cache.len() > 10_000 {
+                    cache.clear();
+                }
+                cache.insert(digest, (found.clone(), now));
+                found
+            }
+        };
+        Ok(partner.map(|p| self.partner_principal(p)))
+    }
+
+    /// Forgets cached keys (after `partner set`, `rotate` or `revoke` in this process).
+    pub fn forget_partner_keys(&self) {
+        lock(&self.partner_keys).clear();
+    }
+
+    pub fn partner_principal(&self, partner: Arc<partners::Partner>) -> Principal {
+        Principal {
+            kind: PrincipalKind::Partner,
+            name: partner.principal_name(),
+            display_name: partner.name.clone(),
+            // Never consulted: the guard keeps partners to the shared routes.
+            role: Role::Viewer,
+            person_id: None,
+            policy: Arc::new(partner.policy.clone()),
+            partner: Some(partner),
+        }
     }
 
     /// The session of a cookie value, if it is live; touches its last use now and then.
@@ -647,6 +729,7 @@ impl Access {
             role: session.role,
             person_id: session.person_id,
             policy: self.policy(session.role),
+            partner: None,
         }
     }
 
@@ -661,8 +744,8 @@ impl Access {
     }
 
     /// The principal a name and password prove: a device (`switchboard device add`), a local
-    /// account, or an account of the LDAP sign-in source. For LDAP binds and HTTP Basic
-    /// (address books); the caller throttles and audits.
+    /// account, an account of the LDAP sign-in source, an app password, or a partner (its name
+    /// and key). For LDAP binds and HTTP Basic (address books); the caller throttles and audits.
     pub async fn password_principal(
         &self,
         account: &str,
@@ -675,6 +758,13 @@ impl Access {
         {
             return Ok(None);
         }
+        if password.starts_with(partners::PREFIX) {
+            // A key proves its partner; the name must be that partner's.
+            return Ok(self
+                .partner_of_key(password)
+                .await?
+                .filter(|p| p.display_name.eq_ignore_ascii_case(account)));
+        }
         if account.starts_with(app_passwords::PREFIX) {
             return Ok(app_passwords::verify(&self.pool, account, password)
                 .await?
@@ -685,6 +775,7 @@ impl Access {
                     role,
                     person_id,
                     policy: self.policy(role),
+                    partner: None,
                 }));
         }
         if devices::verify(&self.pool, account, password).await? {
@@ -705,6 +796,7 @@ impl Access {
             role: who.role,
             person_id: None,
             policy: self.policy(who.role),
+            partner: None,
         }))
     }
 
@@ -717,6 +809,7 @@ impl Access {
             role: Role::Viewer,
             person_id: None,
             policy: self.policy(Role::Viewer),
+            partner: None,
         }
     }
 

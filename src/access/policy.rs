@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::{Person, PersonSummary, Phone, PhoneKind};
+use crate::domain::{Consent, Person, PersonSummary, Phone, PhoneKind};
 use crate::presence::Presence;
 use crate::search::query::Within;
 
@@ -92,11 +92,18 @@ pub struct Scope {
     pub location: Vec<String>,
     #[serde(default)]
     pub org_unit: Vec<String>,
+    /// People's own choice about being shown (partners): everyone who has not opted out, or
+    /// only those who opted in. Absent: their choice does not matter (staff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<Consent>,
 }
 
 impl Scope {
     pub fn is_everyone(&self) -> bool {
-        self.department.is_empty() && self.location.is_empty() && self.org_unit.is_empty()
+        self.department.is_empty()
+            && self.location.is_empty()
+            && self.org_unit.is_empty()
+            && self.consent.is_none()
     }
 
     fn admits(
@@ -104,6 +111,7 @@ impl Scope {
         department: Option<&str>,
         location: Option<&str>,
         org_unit: Option<&str>,
+        sharing: Option<bool>,
     ) -> bool {
         let ok = |allowed: &[String], value: Option<&str>| {
             allowed.is_empty() || value.is_some_and(|v| allowed.iter().any(|a| a == v))
@@ -111,6 +119,7 @@ impl Scope {
         ok(&self.department, department)
             && ok(&self.location, location)
             && ok(&self.org_unit, org_unit)
+            && self.consent.is_none_or(|c| c.admits(sharing))
     }
 }
 
@@ -157,6 +166,7 @@ impl Policy {
             departments: self.scope.department.clone(),
             locations: self.scope.location.clone(),
             org_units: self.scope.org_unit.clone(),
+            consent: self.scope.consent,
         }
     }
 
@@ -165,6 +175,7 @@ impl Policy {
             p.department.as_deref(),
             p.location.as_deref(),
             p.org_unit.as_deref(),
+            p.partner_sharing,
         )
     }
 
@@ -175,6 +186,7 @@ impl Policy {
             p.department.as_deref(),
             p.location.as_deref(),
             p.org_unit.as_deref(),
+            p.partner_sharing,
         ) {
             return None;
         }
@@ -313,6 +325,7 @@ mod tests {
                 set_at: now,
             }),
             status: None,
+            partner_sharing: None,
         }
     }
 

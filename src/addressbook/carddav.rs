@@ -75,6 +75,14 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
         )
             .into_response();
     };
+    if principal.partner.is_some() {
+        // A partner's key reads the shared directory (and the LDAP server), capped per query;
+        // a CardDAV collection would hand over everyone in its scope at once.
+        return crate::error::Error::Forbidden(
+            "a partner key reaches the shared directory only (/shared/v1, /scim/v2, LDAP)".into(),
+        )
+        .into_response();
+    }
     if let Err(retry_after) = state.access.rate(&principal.name) {
         return crate::error::Error::TooManyRequests {
             retry_after,

@@ -554,6 +554,7 @@ mod tests {
             presence: None,
             absence: None,
             status: None,
+            partner_sharing: None,
         };
         (person.id, Entry::of(&person, "ou=people,dc=example,dc=com"))
     }

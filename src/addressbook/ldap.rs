@@ -571,7 +571,25 @@ impl LdapServer {
                 ))
             }
         };
-        if let Err(seconds) = self.state.access.rate(&principal.name) {
+        let limited = match &principal.partner {
+            // A partner's own rate and daily quota, as over HTTP.
+            Some(partner) => self
+                .state
+                .access
+                .rate_with(
+                    &principal.name,
+                    partner.rate_per_second,
+                    partner.rate_per_second,
+                )
+                .and_then(|()| {
+                    self.state
+                        .access
+                        .partner_usage
+                        .take(partner, self.state.access.now())
+                }),
+            None => self.state.access.rate(&principal.name),
+        };
+        if let Err(seconds) = limited {
             return Answer::only(result(
                 LdapResultCode::Busy,
                 &format!("too many searches: try again in {seconds} s"),
@@ -590,7 +608,13 @@ impl LdapServer {
             (Target::Base, LdapSearchScope::Base) => return self.fixed(self.base_entry(), request),
             (Target::Base, _) | (Target::Above, LdapSearchScope::Subtree) => None,
             (Target::Above, _) => return Answer::only(success()),
-            (Target::Person(id), LdapSearchScope::Base | LdapSearchScope::Subtree) => Some(*id),
+            // A partner names people by its own ids.
+            (Target::Person(id), LdapSearchScope::Base | LdapSearchScope::Subtree) => Some(
+                principal
+                    .partner
+                    .as_ref()
+                    .map_or(*id, |partner| partner.our_id(*id)),
+            ),
             (Target::Person(_), _) => return Answer::only(success()),
             (Target::RootDse | Target::Schema, _) => return Answer::only(success()),
         };
@@ -639,7 +663,17 @@ impl LdapServer {
         principal: &Principal,
         only: Option<Uuid>,
     ) -> Result<Answer> {
-        let max = self.config.max_results.max(1);
+        let mut max = self.config.max_results.max(1);
+        if principal.partner.is_some() {
+            // Partners search, they do not list: a name or number of some length, and a few
+            // people per search.
+            max = max.min(self.state.access.partners.max_results.max(1));
+            if only.is_none() {
+                if let Some(refused) = self.partner_refusal(&request.filter) {
+                    return Ok(Answer::only(refused));
+                }
+            }
+        }
         let limit = match usize::try_from(request.sizelimit) {
             Ok(n) if n > 0 => n.min(max),
             _ => max,
@@ -837,10 +871,7 @@ impl LdapServer {
                     fresh
                         .into_iter()
                         .filter_map(|hit| principal.policy.summary(hit))
-                        .map(|hit| {
-                            let person = crate::domain::Person::from(hit);
-                            (person.id, Entry::of(&person, &self.config.base_dn))
-                        })
+                        .map(|hit| self.entry_of(&crate::domain::Person::from(hit), principal))
                         .collect()
                 };
                 entries.retain(|(id, entry)| {
@@ -892,6 +923,37 @@ impl LdapServer {
         Ok(())
     }
 
+    /// Why a partner may not run this search: it would list everyone, or it asks for less
+    /// than `[partners] min_query_chars`.
+    fn partner_refusal(&self, filter: &LdapFilter) -> Option<LdapResult> {
+        let min = self.state.access.partners.min_query_chars;
+        let short = |q: &str| q.chars().filter(|c| c.is_alphanumeric()).count() < min;
+        let refused = match filter::candidates(filter) {
+            Candidates::Everyone => true,
+            Candidates::Searches(queries) => queries.iter().any(|q| short(q)),
+            Candidates::Ending(digits) => short(&digits),
+            Candidates::Nothing => false,
+        };
+        refused.then(|| {
+            result(
+                LdapResultCode::UnwillingToPerform,
+                &format!("partners search the directory, they do not list it: filter on a name, email or number of at least {min} characters"),
+            )
+        })
+    }
+
+    /// An entry as `principal` sees it: under a partner's own id for the person.
+    fn entry_of(&self, person: &crate::domain::Person, principal: &Principal) -> (Uuid, Entry) {
+        match &principal.partner {
+            Some(partner) => {
+                let mut shown = person.clone();
+                shown.id = partner.public_id(person.id);
+                (person.id, Entry::of(&shown, &self.config.base_dn))
+            }
+            None => (person.id, Entry::of(person, &self.config.base_dn)),
+        }
+    }
+
     /// The entries of these people as `principal` may see them (out of scope: absent), in
     /// order.
     async fn entries(&self, ids: &[Uuid], principal: &Principal) -> Result<Vec<(Uuid, Entry)>> {
@@ -902,7 +964,7 @@ impl LdapServer {
             let Some(person) = principal.policy.person(person) else {
                 continue;
             };
-            out.push((person.id, Entry::of(&person, &self.config.base_dn)));
+            out.push(self.entry_of(&person, principal));
         }
         Ok(out)
     }

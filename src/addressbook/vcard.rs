@@ -174,9 +174,187 @@ pub fn render(person: &Person, version: Version) -> String {
     out
 }
 
+/// A vCard 4.0 as jCard (RFC 7095): the same properties, so the two never disagree. Reads
+/// what [`render`] writes: unfolds lines, splits parameters and structured values, and gives
+/// each property its value type.
+pub fn jcard(vcard: &str) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let unfolded = vcard.replace("\r\n ", "");
+    let mut properties = Vec::new();
+    for content in unfolded.split("\r\n").filter(|l| !l.is_empty()) {
+        let Some((head, value)) = split_unquoted(content, ':') else {
+            continue;
+        };
+        let mut parts = split_all_unquoted(head, ';').into_iter();
+        let name = parts.next().unwrap_or_default().to_ascii_lowercase();
+        if name == "begin" || name == "end" {
+            continue;
+        }
+        let mut params = Map::new();
+        let mut kind = match name.as_str() {
+            "uid" | "impp" | "url" | "photo" => "uri",
+            "rev" => "timestamp",
+            _ => "text",
+        };
+        for param in parts {
+            let Some((key, v)) = param.split_once('=') else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            let v = v.trim_matches('"');
+            if key == "value" {
+                kind = if v.eq_ignore_ascii_case("uri") {
+                    "uri"
+                } else {
+                    "text"
+                };
+                continue;
+            }
+            let values: Vec<Value> = v.split(',').map(|x| Value::String(x.to_string())).collect();
+            params.insert(
+                key,
+                if values.len() == 1 {
+                    values.into_iter().next().unwrap_or(Value::Null)
+                } else {
+                    Value::Array(values)
+                },
+            );
+        }
+        let mut property = vec![json!(name), Value::Object(params), json!(kind)];
+        match name.as_str() {
+            "n" | "adr" | "org" => {
+                let components: Vec<Value> = split_escaped(value, ';')
+                    .iter()
+                    .map(|c| json!(unescape(c)))
+                    .collect();
+                property.push(Value::Array(components));
+            }
+            "nickname" => {
+                property.extend(split_escaped(value, ',').iter().map(|v| json!(unescape(v))));
+            }
+            "rev" => property.push(json!(extended_timestamp(value))),
+            _ if kind == "uri" => property.push(json!(value)),
+            _ => property.push(json!(unescape(value))),
+        }
+        properties.push(Value::Array(property));
+    }
+    json!(["vcard", properties])
+}
+
+/// `20261201T103000Z` as jCard writes it: `2026-12-01T10:30:00Z`.
+fn extended_timestamp(basic: &str) -> String {
+    let b = basic.as_bytes();
+    if b.len() == 16 && b[8] == b'T' {
+        format!(
+            "{}-{}-{}T{}:{}:{}Z",
+            &basic[0..4],
+            &basic[4..6],
+            &basic[6..8],
+            &basic[9..11],
+            &basic[11..13],
+            &basic[13..15]
+        )
+    } else {
+        basic.to_string()
+    }
+}
+
+/// Splits at the first `sep` outside double quotes.
+fn split_unquoted(s: &str, sep: char) -> Option<(&str, &str)> {
+    let mut quoted = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c == sep && !quoted => return Some((&s[..i], &s[i + 1..])),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn split_all_unquoted(s: &str, sep: char) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some((head, tail)) = split_unquoted(rest, sep) {
+        out.push(head);
+        rest = tail;
+    }
+    out.push(rest);
+    out
+}
+
+/// Splits at every `sep` not escaped by a backslash (escapes kept, for `unescape`).
+fn split_escaped(s: &str, sep: char) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let last = out.last_mut().expect("one part at least");
+                last.push(c);
+                if let Some(next) = chars.next() {
+                    last.push(next);
+                }
+            }
+            c if c == sep => out.push(String::new()),
+            c => out.last_mut().expect("one part at least").push(c),
+        }
+    }
+    out
+}
+
+/// Undoes `text`: `\\n` is a newline, `\\x` is `x`.
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') | Some('N') => out.push('\n'),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jcard_carries_the_vcard_properties_with_their_types() {
+        let card =
+            "BEGIN:VCARD\r\nVERSION:4.0\r\nUID:urn:uuid:00000000-0000-0000-0000-000000000007\r\n\
+            FN:Smith\\, Jane\r\nN:Smith;Jane;;;\r\nNICKNAME:Janie,JJ\r\n\
+            TEL;VALUE=uri;TYPE=\"work,voice\":tel:+442079460018;ext=12\r\n\
+            EMAIL;TYPE=work:jane@example.com\r\nREV:20261201T103000Z\r\nEND:VCARD\r\n";
+        let j = jcard(card);
+        let props = j[1].as_array().expect("properties");
+        let find = |name: &str| props.iter().find(|p| p[0] == name).cloned().expect(name);
+        assert_eq!(j[0], "vcard");
+        assert_eq!(find("version")[3], "4.0");
+        assert_eq!(find("uid")[2], "uri");
+        assert_eq!(find("fn")[3], "Smith, Jane");
+        assert_eq!(
+            find("n")[3],
+            serde_json::json!(["Smith", "Jane", "", "", ""])
+        );
+        assert_eq!(
+            find("nickname").as_array().map(Vec::len),
+            Some(5),
+            "two values"
+        );
+        let tel = find("tel");
+        assert_eq!(tel[1]["type"], serde_json::json!(["work", "voice"]));
+        assert_eq!(tel[2], "uri");
+        assert_eq!(tel[3], "tel:+442079460018;ext=12");
+        assert_eq!(find("email")[1]["type"], "work");
+        assert_eq!(find("rev")[3], "2026-12-01T10:30:00Z");
+    }
 
     #[test]
     fn long_lines_fold_between_characters_at_75_octets() {

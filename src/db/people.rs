@@ -30,12 +30,15 @@ pub struct PersonRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
+    /// Their own choice, else their sources'.
+    pub partner_sharing: Option<bool>,
 }
 
 /// The columns of `PersonRow`, for `people p LEFT JOIN people m ON m.id = p.manager_id`.
 pub const PERSON_COLUMNS: &str = "p.id, p.display_name, p.given_name, p.family_name, p.nicknames, \
     p.title, p.department, p.org_unit, p.location, p.manager_id, m.display_name AS manager_name, p.phones, \
-    p.emails, p.im, p.photo_url, p.created_at, p.updated_at, p.deleted_at";
+    p.emails, p.im, p.photo_url, p.created_at, p.updated_at, p.deleted_at, \
+    COALESCE(p.partner_sharing_own, p.partner_sharing) AS partner_sharing";
 
 impl PersonRow {
     /// What is left of an erased person: a removal for the indexer.
@@ -60,6 +63,7 @@ impl PersonRow {
             created_at: epoch,
             updated_at: epoch,
             deleted_at: Some(epoch),
+            partner_sharing: None,
         }
     }
 
@@ -89,6 +93,7 @@ impl PersonRow {
             presence: None,
             absence: None,
             status: None,
+            partner_sharing: self.partner_sharing,
         }
     }
 }

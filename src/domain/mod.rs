@@ -47,6 +47,10 @@ pub struct Person {
     /// A status message set in Switchboard by them or by reception.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Note>,
+    /// Whether they are shown to partner companies: `true` opted in, `false` opted out (by a
+    /// source or by themselves); absent: the server's `[partners] consent` default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner_sharing: Option<bool>,
 }
 
 /// A note about a person's availability, kept by Switchboard.
@@ -84,6 +88,9 @@ pub struct PersonSummary {
     /// Live presence merged over the person's IM channels (when presence backends are configured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presence: Option<crate::presence::Presence>,
+    /// Whether they are shown to partner companies (as on `Person`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner_sharing: Option<bool>,
 }
 
 impl From<&Person> for PersonSummary {
@@ -103,6 +110,7 @@ impl From<&Person> for PersonSummary {
             im: p.im.clone(),
             photo_url: p.photo_url.clone(),
             presence: p.presence.clone(),
+            partner_sharing: p.partner_sharing,
         }
     }
 }
@@ -133,6 +141,26 @@ impl From<PersonSummary> for Person {
             presence: hit.presence,
             absence: None,
             status: None,
+            partner_sharing: hit.partner_sharing,
+        }
+    }
+}
+
+/// Which people partners may see by their own choice (or their sources'): everyone who has not
+/// opted out, or only those who opted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Consent {
+    OptOut,
+    OptIn,
+}
+
+impl Consent {
+    /// Whether a person whose `partner_sharing` is this may be shown.
+    pub fn admits(self, sharing: Option<bool>) -> bool {
+        match self {
+            Consent::OptOut => sharing != Some(false),
+            Consent::OptIn => sharing == Some(true),
         }
     }
 }

@@ -39,6 +39,9 @@ pub struct SourceRecord {
     /// What the source could not read of this record (a value that is not base64…): kept as
     /// warnings on the person.
     pub read_warnings: Vec<String>,
+    /// Whether the person may be shown to partner companies, as the source writes it (`yes`,
+    /// `no`, `true`, `opt-in`…).
+    pub partner_sharing: Option<String>,
 }
 
 /// A validated contact, ready to store. Its `content_hash` decides whether a re-import changes anything.
@@ -64,6 +67,10 @@ pub struct NormalizedRecord {
     pub photo_url: Option<String>,
     /// Normalized DN (see [`normalize_dn`]); part of the digest, so a rename is an update.
     pub dn: Option<String>,
+    /// Whether partners may see them, as the source says; left out of the digest when the
+    /// source says nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_sharing: Option<bool>,
     /// Stored by digest; `photo_url` names it, so the digest covers the bytes.
     #[serde(skip)]
     pub photo: Option<Arc<Photo>>,
@@ -71,6 +78,25 @@ pub struct NormalizedRecord {
     /// email that is not one, a field cut): reported by line or DN.
     #[serde(skip)]
     pub warnings: Vec<String>,
+}
+
+/// A yes or a no about partners, as sources write it: `yes`/`no`, `true`/`false`, `1`/`0`,
+/// `y`/`n`, `ja`/`nein`, `oui`/`non`, `opt-in`/`opt-out`, `shared`/`hidden`, `visible`. `None`:
+/// neither.
+pub fn sharing_of(value: &str) -> Option<bool> {
+    let v: String = value
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .collect();
+    match v.as_str() {
+        "yes" | "true" | "1" | "y" | "ja" | "j" | "oui" | "si" | "optin" | "optedin" | "shared"
+        | "share" | "visible" | "public" | "on" => Some(true),
+        "no" | "false" | "0" | "n" | "nein" | "non" | "optout" | "optedout" | "hidden"
+        | "private" | "off" | "noshare" => Some(false),
+        _ => None,
+    }
 }
 
 /// The longest value kept in a text field (names, title, department…); longer is cut, with a
@@ -386,6 +412,20 @@ impl SourceRecord {
 
         let normalized_phones = self.normalize_phones(phones, &mut warnings);
         let nicknames = self.nicknames(&display_name, &mut warnings);
+        let partner_sharing = self
+            .partner_sharing
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .and_then(|v| {
+                let read = sharing_of(v);
+                if read.is_none() {
+                    warnings.push(format!(
+                        "partner_sharing: `{v}` is neither yes nor no; the default applies"
+                    ));
+                }
+                read
+            });
         let photo = self
             .photo
             .filter(|bytes| !bytes.is_empty())
@@ -426,6 +466,7 @@ impl SourceRecord {
                 .map(|p| p.url())
                 .or_else(|| clean(self.photo_url)),
             dn: self.dn.as_deref().map(normalize_dn),
+            partner_sharing,
             photo,
             warnings,
         })

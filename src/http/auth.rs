@@ -48,6 +48,8 @@ pub enum Requirement {
     Webhook,
     /// Any service token, an admin, or an address in `access.metrics_allow`.
     Metrics,
+    /// A partner's API key (the shared directory); nobody else.
+    Partner,
     /// The operation declares nothing: refused to everyone.
     Undeclared,
 }
@@ -71,6 +73,9 @@ impl Requirement {
             for (scheme, scopes) in schemes {
                 if scheme == "webhook" {
                     return Requirement::Webhook;
+                }
+                if scheme == "partner" {
+                    return Requirement::Partner;
                 }
                 for scope in scopes
                     .as_array()
@@ -252,7 +257,8 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Why a request carries no usable principal.
+/// Who a request comes from: a principal (with its session's CSRF token), or
+/// why there is none.
 enum Resolved {
     Principal(Principal, Option<String>),
     Nobody,
@@ -281,6 +287,12 @@ async fn resolve(
         );
     }
     if let Some(token) = bearer(headers) {
+        if token.starts_with(crate::access::partners::PREFIX) {
+            return Ok(match state.access.partner_of_key(token).await? {
+                Some(p) => Resolved::Principal(p, None),
+                None => Resolved::BadToken,
+            });
+        }
         return Ok(match state.access.principal_of_token(token).await? {
             Some(p) => Resolved::Principal(p, None),
             None => Resolved::BadToken,
@@ -385,6 +397,14 @@ pub async fn guard(
     };
     let allowed = match (requirement, &principal) {
         (Requirement::Public, _) => Ok(()),
+        (Requirement::Partner, Some(p)) if p.kind == PrincipalKind::Partner => Ok(()),
+        (Requirement::Partner, Some(p)) => Err(Error::Forbidden(format!(
+            "the shared directory is for partners' keys; {} is not a partner (staff use /api/v1)",
+            p.name
+        ))),
+        (_, Some(p)) if p.kind == PrincipalKind::Partner => Err(Error::Forbidden(
+            "a partner key reaches the shared directory only (/shared/v1, /scim/v2)".into(),
+        )),
         (Requirement::Metrics, _) if state.access.metrics_allowed(address.map(|a| a.ip())) => {
             Ok(())
         }
@@ -402,6 +422,9 @@ pub async fn guard(
             "this needs the {min} role; {} has {}",
             p.name, p.role
         ))),
+        (Requirement::Partner, None) => Err(Error::Unauthorized(
+            "send the partner key as `Authorization: Bearer <key>`".into(),
+        )),
         (Requirement::Metrics | Requirement::Role(_) | Requirement::SelfOr(_), None) => Err(
             Error::Unauthorized("sign in, or send `Authorization: Bearer <token>`".into()),
         ),
@@ -427,12 +450,40 @@ pub async fn guard(
             (PrincipalKind::Open, Some(a)) => format!("open:{}", a.ip()),
             _ => p.name.clone(),
         };
-        if let Err(retry_after) = state.access.rate(&key) {
-            return Error::TooManyRequests {
-                retry_after,
-                what: format!("requests from {}", p.name),
+        let limited = match &p.partner {
+            // A partner's own rate, its daily quota, and its refusals audited like its requests.
+            Some(partner) => state
+                .access
+                .rate_with(&key, partner.rate_per_second, partner.rate_per_second)
+                .map_err(|retry_after| Error::TooManyRequests {
+                    retry_after,
+                    what: format!("requests from {} (its rate)", p.name),
+                })
+                .and_then(|()| {
+                    state
+                        .access
+                        .partner_usage
+                        .take(partner, state.access.now())
+                        .map_err(|retry_after| Error::TooManyRequests {
+                            retry_after,
+                            what: format!("requests from {} today (its daily quota)", p.name),
+                        })
+                }),
+            None => state
+                .access
+                .rate(&key)
+                .map_err(|retry_after| Error::TooManyRequests {
+                    retry_after,
+                    what: format!("requests from {}", p.name),
+                }),
+        };
+        if let Err(e) = limited {
+            if p.partner.is_some() {
+                state
+                    .audit
+                    .record(request_event(&state, p, &request, path, address).status(429));
             }
-            .into_response();
+            return e.into_response();
         }
     }
     // A state change made with a cookie must carry the session's CSRF token: another site can
@@ -457,6 +508,9 @@ pub async fn guard(
         _ => state.audits_lookups_of(&principal),
     };
     let event = audited.then(|| request_event(&state, &principal, &request, path, address));
+    if let Some(partner) = principal.partner.clone() {
+        request.extensions_mut().insert(partner);
+    }
     request.extensions_mut().insert(principal);
     let response = next.run(request).await;
     if let Some(mut event) = event {
@@ -542,6 +596,9 @@ pub struct SessionResponse {
     pub person_id: Option<Uuid>,
     /// True when the server runs open (no sign-in): the page shows a banner.
     pub open: bool,
+    /// Partners' directories this server can search too (`peers=` on the search).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
 }
 
 fn session_cookie(state: &AppState, value: String) -> Cookie<'static> {
@@ -580,6 +637,7 @@ async fn start_session(
         expires_at: Some(session.expires_at),
         person_id: session.person_id,
         open: false,
+        peers: state.federation.names(),
     };
     Ok((jar.add(session_cookie(state, cookie)), response))
 }
@@ -741,6 +799,7 @@ pub async fn get_session(
         expires_at: session.as_ref().map(|s| s.expires_at),
         person_id: principal.person_id,
         open: principal.kind == PrincipalKind::Open,
+        peers: state.federation.names(),
     }))
 }
 

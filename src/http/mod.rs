@@ -11,10 +11,14 @@ pub mod health;
 pub mod imports;
 pub mod notes;
 pub mod openapi;
+pub mod partners;
 pub mod people;
 pub mod phonebooks;
 pub mod photos;
 pub mod presence;
+pub mod scim;
+pub mod shared;
+pub mod sharing;
 pub mod sync;
 
 use std::sync::Arc;
@@ -51,6 +55,8 @@ pub struct AppState {
     pub limits: Limits,
     /// The configuration the server started with (sources, regions, import limits).
     pub config: Arc<crate::config::Config>,
+    /// Partners' directories our staff may search.
+    pub federation: Arc<crate::federation::Federation>,
 }
 
 impl AppState {
@@ -91,6 +97,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(people::routes())
         .merge(notes::routes())
         .merge(favourites::routes())
+        .merge(sharing::routes())
         .merge(presence::routes())
         .merge(photos::routes())
         .merge(sync::routes())
@@ -103,6 +110,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(auth::routes())
         .merge(app_passwords::routes())
         .merge(audit::routes())
+        .merge(partners::routes())
+        .merge(shared::routes())
+        .merge(scim::routes())
         .merge(health::routes())
         .routes(routes!(openapi_json))
 }
@@ -119,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::addressbook::carddav::router(state.clone()))
         .merge(api)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(scim::errors_as_scim))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::edge,
@@ -185,10 +196,15 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
     response
 }
 
-async fn not_found(uri: axum::http::Uri) -> error::Problem {
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    if uri.path().starts_with("/scim/v2/") {
+        // SCIM clients read SCIM errors.
+        return scim::error(StatusCode::NOT_FOUND, None, "no such resource");
+    }
     error::Problem::new(
         StatusCode::NOT_FOUND,
         "not_found",
         format!("no route for {}", uri.path()),
     )
+    .into_response()
 }

@@ -21,7 +21,10 @@ use utoipa::{Modify, OpenApi};
         (name = "presence", description = "Live presence merged from IM systems"),
         (name = "auth", description = "Sign-in, sessions and sign-out"),
         (name = "audit", description = "The tamper-evident audit trail"),
-        (name = "address books", description = "The directory for desk phones and mail clients: XML phone books")
+        (name = "address books", description = "The directory for desk phones and mail clients: XML phone books"),
+        (name = "partners", description = "Partner companies that read the shared directory: keys, policies, limits (admins)"),
+        (name = "shared", description = "The shared directory, for partner companies: search and look up our people as your agreement allows"),
+        (name = "scim", description = "The shared directory as a read-only SCIM 2.0 service (RFC 7643/7644), for partners' identity tools")
     )
 )]
 pub struct ApiDoc;
@@ -56,6 +59,17 @@ impl Modify for SecuritySchemes {
                     .scheme(HttpAuthScheme::Basic)
                     .description(Some(
                         "Address books only (phone books, CardDAV): a device's name and password from `switchboard device add NAME`, or a person's account.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "partner",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A partner company's API key (`sbp_…`) from `switchboard partner add NAME`: the shared directory only.",
                     ))
                     .build(),
             ),

@@ -71,6 +71,11 @@ pub struct SearchParams {
     pub near: Option<String>,
     /// Also return facet counts over all matches (default false).
     pub facets: Option<bool>,
+    /// Also search partners' directories (`[[federation.peers]]`): `all`, or peer names
+    /// separated by commas. Their results come in `peers`, below ours, within the peers'
+    /// timeout.
+    #[param(max_length = 256)]
+    pub peers: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -91,6 +96,9 @@ pub struct SearchResponse {
     /// with `facets=true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub facets: Option<Facets>,
+    /// What partners' directories answered, with `peers=…`: each labelled, or a note of why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<Vec<crate::federation::PeerResults>>,
 }
 
 /// Who owns a phone number.
@@ -190,6 +198,21 @@ pub async fn search_people(
         near: text("near", params.near)?,
         facets: params.facets.unwrap_or(false),
     };
+    let peers = match params.peers.as_deref().filter(|p| !p.trim().is_empty()) {
+        Some(which) => Some(state.federation.select(which)?),
+        None => None,
+    };
+    // Partners are asked while we search: their answers (or timeouts) are awaited after ours.
+    let federated = peers.as_ref().map(|peers| {
+        let federation = state.federation.clone();
+        let peers: Vec<crate::federation::PeerConfig> =
+            peers.iter().map(|p| (*p).clone()).collect();
+        let (q, limit) = (request.q.clone(), limit);
+        tokio::spawn(async move {
+            let peers: Vec<&crate::federation::PeerConfig> = peers.iter().collect();
+            federation.search(&peers, &q, limit).await
+        })
+    });
     // On this thread: a search takes well under a millisecond (it stops reading once the page
     // is settled, and a query has at most 8 words), less than handing it to another thread.
     let mut results = state.index.search_with(&request)?;
@@ -223,6 +246,10 @@ pub async fn search_people(
             next_cursor,
             approximate: results.approximate,
             facets: results.facets,
+            peers: match federated {
+                Some(task) => Some(task.await.map_err(|e| Error::Internal(e.into()))?),
+                None => None,
+            },
         }),
     ))
 }

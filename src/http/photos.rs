@@ -25,33 +25,37 @@ async fn may_see(state: &AppState, principal: &Principal, digest: &str) -> Resul
     if !principal.policy.shows(PersonField::Photo) {
         return Ok(false);
     }
-    let owners: Vec<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT department, location, org_unit FROM people \
+    type Owner = (Option<String>, Option<String>, Option<String>, Option<bool>);
+    let owners: Vec<Owner> = sqlx::query_as(
+        "SELECT department, location, org_unit, COALESCE(partner_sharing_own, partner_sharing) FROM people \
          WHERE photo_url = $1 AND deleted_at IS NULL LIMIT 100",
     )
     .bind(crate::domain::Photo::url_of(digest))
     .fetch_all(&state.pool)
     .await?;
-    Ok(owners.into_iter().any(|(department, location, org_unit)| {
-        principal
-            .policy
-            .admits_summary(&crate::domain::PersonSummary {
-                id: uuid::Uuid::nil(),
-                display_name: String::new(),
-                given_name: None,
-                family_name: None,
-                nicknames: Vec::new(),
-                title: None,
-                department,
-                org_unit,
-                location,
-                phones: Vec::new(),
-                emails: Vec::new(),
-                im: Vec::new(),
-                photo_url: None,
-                presence: None,
-            })
-    }))
+    Ok(owners
+        .into_iter()
+        .any(|(department, location, org_unit, partner_sharing)| {
+            principal
+                .policy
+                .admits_summary(&crate::domain::PersonSummary {
+                    id: uuid::Uuid::nil(),
+                    display_name: String::new(),
+                    given_name: None,
+                    family_name: None,
+                    nicknames: Vec::new(),
+                    title: None,
+                    department,
+                    org_unit,
+                    location,
+                    phones: Vec::new(),
+                    emails: Vec::new(),
+                    im: Vec::new(),
+                    partner_sharing,
+                    photo_url: None,
+                    presence: None,
+                })
+        }))
 }
 
 /// A person's photo, by the digest in their `photo_url`. Immutable: a new photo has a new digest.

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use super::auth::ReturnedPeople;
 use super::AppState;
+use crate::access::partners::Partner;
 use crate::access::Principal;
 use crate::error::{Error, Result};
 use crate::presence::webhook::{WebhookError, WebhookRequest};
@@ -42,6 +43,7 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
                 .layer(axum::extract::DefaultBodyLimit::max(MAX_EVENTS_BODY)),
         )
         .routes(routes!(stream_presence))
+        .routes(routes!(stream_shared_presence))
         .routes(routes!(metrics))
 }
 
@@ -53,16 +55,24 @@ async fn visible(state: &AppState, principal: &Principal, ids: Vec<Uuid>) -> Res
     if scope.is_everyone() {
         return Ok(ids);
     }
+    let consent = scope.consent.map(|c| match c {
+        crate::domain::Consent::OptOut => "opt_out",
+        crate::domain::Consent::OptIn => "opt_in",
+    });
     let allowed: HashSet<Uuid> = sqlx::query_scalar(
         "SELECT id FROM people WHERE id = ANY($1) AND deleted_at IS NULL \
          AND (cardinality($2::text[]) = 0 OR department = ANY($2)) \
          AND (cardinality($3::text[]) = 0 OR location = ANY($3)) \
-         AND (cardinality($4::text[]) = 0 OR org_unit = ANY($4))",
+         AND (cardinality($4::text[]) = 0 OR org_unit = ANY($4)) \
+         AND ($5::text IS NULL \
+              OR ($5 = 'opt_out' AND COALESCE(partner_sharing_own, partner_sharing) IS DISTINCT FROM false) \
+              OR ($5 = 'opt_in' AND COALESCE(partner_sharing_own, partner_sharing)))",
     )
     .bind(&ids)
     .bind(&scope.department)
     .bind(&scope.location)
     .bind(&scope.org_unit)
+    .bind(consent)
     .fetch_all(&state.pool)
     .await?
     .into_iter()
@@ -204,7 +214,19 @@ pub async fn post_presence_events(
     Ok(Json(EventsAccepted { accepted }))
 }
 
-fn event_of(change: &PresenceChange) -> Event {
+/// The event of a change, under the id the caller knows the person by (a partner's own).
+fn event_of(change: &PresenceChange, partner: Option<&Partner>) -> Event {
+    let shown;
+    let change = match partner {
+        Some(p) => {
+            shown = PresenceChange {
+                id: p.public_id(change.id),
+                presence: change.presence.clone(),
+            };
+            &shown
+        }
+        None => change,
+    };
     Event::default()
         .event("presence")
         .id(change.id.to_string())
@@ -216,15 +238,19 @@ fn snapshot(
     hub: &PresenceHub,
     policy: &crate::access::Policy,
     ids: &[Uuid],
+    partner: Option<&Partner>,
 ) -> Vec<std::result::Result<Event, Infallible>> {
     ids.iter()
         .map(|&id| {
-            Ok(event_of(&PresenceChange {
-                id,
-                presence: policy
-                    .presence(Some(hub.lookup(id)))
-                    .unwrap_or_else(crate::presence::Presence::unknown),
-            }))
+            Ok(event_of(
+                &PresenceChange {
+                    id,
+                    presence: policy
+                        .presence(Some(hub.lookup(id)))
+                        .unwrap_or_else(crate::presence::Presence::unknown),
+                },
+                partner,
+            ))
         })
         .collect()
 }
@@ -253,7 +279,60 @@ pub async fn stream_presence(
     Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>,
 )> {
     let Query(params) = params.map_err(|e| Error::invalid("ids", e.body_text()))?;
-    let ids = visible(&state, &principal, parse_ids(&params.ids)?).await?;
+    let ids = parse_ids(&params.ids)?;
+    open_stream(state, principal, ids, None).await
+}
+
+/// Server-Sent Events of the presence of people a partner found, by its ids for them: first
+/// their current presence at the partner's level (`event: presence`), then each change. People
+/// outside the partner's agreement are left out, as if they did not exist.
+#[utoipa::path(
+    get,
+    path = "/shared/v1/presence/stream",
+    tag = "shared",
+    params(IdsParams),
+    security(("partner" = [])),
+    responses(
+        (status = 200, description = "An endless `text/event-stream`", body = String, content_type = "text/event-stream"),
+        (status = 400, description = "Invalid ids", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a partner key, or presence is not part of the agreement", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many streams open for this partner", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn stream_shared_presence(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Extension(partner): Extension<Arc<Partner>>,
+    params: std::result::Result<Query<IdsParams>, QueryRejection>,
+) -> Result<(
+    Extension<ReturnedPeople>,
+    Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>,
+)> {
+    if principal.policy.presence == crate::access::PresenceLevel::None {
+        return Err(Error::Forbidden(
+            "presence is not part of your agreement".into(),
+        ));
+    }
+    let Query(params) = params.map_err(|e| Error::invalid("ids", e.body_text()))?;
+    let ids = parse_ids(&params.ids)?
+        .into_iter()
+        .map(|id| partner.our_id(id))
+        .collect();
+    open_stream(state, principal, ids, Some(partner)).await
+}
+
+/// The presence stream of `ids` (ours) as `principal` may see it, under `partner`'s ids when
+/// it is a partner's.
+async fn open_stream(
+    state: AppState,
+    principal: Principal,
+    ids: Vec<Uuid>,
+    partner: Option<Arc<Partner>>,
+) -> Result<(
+    Extension<ReturnedPeople>,
+    Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>,
+)> {
+    let ids = visible(&state, &principal, ids).await?;
     // Held by the stream: released when it ends or the client goes away.
     let slot = state.access.stream_slot(&principal.name)?;
     let returned = Extension(ReturnedPeople(ids.clone()));
@@ -263,11 +342,11 @@ pub async fn stream_presence(
     let rx = hub.subscribe();
     // The stream ends when the server shuts down (graceful shutdown waits for every connection).
     let stop = hub.stop_signal();
-    let first = snapshot(&hub, &policy, &ids);
+    let first = snapshot(&hub, &policy, &ids, partner.as_deref());
     let wanted: Arc<HashSet<Uuid>> = Arc::new(ids.iter().copied().collect());
     let changes = stream::unfold(
-        (rx, stop, hub, ids, wanted, policy, slot),
-        |(mut rx, mut stop, hub, ids, wanted, policy, slot)| async move {
+        (rx, stop, hub, ids, wanted, policy, slot, partner),
+        |(mut rx, mut stop, hub, ids, wanted, policy, slot, partner)| async move {
             loop {
                 let next = tokio::select! {
                     next = rx.recv() => next,
@@ -281,19 +360,19 @@ pub async fn stream_presence(
                                 .presence(Some(change.presence.clone()))
                                 .unwrap_or_else(crate::presence::Presence::unknown),
                         };
-                        let batch = vec![Ok(event_of(&change))];
+                        let batch = vec![Ok(event_of(&change, partner.as_deref()))];
                         return Some((
                             stream::iter(batch),
-                            (rx, stop, hub, ids, wanted, policy, slot),
+                            (rx, stop, hub, ids, wanted, policy, slot, partner),
                         ));
                     }
                     Ok(_) => continue,
                     // Too slow to keep up: send everyone's current state again.
                     Err(RecvError::Lagged(_)) => {
-                        let batch = snapshot(&hub, &policy, &ids);
+                        let batch = snapshot(&hub, &policy, &ids, partner.as_deref());
                         return Some((
                             stream::iter(batch),
-                            (rx, stop, hub, ids, wanted, policy, slot),
+                            (rx, stop, hub, ids, wanted, policy, slot, partner),
                         ));
                     }
                     Err(RecvError::Closed) => return None,
@@ -324,7 +403,7 @@ pub async fn stream_presence(
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.presence.metrics(),
+        state.presence.metrics() + &state.access.partner_usage.metrics(),
     )
 }
 

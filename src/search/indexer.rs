@@ -517,6 +517,10 @@ fn document_of(f: &Fields, row: PersonRow, names: Names) -> TantivyDocument {
     endings.dedup();
     add_words(&mut doc, f.phone_suffix, &endings);
     doc.add_u64(f.has_presence, u64::from(!person.im.is_empty()));
+    doc.add_u64(
+        f.partner_sharing,
+        super::sharing_code(person.partner_sharing),
+    );
     let (key, key2) = names.sort_keys;
     doc.add_u64(f.sort_key, key);
     doc.add_u64(f.sort_key2, key2);
@@ -562,6 +566,7 @@ mod tests {
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
             deleted_at: None,
+            partner_sharing: None,
         }
     }
 

@@ -25,7 +25,7 @@ use crate::domain::PersonSummary;
 use crate::error::{Error, Result};
 
 /// Bumped whenever the schema changes; an index of another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 17;
+pub const SCHEMA_VERSION: u32 = 18;
 
 /// Bytes per compressed block of stored documents (tantivy's default is 16 KiB).
 const DOCSTORE_BLOCK: usize = 4096;
@@ -85,6 +85,17 @@ pub struct Fields {
     /// Email local parts without punctuation ("janesmith"): matched whole only, since nearly
     /// every person has a distinct one and a prefix automaton over them would be slow.
     pub handle: Field,
+    /// A person's choice about partners: 0 none, 1 opted in, 2 opted out (`sharing_code`).
+    pub partner_sharing: Field,
+}
+
+/// How `Fields::partner_sharing` holds a person's choice.
+pub fn sharing_code(sharing: Option<bool>) -> u64 {
+    match sharing {
+        None => 0,
+        Some(true) => 1,
+        Some(false) => 2,
+    }
 }
 
 /// Longest start of a phone number indexed as a term. Longer starts are nearly unique: they
@@ -124,6 +135,7 @@ pub fn schema() -> (Schema, Fields) {
         phone_reversed: b.add_text_field("phone_reversed", STRING),
         has_presence: b.add_u64_field("has_presence", INDEXED | FAST),
         handle: b.add_text_field("handle", STRING),
+        partner_sharing: b.add_u64_field("partner_sharing", INDEXED),
     };
     (b.build(), fields)
 }

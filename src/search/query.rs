@@ -94,6 +94,8 @@ pub struct Within {
     pub departments: Vec<String>,
     pub locations: Vec<String>,
     pub org_units: Vec<String>,
+    /// Only people whose choice about partners admits them.
+    pub consent: Option<crate::domain::Consent>,
 }
 
 /// The tiers of one search.
@@ -299,6 +301,19 @@ fn filter_words(filters: &Filters, f: &Fields) -> Vec<Vec<Alternative>> {
         words.push(vec![Alternative::term(term, 0.0)]);
     }
     let within = &filters.within;
+    if let Some(consent) = within.consent {
+        // 0: no choice made, 1: opted in, 2: opted out (as `sharing_code` indexes it).
+        let admitted: &[u64] = match consent {
+            crate::domain::Consent::OptOut => &[0, 1],
+            crate::domain::Consent::OptIn => &[1],
+        };
+        words.push(
+            admitted
+                .iter()
+                .map(|v| Alternative::term(Term::from_field_u64(f.partner_sharing, *v), 0.0))
+                .collect(),
+        );
+    }
     for (field, values) in [
         (f.department, &within.departments),
         (f.location, &within.locations),
@@ -634,6 +649,7 @@ mod props {
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
             deleted_at: None,
+            partner_sharing: None,
         }
     }
 

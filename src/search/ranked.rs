@@ -461,6 +461,7 @@ mod tests {
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
             deleted_at: None,
+            partner_sharing: None,
         }
     }
 

@@ -31,6 +31,8 @@ pub enum Field {
     PhotoUrl,
     /// The person's country (ISO code or English name): the region of their national numbers.
     Country,
+    /// Whether partner companies may see them (yes/no).
+    PartnerSharing,
     Ignore,
 }
 
@@ -57,6 +59,7 @@ impl Field {
             "im" => Field::Im,
             "photo_url" => Field::PhotoUrl,
             "country" => Field::Country,
+            "partner_sharing" => Field::PartnerSharing,
             "ignore" => Field::Ignore,
             _ => return None,
         })
@@ -84,6 +87,9 @@ impl Field {
             "name" | "cn" => (Field::DisplayName, 2),
             "nickname" | "nicknames" | "nickname1" | "preferredname" | "knownas" | "rufname"
             | "spitzname" => (Field::Nickname, 1),
+            "partnersharing" | "sharewithpartners" | "partnervisible" | "partnervisibility" => {
+                (Field::PartnerSharing, 1)
+            }
             // Email
             "emailaddress" | "mail" | "email" | "email1value" | "emailaddress1"
             | "primaryemail" | "emailadresse" => (Field::Email, 1),
@@ -177,6 +183,7 @@ impl Field {
             Field::ManagerRef => "manager",
             Field::Im => "im",
             Field::PhotoUrl => "photo_url",
+            Field::PartnerSharing => "partner_sharing",
             Field::Country => "country",
             Field::Ignore => "ignore",
         }
@@ -309,6 +316,7 @@ impl Columns {
                 Field::ManagerRef => (&mut rec.manager_ref, "manager"),
                 Field::PhotoUrl => (&mut rec.photo_url, "photo"),
                 Field::Country => (&mut rec.country, "country"),
+                Field::PartnerSharing => (&mut rec.partner_sharing, "partner_sharing"),
                 _ => continue,
             };
             if ranks.get(name).is_none_or(|best| rank < best) {

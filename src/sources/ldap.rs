@@ -69,10 +69,13 @@ pub enum Field {
     /// `displayName` that calls them otherwise than `givenName` says so too: see
     /// `SourceRecord::nicknames`.)
     Nicknames,
+    /// Whether partner companies may see the person (yes/no, TRUE/FALSE): no standard
+    /// attribute, so none unless configured.
+    PartnerSharing,
 }
 
 impl Field {
-    const ALL: [(&'static str, Field); 19] = [
+    const ALL: [(&'static str, Field); 20] = [
         ("external_id", Field::ExternalId),
         ("given_name", Field::GivenName),
         ("family_name", Field::FamilyName),
@@ -92,6 +95,7 @@ impl Field {
         ("im", Field::Im),
         ("country", Field::Country),
         ("nicknames", Field::Nicknames),
+        ("partner_sharing", Field::PartnerSharing),
     ];
 
     pub fn from_name(name: &str) -> Option<Field> {
@@ -204,6 +208,7 @@ impl Mapping {
             dn: Some(entry.dn.clone()),
             country: first(Field::Country),
             nicknames: all(Field::Nicknames),
+            partner_sharing: first(Field::PartnerSharing),
             read_warnings: Vec::new(),
         }
     }

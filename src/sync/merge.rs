@@ -37,6 +37,8 @@ pub struct SourceView {
     #[serde(default)]
     pub im: Vec<String>,
     pub photo_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner_sharing: Option<bool>,
 }
 
 impl SourceView {
@@ -56,6 +58,7 @@ impl SourceView {
             emails: rec.emails.clone(),
             im: rec.im.clone(),
             photo_url: rec.photo_url.clone(),
+            partner_sharing: rec.partner_sharing,
         }
     }
 }
@@ -75,6 +78,7 @@ pub const ATTRIBUTES: &[&str] = &[
     "emails",
     "im",
     "photo_url",
+    "partner_sharing",
 ];
 
 impl MergeConfig {
@@ -156,6 +160,7 @@ pub fn merge(rules: &MergeConfig, views: &[(String, SourceView)]) -> SourceView 
         emails: union("emails", |v| &v.emails),
         im: union("im", |v| &v.im),
         photo_url: first(&pick("photo_url"), |v| v.photo_url.as_ref()),
+        partner_sharing: first(&pick("partner_sharing"), |v| v.partner_sharing.as_ref()),
     }
 }
 
@@ -213,7 +218,7 @@ pub async fn snapshot_single_source(conn: &mut PgConnection, people: &[Uuid]) ->
            'nicknames', to_jsonb(p.nicknames), 'title', p.title, 'department', p.department, 'org_unit', p.org_unit, \
            'location', p.location, 'manager_id', p.manager_id, 'manager_ref', p.manager_ref, \
            'phones', p.phones, 'emails', to_jsonb(p.emails), 'im', to_jsonb(p.im), \
-           'photo_url', p.photo_url) \
+           'photo_url', p.photo_url, 'partner_sharing', p.partner_sharing) \
          FROM people p WHERE ps.person_id = p.id AND p.id = ANY($1) AND ps.record IS NULL",
     )
     .bind(people)
@@ -254,7 +259,7 @@ pub async fn recompute(
                 "family_name": m.family_name, "nicknames": m.nicknames, "title": m.title, "department": m.department,
                 "org_unit": m.org_unit, "location": m.location, "manager_id": m.manager_id,
                 "manager_ref": m.manager_ref, "phones": m.phones, "emails": m.emails,
-                "im": m.im, "photo_url": m.photo_url,
+                "im": m.im, "photo_url": m.photo_url, "partner_sharing": m.partner_sharing,
             })
         })
         .collect();
@@ -262,7 +267,8 @@ pub async fn recompute(
         "UPDATE people p SET {} \
          FROM jsonb_to_recordset($1::jsonb) AS s(id uuid, display_name text, given_name text, \
            family_name text, nicknames text[], title text, department text, org_unit text, location text, \
-           manager_id uuid, manager_ref text, phones jsonb, emails text[], im text[], photo_url text) \
+           manager_id uuid, manager_ref text, phones jsonb, emails text[], im text[], photo_url text, \
+           partner_sharing boolean) \
          WHERE p.id = s.id",
         super::PEOPLE_FROM_S
     ))

@@ -514,11 +514,12 @@ async fn apply(
             .json(&rec.phones)
             .array(&rec.emails)
             .array(&rec.im)
-            .text(rec.photo_url.as_deref());
+            .text(rec.photo_url.as_deref())
+            .display(rec.partner_sharing);
     };
     const PERSON_COPY_COLUMNS: &str =
         "id, display_name, given_name, family_name, nicknames, title, department, \
-        org_unit, location, manager_id, manager_ref, phones, emails, im, photo_url";
+        org_unit, location, manager_id, manager_ref, phones, emails, im, photo_url, partner_sharing";
 
     store_photos(
         &mut tx,
@@ -550,7 +551,7 @@ async fn apply(
         sqlx::query(
             "CREATE TEMP TABLE staging_people ON COMMIT DROP AS \
              SELECT id, display_name, given_name, family_name, nicknames, title, department, org_unit, \
-             location, manager_id, manager_ref, phones, emails, im, photo_url, 0::bigint AS content_hash, \
+             location, manager_id, manager_ref, phones, emails, im, photo_url, partner_sharing, 0::bigint AS content_hash, \
              ''::text AS external_id, ''::text AS dn FROM people WITH NO DATA",
         )
         .execute(&mut *tx)
@@ -734,7 +735,8 @@ pub(crate) const PEOPLE_FROM_S: &str =
     "display_name = s.display_name, given_name = s.given_name, family_name = s.family_name, \
      nicknames = s.nicknames, title = s.title, department = s.department, org_unit = s.org_unit, location = s.location, \
      manager_id = s.manager_id, manager_ref = s.manager_ref, phones = s.phones, \
-     emails = s.emails, im = s.im, photo_url = s.photo_url, updated_at = now(), deleted_at = NULL";
+     emails = s.emails, im = s.im, photo_url = s.photo_url, partner_sharing = s.partner_sharing, \
+     updated_at = now(), deleted_at = NULL";
 
 /// Splits removals into shared people who keep other sources (detached from this one) and
 /// people to soft-delete.

@@ -5,6 +5,7 @@ const status = document.getElementById('status');
 let seq = 0;
 let live = null;
 let csrf = null;
+let peers = false;
 
 // Presence: a dot per person, kept current from the server's event stream.
 function paintDot(dot, presence) {
@@ -32,7 +33,14 @@ function el(tag, cls, text) {
 
 function render(data) {
   results.replaceChildren();
-  for (const p of data.items) {
+  // Partners' people follow ours, each labelled with their company; a peer that failed is a note.
+  const theirs = [];
+  const notes = [];
+  for (const peer of data.peers || []) {
+    if (peer.note) notes.push(peer.peer + ': ' + peer.note);
+    for (const p of peer.items) theirs.push(Object.assign({}, p, { theirs: true }));
+  }
+  for (const p of data.items.concat(theirs)) {
     const li = el('li');
     li.dataset.id = p.id;
     const name = el('div', 'name');
@@ -41,8 +49,9 @@ function render(data) {
     if (p.nicknames && p.nicknames.length) {
       name.appendChild(el('span', 'nick', ' “' + p.nicknames.join('”, “') + '”'));
     }
+    if (p.theirs) li.classList.add('partner');
     li.appendChild(name);
-    li.appendChild(el('div', 'meta', [p.title, p.department, p.location].filter(Boolean).join(' · ')));
+    li.appendChild(el('div', 'meta', [p.theirs ? p.organization : null, p.title, p.department, p.location].filter(Boolean).join(' · ')));
     const contact = el('div', 'contact');
     for (const ph of p.phones) {
       // A number kept as written (valid: false) is dialled by its digits, and says so.
@@ -68,13 +77,17 @@ function render(data) {
   follow(data.items.filter((p) => p.presence).map((p) => p.id));
   status.textContent = data.total === 1 ? '1 person'
     : data.total.toLocaleString() + (data.total_exact ? '' : '+') + ' people';
+  if (theirs.length) status.textContent += ' · ' + theirs.length + ' at partners';
+  if (notes.length) status.textContent += ' · ' + notes.join('; ');
 }
 
 async function search() {
   const mine = ++seq;
   const started = performance.now();
   try {
-    const r = await fetch('/api/v1/people?limit=25&q=' + encodeURIComponent(q.value));
+    // Partners are asked only for what was typed (they do not list their people).
+    const asked = peers && q.value.trim().length >= 3 ? '&peers=all' : '';
+    const r = await fetch('/api/v1/people?limit=25&q=' + encodeURIComponent(q.value) + asked);
     if (r.status === 401) { showSignIn(); return; }
     const data = await r.json();
     if (mine !== seq) return;
@@ -88,6 +101,7 @@ async function search() {
 
 function showApp(me) {
   csrf = me.csrf_token || null;
+  peers = (me.peers || []).length > 0;
   document.getElementById('banner').hidden = !me.open;
   document.getElementById('who').textContent = me.open ? '' : me.display_name + ' (' + me.role + ')';
   document.getElementById('signout').hidden = me.open || me.kind !== 'staff';

@@ -297,6 +297,24 @@ impl TestApp {
         (cookie, csrf)
     }
 
+    /// Serves the app's router on a free port, as `serve` does; answers its URL.
+    pub async fn serve(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let router = self.router.clone();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .expect("serve");
+        });
+        format!("http://{address}")
+    }
+
     /// Creates a device (desk phone, mail client) and returns its password.
     pub async fn device(&self, name: &str) -> String {
         switchboard::access::devices::add(&self.db.pool, name)

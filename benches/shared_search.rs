@@ -1,0 +1,232 @@
+//! Partner search next to internal search, in the same run over the same index: the same
+//! typed names sent to `GET /api/v1/people` with a service token and to `GET /shared/v1/people`
+//! with a partner's key (its scope a filter inside the search, its fields and coarse presence
+//! projected, its rate and quota counted, every request audited), through the whole router.
+//!
+//! `cargo bench --bench shared_search -- --people 1000000 --queries 2000`
+
+#[path = "common/mod.rs"]
+mod common;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::Request;
+use http_body_util::BodyExt;
+use indicatif::ProgressBar;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use switchboard::config::Config;
+use switchboard::search::indexer::Indexer;
+use switchboard::search::SearchIndex;
+use switchboard::sources::ContactSource;
+use tower::ServiceExt;
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+async fn ask(router: &axum::Router, uri: &str, key: &str) -> (Duration, usize) {
+    let request = Request::get(uri)
+        .header("authorization", format!("Bearer {key}"))
+        .body(Body::empty())
+        .expect("request");
+    let t = Instant::now();
+    let response = router.clone().oneshot(request).await.expect("response");
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let took = t.elapsed();
+    assert!(
+        status.is_success(),
+        "{uri}: {status} {}",
+        String::from_utf8_lossy(&body)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    (took, json["items"].as_array().map_or(0, Vec::len))
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let count = common::arg("--people", 100_000);
+    let queries = common::arg("--queries", 2000);
+    println!("# partner search vs internal search: {count} people, {queries} queries each");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cluster, pool) = common::fresh_database(dir.path()).await;
+    let config = Config::default();
+    let t = Instant::now();
+    let raw = switchboard::demo::DemoSource { count, seed: 3 }
+        .read()
+        .await
+        .expect("people");
+    let phones = config.phones(None).expect("phones");
+    switchboard::sync::import(
+        &pool,
+        raw,
+        &phones,
+        &common::import_options("demo"),
+        &ProgressBar::hidden(),
+    )
+    .await
+    .expect("import");
+    let index = SearchIndex::open(&dir.path().join("index")).expect("index");
+    let mut indexer = Indexer::new(index.clone(), pool.clone(), 512).expect("indexer");
+    indexer.catch_up().await.expect("index");
+    indexer.merge_segments().await.expect("merge");
+    println!("import and index in {:.1} s", t.elapsed().as_secs_f64());
+
+    let (audit_stop, audit_stopped) = tokio::sync::watch::channel(false);
+    let (audit, audit_task) = switchboard::audit::AuditLog::start(pool.clone(), audit_stopped);
+    let mut state_config = config.clone();
+    state_config.access.rate_per_second = 0.0;
+    let state = switchboard::state::app_state(
+        &state_config,
+        pool.clone(),
+        index,
+        Arc::new(AtomicBool::new(true)),
+        switchboard::presence::PresenceHub::disabled(),
+        audit,
+        Arc::new(chrono::Utc::now),
+    )
+    .expect("state");
+    let router = switchboard::http::router(state);
+    let token = switchboard::access::tokens::add(&pool, "bench", switchboard::access::Role::Viewer)
+        .await
+        .expect("token");
+    // A partner as one would be set up: half the departments, a few fields, coarse presence,
+    // limits it will not reach here.
+    let departments: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT department FROM people WHERE department IS NOT NULL ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("departments");
+    let half: Vec<String> = departments
+        .iter()
+        .step_by(2)
+        .map(|d| format!("department={d}"))
+        .collect();
+    let settings = serde_json::from_value(serde_json::json!({
+        "fields": "name,title,department,location,work_phone,email",
+        "presence": "coarse",
+        "scope": half,
+        "rate": "100000/s",
+        "quota": "100000000/day",
+    }))
+    .expect("settings");
+    let (_, key) =
+        switchboard::access::partners::add(&pool, &Default::default(), "bench", &settings)
+            .await
+            .expect("partner");
+    println!(
+        "partner scope: {} of {} departments",
+        half.len(),
+        departments.len()
+    );
+
+    // What people type: the start of a family name (3 to 6 letters), or a given and family name.
+    let people: Vec<(String, String)> = sqlx::query_as(
+        "SELECT given_name, family_name FROM people WHERE given_name IS NOT NULL AND family_name IS NOT NULL \
+         ORDER BY random() LIMIT $1",
+    )
+    .bind(queries as i64)
+    .fetch_all(&pool)
+    .await
+    .expect("names");
+    let mut rng = SmallRng::seed_from_u64(7);
+    let typed: Vec<String> = people
+        .iter()
+        .map(|(given, family)| {
+            if rng.random_bool(0.5) {
+                let n = rng.random_range(3..=6);
+                family.chars().take(n).collect()
+            } else {
+                format!("{given} {family}")
+            }
+        })
+        .filter(|q: &String| q.chars().count() >= 3)
+        .collect();
+    let enc = |q: &str| form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>();
+    // Warm both paths, then interleave them so that both see the same machine.
+    for q in typed.iter().take(100) {
+        ask(
+            &router,
+            &format!("/api/v1/people?limit=20&q={}", enc(q)),
+            &token,
+        )
+        .await;
+        ask(
+            &router,
+            &format!("/shared/v1/people?limit=20&q={}", enc(q)),
+            &key,
+        )
+        .await;
+    }
+    let (mut internal, mut shared) = (Vec::new(), Vec::new());
+    let (mut internal_found, mut shared_found) = (0, 0);
+    for q in &typed {
+        let (t, n) = ask(
+            &router,
+            &format!("/api/v1/people?limit=20&q={}", enc(q)),
+            &token,
+        )
+        .await;
+        internal.push(t);
+        internal_found += n;
+        let (t, n) = ask(
+            &router,
+            &format!("/shared/v1/people?limit=20&q={}", enc(q)),
+            &key,
+        )
+        .await;
+        shared.push(t);
+        shared_found += n;
+    }
+    internal.sort();
+    shared.sort();
+    println!("| search | queries | people per answer | p50 ms | p99 ms |");
+    println!("|---|---|---|---|---|");
+    for (name, times, found) in [
+        (
+            "internal (service token, audited)",
+            &internal,
+            internal_found,
+        ),
+        (
+            "partner (scope, fields, coarse presence, rate, quota, audited)",
+            &shared,
+            shared_found,
+        ),
+    ] {
+        println!(
+            "| {name} | {} | {:.1} | {:.3} | {:.3} |",
+            times.len(),
+            found as f64 / times.len() as f64,
+            percentile(times, 0.5),
+            percentile(times, 0.99)
+        );
+    }
+    println!(
+        "partner p99 / internal p99: {:.2}",
+        percentile(&shared, 0.99) / percentile(&internal, 0.99)
+    );
+    let _ = audit_stop.send(true);
+    let _ = audit_task.await;
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE principal = 'partner:bench'")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    println!("audit records of the partner's requests: {audited}");
+    drop(cluster);
+}
