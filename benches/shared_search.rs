@@ -111,15 +111,11 @@ async fn main() {
     .fetch_all(&pool)
     .await
     .expect("departments");
-    let half: Vec<String> = departments
-        .iter()
-        .step_by(2)
-        .map(|d| format!("department={d}"))
-        .collect();
+    let half: Vec<String> = departments.iter().step_by(2).cloned().collect();
     let settings = serde_json::from_value(serde_json::json!({
-        "fields": "name,title,department,location,work_phone,email",
+        "fields": ["name", "title", "department", "location", "work_phone", "email"],
         "presence": "coarse",
-        "scope": half,
+        "scope": {"department": half},
         "rate": "100000/s",
         "quota": "100000000/day",
     }))

@@ -178,16 +178,30 @@ pub struct PartnerArgs {
 }
 
 impl PartnerArgs {
-    fn settings(self) -> crate::access::partners::PartnerSettings {
+    fn settings(self) -> Result<crate::access::partners::PartnerSettings> {
+        use crate::access::partners::{self, ScopeSettings};
         use crate::access::PresenceLevel;
-        crate::access::partners::PartnerSettings {
-            fields: self.fields,
+        let scope = if self.scope.is_empty() {
+            None
+        } else {
+            let mut scope = ScopeSettings::default();
+            for item in &self.scope {
+                partners::add_scope(&mut scope, item)?;
+            }
+            Some(scope)
+        };
+        Ok(partners::PartnerSettings {
+            fields: self
+                .fields
+                .as_deref()
+                .map(partners::parse_fields)
+                .transpose()?,
             presence: self.presence.map(|p| match p.as_str() {
                 "full" => PresenceLevel::Full,
                 "none" => PresenceLevel::None,
                 _ => PresenceLevel::Coarse,
             }),
-            scope: (!self.scope.is_empty()).then_some(self.scope),
+            scope,
             consent: self.consent.map(|c| {
                 if c == "opt-in" {
                     crate::domain::Consent::OptIn
@@ -197,7 +211,7 @@ impl PartnerArgs {
             }),
             rate: self.rate,
             quota: self.quota,
-        }
+        })
     }
 }
 
@@ -812,7 +826,8 @@ async fn partner_command(
     };
     match command {
         PartnerCommand::Add { name, args } => {
-            let (partner, key) = partners::add(&db.pool, defaults, &name, &args.settings()).await?;
+            let (partner, key) =
+                partners::add(&db.pool, defaults, &name, &args.settings()?).await?;
             audit_now(db, "partner.add", format!("name={name}")).await?;
             println!("added {}", describe(&partner));
             println!("Give the partner this key (sent as `Authorization: Bearer <key>`); it is shown once:");
@@ -840,7 +855,7 @@ async fn partner_command(
             }
         }
         PartnerCommand::Set { name, args } => {
-            let partner = partners::set(&db.pool, &name, &args.settings()).await?;
+            let partner = partners::set(&db.pool, &name, &args.settings()?).await?;
             audit_now(db, "partner.set", format!("name={name}")).await?;
             println!("changed {}", describe(&partner));
         }

@@ -19,6 +19,10 @@ pub enum Error {
     #[error("{0}")]
     SafetyLimit(String),
 
+    /// The request is valid but clashes with what exists (a name taken, a partner revoked).
+    #[error("conflict: {0}")]
+    Conflict(String),
+
     #[error("cannot read {path}: {reason}")]
     Input { path: PathBuf, reason: String },
 
@@ -85,6 +89,7 @@ impl Error {
             Error::InvalidParameter { .. } => "invalid_parameter",
             Error::Config(_) => "config_invalid",
             Error::SafetyLimit(_) => "safety_limit",
+            Error::Conflict(_) => "conflict",
             Error::Input { .. } => "input_unreadable",
             Error::IndexLocked => "index_locked",
             Error::Unauthorized(_) => "unauthorized",

@@ -134,28 +134,44 @@ impl Federation {
         self.peers.iter().map(|p| p.name.clone()).collect()
     }
 
-    /// The peers `which` names: `all`, or names separated by commas.
-    pub fn select(&self, which: &str) -> Result<Vec<&PeerConfig>> {
+    /// The peers `which` names (`all`, or names separated by commas), and the names that are
+    /// no configured peer (answered as notes).
+    pub fn select(&self, which: &str) -> (Vec<PeerConfig>, Vec<String>) {
         if which.trim().eq_ignore_ascii_case("all") {
-            return Ok(self.peers.iter().collect());
+            return (self.peers.clone(), Vec::new());
         }
-        which
-            .split(',')
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(|name| {
-                self.peers
-                    .iter()
-                    .find(|p| p.name.eq_ignore_ascii_case(name))
-                    .ok_or_else(|| {
-                        Error::invalid("peers", format!("`{name}` is not a configured peer"))
-                    })
-            })
-            .collect()
+        let mut found = Vec::new();
+        let mut unknown = Vec::new();
+        for name in which.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match self
+                .peers
+                .iter()
+                .find(|p| p.name.eq_ignore_ascii_case(name))
+            {
+                Some(peer) if !found.iter().any(|p: &PeerConfig| p.name == peer.name) => {
+                    found.push(peer.clone())
+                }
+                Some(_) => {}
+                None if unknown.len() < 10 => unknown.push(name.chars().take(64).collect()),
+                None => {}
+            }
+        }
+        (found, unknown)
+    }
+
+    /// The note for a name that is no configured peer.
+    pub fn unknown(name: String) -> PeerResults {
+        PeerResults {
+            peer: name,
+            items: Vec::new(),
+            more: false,
+            note: Some("no such peer is configured".into()),
+            elapsed_ms: 0,
+        }
     }
 
     /// Asks each peer in parallel; every answer (or note) within the timeout.
-    pub async fn search(&self, peers: &[&PeerConfig], q: &str, limit: usize) -> Vec<PeerResults> {
+    pub async fn search(&self, peers: &[PeerConfig], q: &str, limit: usize) -> Vec<PeerResults> {
         let asks = peers.iter().map(|peer| async move {
             let started = Instant::now();
             let answer = tokio::time::timeout(self.timeout, self.ask(peer, q, limit)).await;

@@ -606,7 +606,7 @@ async fn an_anonymous_policy_says_less_than_a_viewer_sees() {
 async fn a_partner_binds_with_its_key_and_searches_under_its_policy_without_listing() {
     let mut s = server(Config::default(), false, None).await;
     let settings = serde_json::from_value(serde_json::json!({
-        "fields": "name,title,work_phone,email", "scope": ["department=Sales"]
+        "fields": ["name", "title", "work_phone", "email"], "scope": {"department": ["Sales"]}
     }))
     .expect("settings");
     let (partner, key) =

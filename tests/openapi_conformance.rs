@@ -148,10 +148,10 @@ async fn schemathesis_finds_nothing_the_spec_does_not_say() {
          [auth.openapi.partner]\nbearer = \"${SWITCHBOARD_TEST_PARTNER_KEY}\"\n\n\
          # The shared directory refuses what its settings refuse (a query under the minimum\n\
          # length, a filter that could list everyone): documented 400s, not refusals of\n\
-         # valid data; SCIM writes are 501 by design.\n\
+         # valid data.\n\
          [[operations]]\ninclude-path-regex = \"^/(shared|scim)/\"\n\
          checks.positive_data_acceptance.expected-statuses = \
-         [\"2xx\", \"400\", \"401\", \"403\", \"404\", \"429\", \"501\"]\n\n\
+         [\"2xx\", \"400\", \"401\", \"403\", \"404\", \"429\"]\n\n\
          # Any bytes are a schema-valid file to import; one that is not an export of people\n\
          # is the documented 422 `input_unreadable`, not a refusal of valid data.\n\
          [[operations]]\ninclude-name = \"POST /api/v1/imports\"\n\

@@ -144,8 +144,8 @@ async fn a_partner_sees_its_scope_its_fields_and_its_presence_level_under_ids_of
     let (app, _hub) = app().await;
     let acme = add_partner(
         &app,
-        json!({"name": "acme", "fields": "name,title,work_phone,email", "presence": "coarse",
-               "scope": ["department=Sales"]}),
+        json!({"name": "acme", "fields": ["name", "title", "work_phone", "email"], "presence": "coarse",
+               "scope": {"department": ["Sales"]}}),
     )
     .await;
     assert!(acme.starts_with("sbp_"), "{acme}");
@@ -192,7 +192,7 @@ async fn a_partner_sees_its_scope_its_fields_and_its_presence_level_under_ids_of
     // presence, and cannot use acme's ids.
     let beta = add_partner(
         &app,
-        json!({"name": "beta", "fields": "name,title,department,org_unit,location,work_phone,mobile,fax,email,im,notes",
+        json!({"name": "beta", "fields": ["name", "title", "department", "org_unit", "location", "work_phone", "mobile", "fax", "email", "im", "notes"],
                "presence": "full"}),
     )
     .await;
@@ -225,7 +225,7 @@ async fn a_partner_sees_its_scope_its_fields_and_its_presence_level_under_ids_of
             &app,
             Method::PATCH,
             "/api/v1/partners/beta",
-            json!({"fields": field}),
+            json!({"fields": [field]}),
         )
         .await;
         assert_eq!(status, StatusCode::OK);
@@ -275,7 +275,7 @@ async fn a_partner_sees_its_scope_its_fields_and_its_presence_level_under_ids_of
         &app,
         Method::PATCH,
         "/api/v1/partners/beta",
-        json!({"fields": "name,home_phone"}),
+        json!({"fields": ["name", "home_phone"]}),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -288,7 +288,11 @@ async fn a_partner_sees_its_scope_its_fields_and_its_presence_level_under_ids_of
 #[tokio::test]
 async fn out_of_scope_and_opted_out_people_answer_exactly_as_nobody() {
     let (mut app, _hub) = app().await;
-    let acme = add_partner(&app, json!({"name": "acme", "scope": ["location=London"]})).await;
+    let acme = add_partner(
+        &app,
+        json!({"name": "acme", "scope": {"location": ["London"]}}),
+    )
+    .await;
     let beta = add_partner(&app, json!({"name": "beta"})).await;
     let (_, body) = shared(&app, &beta, "/shared/v1/people?q=smith").await;
     let by_name = |body: &Value, name: &str| {
@@ -576,7 +580,7 @@ async fn vcards_and_jcards_follow_the_policy_parse_and_import_again() {
     let (app, _hub) = app().await;
     let key = add_partner(
         &app,
-        json!({"name": "acme", "fields": "name,title,department,work_phone,email"}),
+        json!({"name": "acme", "fields": ["name", "title", "department", "work_phone", "email"]}),
     )
     .await;
     let (_, body) = shared(&app, &key, "/shared/v1/people?q=jane%20smith").await;

@@ -34,7 +34,7 @@ async fn scim2_tester_passes_the_read_only_service() {
         &app,
         "acme",
         // scim2-tester asks quickly: more than a partner's default ten a second.
-        json!({"fields": "name,title,department,location,work_phone,mobile,email", "rate": "1000/s"}),
+        json!({"fields": ["name", "title", "department", "location", "work_phone", "mobile", "email"], "rate": "1000/s"}),
     )
     .await;
     let url = app.serve().await;
@@ -66,7 +66,7 @@ async fn scim_users_follow_the_partner_policy_and_filters() {
     let key = partner(
         &app,
         "acme",
-        json!({"fields": "name,title,email", "scope": ["department=Sales"]}),
+        json!({"fields": ["name", "title", "email"], "scope": {"department": ["Sales"]}}),
     )
     .await;
     let client = reqwest::Client::new();
@@ -172,9 +172,14 @@ async fn scim_users_follow_the_partner_policy_and_filters() {
         .send()
         .await
         .expect("send");
-    assert_eq!(response.status(), 501);
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["content-type"], "application/scim+json");
     let error: Value = response.json().await.expect("json");
-    assert_eq!(error["status"], "501");
+    assert_eq!(error["status"], "405");
+    assert_eq!(
+        error["schemas"],
+        json!(["urn:ietf:params:scim:api:messages:2.0:Error"])
+    );
     // Staff tokens are not partner keys.
     let response = client
         .get(format!(

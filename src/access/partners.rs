@@ -82,47 +82,104 @@ impl PartnersConfig {
     }
 }
 
-/// The fields a partner may be given: never managers (they would name people out of scope),
-/// home numbers, photos or our sources.
-pub const SHAREABLE: [PersonField; 12] = [
-    PersonField::GivenName,
-    PersonField::FamilyName,
-    PersonField::Title,
-    PersonField::Department,
-    PersonField::OrgUnit,
-    PersonField::Location,
-    PersonField::WorkPhone,
-    PersonField::Mobile,
-    PersonField::Fax,
-    PersonField::Email,
-    PersonField::Im,
-    PersonField::Notes,
-];
+/// What a partner may be given: never managers (they would name people out of scope), home
+/// numbers, photos or our sources. `name` is given and family name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedField {
+    Name,
+    GivenName,
+    FamilyName,
+    Title,
+    Department,
+    OrgUnit,
+    Location,
+    WorkPhone,
+    Mobile,
+    Fax,
+    Email,
+    Im,
+    /// Absence notes ("at the dentist, back 14:00").
+    Notes,
+}
 
-/// The fields of `--fields`: `name` is given and family name; the others by their API names.
-pub fn parse_fields(list: &str) -> Result<BTreeSet<PersonField>> {
-    let mut fields = BTreeSet::new();
-    for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-        if word == "name" {
-            fields.insert(PersonField::GivenName);
-            fields.insert(PersonField::FamilyName);
-            continue;
+impl SharedField {
+    fn person_fields(self) -> &'static [PersonField] {
+        match self {
+            SharedField::Name => &[PersonField::GivenName, PersonField::FamilyName],
+            SharedField::GivenName => &[PersonField::GivenName],
+            SharedField::FamilyName => &[PersonField::FamilyName],
+            SharedField::Title => &[PersonField::Title],
+            SharedField::Department => &[PersonField::Department],
+            SharedField::OrgUnit => &[PersonField::OrgUnit],
+            SharedField::Location => &[PersonField::Location],
+            SharedField::WorkPhone => &[PersonField::WorkPhone],
+            SharedField::Mobile => &[PersonField::Mobile],
+            SharedField::Fax => &[PersonField::Fax],
+            SharedField::Email => &[PersonField::Email],
+            SharedField::Im => &[PersonField::Im],
+            SharedField::Notes => &[PersonField::Notes],
         }
-        let field: PersonField = serde_json::from_value(serde_json::Value::String(word.into()))
-            .map_err(|_| Error::invalid("fields", format!("`{word}` is not a field")))?;
-        if !SHAREABLE.contains(&field) {
-            return Err(Error::invalid(
-                "fields",
-                format!("`{word}` is never shared with partners (shareable: name, title, department, org_unit, location, work_phone, mobile, fax, email, im, notes)"),
-            ));
-        }
-        fields.insert(field);
     }
-    Ok(fields)
+}
+
+/// The policy's fields of these.
+pub fn fields_of(shared: &[SharedField]) -> BTreeSet<PersonField> {
+    shared
+        .iter()
+        .flat_map(|f| f.person_fields().iter().copied())
+        .collect()
+}
+
+/// `--fields name,title,work_phone,email`.
+pub fn parse_fields(list: &str) -> Result<Vec<SharedField>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(|word| {
+            serde_json::from_value(serde_json::Value::String(word.into())).map_err(|_| {
+                Error::invalid(
+                    "fields",
+                    format!("`{word}` is not a field partners may be given (name, title, department, org_unit, location, work_phone, mobile, fax, email, im, notes; never managers, home numbers, photos or sources)"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Which people a partner sees: each listed attribute must have one of its values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeSettings {
+    #[serde(default)]
+    #[schema(schema_with = scope_values)]
+    pub department: Vec<String>,
+    #[serde(default)]
+    #[schema(schema_with = scope_values)]
+    pub location: Vec<String>,
+    #[serde(default)]
+    #[schema(schema_with = scope_values)]
+    pub org_unit: Vec<String>,
+}
+
+/// Values as a directory has them: text without control characters.
+const SCOPE_VALUE: &str = r"^[^\u0000-\u001f\u007f-\u009f]+$";
+
+fn scope_values() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(SCOPE_VALUE))
+                .max_length(Some(256)),
+        )
+        .max_items(Some(100))
+        .build()
 }
 
 /// `department=Sales`, `location=London`, `org_unit=…`: added to `scope`.
-pub fn add_scope(scope: &mut Scope, item: &str) -> Result<()> {
+pub fn add_scope(scope: &mut ScopeSettings, item: &str) -> Result<()> {
     let (key, value) = item
         .split_once('=')
         .map(|(k, v)| (k.trim(), v.trim()))
@@ -229,40 +286,66 @@ pub struct KeyInfo {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// What `partner add` and `partner set` change.
+/// What `partner add` and `partner set` change; what is left out stays (or takes the
+/// `[partners]` default).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartnerSettings {
-    /// Comma-separated: `name,title,work_phone,email`.
-    pub fields: Option<String>,
+    /// What the partner sees of each person (besides the display name).
+    pub fields: Option<Vec<SharedField>>,
     pub presence: Option<PresenceLevel>,
-    /// `department=Sales`, `location=London`, `org_unit=…`; replaces the scope when given.
-    pub scope: Option<Vec<String>>,
+    /// Which people; replaces the scope when given.
+    pub scope: Option<ScopeSettings>,
     /// Whose people it sees: `opt_out` (everyone who has not opted out) or `opt_in`.
     pub consent: Option<Consent>,
-    /// `10/s`, `600/min`.
+    /// Requests per second, minute or hour: `10/s`, `600/min`.
+    #[schema(pattern = r"^[1-9][0-9]{0,6}/(s|min|h)$")]
     pub rate: Option<String>,
-    /// `5000/day`.
+    /// Requests per day (UTC): `5000/day`.
+    #[schema(pattern = r"^[1-9][0-9]{0,8}/day$")]
     pub quota: Option<String>,
 }
 
 impl PartnerSettings {
     fn apply(&self, policy: &mut Policy, rate: &mut f64, quota: &mut u32) -> Result<()> {
         if let Some(fields) = &self.fields {
-            policy.fields = parse_fields(fields)?;
+            policy.fields = fields_of(fields);
         }
         if let Some(presence) = self.presence {
             policy.presence = presence;
         }
-        if let Some(items) = &self.scope {
-            let consent = policy.scope.consent;
-            policy.scope = Scope {
-                consent,
-                ..Scope::default()
-            };
-            for item in items {
-                add_scope(&mut policy.scope, item)?;
+        if let Some(scope) = &self.scope {
+            let all = scope
+                .department
+                .iter()
+                .chain(&scope.location)
+                .chain(&scope.org_unit);
+            for value in all {
+                if value.is_empty()
+                    || value.chars().count() > 256
+                    || value.chars().any(char::is_control)
+                {
+                    return Err(Error::invalid(
+                        "scope",
+                        "values are 1 to 256 characters without control characters",
+                    ));
+                }
             }
+            let clean = |values: &[String]| -> Vec<String> {
+                let mut kept: Vec<String> = Vec::new();
+                for v in values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
+                    if !kept.iter().any(|k| k == v) {
+                        kept.push(v.to_string());
+                    }
+                }
+                kept
+            };
+            policy.scope = Scope {
+                department: clean(&scope.department),
+                location: clean(&scope.location),
+                org_unit: clean(&scope.org_unit),
+                consent: policy.scope.consent,
+            };
         }
         if let Some(consent) = self.consent {
             policy.scope.consent = Some(consent);
@@ -319,7 +402,9 @@ pub async fn add(
             consent: Some(config.consent),
             ..Scope::default()
         },
-        fields: parse_fields("name,title,department,location,work_phone,email")?,
+        fields: fields_of(&parse_fields(
+            "name,title,department,location,work_phone,email",
+        )?),
         presence: PresenceLevel::Coarse,
     };
     let mut rate = parse_rate(&config.rate).map_err(Error::Config)?;
@@ -343,10 +428,7 @@ pub async fn add(
     match inserted {
         Ok(_) => {}
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
-            return Err(Error::invalid(
-                "name",
-                format!("a partner named `{name}` exists"),
-            ))
+            return Err(Error::Conflict(format!("a partner named `{name}` exists")))
         }
         Err(e) => return Err(e.into()),
     }
@@ -402,6 +484,7 @@ pub async fn keys(pool: &PgPool, name: &str) -> Result<Vec<KeyInfo>> {
 pub async fn set(pool: &PgPool, name: &str, settings: &PartnerSettings) -> Result<Partner> {
     let mut partner = get(pool, name)
         .await?
+        .filter(|p| p.revoked_at.is_none())
         .ok_or(Error::NotFound { what: "partner" })?;
     let mut quota = partner.quota_per_day;
     settings.apply(
@@ -438,12 +521,8 @@ pub async fn rotate(
             .await?;
     match live {
         None => return Err(Error::NotFound { what: "partner" }),
-        Some((Some(_),)) => {
-            return Err(Error::invalid(
-                "name",
-                format!("partner `{name}` is revoked"),
-            ))
-        }
+        // Revoked is gone for good (its name stays taken, for the audit trail's sake).
+        Some((Some(_),)) => return Err(Error::NotFound { what: "partner" }),
         Some((None,)) => {}
     }
     sqlx::query(
@@ -648,13 +727,14 @@ mod tests {
         assert!(parse_rate("0/s").is_err());
         assert_eq!(parse_quota("5000/day"), Ok(5000));
         assert!(parse_quota("5000/h").is_err());
-        let fields = parse_fields("name,title,work_phone,email").expect("fields");
+        let fields = fields_of(&parse_fields("name,title,work_phone,email").expect("fields"));
         assert!(fields.contains(&PersonField::GivenName) && fields.contains(&PersonField::Email));
         assert!(!fields.contains(&PersonField::Mobile));
         let home = parse_fields("name,home_phone").expect_err("home numbers are never shared");
         assert!(home.to_string().contains("home_phone"), "{home}");
+        assert!(parse_fields("name,manager").is_err());
         assert!(parse_fields("name,salary").is_err());
-        let mut scope = Scope::default();
+        let mut scope = ScopeSettings::default();
         add_scope(&mut scope, "department=Sales").expect("scope");
         add_scope(&mut scope, "location = London").expect("scope");
         assert_eq!(scope.department, ["Sales"]);

@@ -58,7 +58,7 @@ pub fn status_of(error: &Error) -> StatusCode {
     match error {
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
         Error::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
-        Error::SafetyLimit(_) => StatusCode::CONFLICT,
+        Error::SafetyLimit(_) | Error::Conflict(_) => StatusCode::CONFLICT,
         Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) | Error::Csrf => StatusCode::FORBIDDEN,
         Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,

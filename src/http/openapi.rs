@@ -112,7 +112,9 @@ fn add_common_responses(spec: &mut utoipa::openapi::OpenApi) {
             "Overloaded, timed out, or the database is unreachable: try again (`overloaded`, `timeout`, `unavailable`)",
         ),
     ];
-    for item in spec.paths.paths.values_mut() {
+    for (path, item) in spec.paths.paths.iter_mut() {
+        // SCIM clients read SCIM errors: the refusals on its paths are answered as such.
+        let scim = path.starts_with("/scim/");
         let operations = [
             &mut item.get,
             &mut item.put,
@@ -141,12 +143,16 @@ fn add_common_responses(spec: &mut utoipa::openapi::OpenApi) {
                     .responses
                     .entry(code.to_string())
                     .or_insert_with(|| {
-                        RefOr::T(
-                            ResponseBuilder::new()
-                                .description(description)
+                        let response = ResponseBuilder::new().description(description);
+                        RefOr::T(if scim {
+                            response
+                                .content("application/scim+json", ContentBuilder::new().build())
+                                .build()
+                        } else {
+                            response
                                 .content("application/problem+json", problem())
-                                .build(),
-                        )
+                                .build()
+                        })
                     });
             }
         }

@@ -23,15 +23,33 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPartner {
-    #[schema(
-        min_length = 1,
-        max_length = 64,
-        pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
-    )]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._@-]+$")]
     pub name: String,
-    #[serde(flatten)]
-    #[schema(inline)]
-    pub settings: PartnerSettings,
+    /// As in `PartnerSettings`: what is left out takes the `[partners]` default.
+    pub fields: Option<Vec<partners::SharedField>>,
+    pub presence: Option<crate::access::PresenceLevel>,
+    pub scope: Option<partners::ScopeSettings>,
+    pub consent: Option<crate::domain::Consent>,
+    #[schema(pattern = r"^[1-9][0-9]{0,6}/(s|min|h)$")]
+    pub rate: Option<String>,
+    #[schema(pattern = r"^[1-9][0-9]{0,8}/day$")]
+    pub quota: Option<String>,
+}
+
+impl NewPartner {
+    fn settings(self) -> (String, PartnerSettings) {
+        (
+            self.name,
+            PartnerSettings {
+                fields: self.fields,
+                presence: self.presence,
+                scope: self.scope,
+                consent: self.consent,
+                rate: self.rate,
+                quota: self.quota,
+            },
+        )
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -51,11 +69,12 @@ pub struct PartnerKey {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rotation {
-    /// How long the old keys keep working (`24h`; default `[partners] rotate_grace`).
+    /// How long the old keys keep working (`24h`, `30m`, `0s`; default `[partners] rotate_grace`).
+    #[schema(pattern = r"^[0-9]{1,6}(s|m|h|d)$")]
     pub grace: Option<String>,
 }
 
-/// Partners and their policies.
+/// Partners and their policies (revoked ones too, with when).
 #[utoipa::path(
     get,
     path = "/api/v1/partners",
@@ -79,7 +98,8 @@ pub async fn list_partners(State(state): State<AppState>) -> Result<Json<Vec<Par
     security(("session" = ["admin"]), ("bearer" = ["admin"])),
     responses(
         (status = 201, description = "Added", body = PartnerKey),
-        (status = 400, description = "Invalid name, field, scope, rate or quota, or the name is taken", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid name, field, scope, rate or quota", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken (`conflict`)", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = super::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -88,13 +108,9 @@ pub async fn add_partner(
     body: std::result::Result<Json<NewPartner>, JsonRejection>,
 ) -> Result<(StatusCode, Json<PartnerKey>)> {
     let Json(new) = body.map_err(super::error::json_body)?;
-    let (partner, key) = partners::add(
-        &state.pool,
-        &state.access.partners,
-        &new.name,
-        &new.settings,
-    )
-    .await?;
+    let (name, settings) = new.settings();
+    let (partner, key) =
+        partners::add(&state.pool, &state.access.partners, &name, &settings).await?;
     Ok((StatusCode::CREATED, Json(PartnerKey { partner, key })))
 }
 
@@ -108,15 +124,17 @@ pub async fn add_partner(
     responses(
         (status = 200, description = "The partner", body = PartnerDetail),
         (status = 403, description = "Not an admin", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such partner", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such partner, or revoked", body = super::error::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn show_partner(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<PartnerDetail>> {
+    // A revoked partner is gone (`partner show` still tells its story).
     let partner = partners::get(&state.pool, &name)
         .await?
+        .filter(|p| p.revoked_at.is_none())
         .ok_or(Error::NotFound { what: "partner" })?;
     let keys = partners::keys(&state.pool, &name).await?;
     Ok(Json(PartnerDetail { partner, keys }))
@@ -184,7 +202,7 @@ pub async fn revoke_partner(
     security(("session" = ["admin"]), ("bearer" = ["admin"])),
     responses(
         (status = 200, description = "The new key, shown once", body = PartnerKey),
-        (status = 400, description = "Not a duration, or the partner is revoked", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not a duration", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such partner", body = super::error::Problem, content_type = "application/problem+json"),
     )

@@ -198,21 +198,31 @@ pub async fn search_people(
         near: text("near", params.near)?,
         facets: params.facets.unwrap_or(false),
     };
-    let peers = match params.peers.as_deref().filter(|p| !p.trim().is_empty()) {
-        Some(which) => Some(state.federation.select(which)?),
-        None => None,
-    };
+    if params.peers.as_deref().is_some_and(too_long) {
+        return Err(Error::invalid(
+            "peers",
+            format!("longer than {MAX_QUERY_LEN} characters"),
+        ));
+    }
     // Partners are asked while we search: their answers (or timeouts) are awaited after ours.
-    let federated = peers.as_ref().map(|peers| {
-        let federation = state.federation.clone();
-        let peers: Vec<crate::federation::PeerConfig> =
-            peers.iter().map(|p| (*p).clone()).collect();
-        let (q, limit) = (request.q.clone(), limit);
-        tokio::spawn(async move {
-            let peers: Vec<&crate::federation::PeerConfig> = peers.iter().collect();
-            federation.search(&peers, &q, limit).await
-        })
-    });
+    let federated = params
+        .peers
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+        .map(|which| {
+            let (peers, unknown) = state.federation.select(which);
+            let federation = state.federation.clone();
+            let (q, limit) = (request.q.clone(), limit);
+            tokio::spawn(async move {
+                let mut answers = federation.search(&peers, &q, limit).await;
+                answers.extend(
+                    unknown
+                        .into_iter()
+                        .map(crate::federation::Federation::unknown),
+                );
+                answers
+            })
+        });
     // On this thread: a search takes well under a millisecond (it stops reading once the page
     // is settled, and a query has at most 8 words), less than handing it to another thread.
     let mut results = state.index.search_with(&request)?;

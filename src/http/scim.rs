@@ -3,7 +3,8 @@
 //! consent inside the search, fields projected, people out of scope absent from results and
 //! from `totalResults`. Partners search, they do not list: `GET /Users` needs a filter, whose
 //! values are at least `[partners] min_query_chars` long, and answers at most
-//! `[partners] max_results` people. Writes answer 501 with a SCIM error.
+//! `[partners] max_results` people. Writes are methods these paths do not have: 405, as a
+//! SCIM error.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -35,9 +36,9 @@ const CONTENT_TYPE: &str = "application/scim+json";
 pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
     use utoipa_axum::routes;
     utoipa_axum::router::OpenApiRouter::new()
-        .routes(routes!(list_users, create_user))
+        .routes(routes!(list_users))
         .routes(routes!(search_users))
-        .routes(routes!(get_user, replace_user, patch_user, delete_user))
+        .routes(routes!(get_user))
         .routes(routes!(service_provider_config))
         .routes(routes!(resource_types))
         .routes(routes!(resource_type))
@@ -68,19 +69,23 @@ pub fn error(status: StatusCode, scim_type: Option<&str>, detail: &str) -> Respo
     scim(status, body)
 }
 
-/// Answers the guard's refusals (401, 403, 429, 503: problem+json) on SCIM paths as SCIM
-/// errors, which is what SCIM clients read; headers such as `Retry-After` stay.
+/// Answers every other refusal on SCIM paths (the guard's 401, 403, 405, 429, 503 as
+/// problem+json) as SCIM errors, which is what SCIM clients read; headers such as
+/// `Retry-After` and `Allow` stay.
 pub async fn errors_as_scim(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let scim_path = request.uri().path().starts_with("/scim/v2");
     let response = next.run(request).await;
-    let problem = response
+    let already = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if !scim_path || !problem {
+        .is_some_and(|v| v.as_bytes().starts_with(CONTENT_TYPE.as_bytes()));
+    if !scim_path
+        || already
+        || !(response.status().is_client_error() || response.status().is_server_error())
+    {
         return response;
     }
     let (mut parts, body) = response.into_parts();
@@ -90,7 +95,13 @@ pub async fn errors_as_scim(
     let detail = serde_json::from_slice::<Value>(&bytes)
         .ok()
         .and_then(|v| v["detail"].as_str().map(str::to_string))
-        .unwrap_or_default();
+        .unwrap_or_else(|| {
+            parts
+                .status
+                .canonical_reason()
+                .unwrap_or("refused")
+                .to_string()
+        });
     let rewritten = error(parts.status, None, &detail);
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
@@ -695,7 +706,7 @@ fn project(user: Value, attributes: Option<&str>, excluded: Option<&str>) -> Val
     responses(
         (status = 200, description = "A SCIM ListResponse of the matching Users (at most the cap)", body = serde_json::Value, content_type = "application/scim+json"),
         (status = 400, description = "No filter, a filter that could match everyone, or an invalid one (SCIM error `tooMany`, `invalidFilter`)", body = serde_json::Value, content_type = "application/scim+json"),
-        (status = 403, description = "Not a partner key", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a partner key (SCIM error)", body = serde_json::Value, content_type = "application/scim+json"),
     )
 )]
 pub async fn list_users(
@@ -745,7 +756,7 @@ pub struct SearchBody {
     responses(
         (status = 200, description = "A SCIM ListResponse", body = serde_json::Value, content_type = "application/scim+json"),
         (status = 400, description = "No filter, or an invalid one", body = serde_json::Value, content_type = "application/scim+json"),
-        (status = 403, description = "Not a partner key", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a partner key (SCIM error)", body = serde_json::Value, content_type = "application/scim+json"),
     )
 )]
 pub async fn search_users(
@@ -798,7 +809,7 @@ pub struct AttributeParams {
     security(("partner" = [])),
     responses(
         (status = 200, description = "The User", body = serde_json::Value, content_type = "application/scim+json"),
-        (status = 403, description = "Not a partner key", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a partner key (SCIM error)", body = serde_json::Value, content_type = "application/scim+json"),
         (status = 404, description = "No such User (SCIM error)", body = serde_json::Value, content_type = "application/scim+json"),
     )
 )]
@@ -845,77 +856,6 @@ pub async fn get_user(
         .into_response()
 }
 
-fn read_only() -> Response {
-    error(
-        StatusCode::NOT_IMPLEMENTED,
-        None,
-        "this SCIM service is read-only: the directory's sources are the truth",
-    )
-}
-
-/// Not supported: the service is read-only (501).
-#[utoipa::path(
-    post,
-    path = "/scim/v2/Users",
-    tag = "scim",
-    security(("partner" = [])),
-    responses(
-        (status = 501, description = "Read-only (SCIM error)", body = serde_json::Value, content_type = "application/scim+json"),
-        (status = 403, description = "Not a partner key", body = super::error::Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn create_user() -> Response {
-    read_only()
-}
-
-/// Not supported: the service is read-only (501).
-#[utoipa::path(
-    put,
-    path = "/scim/v2/Users/{id}",
-    tag = "scim",
-    params(("id" = String, Path, max_length = 64)),
-    security(("partner" = [])),
-    responses(
-        (status = 501, description = "Read-only (SCIM error)", body = serde_json::Value, content_type = "application/scim+json"),
-        (status = 403, description = "Not a partner key", body = super::error::Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn replace_user() -> Response {
-    read_only()
-}
-
-/// Not supported: the service is read-only (501).
-#[utoipa::path(
-    patch,
-    path = "/scim/v2/Users/{id}",
-    tag = "scim",
-    params(("id" = String, Path, max_length = 64)),
-    security(("partner" = [])),
-    responses(
-        (status = 501, description = "Read-only (SCIM error)", body = serde_json::Value, content_type = "application/scim+json"),
-        (status = 403, description = "Not a partner key", body = super::error::Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn patch_user() -> Response {
-    read_only()
-}
-
-/// Not supported: the service is read-only (501).
-#[utoipa::path(
-    delete,
-    path = "/scim/v2/Users/{id}",
-    tag = "scim",
-    params(("id" = String, Path, max_length = 64)),
-    security(("partner" = [])),
-    responses(
-        (status = 501, description = "Read-only (SCIM error)", body = serde_json::Value, content_type = "application/scim+json"),
-        (status = 403, description = "Not a partner key", body = super::error::Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn delete_user() -> Response {
-    read_only()
-}
-
 // ---- discovery ----
 
 /// What this service provider supports.
@@ -926,7 +866,7 @@ pub async fn delete_user() -> Response {
     security(("partner" = [])),
     responses(
         (status = 200, description = "The ServiceProviderConfig", body = serde_json::Value, content_type = "application/scim+json"),
-        (status = 403, description = "Not a partner key", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a partner key (SCIM error)", body = serde_json::Value, content_type = "application/scim+json"),
     )
 )]
 pub async fn service_provider_config(
@@ -977,7 +917,7 @@ fn user_resource_type(base: &str) -> Value {
     security(("partner" = [])),
     responses(
         (status = 200, description = "A ListResponse of ResourceTypes", body = serde_json::Value, content_type = "application/scim+json"),
-        (status = 403, description = "Not a partner key", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a partner key (SCIM error)", body = serde_json::Value, content_type = "application/scim+json"),
     )
 )]
 pub async fn resource_types(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -998,7 +938,7 @@ pub async fn resource_types(State(state): State<AppState>, headers: HeaderMap) -
     security(("partner" = [])),
     responses(
         (status = 200, description = "The ResourceType", body = serde_json::Value, content_type = "application/scim+json"),
-        (status = 403, description = "Not a partner key", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a partner key (SCIM error)", body = serde_json::Value, content_type = "application/scim+json"),
         (status = 404, description = "No such resource type", body = serde_json::Value, content_type = "application/scim+json"),
     )
 )]
@@ -1111,7 +1051,7 @@ fn schema_documents(base: &str) -> Vec<Value> {
     security(("partner" = [])),
     responses(
         (status = 200, description = "A ListResponse of Schemas", body = serde_json::Value, content_type = "application/scim+json"),
-        (status = 403, description = "Not a partner key", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a partner key (SCIM error)", body = serde_json::Value, content_type = "application/scim+json"),
     )
 )]
 pub async fn schemas(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -1132,7 +1072,7 @@ pub async fn schemas(State(state): State<AppState>, headers: HeaderMap) -> Respo
     security(("partner" = [])),
     responses(
         (status = 200, description = "The Schema", body = serde_json::Value, content_type = "application/scim+json"),
-        (status = 403, description = "Not a partner key", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a partner key (SCIM error)", body = serde_json::Value, content_type = "application/scim+json"),
         (status = 404, description = "No such schema", body = serde_json::Value, content_type = "application/scim+json"),
     )
 )]

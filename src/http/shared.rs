@@ -292,7 +292,7 @@ fn format_of(id: &str, headers: &HeaderMap) -> (String, Format) {
     get,
     path = "/shared/v1/people/{id}",
     tag = "shared",
-    params(("id" = String, Path, description = "Your id for the person (from a search), optionally followed by `.vcf` for their vCard", pattern = "^[0-9a-fA-F-]{32,36}(\\.vcf)?$", max_length = 40)),
+    params(("id" = String, Path, description = "Your id for the person (from a search), optionally followed by `.vcf` for their vCard", pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32})(\\.vcf)?$", max_length = 40)),
     security(("partner" = [])),
     responses(
         (status = 200, description = "The person", content(
