@@ -749,3 +749,122 @@ async fn every_partner_request_is_audited_exported_and_tamper_evident() {
     let problem = report.problem.expect("tampering found");
     assert!(problem.contains(&format!("record {seq}")), "{problem}");
 }
+
+#[tokio::test]
+async fn sources_say_who_is_shared_and_the_person_has_the_last_word() {
+    let mut app = TestApp::new().await;
+    let csv = "\
+external_id,given_name,family_name,email,department,Share With Partners
+1,Anna,Berg,anna.berg@example.com,Sales,no
+2,Bruno,Berger,bruno.berger@example.com,Sales,yes
+3,Carla,Bergmann,carla.bergmann@example.com,Sales,perhaps
+4,David,Bergström,david.bergstrom@example.com,Sales,
+";
+    let report = app.import_csv(csv, &options("hr")).await.expect("import");
+    assert_eq!(report.counts.added, 4, "nobody lost for an odd value");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.reason.contains("partner_sharing") && w.reason.contains("perhaps")),
+        "{:?}",
+        report.warnings
+    );
+    let everyone_but = add_partner(&app, json!({"name": "acme"})).await;
+    let only_yes = add_partner(&app, json!({"name": "beta", "consent": "opt_in"})).await;
+    let (_, body) = shared(&app, &everyone_but, "/shared/v1/people?q=berg").await;
+    assert_eq!(
+        names(&body),
+        ["Bruno Berger", "Carla Bergmann", "David Bergström"]
+    );
+    let (_, body) = shared(&app, &only_yes, "/shared/v1/people?q=berg").await;
+    assert_eq!(names(&body), ["Bruno Berger"]);
+
+    // Anna says yes herself: her word wins over HR's.
+    switchboard::access::users::add_with_email(
+        &app.db.pool,
+        "anna",
+        switchboard::access::Role::Viewer,
+        Some("correct horse battery".into()),
+        Some("anna.berg@example.com"),
+    )
+    .await
+    .expect("user");
+    let (cookie, csrf) = app.sign_in("anna", "correct horse battery").await;
+    let (status, _, answer) = app
+        .send(
+            Request::put("/api/v1/me/sharing")
+                .header("cookie", &cookie)
+                .header("x-csrf-token", &csrf)
+                .header("content-type", "application/json")
+                .body(Body::from(json!({"own": true}).to_string()))
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["source"], false);
+    assert_eq!(answer["effective"], true);
+    app.indexer.catch_up().await.expect("catch up");
+    let (_, body) = shared(&app, &only_yes, "/shared/v1/people?q=berg").await;
+    assert_eq!(names(&body), ["Anna Berg", "Bruno Berger"]);
+    // A re-import of the same file changes nothing she chose.
+    app.import_csv(csv, &options("hr")).await.expect("import");
+    let (_, body) = shared(&app, &only_yes, "/shared/v1/people?q=berg").await;
+    assert_eq!(names(&body), ["Anna Berg", "Bruno Berger"]);
+}
+
+#[tokio::test]
+async fn a_partner_follows_presence_live_under_its_own_ids() {
+    let (app, hub) = app().await;
+    let key = add_partner(&app, json!({"name": "acme", "presence": "coarse"})).await;
+    let none = add_partner(&app, json!({"name": "blind", "presence": "none"})).await;
+    let (_, body) = shared(&app, &key, "/shared/v1/people?q=jane%20smith").await;
+    let id = body["items"][0]["id"].as_str().expect("id").to_string();
+    let url = app.serve().await;
+    let client = reqwest::Client::new();
+    let refused = client
+        .get(format!("{url}/shared/v1/presence/stream?ids={id}"))
+        .bearer_auth(&none)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(refused.status(), 403, "presence is not in its agreement");
+    let mut stream = client
+        .get(format!("{url}/shared/v1/presence/stream?ids={id}"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(stream.status(), 200);
+    let mut text = String::new();
+    read_until(&mut stream, &mut text, "busy").await;
+    hub.ingest_webhook(
+        PBX,
+        vec![serde_json::from_value(json!({
+            "handle": "sip:jane@pbx.example.com", "availability": "available", "status_message": "back"
+        }))
+        .expect("event")],
+    )
+    .expect("accepted");
+    read_until(&mut stream, &mut text, "available").await;
+    assert!(
+        text.contains(&format!("\"id\":\"{id}\"")),
+        "their id: {text}"
+    );
+    assert!(
+        !text.contains("with a client") && !text.contains("back"),
+        "coarse: {text}"
+    );
+}
+
+/// Reads a stream's chunks into `text` until it holds `wanted`.
+async fn read_until(stream: &mut reqwest::Response, text: &mut String, wanted: &str) {
+    while !text.contains(wanted) {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), stream.chunk())
+            .await
+            .expect("an event in time")
+            .expect("chunk")
+            .expect("open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}

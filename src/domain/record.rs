@@ -906,6 +906,29 @@ mod tests {
     }
 
     #[test]
+    fn sources_say_yes_or_no_to_partners_in_their_own_words() {
+        for yes in ["yes", "TRUE", "1", "Y", "ja", "opt-in", "Shared", "visible"] {
+            assert_eq!(sharing_of(yes), Some(true), "{yes}");
+        }
+        for no in [
+            "no", "FALSE", "0", "n", "Nein", "opt out", "hidden", "private",
+        ] {
+            assert_eq!(sharing_of(no), Some(false), "{no}");
+        }
+        assert_eq!(sharing_of("maybe"), None);
+        // Saying nothing keeps the digest records had before the attribute existed.
+        let before = jane().normalize(&normalizer()).expect("kept");
+        assert!(!serde_json::to_string(&before)
+            .expect("json")
+            .contains("partner_sharing"));
+        let mut no = jane();
+        no.partner_sharing = Some("no".into());
+        let after = no.normalize(&normalizer()).expect("kept");
+        assert_eq!(after.partner_sharing, Some(false));
+        assert_ne!(before.content_hash(), after.content_hash());
+    }
+
+    #[test]
     fn records_without_nicknames_keep_their_digest() {
         let rec = jane().normalize(&normalizer()).expect("kept");
         let json = serde_json::to_string(&rec).expect("json");

@@ -1208,6 +1208,44 @@ mod tests {
     }
 
     #[test]
+    fn a_mapped_attribute_says_whether_partners_see_someone() {
+        let mut config = SourceConfig {
+            name: "corp".into(),
+            kind: "ldap".into(),
+            url: Some("ldap://127.0.0.1:3890".into()),
+            base_dn: Some("dc=example,dc=com".into()),
+            ..Default::default()
+        };
+        config
+            .mapping
+            .insert("partner_sharing".into(), "sbShareWithPartners".into());
+        let s = LdapSettings::from_config(&config).expect("valid");
+        let phones = crate::domain::PhoneNormalizer::new("GB").expect("region");
+        let shared = |value: &[&str]| {
+            let mut attrs = vec![
+                ("entryUUID", &["6A0B2C4E-1111-2222-3333-444455556667"][..]),
+                ("cn", &["Margaret Hughes"][..]),
+            ];
+            if !value.is_empty() {
+                attrs.push(("sbShareWithPartners", value));
+            }
+            let mut read = DirectoryRead::default();
+            let record = s.convert(vec![entry(&attrs)], true, &mut read).remove(0);
+            record.normalize(&phones).expect("kept, whatever the value")
+        };
+        assert_eq!(shared(&["FALSE"]).partner_sharing, Some(false));
+        assert_eq!(shared(&["TRUE"]).partner_sharing, Some(true));
+        assert_eq!(shared(&[]).partner_sharing, None);
+        let odd = shared(&["perhaps"]);
+        assert_eq!(odd.partner_sharing, None);
+        assert!(
+            odd.warnings.iter().any(|w| w.contains("partner_sharing")),
+            "{:?}",
+            odd.warnings
+        );
+    }
+
+    #[test]
     fn disabled_ad_accounts_are_deletions_not_records() {
         let s = settings("active_directory");
         let mut e = entry(&[("cn", &["Gone"]), ("userAccountControl", &["514"])]);
