@@ -255,6 +255,52 @@ impl Federation {
     }
 }
 
+impl Federation {
+    /// The configured peer called `name`.
+    pub fn peer(&self, name: &str) -> Option<&PeerConfig> {
+        self.peers
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Opens a peer's presence stream for its ids (as its search gave them): the response, to
+    /// be relayed as it comes.
+    pub async fn presence_stream(
+        &self,
+        peer: &PeerConfig,
+        ids: &str,
+    ) -> std::result::Result<reqwest::Response, String> {
+        let key = match (&peer.key, &peer.key_file) {
+            (Some(k), _) => k.trim().to_string(),
+            (None, Some(file)) => tokio::fs::read_to_string(file)
+                .await
+                .map_err(|e| format!("cannot read its key from {}: {e}", file.display()))?
+                .trim()
+                .to_string(),
+            (None, None) => return Err("no key configured".into()),
+        };
+        let url = format!(
+            "{}/shared/v1/presence/stream",
+            peer.url.trim_end_matches('/')
+        );
+        let response = tokio::time::timeout(
+            self.timeout,
+            self.client
+                .get(&url)
+                .bearer_auth(key)
+                .query(&[("ids", ids)])
+                .send(),
+        )
+        .await
+        .map_err(|_| format!("did not answer within {} ms", self.timeout.as_millis()))?
+        .map_err(|e| format!("unreachable: {}", without_url(&e)))?;
+        if !response.status().is_success() {
+            return Err(format!("answered {}", response.status()));
+        }
+        Ok(response)
+    }
+}
+
 /// reqwest's error without the URL (which would carry the query).
 fn without_url(e: &reqwest::Error) -> String {
     let mut text = e.to_string();

@@ -233,6 +233,26 @@ async fn staff_search_partners_in_parallel_and_a_hung_peer_is_only_a_note() {
                 .iter()
                 .flat_map(|p| p["phones"].as_array().into_iter().flatten())
                 .all(|phone| phone["kind"] != "mobile"));
+            // Their presence, live, relayed by our server under their ids.
+            let id = items[0]["id"].as_str().expect("id");
+            let mut stream = client
+                .get(format!("{}/api/v1/peers/beta/presence/stream", alpha.url))
+                .query(&[("ids", id)])
+                .send()
+                .await
+                .expect("stream");
+            assert_eq!(stream.status(), 200);
+            let mut text = String::new();
+            while !text.contains(id) {
+                let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+                    .await
+                    .expect("an event in time")
+                    .expect("chunk")
+                    .expect("open");
+                text.push_str(&String::from_utf8_lossy(&chunk));
+            }
+            assert!(text.contains("event: presence"), "{text}");
+            drop(stream);
         }
         let hung = by_name("hang");
         assert!(hung["items"].as_array().expect("items").is_empty());

@@ -44,6 +44,7 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         )
         .routes(routes!(stream_presence))
         .routes(routes!(stream_shared_presence))
+        .routes(routes!(stream_peer_presence))
         .routes(routes!(metrics))
 }
 
@@ -319,6 +320,72 @@ pub async fn stream_shared_presence(
         .map(|id| partner.our_id(id))
         .collect();
     open_stream(state, principal, ids, Some(partner)).await
+}
+
+/// A partner's presence stream for people its search returned (`peers=` on the search),
+/// relayed as it comes: their presence, at the level they allow us, under their ids.
+#[utoipa::path(
+    get,
+    path = "/api/v1/peers/{peer}/presence/stream",
+    tag = "presence",
+    params(("peer" = String, Path, description = "A configured `[[federation.peers]]` name", max_length = 64), IdsParams),
+    security(("session" = ["viewer"]), ("bearer" = ["viewer"])),
+    responses(
+        (status = 200, description = "An endless `text/event-stream`, as the peer sends it", body = String, content_type = "text/event-stream"),
+        (status = 400, description = "Invalid ids", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such peer", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many streams open for this caller", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The peer refused or could not be reached (`directory_unavailable`)", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn stream_peer_presence(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    axum::extract::Path(peer): axum::extract::Path<String>,
+    params: std::result::Result<Query<IdsParams>, QueryRejection>,
+) -> Result<axum::response::Response> {
+    let Query(params) = params.map_err(|e| Error::invalid("ids", e.body_text()))?;
+    let ids: Vec<String> = parse_ids(&params.ids)?
+        .iter()
+        .map(Uuid::to_string)
+        .collect();
+    let peer = state
+        .federation
+        .peer(&peer)
+        .cloned()
+        .ok_or(Error::NotFound { what: "peer" })?;
+    let slot = state.access.stream_slot(&principal.name)?;
+    let upstream = state
+        .federation
+        .presence_stream(&peer, &ids.join(","))
+        .await
+        .map_err(|why| Error::Directory {
+            source_name: peer.name.clone(),
+            reason: why,
+        })?;
+    let stop = state.presence.stop_signal();
+    // The slot is held as long as the relay runs.
+    let relay = stream::unfold(
+        (upstream, stop, slot),
+        |(mut upstream, mut stop, slot)| async move {
+            let next = tokio::select! {
+                next = upstream.chunk() => next,
+                _ = crate::presence::stopped(&mut stop) => return None,
+            };
+            match next {
+                Ok(Some(bytes)) => Some((Ok::<_, std::io::Error>(bytes), (upstream, stop, slot))),
+                _ => None,
+            }
+        },
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        axum::body::Body::from_stream(relay),
+    )
+        .into_response())
 }
 
 /// The presence stream of `ids` (ours) as `principal` may see it, under `partner`'s ids when

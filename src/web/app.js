@@ -13,15 +13,29 @@ function paintDot(dot, presence) {
   dot.title = presence.availability.replaceAll('_', ' ') + (presence.status_message ? ' — ' + presence.status_message : '');
 }
 
-function follow(ids) {
-  if (live) { live.close(); live = null; }
-  if (!ids.length) return;
-  live = new EventSource('/api/v1/presence/stream?ids=' + ids.join(','));
-  live.addEventListener('presence', (e) => {
+let peerStreams = [];
+
+function watch(url) {
+  const source = new EventSource(url);
+  source.addEventListener('presence', (e) => {
     const change = JSON.parse(e.data);
     const dot = results.querySelector('li[data-id="' + change.id + '"] .dot');
     if (dot) paintDot(dot, change.presence);
   });
+  return source;
+}
+
+// Ours from our stream; each partner's from theirs, relayed by our server.
+function follow(ids, theirs) {
+  if (live) { live.close(); live = null; }
+  for (const s of peerStreams) s.close();
+  peerStreams = [];
+  if (ids.length) live = watch('/api/v1/presence/stream?ids=' + ids.join(','));
+  for (const [peer, peerIds] of Object.entries(theirs || {})) {
+    if (peerIds.length) {
+      peerStreams.push(watch('/api/v1/peers/' + encodeURIComponent(peer) + '/presence/stream?ids=' + peerIds.join(',')));
+    }
+  }
 }
 
 function el(tag, cls, text) {
@@ -38,7 +52,7 @@ function render(data) {
   const notes = [];
   for (const peer of data.peers || []) {
     if (peer.note) notes.push(peer.peer + ': ' + peer.note);
-    for (const p of peer.items) theirs.push(Object.assign({}, p, { theirs: true }));
+    for (const p of peer.items) theirs.push(Object.assign({}, p, { theirs: true, peer: peer.peer }));
   }
   for (const p of data.items.concat(theirs)) {
     const li = el('li');
@@ -74,7 +88,9 @@ function render(data) {
     li.appendChild(contact);
     results.appendChild(li);
   }
-  follow(data.items.filter((p) => p.presence).map((p) => p.id));
+  const byPeer = {};
+  for (const p of theirs) if (p.presence) (byPeer[p.peer] = byPeer[p.peer] || []).push(p.id);
+  follow(data.items.filter((p) => p.presence).map((p) => p.id), byPeer);
   status.textContent = data.total === 1 ? '1 person'
     : data.total.toLocaleString() + (data.total_exact ? '' : '+') + ' people';
   if (theirs.length) status.textContent += ' · ' + theirs.length + ' at partners';
