@@ -175,6 +175,10 @@ pub struct PartnerArgs {
     /// Requests per day: 5000/day [default: `[partners] quota`].
     #[arg(long)]
     quota: Option<String>,
+    /// A PEM file of the client certificate its key must come with (mutual TLS, with `[tls]
+    /// client_certificates`); `none` removes it.
+    #[arg(long)]
+    certificate: Option<std::path::PathBuf>,
 }
 
 impl PartnerArgs {
@@ -211,6 +215,11 @@ impl PartnerArgs {
             }),
             rate: self.rate,
             quota: self.quota,
+            certificate_sha256: match self.certificate {
+                None => None,
+                Some(path) if path.as_os_str() == "none" => Some(String::new()),
+                Some(path) => Some(crate::tls::ClientCertificate::of_pem_file(&path)?.0),
+            },
         })
     }
 }

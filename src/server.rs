@@ -56,10 +56,19 @@ pub async fn serve_connections(
         let acceptor = tls.as_ref().map(|t| t.acceptor());
         tokio::spawn(async move {
             match acceptor {
-                None => serve_one(&builder, watcher, app, stream, address).await,
+                None => serve_one(&builder, watcher, app, stream, address, None).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => serve_one(&builder, watcher, app, tls, address).await,
+                        Ok(Ok(tls)) => {
+                            // A client certificate, for partners who pinned one.
+                            let presented = tls
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|chain| chain.first())
+                                .map(|leaf| crate::tls::ClientCertificate::of(leaf.as_ref()));
+                            serve_one(&builder, watcher, app, tls, address, presented).await
+                        }
                         Ok(Err(e)) => tracing::debug!(error = %e, %address, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%address, "TLS handshake too slow"),
                     }
@@ -78,6 +87,7 @@ async fn serve_one<S>(
     app: axum::Router,
     stream: S,
     address: SocketAddr,
+    presented: Option<crate::tls::ClientCertificate>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -87,6 +97,9 @@ async fn serve_one<S>(
             request
                 .extensions_mut()
                 .insert(axum::extract::ConnectInfo(address));
+            if let Some(certificate) = presented.clone() {
+                request.extensions_mut().insert(certificate);
+            }
             request
         },
     );

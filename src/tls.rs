@@ -21,6 +21,11 @@ pub struct TlsConfig {
     pub cert_file: PathBuf,
     /// PEM: the private key (PKCS#8, PKCS#1 or SEC1).
     pub key_file: PathBuf,
+    /// Ask clients for a certificate (optional for them): partners whose certificate is pinned
+    /// (`partner add --certificate`) must present it with their key. Browsers may then offer
+    /// one of theirs, which the console ignores.
+    #[serde(default)]
+    pub client_certificates: bool,
 }
 
 /// The certificate in use, swappable while connections are served.
@@ -95,16 +100,115 @@ fn server_config(config: &TlsConfig) -> Result<rustls::ServerConfig> {
     }
     let key = PrivateKeyDer::from_pem_file(&config.key_file)
         .map_err(|e| bad("key_file", &config.key_file, &e))?;
-    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| Error::Config(format!("tls: {e}")))?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| Error::Config(format!("tls: the key does not fit the certificate: {e}")))?;
+    .map_err(|e| Error::Config(format!("tls: {e}")))?;
+    let server = if config.client_certificates {
+        server.with_client_cert_verifier(Arc::new(AnyClientCertificate(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))))
+    } else {
+        server.with_no_client_auth()
+    };
+    let mut server = server
+        .with_single_cert(certs, key)
+        .map_err(|e| Error::Config(format!("tls: the key does not fit the certificate: {e}")))?;
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(server)
+}
+
+/// Takes whatever certificate a client presents, once it proves it holds the certificate's key
+/// (the handshake signature is checked): which certificates are welcome is decided per partner,
+/// by the SHA-256 pinned with its key, not by a CA.
+#[derive(Debug)]
+struct AnyClientCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::server::danger::ClientCertVerifier for AnyClientCertificate {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The SHA-256 of a client's certificate (DER), as partners' pins hold it: lower-case hex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertificate(pub String);
+
+impl ClientCertificate {
+    pub fn of(der: &[u8]) -> ClientCertificate {
+        use sha2::Digest;
+        ClientCertificate(
+            sha2::Sha256::digest(der)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        )
+    }
+
+    /// The pin of the first certificate in a PEM file (`partner add --certificate`).
+    pub fn of_pem_file(path: &std::path::Path) -> Result<ClientCertificate> {
+        let first = CertificateDer::pem_file_iter(path)
+            .map_err(|e| Error::invalid("certificate", format!("{}: {e}", path.display())))?
+            .next()
+            .ok_or_else(|| {
+                Error::invalid(
+                    "certificate",
+                    format!("{}: no certificate in it", path.display()),
+                )
+            })?
+            .map_err(|e| Error::invalid("certificate", format!("{}: {e}", path.display())))?;
+        Ok(ClientCertificate::of(first.as_ref()))
+    }
 }
 
 /// A TLS client that verifies servers against `ca_file` (PEM, one or more CAs) when given, else

@@ -48,6 +48,7 @@ async fn server(config: Config, allow_anonymous: bool, anonymous_policy: Option<
     let tls = switchboard::tls::TlsConfig {
         cert_file: issued.cert.clone(),
         key_file: issued.key.clone(),
+        client_certificates: false,
     };
     let certs = switchboard::tls::Certificates::load(&tls).expect("certificate");
     let config = LdapServerConfig {

@@ -759,11 +759,14 @@ impl Access {
             return Ok(None);
         }
         if password.starts_with(partners::PREFIX) {
-            // A key proves its partner; the name must be that partner's.
-            return Ok(self
-                .partner_of_key(password)
-                .await?
-                .filter(|p| p.display_name.eq_ignore_ascii_case(account)));
+            // A key proves its partner; the name must be that partner's. A partner whose key
+            // must come with its client certificate cannot bind so (LDAP carries none here).
+            return Ok(self.partner_of_key(password).await?.filter(|p| {
+                p.display_name.eq_ignore_ascii_case(account)
+                    && p.partner
+                        .as_ref()
+                        .is_some_and(|partner| partner.certificate_sha256.is_none())
+            }));
         }
         if account.starts_with(app_passwords::PREFIX) {
             return Ok(app_passwords::verify(&self.pool, account, password)

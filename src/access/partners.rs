@@ -244,6 +244,9 @@ pub struct Partner {
     pub policy: Policy,
     pub rate_per_second: f64,
     pub quota_per_day: u32,
+    /// The SHA-256 (hex) of the client certificate its key must come with (mutual TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_sha256: Option<String>,
     #[serde(skip)]
     #[schema(ignore)]
     id_key: [u8; 16],
@@ -304,9 +307,36 @@ pub struct PartnerSettings {
     /// Requests per day (UTC): `5000/day`.
     #[schema(pattern = r"^[1-9][0-9]{0,8}/day$")]
     pub quota: Option<String>,
+    /// The SHA-256 (hex) of a client certificate its key must come with (mutual TLS, when
+    /// Switchboard serves HTTPS with `[tls] client_certificates`); empty: none.
+    #[schema(pattern = r"^([0-9a-fA-F]{64})?$")]
+    pub certificate_sha256: Option<String>,
 }
 
 impl PartnerSettings {
+    /// The pin to store: `Some(None)` removes it, `None` leaves it.
+    fn certificate(&self) -> Result<Option<Option<Vec<u8>>>> {
+        let Some(hex) = self.certificate_sha256.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        if hex.is_empty() {
+            return Ok(Some(None));
+        }
+        let bytes: Option<Vec<u8>> = (hex.len() == 64)
+            .then(|| {
+                (0..32)
+                    .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+                    .collect()
+            })
+            .flatten();
+        bytes.map(|b| Some(Some(b))).ok_or_else(|| {
+            Error::invalid(
+                "certificate_sha256",
+                "the SHA-256 of a certificate is 64 hex digits",
+            )
+        })
+    }
+
     fn apply(&self, policy: &mut Policy, rate: &mut f64, quota: &mut u32) -> Result<()> {
         if let Some(fields) = &self.fields {
             policy.fields = fields_of(fields);
@@ -366,15 +396,16 @@ type PartnerRow = (
     f64,
     i32,
     Vec<u8>,
+    Option<Vec<u8>>,
     DateTime<Utc>,
     Option<DateTime<Utc>>,
 );
 
-const COLUMNS: &str =
-    "name, policy, rate_per_second, quota_per_day, id_key, created_at, revoked_at";
+const COLUMNS: &str = "name, policy, rate_per_second, quota_per_day, id_key, \
+    certificate_sha256, created_at, revoked_at";
 
 fn of_row(row: PartnerRow) -> Partner {
-    let (name, policy, rate, quota, key, created_at, revoked_at) = row;
+    let (name, policy, rate, quota, key, certificate, created_at, revoked_at) = row;
     let mut id_key = [0u8; 16];
     let n = key.len().min(16);
     id_key[..n].copy_from_slice(&key[..n]);
@@ -383,6 +414,7 @@ fn of_row(row: PartnerRow) -> Partner {
         policy: policy.0,
         rate_per_second: rate,
         quota_per_day: u32::try_from(quota).unwrap_or(0),
+        certificate_sha256: certificate.map(|d| d.iter().map(|b| format!("{b:02x}")).collect()),
         id_key,
         created_at,
         revoked_at,
@@ -410,19 +442,21 @@ pub async fn add(
     let mut rate = parse_rate(&config.rate).map_err(Error::Config)?;
     let mut quota = parse_quota(&config.quota).map_err(Error::Config)?;
     settings.apply(&mut policy, &mut rate, &mut quota)?;
+    let certificate = settings.certificate()?.flatten();
     let mut id_key = [0u8; 16];
     rand::rng().fill_bytes(&mut id_key);
     let key = secret::random_token(PREFIX);
     let mut tx = pool.begin().await?;
     let inserted = sqlx::query(
-        "INSERT INTO partners (name, policy, rate_per_second, quota_per_day, id_key) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO partners (name, policy, rate_per_second, quota_per_day, id_key, certificate_sha256) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(name)
     .bind(Json(&policy))
     .bind(rate)
     .bind(i32::try_from(quota).unwrap_or(i32::MAX))
     .bind(&id_key[..])
+    .bind(certificate)
     .execute(&mut *tx)
     .await;
     match inserted {
@@ -493,16 +527,22 @@ pub async fn set(pool: &PgPool, name: &str, settings: &PartnerSettings) -> Resul
         &mut quota,
     )?;
     partner.quota_per_day = quota;
+    let certificate = settings.certificate()?;
     sqlx::query(
-        "UPDATE partners SET policy = $2, rate_per_second = $3, quota_per_day = $4 WHERE name = $1",
+        "UPDATE partners SET policy = $2, rate_per_second = $3, quota_per_day = $4, \
+         certificate_sha256 = CASE WHEN $5 THEN $6 ELSE certificate_sha256 END WHERE name = $1",
     )
     .bind(name)
     .bind(Json(&partner.policy))
     .bind(partner.rate_per_second)
     .bind(i32::try_from(quota).unwrap_or(i32::MAX))
+    .bind(certificate.is_some())
+    .bind(certificate.flatten())
     .execute(pool)
     .await?;
-    Ok(partner)
+    get(pool, name)
+        .await?
+        .ok_or(Error::NotFound { what: "partner" })
 }
 
 /// A new key; the current ones keep working until `now + grace`, then are refused.
@@ -702,6 +742,7 @@ mod tests {
             policy: Policy::everything(),
             rate_per_second: 10.0,
             quota_per_day: 2,
+            certificate_sha256: None,
             id_key: [key; 16],
             created_at: DateTime::UNIX_EPOCH,
             revoked_at: None,

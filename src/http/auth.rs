@@ -395,6 +395,20 @@ pub async fn guard(
             return Error::Unauthorized("unknown or revoked token".into()).into_response();
         }
     };
+    // A partner whose key must come with its client certificate (mutual TLS).
+    if let Some(pin) = principal
+        .as_ref()
+        .and_then(|p| p.partner.as_ref())
+        .and_then(|partner| partner.certificate_sha256.as_deref())
+    {
+        let presented = request.extensions().get::<crate::tls::ClientCertificate>();
+        if presented.is_none_or(|c| !c.0.eq_ignore_ascii_case(pin)) {
+            return Error::Unauthorized(
+                "this partner's key works only with its client certificate (mutual TLS)".into(),
+            )
+            .into_response();
+        }
+    }
     let allowed = match (requirement, &principal) {
         (Requirement::Public, _) => Ok(()),
         (Requirement::Partner, Some(p)) if p.kind == PrincipalKind::Partner => Ok(()),

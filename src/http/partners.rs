@@ -34,6 +34,8 @@ pub struct NewPartner {
     pub rate: Option<String>,
     #[schema(pattern = r"^[1-9][0-9]{0,8}/day$")]
     pub quota: Option<String>,
+    #[schema(pattern = r"^([0-9a-fA-F]{64})?$")]
+    pub certificate_sha256: Option<String>,
 }
 
 impl NewPartner {
@@ -47,6 +49,7 @@ impl NewPartner {
                 consent: self.consent,
                 rate: self.rate,
                 quota: self.quota,
+                certificate_sha256: self.certificate_sha256,
             },
         )
     }
