@@ -876,7 +876,10 @@ async fn partner_command(
             audit_now(db, "partner.rotate", format!("name={name}")).await?;
             println!(
                 "new key for {name}; the old ones work until {}. It is shown once:",
-                (chrono::Utc::now() + grace).format("%Y-%m-%d %H:%M:%S UTC")
+                chrono::Utc::now().checked_add_signed(grace).map_or_else(
+                    || "forever".to_string(),
+                    |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+                )
             );
             println!("{key}");
         }

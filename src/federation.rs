@@ -229,7 +229,8 @@ impl Federation {
             .client
             .get(&url)
             .bearer_auth(key)
-            .query(&[("q", q), ("limit", &limit.to_string())])
+            // Within a peer's cap (20 unless it says otherwise): more would be refused.
+            .query(&[("q", q), ("limit", &limit.min(20).to_string())])
             .send()
             .await
             .map_err(|e| format!("unreachable: {}", without_url(&e)))?;

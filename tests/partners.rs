@@ -868,3 +868,54 @@ async fn read_until(stream: &mut reqwest::Response, text: &mut String, wanted: &
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
 }
+
+#[tokio::test]
+async fn a_partner_finds_people_only_by_what_it_may_see() {
+    let (app, _hub) = app().await;
+    let names_only = add_partner(
+        &app,
+        json!({"name": "names", "fields": ["name"], "presence": "full"}),
+    )
+    .await;
+    let more = add_partner(
+        &app,
+        json!({"name": "more", "fields": ["name", "title", "department", "org_unit", "location", "email", "work_phone"]}),
+    )
+    .await;
+    // Jane's title, department, email and mobile are hidden from the first: words of them
+    // find nothing, beside her name or alone.
+    for q in [
+        "jane%20account",
+        "jane%20sales",
+        "smith%20example",
+        "jane%200770",
+        "example",
+    ] {
+        let (status, body) = shared(&app, &names_only, &format!("/shared/v1/people?q={q}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(names(&body), Vec::<String>::new(), "{q}: {body}");
+    }
+    let (_, body) = shared(&app, &names_only, "/shared/v1/people?q=jane%20smith").await;
+    assert!(names(&body).contains(&"Jane Smith".to_string()), "{body}");
+    // The second sees title and email: they find her.
+    for q in ["jane%20account", "smith%20example"] {
+        let (_, body) = shared(&app, &more, &format!("/shared/v1/people?q={q}")).await;
+        assert!(
+            names(&body).contains(&"Jane Smith".to_string()),
+            "{q}: {body}"
+        );
+    }
+    // Full presence without handles: availability and status, not the channels that name them.
+    let jane = &body_of(&app, &names_only, "jane%20smith").await["items"][0];
+    assert_eq!(jane["presence"]["availability"], "busy");
+    assert_eq!(jane["presence"]["channels"], json!([]), "{jane}");
+    // Punctuation is no query.
+    let (status, _) = shared(&app, &names_only, "/shared/v1/people?q=...").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+async fn body_of(app: &TestApp, key: &str, q: &str) -> Value {
+    shared(app, key, &format!("/shared/v1/people?q={q}"))
+        .await
+        .1
+}

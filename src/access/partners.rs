@@ -322,13 +322,14 @@ impl PartnerSettings {
         if hex.is_empty() {
             return Ok(Some(None));
         }
-        let bytes: Option<Vec<u8>> = (hex.len() == 64)
-            .then(|| {
-                (0..32)
-                    .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
-                    .collect()
-            })
-            .flatten();
+        let bytes: Option<Vec<u8>> = (hex.len() == 64
+            && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| {
+            (0..32)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+                .collect()
+        })
+        .flatten();
         bytes.map(|b| Some(Some(b))).ok_or_else(|| {
             Error::invalid(
                 "certificate_sha256",
@@ -569,7 +570,10 @@ pub async fn rotate(
         "UPDATE partner_keys SET expires_at = LEAST(COALESCE(expires_at, $2), $2) WHERE partner = $1",
     )
     .bind(name)
-    .bind(now + grace)
+    .bind(
+        now.checked_add_signed(grace)
+            .ok_or_else(|| Error::invalid("grace", "too long"))?,
+    )
     .execute(&mut *tx)
     .await?;
     sqlx::query("INSERT INTO partner_keys (digest, partner) VALUES ($1, $2)")

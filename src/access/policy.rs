@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::domain::{Consent, Person, PersonSummary, Phone, PhoneKind};
 use crate::presence::Presence;
-use crate::search::query::Within;
+use crate::search::query::{Searchable, Within};
 
 /// An attribute a policy may show. The display name is always shown.
 #[derive(
@@ -170,6 +170,25 @@ impl Policy {
         }
     }
 
+    /// What a partner may find people by: only words of what it may see (names always; emails,
+    /// handles, titles and departments when shown). Numbers only as a whole query, checked
+    /// against the numbers it may see (`http::shared`).
+    pub fn searchable(&self) -> Searchable {
+        Searchable {
+            emails: self.shows(PersonField::Email),
+            im: self.shows(PersonField::Im),
+            org: [
+                PersonField::Title,
+                PersonField::Department,
+                PersonField::OrgUnit,
+                PersonField::Location,
+            ]
+            .iter()
+            .all(|f| self.shows(*f)),
+            phones: false,
+        }
+    }
+
     pub fn admits_summary(&self, p: &PersonSummary) -> bool {
         self.scope.admits(
             p.department.as_deref(),
@@ -256,6 +275,11 @@ impl Policy {
 
     pub fn presence(&self, presence: Option<Presence>) -> Option<Presence> {
         match self.presence {
+            // Each channel names a handle (`msteams:…`, `tel:…`): shown only with the handles.
+            PresenceLevel::Full if !self.shows(PersonField::Im) => presence.map(|mut p| {
+                p.channels.clear();
+                p
+            }),
             PresenceLevel::Full => presence,
             PresenceLevel::None => None,
             PresenceLevel::Coarse => presence.map(|p| Presence {

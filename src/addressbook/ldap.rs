@@ -136,6 +136,9 @@ enum Target {
 /// Who is bound on a connection.
 struct Session {
     principal: Option<Principal>,
+    /// A partner's key, checked again at each search: a revoked or rotated-out key, or a
+    /// changed policy, takes effect on open connections too (within the key cache's 5 s).
+    partner_key: Option<String>,
     /// The DN the client bound with (for whoami).
     dn: String,
     peer: IpAddr,
@@ -277,6 +280,7 @@ impl LdapServer {
         let _ = tcp.set_nodelay(true);
         let mut session = Session {
             principal: None,
+            partner_key: None,
             dn: String::new(),
             peer: peer.ip(),
             tls: implicit_tls,
@@ -423,6 +427,7 @@ impl LdapServer {
     /// anonymous when allowed. Throttled and audited as console sign-ins are.
     async fn bind(&self, request: LdapBindRequest, session: &mut Session) -> LdapResult {
         session.principal = None;
+        session.partner_key = None;
         session.dn.clear();
         let password = match (request.version, &request.cred) {
             (3, LdapBindCred::Simple(password)) => password.clone(),
@@ -467,6 +472,7 @@ impl LdapServer {
                     AuditEvent::new(self.state.access.now(), &principal.name, "ldap.bind")
                         .address(Some(address)),
                 );
+                session.partner_key = principal.partner.is_some().then(|| password.clone());
                 session.principal = Some(principal);
                 session.dn = request.dn;
                 success()
@@ -562,6 +568,25 @@ impl LdapServer {
             _ => {}
         }
         let principal = match (&session.principal, self.config.allow_anonymous) {
+            (Some(p), _) if p.partner.is_some() => {
+                let key = session.partner_key.as_deref().unwrap_or_default();
+                match self.state.access.partner_of_key(key).await {
+                    Ok(Some(fresh)) => fresh,
+                    Ok(None) => {
+                        return Answer::only(result(
+                            LdapResultCode::InsufficentAccessRights,
+                            "this partner key is no longer valid: bind again",
+                        ))
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LDAP search: cannot check a partner key");
+                        return Answer::only(result(
+                            LdapResultCode::Unavailable,
+                            "cannot check credentials now",
+                        ));
+                    }
+                }
+            }
             (Some(p), _) => p.clone(),
             (None, true) => self.anonymous(),
             (None, false) => {
@@ -672,6 +697,7 @@ impl LdapServer {
                 if let Some(refused) = self.partner_refusal(&request.filter) {
                     return Ok(Answer::only(refused));
                 }
+                self.note_partner_queries(principal, &request.filter);
             }
         }
         let limit = match usize::try_from(request.sizelimit) {
@@ -814,6 +840,12 @@ impl LdapServer {
         want: usize,
     ) -> Result<Vec<(Uuid, Entry)>> {
         let within = principal.policy.within();
+        // A partner finds people only by what it may see.
+        let searchable = if principal.partner.is_some() {
+            principal.policy.searchable()
+        } else {
+            Default::default()
+        };
         let search = |q: &str, limit: usize, offset: usize| {
             let mut req = SearchRequest {
                 q: q.to_string(),
@@ -822,6 +854,7 @@ impl LdapServer {
                 ..SearchRequest::default()
             };
             req.filters.within = within.clone();
+            req.filters.searchable = searchable;
             self.state.index.search_with(&req)
         };
         // Each source of candidates: the people with a number ending so, or a search.
@@ -940,6 +973,35 @@ impl LdapServer {
                 &format!("partners search the directory, they do not list it: filter on a name, email or number of at least {min} characters"),
             )
         })
+    }
+
+    /// Counts a partner's searches for sweep detection, as `/shared/v1` does.
+    fn note_partner_queries(&self, principal: &Principal, filter: &LdapFilter) {
+        let Some(partner) = &principal.partner else {
+            return;
+        };
+        let config = &self.state.access.partners;
+        let window = humantime::parse_duration(&config.sweep_window)
+            .ok()
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .unwrap_or(chrono::Duration::minutes(10));
+        let queries = match filter::candidates(filter) {
+            Candidates::Searches(queries) => queries,
+            Candidates::Ending(digits) => vec![digits],
+            _ => Vec::new(),
+        };
+        let now = self.state.access.now();
+        for q in queries {
+            if self.state.access.partner_usage.sweeping(
+                &partner.name,
+                &q,
+                now,
+                window,
+                config.sweep_prefixes,
+            ) {
+                tracing::warn!(partner = %partner.name, "partner's LDAP searches look like a sweep of the directory");
+            }
+        }
     }
 
     /// An entry as `principal` sees it: under a partner's own id for the person.

@@ -194,6 +194,7 @@ pub async fn search_people(
             org_unit: text("org_unit", params.org_unit)?,
             has_presence: params.has_presence,
             within: policy.within(),
+            searchable: Default::default(),
         },
         near: text("near", params.near)?,
         facets: params.facets.unwrap_or(false),

@@ -304,6 +304,7 @@ pub async fn stream_shared_presence(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Extension(partner): Extension<Arc<Partner>>,
+    headers: HeaderMap,
     params: std::result::Result<Query<IdsParams>, QueryRejection>,
 ) -> Result<(
     Extension<ReturnedPeople>,
@@ -319,7 +320,13 @@ pub async fn stream_shared_presence(
         .into_iter()
         .map(|id| partner.our_id(id))
         .collect();
-    open_stream(state, principal, ids, Some(partner)).await
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .map(|(_, key)| key.trim().to_string())
+        .unwrap_or_default();
+    open_stream(state, principal, ids, Some(key)).await
 }
 
 /// A partner's presence stream for people its search returned (`peers=` on the search),
@@ -388,65 +395,118 @@ pub async fn stream_peer_presence(
         .into_response())
 }
 
-/// The presence stream of `ids` (ours) as `principal` may see it, under `partner`'s ids when
-/// it is a partner's.
+/// How often a partner's open stream checks its key and its people again: a revoked key ends
+/// it, a person who opted out or left its scope drops out of it.
+const PARTNER_RECHECK: Duration = Duration::from_secs(30);
+
+/// What a presence stream carries between events.
+struct Following {
+    rx: tokio::sync::broadcast::Receiver<Arc<PresenceChange>>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    hub: PresenceHub,
+    ids: Vec<Uuid>,
+    wanted: HashSet<Uuid>,
+    principal: Principal,
+    /// Held by the stream: released when it ends or the client goes away.
+    _slot: crate::access::StreamSlot,
+    /// A partner's stream: its key, checked again every `PARTNER_RECHECK`.
+    recheck: Option<(AppState, String)>,
+}
+
+impl Following {
+    fn partner(&self) -> Option<&Partner> {
+        self.principal.partner.as_deref()
+    }
+
+    /// False when the partner's key no longer opens anything; else its people, refreshed.
+    async fn still_allowed(&mut self) -> bool {
+        let Some((state, key)) = &self.recheck else {
+            return true;
+        };
+        match state.access.partner_of_key(key).await {
+            Ok(Some(fresh)) => {
+                let ids = visible(state, &fresh, self.ids.clone())
+                    .await
+                    .unwrap_or_default();
+                self.wanted = ids.iter().copied().collect();
+                self.ids = ids;
+                self.principal = fresh;
+                true
+            }
+            // Unknown: keep going until the next check.
+            Err(_) => true,
+            Ok(None) => false,
+        }
+    }
+}
+
+/// The presence stream of `ids` (ours) as `principal` may see it, under its partner's ids
+/// when it is a partner's (whose `key` is then checked again now and then).
 async fn open_stream(
     state: AppState,
     principal: Principal,
     ids: Vec<Uuid>,
-    partner: Option<Arc<Partner>>,
+    key: Option<String>,
 ) -> Result<(
     Extension<ReturnedPeople>,
     Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>,
 )> {
     let ids = visible(&state, &principal, ids).await?;
-    // Held by the stream: released when it ends or the client goes away.
     let slot = state.access.stream_slot(&principal.name)?;
     let returned = Extension(ReturnedPeople(ids.clone()));
-    let policy = principal.policy.clone();
     let hub = state.presence.clone();
     // Subscribe before the snapshot, so no change falls between the two.
     let rx = hub.subscribe();
     // The stream ends when the server shuts down (graceful shutdown waits for every connection).
     let stop = hub.stop_signal();
-    let first = snapshot(&hub, &policy, &ids, partner.as_deref());
-    let wanted: Arc<HashSet<Uuid>> = Arc::new(ids.iter().copied().collect());
-    let changes = stream::unfold(
-        (rx, stop, hub, ids, wanted, policy, slot, partner),
-        |(mut rx, mut stop, hub, ids, wanted, policy, slot, partner)| async move {
-            loop {
-                let next = tokio::select! {
-                    next = rx.recv() => next,
-                    _ = crate::presence::stopped(&mut stop) => return None,
-                };
-                match next {
-                    Ok(change) if wanted.contains(&change.id) => {
-                        let change = PresenceChange {
-                            id: change.id,
-                            presence: policy
-                                .presence(Some(change.presence.clone()))
-                                .unwrap_or_else(crate::presence::Presence::unknown),
-                        };
-                        let batch = vec![Ok(event_of(&change, partner.as_deref()))];
-                        return Some((
-                            stream::iter(batch),
-                            (rx, stop, hub, ids, wanted, policy, slot, partner),
-                        ));
+    let first = snapshot(&hub, &principal.policy, &ids, principal.partner.as_deref());
+    let following = Following {
+        rx,
+        stop,
+        hub,
+        wanted: ids.iter().copied().collect(),
+        ids,
+        recheck: key.map(|k| (state.clone(), k)),
+        principal,
+        _slot: slot,
+    };
+    let changes = stream::unfold(following, |mut f| async move {
+        let mut next_check = tokio::time::Instant::now() + PARTNER_RECHECK;
+        loop {
+            let next = tokio::select! {
+                next = f.rx.recv() => next,
+                _ = crate::presence::stopped(&mut f.stop) => return None,
+                _ = tokio::time::sleep_until(next_check), if f.recheck.is_some() => {
+                    if !f.still_allowed().await {
+                        return None;
                     }
-                    Ok(_) => continue,
-                    // Too slow to keep up: send everyone's current state again.
-                    Err(RecvError::Lagged(_)) => {
-                        let batch = snapshot(&hub, &policy, &ids, partner.as_deref());
-                        return Some((
-                            stream::iter(batch),
-                            (rx, stop, hub, ids, wanted, policy, slot, partner),
-                        ));
-                    }
-                    Err(RecvError::Closed) => return None,
+                    next_check = tokio::time::Instant::now() + PARTNER_RECHECK;
+                    continue;
                 }
+            };
+            match next {
+                Ok(change) if f.wanted.contains(&change.id) => {
+                    let change = PresenceChange {
+                        id: change.id,
+                        presence: f
+                            .principal
+                            .policy
+                            .presence(Some(change.presence.clone()))
+                            .unwrap_or_else(crate::presence::Presence::unknown),
+                    };
+                    let batch = vec![Ok(event_of(&change, f.partner()))];
+                    return Some((stream::iter(batch), f));
+                }
+                Ok(_) => continue,
+                // Too slow to keep up: send everyone's current state again.
+                Err(RecvError::Lagged(_)) => {
+                    let batch = snapshot(&f.hub, &f.principal.policy, &f.ids, f.partner());
+                    return Some((stream::iter(batch), f));
+                }
+                Err(RecvError::Closed) => return None,
             }
-        },
-    )
+        }
+    })
     .flatten();
     Ok((
         returned,

@@ -247,9 +247,37 @@ pub enum Op {
     Le,
 }
 
+/// Longest filter read, in characters, and deepest nesting of parentheses and `not`.
+const MAX_FILTER_CHARS: usize = 1024;
+const MAX_DEPTH: usize = 16;
+
 /// Reads a filter; the error says what is wrong and where.
 pub fn parse_filter(text: &str) -> std::result::Result<Filter, String> {
+    if text.chars().count() > MAX_FILTER_CHARS {
+        return Err(format!("longer than {MAX_FILTER_CHARS} characters"));
+    }
     let tokens = tokenize(text)?;
+    // Nesting is recursion: bounded before any is done.
+    let mut depth = 0usize;
+    for token in &tokens {
+        match token {
+            Token::Open => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(format!("nested deeper than {MAX_DEPTH}"));
+                }
+            }
+            Token::Close => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    let nots = tokens
+        .iter()
+        .filter(|t| matches!(t, Token::Word(w) if w.eq_ignore_ascii_case("not")))
+        .count();
+    if nots > MAX_DEPTH {
+        return Err(format!("more than {MAX_DEPTH} `not`s"));
+    }
     let mut pos = 0;
     let filter = parse_or(&tokens, &mut pos)?;
     if pos != tokens.len() {
@@ -528,6 +556,9 @@ fn candidates(filter: &Filter) -> Option<Vec<String>> {
 
 // ---- Users ----
 
+/// Most values one filter may compare with (each is a search).
+const MAX_CANDIDATES: usize = 10;
+
 #[derive(Debug, Default, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
@@ -567,7 +598,7 @@ async fn query_users(
         ));
     };
     let filter = parse_filter(text).map_err(|e| bad("invalidFilter", e))?;
-    let Some(queries) = candidates(&filter) else {
+    let Some(mut queries) = candidates(&filter) else {
         return Err(bad(
             "tooMany",
             "this filter could match everyone: compare an attribute with eq, sw, co or ew".into(),
@@ -582,6 +613,28 @@ async fn query_users(
             "tooMany",
             format!("compare with values of at least {min} characters"),
         ));
+    }
+    queries.dedup();
+    if queries.len() > MAX_CANDIDATES {
+        return Err(bad(
+            "tooMany",
+            format!("at most {MAX_CANDIDATES} values in one filter"),
+        ));
+    }
+    // Each value is a query, as on /shared/v1: counted for sweep detection.
+    let now = state.access.now();
+    let window = humantime::parse_duration(&config.sweep_window)
+        .ok()
+        .and_then(|d| chrono::Duration::from_std(d).ok())
+        .unwrap_or(chrono::Duration::minutes(10));
+    for q in &queries {
+        if state
+            .access
+            .partner_usage
+            .sweeping(&partner.name, q, now, window, config.sweep_prefixes)
+        {
+            tracing::warn!(partner = %partner.name, "partner's SCIM filters look like a sweep of the directory");
+        }
     }
     let cap = config.max_results;
     let base = base_url(state, headers);
@@ -598,6 +651,7 @@ async fn query_users(
             offset: 0,
             filters: Filters {
                 within: policy.within(),
+                searchable: policy.searchable(),
                 ..Filters::default()
             },
             near: None,
@@ -1129,6 +1183,16 @@ mod tests {
         ] {
             assert!(parse_filter(bad).is_err(), "{bad}");
         }
+        // Deep nesting is refused before any recursion.
+        let deep = format!(
+            "{}userName eq \"x\"{}",
+            "(".repeat(60_000),
+            ")".repeat(60_000)
+        );
+        assert!(parse_filter(&deep).is_err());
+        let nested = format!("{}userName eq \"x\"{}", "(".repeat(10), ")".repeat(10));
+        assert!(parse_filter(&nested).is_ok());
+        assert!(parse_filter(&"not ".repeat(100)).is_err());
     }
 
     #[test]

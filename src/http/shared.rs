@@ -157,7 +157,8 @@ pub async fn search(
     let config = &state.access.partners;
     let q = params.q.unwrap_or_default();
     let typed = q.trim();
-    let chars = typed.chars().filter(|c| !c.is_whitespace()).count();
+    // Letters and digits: "..." is no query (it would list everyone alphabetically).
+    let chars = typed.chars().filter(|c| c.is_alphanumeric()).count();
     if chars < config.min_query_chars {
         return Err(Error::invalid(
             "q",
@@ -206,6 +207,7 @@ pub async fn search(
         offset: 0,
         filters: Filters {
             within: policy.within(),
+            searchable: policy.searchable(),
             ..Filters::default()
         },
         near: None,

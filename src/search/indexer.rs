@@ -474,7 +474,8 @@ fn document_of(f: &Fields, row: PersonRow, names: Names) -> TantivyDocument {
     org_words.sort_unstable();
     org_words.dedup();
     add_words(&mut doc, f.org, &org_words);
-    // Words of email addresses and IM handles (without their scheme).
+    // Words of email addresses, and apart, of IM handles (without their scheme): a partner may
+    // be shown one and not the other.
     let mut contact_words = Vec::new();
     for email in &person.emails {
         contact_words.extend(fold(email));
@@ -485,16 +486,20 @@ fn document_of(f: &Fields, row: PersonRow, names: Names) -> TantivyDocument {
             doc.add_text(f.handle, compact.to_lowercase());
         }
     }
+    contact_words.sort_unstable();
+    contact_words.dedup();
+    add_words(&mut doc, f.text, &contact_words);
+    let mut im_words = Vec::new();
     for handle in &person.im {
-        contact_words.extend(fold(
+        im_words.extend(fold(
             handle
                 .split_once(':')
                 .map_or(handle.as_str(), |(_, rest)| rest),
         ));
     }
-    contact_words.sort_unstable();
-    contact_words.dedup();
-    add_words(&mut doc, f.text, &contact_words);
+    im_words.sort_unstable();
+    im_words.dedup();
+    add_words(&mut doc, f.im, &im_words);
     // Phone digits are indexed with their prefixes of 3 to `MAX_PHONE_PREFIX` digits, so a
     // typed start of a number is one term lookup (longer ones: see `query::phone_alternatives`).
     let mut digits: Vec<String> = person.phones.iter().flat_map(|p| p.search_keys()).collect();

@@ -54,8 +54,10 @@ pub struct Fields {
     pub name: Field,
     /// Every prefix (edge n-gram) of every folded name word, up to `MAX_PREFIX` characters.
     pub name_prefix: Field,
-    /// The distinct folded words of emails and IM handles (without their scheme).
+    /// The distinct folded words of email addresses.
     pub text: Field,
+    /// The distinct folded words of IM handles (without their scheme).
+    pub im: Field,
     /// The distinct folded words of title, department, org unit and location: a small
     /// vocabulary, so a typed start is expanded to the words it starts at query time
     /// (`query::Terms::starting_with`) instead of indexing every prefix.
@@ -119,6 +121,7 @@ pub fn schema() -> (Schema, Fields) {
         name: b.add_text_field("name", STRING),
         name_prefix: b.add_text_field("name_prefix", STRING),
         text: b.add_text_field("text", STRING),
+        im: b.add_text_field("im", STRING),
         org: b.add_text_field("org", STRING),
         phone: b.add_text_field("phone", STRING),
         sort_key: b.add_u64_field("sort_key", FAST),

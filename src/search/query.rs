@@ -85,6 +85,30 @@ pub struct Filters {
     pub has_presence: Option<bool>,
     /// The caller's scope: only people with one of these values (an empty list allows all).
     pub within: Within,
+    /// What words may match besides names (a partner: only what its policy shows).
+    pub searchable: Searchable,
+}
+
+/// Which kinds of words find people besides their names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Searchable {
+    pub emails: bool,
+    pub im: bool,
+    /// Words of titles, departments, units and locations.
+    pub org: bool,
+    /// Digits inside a query of words (a query that is a number is planned apart).
+    pub phones: bool,
+}
+
+impl Default for Searchable {
+    fn default() -> Self {
+        Searchable {
+            emails: true,
+            im: true,
+            org: true,
+            phones: true,
+        }
+    }
 }
 
 /// A principal's scope as a search filter: each non-empty list is a word that one of its values
@@ -255,10 +279,10 @@ pub fn plan(q: &str, f: &Fields, filters: &Filters, near: Option<&str>, terms: &
     let mut wide_words = Vec::new();
     let mut approximate = false;
     for (i, w) in words.iter().enumerate() {
-        let exact = exact_alternatives(w, terms, f);
+        let exact = exact_alternatives(w, terms, f, filters.searchable);
         let mut alternatives: Vec<Alternative> = exact.iter().map(Alternative::clone).collect();
         exact_words.push(exact);
-        let approx = approximate_alternatives(w, i == last, terms, f);
+        let approx = approximate_alternatives(w, i == last, terms, f, filters.searchable);
         approximate |= !approx.is_empty();
         alternatives.extend(approx.into_iter().map(Alternative::approximate));
         wide_words.push(alternatives);
@@ -337,7 +361,12 @@ fn has_overlong_word(q: &str) -> bool {
 }
 
 /// Whole words and prefixes: of names, of other text, and of phone numbers for digit words.
-fn exact_alternatives(word: &str, terms: &dyn Terms, f: &Fields) -> Vec<Alternative> {
+fn exact_alternatives(
+    word: &str,
+    terms: &dyn Terms,
+    f: &Fields,
+    searchable: Searchable,
+) -> Vec<Alternative> {
     let term = |field| Term::from_field_text(field, word);
     let chars = word.chars().count();
     // Name prefixes are indexed as terms (edge n-grams): one lookup, however short.
@@ -349,15 +378,19 @@ fn exact_alternatives(word: &str, terms: &dyn Terms, f: &Fields) -> Vec<Alternat
             score::NAME_PREFIX,
         )
     };
-    let mut alternatives = vec![
-        Alternative::term(term(f.name), score::NAME),
-        name_prefix,
-        Alternative::term(term(f.text), score::TEXT),
-        Alternative::term(term(f.org), score::TEXT),
-        Alternative::term(term(f.handle), score::TEXT),
-    ];
-    // Starts of the words of titles, departments, units and locations: a few words each.
-    alternatives.extend(starts(terms, f.org, word, Some(word), score::TEXT_PREFIX));
+    let mut alternatives = vec![Alternative::term(term(f.name), score::NAME), name_prefix];
+    if searchable.emails {
+        alternatives.push(Alternative::term(term(f.text), score::TEXT));
+        alternatives.push(Alternative::term(term(f.handle), score::TEXT));
+    }
+    if searchable.im {
+        alternatives.push(Alternative::term(term(f.im), score::TEXT));
+    }
+    if searchable.org {
+        alternatives.push(Alternative::term(term(f.org), score::TEXT));
+        // Starts of the words of titles, departments, units and locations: a few words each.
+        alternatives.extend(starts(terms, f.org, word, Some(word), score::TEXT_PREFIX));
+    }
     // The names it stands for, and a word typed in another script in Latin letters
     // ("петрова" finds Petrova as well as Петрова).
     for alias in super::names::aliases(word) {
@@ -376,7 +409,7 @@ fn exact_alternatives(word: &str, terms: &dyn Terms, f: &Fields) -> Vec<Alternat
             ));
         }
     }
-    if word.len() >= 3 && word.chars().all(|c| c.is_ascii_digit()) {
+    if searchable.phones && word.len() >= 3 && word.chars().all(|c| c.is_ascii_digit()) {
         alternatives.extend(phone_alternatives(&[word.to_string()], terms, f));
     }
     alternatives
@@ -417,24 +450,29 @@ fn approximate_alternatives(
     last: bool,
     terms: &dyn Terms,
     f: &Fields,
+    searchable: Searchable,
 ) -> Vec<Alternative> {
     let chars = word.chars().count();
     let mut alternatives = Vec::new();
     if chars >= MIN_CONTACT_PREFIX && !terms.known(f.name_prefix, word) {
-        alternatives.push(Alternative::other(
-            Box::new(FuzzyTermQuery::new_prefix(
-                Term::from_field_text(f.text, word),
-                0,
-                false,
-            )),
-            score::TEXT_PREFIX,
-        ));
+        for (field, allowed) in [(f.text, searchable.emails), (f.im, searchable.im)] {
+            if allowed {
+                alternatives.push(Alternative::other(
+                    Box::new(FuzzyTermQuery::new_prefix(
+                        Term::from_field_text(field, word),
+                        0,
+                        false,
+                    )),
+                    score::TEXT_PREFIX,
+                ));
+            }
+        }
     }
     // Only words of letters: "number9" is not a typo of "number8", nor does it sound like it.
     if !word.chars().all(char::is_alphabetic) {
         return alternatives;
     }
-    let in_index = [f.name_prefix, f.text, f.org, f.handle]
+    let in_index = [f.name_prefix, f.text, f.im, f.org, f.handle]
         .into_iter()
         .any(|field| terms.known(field, word));
     if chars >= ONE_TYPO && !in_index {
