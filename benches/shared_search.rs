@@ -150,7 +150,8 @@ async fn main() {
                 format!("{given} {family}")
             }
         })
-        .filter(|q: &String| q.chars().count() >= 3)
+        // What a partner may send (at least `min_query_chars`).
+        .filter(|q: &String| switchboard::access::partners::query_length(q) >= 3)
         .collect();
     let enc = |q: &str| form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>();
     // Warm both paths, then interleave them so that both see the same machine.

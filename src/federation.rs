@@ -215,15 +215,7 @@ impl Federation {
         q: &str,
         limit: usize,
     ) -> std::result::Result<SharedSearchResponse, String> {
-        let key = match (&peer.key, &peer.key_file) {
-            (Some(k), _) => k.trim().to_string(),
-            (None, Some(file)) => tokio::fs::read_to_string(file)
-                .await
-                .map_err(|e| format!("cannot read its key from {}: {e}", file.display()))?
-                .trim()
-                .to_string(),
-            (None, None) => return Err("no key configured".into()),
-        };
+        let key = key_of(peer).await?;
         let url = format!("{}/shared/v1/people", peer.url.trim_end_matches('/'));
         let response = self
             .client
@@ -271,15 +263,7 @@ impl Federation {
         peer: &PeerConfig,
         ids: &str,
     ) -> std::result::Result<reqwest::Response, String> {
-        let key = match (&peer.key, &peer.key_file) {
-            (Some(k), _) => k.trim().to_string(),
-            (None, Some(file)) => tokio::fs::read_to_string(file)
-                .await
-                .map_err(|e| format!("cannot read its key from {}: {e}", file.display()))?
-                .trim()
-                .to_string(),
-            (None, None) => return Err("no key configured".into()),
-        };
+        let key = key_of(peer).await?;
         let url = format!(
             "{}/shared/v1/presence/stream",
             peer.url.trim_end_matches('/')
@@ -299,6 +283,19 @@ impl Federation {
             return Err(format!("answered {}", response.status()));
         }
         Ok(response)
+    }
+}
+
+/// The key a peer gave us: as configured, or read from its file now (a rotation needs no restart).
+async fn key_of(peer: &PeerConfig) -> std::result::Result<String, String> {
+    match (&peer.key, &peer.key_file) {
+        (Some(k), _) => Ok(k.trim().to_string()),
+        (None, Some(file)) => Ok(tokio::fs::read_to_string(file)
+            .await
+            .map_err(|e| format!("cannot read its key from {}: {e}", file.display()))?
+            .trim()
+            .to_string()),
+        (None, None) => Err("no key configured".into()),
     }
 }
 

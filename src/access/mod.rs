@@ -658,6 +658,32 @@ impl Access {
         Ok(partner.map(|p| self.partner_principal(p)))
     }
 
+    /// Counts what a partner asked for (a query, a SCIM filter value, an LDAP search value) for
+    /// sweep detection; the first time in a window its queries look like a sweep, says so in the
+    /// log (and `/metrics` counts it).
+    pub fn note_partner_query(&self, partner: &partners::Partner, query: &str, surface: &str) {
+        let config = &self.partners;
+        let window = humantime::parse_duration(&config.sweep_window)
+            .ok()
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .unwrap_or(chrono::Duration::minutes(10));
+        if self.partner_usage.sweeping(
+            &partner.name,
+            query,
+            self.now(),
+            window,
+            config.sweep_prefixes,
+        ) {
+            tracing::warn!(
+                partner = %partner.name,
+                surface,
+                window = %config.sweep_window,
+                prefixes = config.sweep_prefixes,
+                "partner's queries look like a sweep of the directory: more distinct starts than the limit within the window"
+            );
+        }
+    }
+
     /// Forgets cached keys (after `partner set`, `rotate` or `revoke` in this process).
     pub fn forget_partner_keys(&self) {
         lock(&self.partner_keys).clear();

@@ -202,6 +202,24 @@ pub fn add_scope(scope: &mut ScopeSettings, item: &str) -> Result<()> {
     Ok(())
 }
 
+/// How long a query is, for `min_query_chars`: its letters and digits, a Chinese, Japanese or
+/// Korean character counting two (王伟 is a whole name, as specific as "Wang Wei").
+pub fn query_length(q: &str) -> usize {
+    q.chars()
+        .filter(|c| c.is_alphanumeric())
+        .map(|c| {
+            let cjk = matches!(u32::from(c),
+                0x1100..=0x11FF | 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF
+                | 0xAC00..=0xD7AF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F);
+            if cjk {
+                2
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
 /// `10/s`, `600/min`, `36000/h`: requests per second.
 pub fn parse_rate(s: &str) -> std::result::Result<f64, String> {
     let (n, per) = s
@@ -786,6 +804,14 @@ mod tests {
         assert_eq!(scope.location, ["London"]);
         assert!(add_scope(&mut scope, "salary=high").is_err());
         assert!(add_scope(&mut scope, "department").is_err());
+    }
+
+    #[test]
+    fn cjk_characters_count_double_toward_the_minimum_query() {
+        assert_eq!(query_length("smi"), 3);
+        assert_eq!(query_length("..."), 0);
+        assert_eq!(query_length("王伟"), 4);
+        assert_eq!(query_length("김"), 2);
     }
 
     #[test]

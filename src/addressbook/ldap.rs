@@ -960,7 +960,7 @@ impl LdapServer {
     /// than `[partners] min_query_chars`.
     fn partner_refusal(&self, filter: &LdapFilter) -> Option<LdapResult> {
         let min = self.state.access.partners.min_query_chars;
-        let short = |q: &str| q.chars().filter(|c| c.is_alphanumeric()).count() < min;
+        let short = |q: &str| crate::access::partners::query_length(q) < min;
         let refused = match filter::candidates(filter) {
             Candidates::Everyone => true,
             Candidates::Searches(queries) => queries.iter().any(|q| short(q)),
@@ -980,27 +980,13 @@ impl LdapServer {
         let Some(partner) = &principal.partner else {
             return;
         };
-        let config = &self.state.access.partners;
-        let window = humantime::parse_duration(&config.sweep_window)
-            .ok()
-            .and_then(|d| chrono::Duration::from_std(d).ok())
-            .unwrap_or(chrono::Duration::minutes(10));
         let queries = match filter::candidates(filter) {
             Candidates::Searches(queries) => queries,
             Candidates::Ending(digits) => vec![digits],
             _ => Vec::new(),
         };
-        let now = self.state.access.now();
         for q in queries {
-            if self.state.access.partner_usage.sweeping(
-                &partner.name,
-                &q,
-                now,
-                window,
-                config.sweep_prefixes,
-            ) {
-                tracing::warn!(partner = %partner.name, "partner's LDAP searches look like a sweep of the directory");
-            }
+            self.state.access.note_partner_query(partner, &q, "ldap");
         }
     }
 

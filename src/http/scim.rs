@@ -607,7 +607,7 @@ async fn query_users(
     let min = config.min_query_chars;
     if queries
         .iter()
-        .any(|q| q.chars().filter(|c| c.is_alphanumeric()).count() < min)
+        .any(|q| crate::access::partners::query_length(q) < min)
     {
         return Err(bad(
             "tooMany",
@@ -622,19 +622,8 @@ async fn query_users(
         ));
     }
     // Each value is a query, as on /shared/v1: counted for sweep detection.
-    let now = state.access.now();
-    let window = humantime::parse_duration(&config.sweep_window)
-        .ok()
-        .and_then(|d| chrono::Duration::from_std(d).ok())
-        .unwrap_or(chrono::Duration::minutes(10));
     for q in &queries {
-        if state
-            .access
-            .partner_usage
-            .sweeping(&partner.name, q, now, window, config.sweep_prefixes)
-        {
-            tracing::warn!(partner = %partner.name, "partner's SCIM filters look like a sweep of the directory");
-        }
+        state.access.note_partner_query(partner, q, "scim");
     }
     let cap = config.max_results;
     let base = base_url(state, headers);

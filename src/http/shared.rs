@@ -158,7 +158,7 @@ pub async fn search(
     let q = params.q.unwrap_or_default();
     let typed = q.trim();
     // Letters and digits: "..." is no query (it would list everyone alphabetically).
-    let chars = typed.chars().filter(|c| c.is_alphanumeric()).count();
+    let chars = crate::access::partners::query_length(typed);
     if chars < config.min_query_chars {
         return Err(Error::invalid(
             "q",
@@ -182,23 +182,9 @@ pub async fn search(
             format!("must be between 1 and {cap}"),
         ));
     }
-    let now = state.access.now();
-    let window = humantime::parse_duration(&config.sweep_window)
-        .ok()
-        .and_then(|d| chrono::Duration::from_std(d).ok())
-        .unwrap_or(chrono::Duration::minutes(10));
-    if state
+    state
         .access
-        .partner_usage
-        .sweeping(&partner.name, typed, now, window, config.sweep_prefixes)
-    {
-        tracing::warn!(
-            partner = %partner.name,
-            window = %config.sweep_window,
-            prefixes = config.sweep_prefixes,
-            "partner's queries look like a sweep of the directory: more distinct starts than the limit within the window"
-        );
-    }
+        .note_partner_query(&partner, typed, "/shared/v1");
     let policy = &principal.policy;
     // One more than asked for: whether there are more, without saying how many.
     let request = SearchRequest {
