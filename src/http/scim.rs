@@ -518,6 +518,12 @@ pub fn matches(filter: &Filter, user: &Value) -> bool {
         Filter::And(a, b) => matches(a, user) && matches(b, user),
         Filter::Or(a, b) => matches(a, user) || matches(b, user),
         Filter::Not(a) => !matches(a, user),
+        // A complex attribute (`name`) is present when it is there at all.
+        Filter::Present(path)
+            if !path.contains('.') && user.get(path.as_str()).is_some_and(Value::is_object) =>
+        {
+            true
+        }
         Filter::Present(path) => values_at(user, path)
             .iter()
             .any(|v| !v.is_null() && v.as_str() != Some("")),
@@ -1154,6 +1160,12 @@ mod tests {
         assert!(matches(&f, &jane()));
         let f = parse_filter(&format!("{ENTERPRISE}:department eq \"Sales\"")).expect("parse");
         assert!(matches(&f, &jane()));
+        assert!(
+            matches(&parse_filter("name pr").expect("parse"), &jane()),
+            "complex: present"
+        );
+        assert!(matches(&parse_filter("emails pr").expect("parse"), &jane()));
+        assert!(!matches(&parse_filter("title pr").expect("parse"), &jane()));
         let f = parse_filter(r#"externalId eq "42""#).expect("parse");
         assert!(!matches(&f, &jane()), "no externalId");
         assert!(matches(
