@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::access::secret::hex;
 use crate::error::{Error, Result};
 
 /// Records written at most this long after they happen (while the database answers).
@@ -334,10 +335,6 @@ fn event_of(r: &Row) -> AuditEvent {
         status: r.6 as u16,
         address: r.7.clone(),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn record_of(r: Row) -> AuditRecord {

@@ -187,12 +187,7 @@ pub struct ClientCertificate(pub String);
 impl ClientCertificate {
     pub fn of(der: &[u8]) -> ClientCertificate {
         use sha2::Digest;
-        ClientCertificate(
-            sha2::Sha256::digest(der)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-        )
+        ClientCertificate(crate::access::secret::hex(&sha2::Sha256::digest(der)))
     }
 
     /// The pin of the first certificate in a PEM file (`partner add --certificate`).

@@ -8,10 +8,8 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use switchboard::presence::{directory, system_clock, BackendConfig, PresenceConfig, PresenceHub};
-use tower::ServiceExt;
 
 use common::{options, TestApp};
 
@@ -95,21 +93,8 @@ async fn raw(
     if let Some(accept) = accept {
         request = request.header("accept", accept);
     }
-    let response = app
-        .router
-        .clone()
-        .oneshot(request.body(Body::empty()).expect("request"))
+    app.send_raw(request.body(Body::empty()).expect("request"))
         .await
-        .expect("response");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, headers, bytes.to_vec())
 }
 
 async fn shared(app: &TestApp, key: &str, uri: &str) -> (StatusCode, Value) {

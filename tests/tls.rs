@@ -16,13 +16,16 @@ fn certificate(dir: &Path, name: &str) {
     common::certs::issue(dir, name, "IP:127.0.0.1,DNS:localhost");
 }
 
-fn client_trusting(dir: &Path, ca: &str) -> reqwest::Client {
+/// A client that trusts only the CA `NAME-ca.pem`.
+fn trusting(dir: &Path, ca: &str) -> reqwest::ClientBuilder {
     let pem = std::fs::read(dir.join(format!("{ca}-ca.pem"))).expect("ca");
     reqwest::Client::builder()
         .tls_built_in_root_certs(false)
         .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
-        .build()
-        .expect("client")
+}
+
+fn client_trusting(dir: &Path, ca: &str) -> reqwest::Client {
+    trusting(dir, ca).build().expect("client")
 }
 
 #[tokio::test]
@@ -150,12 +153,9 @@ async fn https_with_a_certificate_renewed_on_sighup() {
 
 /// A client presenting `NAME.pem` (with its key) and trusting the server's CA `ca`.
 fn client_with_certificate(dir: &Path, ca: &str, name: &str) -> reqwest::Client {
-    let ca = std::fs::read(dir.join(format!("{ca}-ca.pem"))).expect("ca");
     let mut identity = std::fs::read(dir.join(format!("{name}.pem"))).expect("cert");
     identity.extend(std::fs::read(dir.join(format!("{name}.key"))).expect("key"));
-    reqwest::Client::builder()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("pem"))
+    trusting(dir, ca)
         .identity(reqwest::Identity::from_pem(&identity).expect("identity"))
         .build()
         .expect("client")

@@ -348,6 +348,8 @@ pub struct Access {
     partner_keys: partners::Cache,
     /// Partners' daily counts and sweep detection.
     pub partner_usage: partners::Usage,
+    /// `partners.sweep_window`, read once.
+    sweep_window: chrono::Duration,
 }
 
 /// One open presence stream of a principal; the count goes down when it is dropped (the
@@ -446,6 +448,7 @@ impl Access {
             partners: partners::PartnersConfig::default(),
             partner_keys: Mutex::default(),
             partner_usage: partners::Usage::default(),
+            sweep_window: chrono::Duration::minutes(10),
         })
     }
 
@@ -457,6 +460,12 @@ impl Access {
 
     /// The shared directory's settings (`[partners]`).
     pub fn with_partners(mut self, config: partners::PartnersConfig) -> Access {
+        if let Some(window) = humantime::parse_duration(&config.sweep_window)
+            .ok()
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+        {
+            self.sweep_window = window;
+        }
         self.partners = config;
         self
     }
@@ -663,15 +672,11 @@ impl Access {
     /// log (and `/metrics` counts it).
     pub fn note_partner_query(&self, partner: &partners::Partner, query: &str, surface: &str) {
         let config = &self.partners;
-        let window = humantime::parse_duration(&config.sweep_window)
-            .ok()
-            .and_then(|d| chrono::Duration::from_std(d).ok())
-            .unwrap_or(chrono::Duration::minutes(10));
         if self.partner_usage.sweeping(
             &partner.name,
             query,
             self.now(),
-            window,
+            self.sweep_window,
             config.sweep_prefixes,
         ) {
             tracing::warn!(

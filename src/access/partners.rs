@@ -433,7 +433,7 @@ fn of_row(row: PartnerRow) -> Partner {
         policy: policy.0,
         rate_per_second: rate,
         quota_per_day: u32::try_from(quota).unwrap_or(0),
-        certificate_sha256: certificate.map(|d| d.iter().map(|b| format!("{b:02x}")).collect()),
+        certificate_sha256: certificate.map(|d| secret::hex(&d)),
         id_key,
         created_at,
         revoked_at,
@@ -526,7 +526,7 @@ pub async fn keys(pool: &PgPool, name: &str) -> Result<Vec<KeyInfo>> {
     Ok(rows
         .into_iter()
         .map(|(digest, created_at, expires_at)| KeyInfo {
-            fingerprint: digest.iter().take(4).map(|b| format!("{b:02x}")).collect(),
+            fingerprint: secret::hex(&digest[..digest.len().min(4)]),
             created_at,
             expires_at,
         })

@@ -198,15 +198,20 @@ impl Policy {
         )
     }
 
-    /// One person as this policy shows them; `None` when out of scope (to be answered exactly as
-    /// a person who does not exist).
-    pub fn person(&self, mut p: Person) -> Option<Person> {
-        if !self.scope.admits(
+    /// Whether this person is in scope (and, for partners, shared).
+    pub fn admits_person(&self, p: &Person) -> bool {
+        self.scope.admits(
             p.department.as_deref(),
             p.location.as_deref(),
             p.org_unit.as_deref(),
             p.partner_sharing,
-        ) {
+        )
+    }
+
+    /// One person as this policy shows them; `None` when out of scope (to be answered exactly as
+    /// a person who does not exist).
+    pub fn person(&self, mut p: Person) -> Option<Person> {
+        if !self.admits_person(&p) {
             return None;
         }
         let keep = |field, value: &mut Option<String>| {

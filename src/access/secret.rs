@@ -28,6 +28,11 @@ pub fn random_password() -> String {
         .collect()
 }
 
+/// Lower-case hex of bytes (digests, fingerprints, hash chains).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// What is stored of a high-entropy secret: its SHA-256. (Tokens carry 256 random bits, so a
 /// slow hash would add nothing but latency to every request.)
 pub fn digest(secret: &str) -> [u8; 32] {

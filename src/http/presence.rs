@@ -320,12 +320,9 @@ pub async fn stream_shared_presence(
         .into_iter()
         .map(|id| partner.our_id(id))
         .collect();
-    let key = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .map(|(_, key)| key.trim().to_string())
-        .unwrap_or_default();
+    let key = super::auth::bearer(&headers)
+        .unwrap_or_default()
+        .to_string();
     open_stream(state, principal, ids, Some(key)).await
 }
 

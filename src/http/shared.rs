@@ -309,7 +309,7 @@ pub async fn person(
         .await?
         .ok_or_else(not_found)?;
     // Decided before anything else is read about them.
-    if principal.policy.person(person.clone()).is_none() {
+    if !principal.policy.admits_person(&person) {
         return Err(not_found());
     }
     state.presence.decorate_person(&mut person);

@@ -181,6 +181,16 @@ impl TestApp {
         &self,
         request: Request<Body>,
     ) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        let (status, headers, bytes) = self.send_raw(request).await;
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (status, headers, json)
+    }
+
+    /// Sends a request through the router; answers status, headers and the body's bytes.
+    pub async fn send_raw(
+        &self,
+        request: Request<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
         let response = self
             .router
             .clone()
@@ -195,8 +205,7 @@ impl TestApp {
             .await
             .expect("body")
             .to_bytes();
-        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-        (status, headers, json)
+        (status, headers, bytes.to_vec())
     }
 
     /// Imports CSV text with the default region GB, then brings the index up to date.
