@@ -83,6 +83,7 @@ async fn main() {
     let hub = PresenceHub::from_config(
         &PresenceConfig {
             backends: vec![pbx],
+            ..Default::default()
         },
         system_clock(),
     )

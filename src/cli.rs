@@ -458,9 +458,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     ..Default::default()
                 });
             }
+            // Presence the demo company makes up, unless real backends are configured.
+            config.presence.simulated = config.presence.backends.is_empty();
             let db = Database::open(&config).await?;
             let result = async {
                 load_demo(&config, &db, count as usize, seed).await?;
+                demo_absences(&db).await?;
                 if !open {
                     demo_admin(&db).await?;
                     demo_device(&db).await?;
@@ -993,6 +996,29 @@ async fn run_import(
     let result = sync::import(&db.pool, raw, &phones, opts, &progress).await;
     progress.finish_and_clear();
     result
+}
+
+/// A few of the demo company are away (one in a hundred): off sick, on leave, at a customer,
+/// each until a day or three from now. Made anew on every start, by `demo`, so they never
+/// expire in a demo left alone.
+async fn demo_absences(db: &Database) -> Result<()> {
+    sqlx::query("DELETE FROM person_notes WHERE set_by = 'demo'")
+        .execute(&db.pool)
+        .await?;
+    sqlx::query(
+        "INSERT INTO person_notes (person_id, kind, text, until, set_by, set_at) \
+         SELECT id, 'absence', (ARRAY['Off sick today', 'On parental leave', \
+             'At a customer site all day, reachable by mobile', 'Training course, back tomorrow', \
+             'Working from home: call the mobile'])[1 + (n / 100) % 5], \
+             now() + (1 + (n / 100) % 3) * interval '1 day', 'demo', now() \
+         FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM people \
+               WHERE deleted_at IS NULL) p \
+         WHERE n % 100 = 7 \
+         ON CONFLICT (person_id, kind) DO NOTHING",
+    )
+    .execute(&db.pool)
+    .await?;
+    Ok(())
 }
 
 /// Loads the demo company unless the data dir already holds one of that size.

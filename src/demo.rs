@@ -557,6 +557,23 @@ const GOES_BY: &[(&str, &str)] = &[
     ("민준", "Jason"),
 ];
 
+/// Minutes east of UTC of a demo office (standard time), by its name as people's `location`:
+/// the simulated presence keeps each office's working hours.
+pub fn utc_offset(location: &str) -> Option<i32> {
+    Some(match location {
+        "London" => 0,
+        "New York" => -300,
+        "Berlin" | "Paris" | "Madrid" | "Warsaw" | "Stockholm" | "Zürich" => 60,
+        "Athens" | "Kyiv" => 120,
+        "Istanbul" => 180,
+        "Bengaluru" => 330,
+        "Shanghai" => 480,
+        "Seoul" | "Tokyo" => 540,
+        "São Paulo" => -180,
+        _ => return None,
+    })
+}
+
 /// Generates `count` people. The first is the CEO; each department has a head reporting to the
 /// CEO, and teams of about eight report to team leads who report to their department head.
 pub fn generate(count: usize, seed: u64) -> Vec<SourceRecord> {
@@ -749,6 +766,13 @@ impl ContactSource for DemoSource {
 mod tests {
     use super::*;
     use crate::domain::{Phone, PhoneNormalizer};
+
+    #[test]
+    fn every_office_has_a_time_zone() {
+        for office in OFFICES {
+            assert!(utc_offset(office.name).is_some(), "{}", office.name);
+        }
+    }
 
     #[test]
     fn every_generated_person_is_valid() {

@@ -14,7 +14,7 @@ use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::error::Result;
 use crate::http::AppState;
-use crate::presence::{Clock, PresenceHub};
+use crate::presence::{simulated, BackendConfig, Clock, PresenceBackend, PresenceHub};
 use crate::search::indexer::Indexer;
 use crate::search::SearchIndex;
 
@@ -70,11 +70,28 @@ pub async fn start(config: &Config, pool: &PgPool, clock: Clock) -> Result<(AppS
     let (stop, stopped) = watch::channel(false);
     let mut tasks = vec![tokio::spawn(indexer.run(ready.clone(), stopped.clone()))];
     tasks.extend(crate::server::schedule_syncs(config, pool, &stopped)?);
-    let presence = PresenceHub::from_config(&config.presence, clock.clone())?;
+    let mut extra: Vec<(BackendConfig, Arc<dyn PresenceBackend>)> = Vec::new();
+    if config.presence.simulated {
+        let mut simulated = BackendConfig::new(simulated::NAME, simulated::NAME);
+        simulated.schemes = Some(vec!["xmpp".into()]);
+        extra.push((
+            simulated,
+            Arc::new(simulated::SimulatedBackend::new(
+                pool.clone(),
+                crate::demo::utc_offset,
+            )),
+        ));
+    }
+    let presence = PresenceHub::from_config_and(&config.presence, clock.clone(), extra)?;
     presence.start();
     tasks.push(tokio::spawn(
         presence.clone().follow_directory(pool.clone()),
     ));
+    tasks.push(tokio::spawn(follow_availability(
+        presence.clone(),
+        index.available().clone(),
+        stopped.clone(),
+    )));
     let (audit_stop, audit_stopped) = watch::channel(false);
     let (audit, audit_task) = AuditLog::start(pool.clone(), audit_stopped);
     tasks.push(crate::retention::run(
@@ -120,5 +137,42 @@ impl Background {
         self.presence.shutdown().await;
         let _ = self.audit_stop.send(true);
         let _ = self.audit_task.await;
+    }
+}
+
+/// Keeps the search's "available now" set in step with presence: each change as it comes, and
+/// a full reading at start, after falling behind the changes, and every two minutes (a channel
+/// that goes stale turns `unknown` without a change being sent).
+pub async fn follow_availability(
+    presence: PresenceHub,
+    available: crate::search::live::Available,
+    mut stop: watch::Receiver<bool>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    if !presence.enabled() {
+        return;
+    }
+    let mut changes = presence.subscribe();
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(120));
+    loop {
+        let resync = tokio::select! {
+            _ = every.tick() => true,
+            change = changes.recv() => match change {
+                Ok(change) => {
+                    let now = change.presence.availability == crate::presence::Availability::Available;
+                    available.set(change.id, now);
+                    false
+                }
+                Err(RecvError::Lagged(_)) => true,
+                Err(RecvError::Closed) => return,
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        if resync {
+            let hub = presence.clone();
+            if let Ok(ids) = tokio::task::spawn_blocking(move || hub.available_now()).await {
+                available.replace(ids);
+            }
+        }
     }
 }

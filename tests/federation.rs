@@ -5,90 +5,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde_json::{json, Value};
 
-struct Company {
-    child: Child,
-    url: String,
-    password: String,
-}
-
-impl Drop for Company {
-    fn drop(&mut self) {
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
+use common::demo::{free_port, Demo as Company};
 
 /// A `switchboard demo` of its own company, with `[partners]` and `[federation]` from `config`.
 fn start(dir: &Path, port: u16, seed: u64, config: &str) -> Company {
-    let file = dir.join("switchboard.toml");
-    std::fs::write(&file, config).expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .arg("--config")
-        .arg(&file)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(["demo", "--people", "300", "--seed", &seed.to_string()])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start switchboard");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen: Vec<String> = Vec::new();
-    loop {
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(180)) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("switchboard did not start; it said:\n{}", seen.join("\n"));
-        };
-        if let Some(url) = common::served_url(&line) {
-            let password = seen
-                .iter()
-                .find_map(|l| l.split("one-time password ").nth(1))
-                .map(|p| p.trim().to_string())
-                .expect("the demo's admin password");
-            return Company {
-                child,
-                url,
-                password,
-            };
-        }
-        seen.push(line);
-    }
+    common::demo::start(dir, port, seed, 300, config)
 }
 
 /// Signs the demo's admin in; answers a client holding the session and its CSRF token.

@@ -22,12 +22,14 @@ async fn every_response_carries_the_security_headers() {
         .collect();
     for page in [
         "/",
-        "/app.js",
-        "/app.css",
         "/no-such-page",
         "/api/v1/nothing",
+        "/assets/nothing.js",
     ] {
         uris.push((Method::GET, page.to_string()));
+    }
+    for asset in switchboard::web::names() {
+        uris.push((Method::GET, format!("/assets/{asset}")));
     }
     for (method, uri) in uris {
         for token in [None, Some(app.token.as_str())] {
@@ -57,10 +59,11 @@ async fn every_response_carries_the_security_headers() {
         }
     }
     // The page keeps to that policy: no inline script, no inline handlers or styles.
-    let page = include_str!("../src/web/index.html");
+    let page = include_str!("../src/web/assets/index.html");
     for forbidden in ["<script>", "<style", " onclick=", " onload=", " style="] {
         assert!(!page.contains(forbidden), "the page has {forbidden}");
     }
+    assert!(switchboard::web::names().any(|name| name.ends_with(".js")));
 }
 
 /// As many ids as fit in a URL (64 KiB): refused, and fast (10,000 are refused by `parse_ids`

@@ -29,6 +29,7 @@ async fn app() -> (TestApp, PresenceHub) {
     let hub = PresenceHub::from_config(
         &PresenceConfig {
             backends: vec![pbx],
+            ..Default::default()
         },
         system_clock(),
     )

@@ -277,6 +277,7 @@ fn hub(addr: &str, people: &[PersonAttrs]) -> PresenceHub {
     let hub = PresenceHub::from_config(
         &PresenceConfig {
             backends: vec![teams_config(addr)],
+            ..Default::default()
         },
         system_clock(),
     )
@@ -484,6 +485,7 @@ async fn wrong_credentials_are_reported() {
     let hub = PresenceHub::from_config(
         &PresenceConfig {
             backends: vec![config],
+            ..Default::default()
         },
         system_clock(),
     )

@@ -117,6 +117,7 @@ async fn matrix_backend_against_synapse() {
     let hub = PresenceHub::from_config(
         &PresenceConfig {
             backends: vec![matrix_config(&synapse.url(), &service_token)],
+            ..Default::default()
         },
         system_clock(),
     )

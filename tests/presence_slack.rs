@@ -195,6 +195,7 @@ fn hub(addr: &str) -> PresenceHub {
     let hub = PresenceHub::from_config(
         &PresenceConfig {
             backends: vec![slack_config(addr)],
+            ..Default::default()
         },
         system_clock(),
     )
@@ -289,6 +290,7 @@ async fn users_fetched_before_a_429_in_the_same_batch_are_kept() {
     let hub = PresenceHub::from_config(
         &PresenceConfig {
             backends: vec![slack_config(&addr)],
+            ..Default::default()
         },
         system_clock(),
     )

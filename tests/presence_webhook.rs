@@ -70,6 +70,7 @@ async fn app_with_pbx() -> (TestApp, PresenceHub) {
     let hub = PresenceHub::from_config(
         &PresenceConfig {
             backends: vec![pbx_config()],
+            ..Default::default()
         },
         system_clock(),
     )
@@ -276,6 +277,7 @@ async fn the_directory_follows_imports() {
     let hub = PresenceHub::from_config(
         &PresenceConfig {
             backends: vec![pbx_config()],
+            ..Default::default()
         },
         system_clock(),
     )
@@ -319,6 +321,7 @@ async fn a_state_older_than_the_backend_ttl_turns_unknown() {
     let hub = PresenceHub::from_config(
         &PresenceConfig {
             backends: vec![config],
+            ..Default::default()
         },
         clock,
     )
@@ -356,6 +359,7 @@ async fn the_cache_keeps_tracked_handles_only_and_forgets_people_who_leave() {
     let hub = PresenceHub::from_config(
         &PresenceConfig {
             backends: vec![pbx_config()],
+            ..Default::default()
         },
         system_clock(),
     )
@@ -395,6 +399,7 @@ async fn a_late_event_does_not_replace_a_newer_one() {
     let hub = PresenceHub::from_config(
         &PresenceConfig {
             backends: vec![pbx_config()],
+            ..Default::default()
         },
         system_clock(),
     )

@@ -114,6 +114,7 @@ async fn app_with_chat(server: &str) -> (TestApp, PresenceHub) {
     let hub = PresenceHub::from_config(
         &PresenceConfig {
             backends: vec![chat],
+            ..Default::default()
         },
         system_clock(),
     )
@@ -285,6 +286,7 @@ fn hub_with(chat: BackendConfig) -> (PresenceHub, uuid::Uuid) {
     let hub = PresenceHub::from_config(
         &PresenceConfig {
             backends: vec![chat],
+            ..Default::default()
         },
         system_clock(),
     )
@@ -446,6 +448,7 @@ async fn a_frozen_server_is_noticed_by_ping_and_left_for_a_new_connection() {
     let hub = PresenceHub::from_config(
         &PresenceConfig {
             backends: vec![chat],
+            ..Default::default()
         },
         system_clock(),
     )
@@ -548,6 +551,7 @@ async fn the_password_is_not_sent_in_plain_text_off_loopback_unless_allowed() {
         let hub = PresenceHub::from_config(
             &PresenceConfig {
                 backends: vec![chat],
+                ..Default::default()
             },
             system_clock(),
         )
@@ -659,6 +663,7 @@ async fn a_live_stream_keeps_an_unchanged_state_fresh_beyond_the_ttl() {
     let hub = PresenceHub::from_config(
         &PresenceConfig {
             backends: vec![chat],
+            ..Default::default()
         },
         system_clock(),
     )

@@ -258,6 +258,9 @@ impl Policy {
         keep(PersonField::OrgUnit, &mut p.org_unit);
         keep(PersonField::Location, &mut p.location);
         keep(PersonField::Photo, &mut p.photo_url);
+        if !self.shows(PersonField::Notes) {
+            p.absence = None;
+        }
         self.contact(&mut p.phones, &mut p.emails, &mut p.im);
         p.presence = self.presence(p.presence.take());
         Some(p)

@@ -91,6 +91,9 @@ pub struct PersonSummary {
     /// Whether they are shown to partner companies (as on `Person`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partner_sharing: Option<bool>,
+    /// Why they cannot be reached, and until when, when a note is in force (as on `Person`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub absence: Option<Note>,
 }
 
 impl From<&Person> for PersonSummary {
@@ -111,6 +114,7 @@ impl From<&Person> for PersonSummary {
             photo_url: p.photo_url.clone(),
             presence: p.presence.clone(),
             partner_sharing: p.partner_sharing,
+            absence: p.absence.clone(),
         }
     }
 }

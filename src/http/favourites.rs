@@ -53,17 +53,7 @@ async fn board(state: &AppState, principal: &Principal) -> Result<Vec<PersonSumm
             .bind(&principal.name)
             .fetch_all(&state.pool)
             .await?;
-    let mut items: Vec<PersonSummary> = crate::db::people::get_many(&state.pool, &ids)
-        .await?
-        .into_iter()
-        .filter_map(|p| principal.policy.person(p))
-        .map(|p| PersonSummary::from(&p))
-        .collect();
-    state.presence.decorate_summaries(&mut items);
-    for item in &mut items {
-        item.presence = principal.policy.presence(item.presence.take());
-    }
-    Ok(items)
+    super::team::summaries(state, principal, &ids).await
 }
 
 /// The caller's board of favourites, with presence.

@@ -20,6 +20,7 @@ pub mod scim;
 pub mod shared;
 pub mod sharing;
 pub mod sync;
+pub mod team;
 
 use std::sync::Arc;
 
@@ -97,6 +98,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(people::routes())
         .merge(notes::routes())
         .merge(favourites::routes())
+        .merge(team::routes())
         .merge(sharing::routes())
         .merge(presence::routes())
         .merge(photos::routes())

@@ -111,6 +111,47 @@ pub async fn in_force(
     Ok((absence, status))
 }
 
+/// The absence notes in force for these people, on each (when the policy shows notes): what
+/// a result list shows next to a name.
+pub async fn decorate(
+    state: &AppState,
+    principal: &Principal,
+    items: &mut [crate::domain::PersonSummary],
+) -> Result<()> {
+    if items.is_empty() || !principal.policy.shows(crate::access::PersonField::Notes) {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = items.iter().map(|p| p.id).collect();
+    // Whose, text, until, set by, set at.
+    type Row = (Uuid, String, Option<DateTime<Utc>>, String, DateTime<Utc>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT person_id, text, until, set_by, set_at FROM person_notes \
+         WHERE person_id = ANY($1) AND kind = 'absence' AND (until IS NULL OR until > $2)",
+    )
+    .bind(&ids)
+    .bind(state.access.now())
+    .fetch_all(&state.pool)
+    .await?;
+    let mut notes: std::collections::HashMap<Uuid, Note> = rows
+        .into_iter()
+        .map(|(id, text, until, set_by, set_at)| {
+            (
+                id,
+                Note {
+                    text,
+                    until,
+                    set_by,
+                    set_at,
+                },
+            )
+        })
+        .collect();
+    for item in items {
+        item.absence = notes.remove(&item.id);
+    }
+    Ok(())
+}
+
 /// Whether `principal` may change `id`'s notes: their own, or anyone's in scope for reception.
 /// Out of scope (or nobody) is a 404, exactly as for a lookup.
 async fn may_edit(state: &AppState, principal: &Principal, id: Uuid) -> Result<()> {

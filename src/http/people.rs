@@ -66,6 +66,9 @@ pub struct SearchParams {
     /// Only people who can (`true`) or cannot (`false`) be reached by presence-aware channels;
     /// for now: who have at least one IM handle.
     pub has_presence: Option<bool>,
+    /// Only people available right now (`true`: live presence says available), or everyone
+    /// else (`false`). With `facets=true`, `facets.available` counts the matches available now.
+    pub available: Option<bool>,
     /// A location whose people rank first among equally good matches (the caller's own site).
     #[param(max_length = 256)]
     pub near: Option<String>,
@@ -193,6 +196,7 @@ pub async fn search_people(
             location: text("location", params.location)?,
             org_unit: text("org_unit", params.org_unit)?,
             has_presence: params.has_presence,
+            available: params.available,
             within: policy.within(),
             searchable: Default::default(),
         },
@@ -234,6 +238,7 @@ pub async fn search_people(
         .into_iter()
         .filter_map(|hit| policy.summary(hit))
         .collect();
+    super::notes::decorate(&state, &principal, &mut results.hits).await?;
     if let Some(facets) = results.facets.as_mut() {
         for (field, counts) in [
             (PersonField::Department, &mut facets.department),

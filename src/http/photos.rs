@@ -54,6 +54,7 @@ async fn may_see(state: &AppState, principal: &Principal, digest: &str) -> Resul
                     partner_sharing,
                     photo_url: None,
                     presence: None,
+                    absence: None,
                 })
         }))
 }

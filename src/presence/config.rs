@@ -8,6 +8,10 @@ use crate::error::{Error, Result};
 #[serde(deny_unknown_fields, default)]
 pub struct PresenceConfig {
     pub backends: Vec<BackendConfig>,
+    /// The demo company's simulated presence (`switchboard demo` with no backends configured);
+    /// no config file can ask for it.
+    #[serde(skip)]
+    pub simulated: bool,
 }
 
 /// One presence backend. `kind` picks the implementation; the kind-specific keys it needs are
@@ -356,6 +360,7 @@ mod tests {
         b.validate().expect("valid");
         let config = PresenceConfig {
             backends: vec![b.clone(), b],
+            ..Default::default()
         };
         assert!(config.validate().is_err());
     }

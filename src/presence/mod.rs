@@ -13,6 +13,7 @@ pub mod graph;
 pub mod http_client;
 pub mod matrix;
 pub mod model;
+pub mod simulated;
 pub mod slack;
 pub mod webhook;
 pub mod xmpp;
@@ -217,8 +218,17 @@ impl PresenceHub {
     }
 
     pub fn from_config(config: &PresenceConfig, clock: Clock) -> Result<PresenceHub> {
+        PresenceHub::from_config_and(config, clock, Vec::new())
+    }
+
+    /// The configured backends and `extra` ones (the demo's simulated presence).
+    pub fn from_config_and(
+        config: &PresenceConfig,
+        clock: Clock,
+        extra: Vec<(BackendConfig, Arc<dyn PresenceBackend>)>,
+    ) -> Result<PresenceHub> {
         config.validate()?;
-        let mut backends = Vec::new();
+        let mut backends = extra;
         for b in &config.backends {
             backends.push((b.clone(), build_backend(b, clock.clone())?));
         }
@@ -576,6 +586,24 @@ impl PresenceHub {
             })
             .collect();
         merge(&inputs, now)
+    }
+
+    /// Everyone whose merged presence is `available` now: a full reading, one merge per person
+    /// (a second for a million people; run it off the async workers).
+    pub fn available_now(&self) -> std::collections::HashSet<Uuid> {
+        let people: Vec<(Uuid, Vec<(usize, String)>)> = self
+            .0
+            .directory
+            .read()
+            .map(|d| d.people.iter().map(|(id, h)| (*id, h.clone())).collect())
+            .unwrap_or_default();
+        people
+            .into_iter()
+            .filter(|(_, handles)| {
+                self.merge_handles(handles).availability == Availability::Available
+            })
+            .map(|(id, _)| id)
+            .collect()
     }
 
     /// A person's merged presence, from memory.

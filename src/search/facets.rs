@@ -1,5 +1,5 @@
 //! Facet counts over every match of a search: how many of them are in each department,
-//! location and organisation unit, and how many can be reached by IM. Read from fast fields by
+//! location and organisation unit, how many can be reached by IM and how many are available now. Read from fast fields by
 //! term ordinal, so a segment's count is an array increment per document and field.
 
 use std::collections::BTreeMap;
@@ -28,18 +28,26 @@ pub struct Facets {
     pub org_unit: Vec<FacetCount>,
     /// Matches that can be reached by IM (have at least one IM handle).
     pub has_presence: u64,
+    /// Matches available right now (live presence).
+    #[serde(default)]
+    pub available: u64,
 }
 
-pub struct FacetCollector;
+/// Counts facets, and who is available now by `live`.
+pub struct FacetCollector {
+    pub live: super::live::Available,
+}
 
 pub struct FacetSegment {
     columns: Vec<Option<StrColumn>>,
     counts: Vec<Vec<u64>>,
     presence: Option<Column<u64>>,
     has_presence: u64,
+    live: std::sync::Arc<tantivy_common::BitSet>,
+    available: u64,
 }
 
-type Counts = ([BTreeMap<String, u64>; 3], u64);
+type Counts = ([BTreeMap<String, u64>; 3], u64, u64);
 
 impl Collector for FacetCollector {
     type Fruit = Facets;
@@ -63,6 +71,8 @@ impl Collector for FacetCollector {
             counts,
             presence: ff.u64("has_presence").ok(),
             has_presence: 0,
+            live: self.live.segment(segment),
+            available: 0,
         })
     }
 
@@ -72,9 +82,10 @@ impl Collector for FacetCollector {
 
     fn merge_fruits(&self, fruits: Vec<Counts>) -> tantivy::Result<Facets> {
         let mut merged: [BTreeMap<String, u64>; 3] = Default::default();
-        let mut has_presence = 0;
-        for (maps, presence) in fruits {
+        let (mut has_presence, mut available) = (0, 0);
+        for (maps, presence, live) in fruits {
             has_presence += presence;
+            available += live;
             for (into, from) in merged.iter_mut().zip(maps) {
                 for (value, count) in from {
                     *into.entry(value).or_default() += count;
@@ -94,6 +105,7 @@ impl Collector for FacetCollector {
             location,
             org_unit,
             has_presence,
+            available,
         })
     }
 }
@@ -114,6 +126,9 @@ impl SegmentCollector for FacetSegment {
         if let Some(presence) = &self.presence {
             self.has_presence += presence.first(doc).unwrap_or(0);
         }
+        if doc < self.live.max_value() && self.live.contains(doc) {
+            self.available += 1;
+        }
     }
 
     fn harvest(self) -> Counts {
@@ -128,6 +143,6 @@ impl SegmentCollector for FacetSegment {
                 }
             }
         }
-        (maps, self.has_presence)
+        (maps, self.has_presence, self.available)
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod facets;
 pub mod indexer;
+pub mod live;
 pub mod names;
 pub mod query;
 pub mod ranked;
@@ -258,6 +259,7 @@ pub struct SearchIndex {
     reader: IndexReader,
     fields: Fields,
     segments: ranked::SegmentCache,
+    available: live::Available,
 }
 
 /// Planning looks words up in the term dictionaries of every segment.
@@ -396,6 +398,7 @@ impl SearchIndex {
             reader,
             fields,
             segments: ranked::SegmentCache::default(),
+            available: live::Available::new(fields.id),
         };
         index.segments.warm(&index.reader.searcher());
         Ok(index)
@@ -403,6 +406,11 @@ impl SearchIndex {
 
     pub fn fields(&self) -> Fields {
         self.fields
+    }
+
+    /// Who is available now, for the `available` filter and count (fed from presence).
+    pub fn available(&self) -> &live::Available {
+        &self.available
     }
 
     pub fn index(&self) -> &Index {
@@ -445,13 +453,27 @@ impl SearchIndex {
     /// does not fill the page.
     pub fn search_with(&self, request: &SearchRequest) -> Result<SearchResults> {
         let searcher = self.reader.searcher();
-        let plan = query::plan(
+        let mut plan = query::plan(
             &request.q,
             &self.fields,
             &request.filters,
             request.near.as_deref(),
             &searcher,
         );
+        if request.facets || request.filters.available.is_some() {
+            self.available.keep_only(&searcher);
+        }
+        if let Some(available) = request.filters.available {
+            let word = || {
+                vec![query::Alternative::filter(Box::new(
+                    self.available.query(available),
+                ))]
+            };
+            plan.exact.words.push(word());
+            if let Some(wide) = plan.wide.as_mut() {
+                wide.words.push(word());
+            }
+        }
         let limit = request.limit.max(1);
         let k = request.offset + limit;
         // One more than the page, so that a next page is known to exist.
@@ -479,8 +501,15 @@ impl SearchIndex {
             if let (true, Some(wide)) = (approximate, &plan.wide) {
                 query = Box::new(BooleanQuery::union(vec![query, wide.query()]));
             }
-            let (count, facets) =
-                searcher.search(query.as_ref(), &(Count, facets::FacetCollector))?;
+            let (count, facets) = searcher.search(
+                query.as_ref(),
+                &(
+                    Count,
+                    facets::FacetCollector {
+                        live: self.available.clone(),
+                    },
+                ),
+            )?;
             total = count;
             total_exact = true;
             Some(facets)

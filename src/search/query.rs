@@ -83,6 +83,8 @@ pub struct Filters {
     pub location: Option<String>,
     pub org_unit: Option<String>,
     pub has_presence: Option<bool>,
+    /// Only people available right now (`true`), or everyone else (`false`), by live presence.
+    pub available: Option<bool>,
     /// The caller's scope: only people with one of these values (an empty list allows all).
     pub within: Within,
     /// What words may match besides names (a partner: only what its policy shows).
@@ -160,6 +162,15 @@ impl Clone for Alternative {
 }
 
 impl Alternative {
+    /// A word every match must have, worth nothing (a filter).
+    pub fn filter(query: Box<dyn Query>) -> Alternative {
+        Alternative {
+            query,
+            score: 0.0,
+            exact: true,
+        }
+    }
+
     fn term(term: Term, score: Score) -> Alternative {
         Alternative {
             query: term_query(term),

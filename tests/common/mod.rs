@@ -20,6 +20,7 @@ use switchboard::sync::{self, ImportOptions, ImportReport, RawBatch};
 use tower::ServiceExt;
 
 pub mod certs;
+pub mod demo;
 pub mod samba;
 pub mod slapd;
 

@@ -1,0 +1,258 @@
+//! What the receptionist's console asks of the API beyond search: the people around a person
+//! (managers, reports, team, who to reach instead), absence notes on search results, and the
+//! "available now" filter and count by live presence.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{options, TestApp};
+use serde_json::{json, Value};
+use switchboard::presence::{directory, system_clock, BackendConfig, PresenceConfig, PresenceHub};
+
+const TOKEN: &str = "pbx-token-console-0123";
+
+const COMPANY: &str = "\
+external_id,given_name,family_name,email,department,manager_email,im
+1,Clara,Chief,clara@example.com,Board,,sip:clara@pbx.example.com
+2,Henry,Head,henry@example.com,Sales,1,sip:henry@pbx.example.com
+3,Ann,Able,ann@example.com,Sales,2,sip:ann@pbx.example.com
+4,Bob,Baker,bob@example.com,Sales,2,sip:bob@pbx.example.com
+5,Cy,Cole,cy@example.com,Engineering,2,sip:cy@pbx.example.com
+6,Dora,Dean,dora@example.com,Sales,3,sip:dora@pbx.example.com
+";
+
+async fn company(config: switchboard::config::Config) -> (TestApp, PresenceHub) {
+    let mut pbx = BackendConfig::new("pbx", "webhook");
+    pbx.token = Some(TOKEN.into());
+    let hub = PresenceHub::from_config(
+        &PresenceConfig {
+            backends: vec![pbx],
+            ..Default::default()
+        },
+        system_clock(),
+    )
+    .expect("hub");
+    let mut app = TestApp::with(config, hub.clone()).await;
+    app.import_csv(COMPANY, &options("hr"))
+        .await
+        .expect("import");
+    let (_, people) = directory::load_all(&app.db.pool).await.expect("load");
+    hub.set_people(&people);
+    hub.start();
+    (app, hub)
+}
+
+async fn id_of(app: &TestApp, family: &str) -> uuid::Uuid {
+    sqlx::query_scalar("SELECT id FROM people WHERE family_name = $1")
+        .bind(family)
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("id")
+}
+
+async fn presence(app: &TestApp, handle: &str, availability: &str) {
+    let body = json!({"events": [{"handle": handle, "availability": availability}]});
+    let (status, _, answer) = app
+        .send(
+            Request::post("/api/v1/presence/events")
+                .header("content-type", "application/json")
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .body(Body::from(body.to_string()))
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|p| p["display_name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_team_is_managers_reports_and_colleagues_with_someone_to_reach_instead() {
+    let (app, _hub) = company(switchboard::config::Config::default()).await;
+    let ann = id_of(&app, "Able").await;
+    let (status, _, team) = app.get(&format!("/api/v1/people/{ann}/team")).await;
+    assert_eq!(status, StatusCode::OK, "{team}");
+    assert_eq!(names(&team["chain"]), ["Henry Head", "Clara Chief"]);
+    assert_eq!(names(&team["team"]), ["Bob Baker", "Cy Cole"]);
+    assert_eq!(team["team_total"], 2);
+    assert_eq!(names(&team["reports"]), ["Dora Dean"]);
+    assert_eq!(team["reports_total"], 1);
+    assert!(team["chain"][0]["presence"].is_object(), "{team}");
+    // Nobody has said anything yet: nobody to suggest.
+    assert!(team["reach_instead"].is_null(), "{team}");
+
+    // A colleague comes online: the manager is still unknown, so the colleague it is.
+    presence(&app, "sip:bob@pbx.example.com", "available").await;
+    let team = app.get(&format!("/api/v1/people/{ann}/team")).await.2;
+    assert_eq!(team["reach_instead"]["display_name"], "Bob Baker");
+    assert_eq!(team["reach_reason"], "team");
+    // The manager, once available, comes first; a busy one does not.
+    presence(&app, "sip:henry@pbx.example.com", "busy").await;
+    let team = app.get(&format!("/api/v1/people/{ann}/team")).await.2;
+    assert_eq!(team["reach_reason"], "team");
+    presence(&app, "sip:henry@pbx.example.com", "available").await;
+    let team = app.get(&format!("/api/v1/people/{ann}/team")).await.2;
+    assert_eq!(team["reach_instead"]["display_name"], "Henry Head");
+    assert_eq!(team["reach_reason"], "manager");
+
+    // The top of the chain has reports and no team.
+    let clara = id_of(&app, "Chief").await;
+    let team = app.get(&format!("/api/v1/people/{clara}/team")).await.2;
+    assert_eq!(names(&team["chain"]), Vec::<String>::new());
+    assert_eq!(names(&team["reports"]), ["Henry Head"]);
+    assert_eq!(team["team_total"], 0);
+
+    for (uri, expected) in [
+        (
+            format!("/api/v1/people/{}/team", uuid::Uuid::nil()),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/api/v1/people/not-a-uuid/team".to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (status, _, body) = app.get(&uri).await;
+        assert_eq!(status, expected, "{uri}: {body}");
+        assert!(body["code"].is_string(), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_team_shows_only_people_in_scope_and_out_of_scope_is_nobody() {
+    let (app, _hub) = company(common::viewers_see_only(&["Sales"])).await;
+    switchboard::access::users::add(
+        &app.db.pool,
+        "rita",
+        switchboard::access::Role::Viewer,
+        Some("correct horse battery".into()),
+    )
+    .await
+    .expect("user");
+    let (cookie, _) = app.sign_in("rita", "correct horse battery").await;
+    let get = |uri: String| {
+        Request::get(uri)
+            .header("cookie", &cookie)
+            .body(Body::empty())
+            .expect("request")
+    };
+    let ann = id_of(&app, "Able").await;
+    let (status, _, team) = app.send(get(format!("/api/v1/people/{ann}/team"))).await;
+    assert_eq!(status, StatusCode::OK, "{team}");
+    // The chief (Board) is out of Rita's scope: the chain stops below her; Cy (Engineering)
+    // is neither listed nor counted.
+    assert_eq!(names(&team["chain"]), ["Henry Head"]);
+    assert_eq!(names(&team["team"]), ["Bob Baker"]);
+    assert_eq!(team["team_total"], 1);
+    let cy = id_of(&app, "Cole").await;
+    let (status, _, out_of_scope) = app.send(get(format!("/api/v1/people/{cy}/team"))).await;
+    let (nobody_status, _, nobody) = app
+        .send(get(format!("/api/v1/people/{}/team", uuid::Uuid::nil())))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!((status, &out_of_scope), (nobody_status, &nobody));
+}
+
+#[tokio::test]
+async fn search_results_carry_absence_notes() {
+    let (app, _hub) = company(switchboard::config::Config::default()).await;
+    let ann = id_of(&app, "Able").await;
+    let (status, _, body) = app
+        .send(
+            Request::put(format!("/api/v1/people/{ann}/notes/absence"))
+                .header("authorization", format!("Bearer {}", app.token))
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    json!({"text": "At the dentist, back 14:00"}).to_string(),
+                ))
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, _, found) = app.get("/api/v1/people?q=able").await;
+    assert_eq!(found["items"][0]["display_name"], "Ann Able");
+    assert_eq!(
+        found["items"][0]["absence"]["text"],
+        "At the dentist, back 14:00"
+    );
+    let (_, _, others) = app.get("/api/v1/people?q=baker").await;
+    assert!(others["items"][0].get("absence").is_none(), "{others}");
+}
+
+/// Searches until `check` holds (presence reaches the search through a background task).
+async fn eventually(app: &TestApp, uri: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _, body) = app.get(uri).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if check(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{uri} never matched: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn available_now_filters_and_counts_by_live_presence() {
+    let (mut app, hub) = company(switchboard::config::Config::default()).await;
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(switchboard::state::follow_availability(
+        hub.clone(),
+        app.index.available().clone(),
+        stopped,
+    ));
+    presence(&app, "sip:ann@pbx.example.com", "available").await;
+    presence(&app, "sip:henry@pbx.example.com", "available").await;
+    presence(&app, "sip:bob@pbx.example.com", "busy").await;
+    let body = eventually(&app, "/api/v1/people?q=&available=true&facets=true", |b| {
+        common::display_names(b) == ["Ann Able", "Henry Head"]
+    })
+    .await;
+    assert_eq!(body["facets"]["available"], 2, "{body}");
+    assert_eq!(body["total"], 2);
+    // Everyone else, and the count among all matches of a query.
+    let (_, _, rest) = app.get("/api/v1/people?q=&available=false").await;
+    assert_eq!(
+        common::display_names(&rest),
+        ["Bob Baker", "Clara Chief", "Cy Cole", "Dora Dean"]
+    );
+    let (_, _, sales) = app
+        .get("/api/v1/people?q=&department=Sales&facets=true")
+        .await;
+    assert_eq!(sales["facets"]["available"], 2, "{sales}");
+    let (_, _, typed) = app.get("/api/v1/people?q=ann&available=true").await;
+    assert_eq!(common::display_names(&typed), ["Ann Able"]);
+
+    // Ann goes into a meeting: she drops out as the change arrives.
+    presence(&app, "sip:ann@pbx.example.com", "busy").await;
+    eventually(&app, "/api/v1/people?q=&available=true", |b| {
+        common::display_names(b) == ["Henry Head"]
+    })
+    .await;
+    // A reindexed person (a new document in a new segment) keeps their state.
+    app.import_csv(
+        &COMPANY.replace(
+            "2,Henry,Head,henry@example.com,Sales",
+            "2,Henry,Head,henry@example.com,Sales Ops",
+        ),
+        &options("hr"),
+    )
+    .await
+    .expect("import");
+    let body = eventually(&app, "/api/v1/people?q=&available=true&facets=true", |b| {
+        common::display_names(b) == ["Henry Head"]
+    })
+    .await;
+    assert_eq!(body["items"][0]["department"], "Sales Ops");
+    assert_eq!(body["facets"]["available"], 1);
+}
