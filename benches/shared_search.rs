@@ -13,48 +13,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use axum::body::Body;
-use axum::http::Request;
-use http_body_util::BodyExt;
-use indicatif::ProgressBar;
+use common::{ask, percentile};
+
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use switchboard::config::Config;
-use switchboard::search::indexer::Indexer;
-use switchboard::search::SearchIndex;
-use switchboard::sources::ContactSource;
-use tower::ServiceExt;
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
-async fn ask(router: &axum::Router, uri: &str, key: &str) -> (Duration, usize) {
-    let request = Request::get(uri)
-        .header("authorization", format!("Bearer {key}"))
-        .body(Body::empty())
-        .expect("request");
-    let t = Instant::now();
-    let response = router.clone().oneshot(request).await.expect("response");
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    let took = t.elapsed();
-    assert!(
-        status.is_success(),
-        "{uri}: {status} {}",
-        String::from_utf8_lossy(&body)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
-    (took, json["items"].as_array().map_or(0, Vec::len))
-}
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
@@ -65,24 +30,7 @@ async fn main() {
     let (cluster, pool) = common::fresh_database(dir.path()).await;
     let config = Config::default();
     let t = Instant::now();
-    let raw = switchboard::demo::DemoSource { count, seed: 3 }
-        .read()
-        .await
-        .expect("people");
-    let phones = config.phones(None).expect("phones");
-    switchboard::sync::import(
-        &pool,
-        raw,
-        &phones,
-        &common::import_options("demo"),
-        &ProgressBar::hidden(),
-    )
-    .await
-    .expect("import");
-    let index = SearchIndex::open(&dir.path().join("index")).expect("index");
-    let mut indexer = Indexer::new(index.clone(), pool.clone(), 512).expect("indexer");
-    indexer.catch_up().await.expect("index");
-    indexer.merge_segments().await.expect("merge");
+    let index = common::demo_index(&pool, dir.path(), count).await;
     println!("import and index in {:.1} s", t.elapsed().as_secs_f64());
 
     let (audit_stop, audit_stopped) = tokio::sync::watch::channel(false);
@@ -171,6 +119,7 @@ async fn main() {
     }
     let (mut internal, mut shared) = (Vec::new(), Vec::new());
     let (mut internal_found, mut shared_found) = (0, 0);
+    let found = |answer: &serde_json::Value| answer["items"].as_array().map_or(0, Vec::len);
     for q in &typed {
         let (t, n) = ask(
             &router,
@@ -179,7 +128,7 @@ async fn main() {
         )
         .await;
         internal.push(t);
-        internal_found += n;
+        internal_found += found(&n);
         let (t, n) = ask(
             &router,
             &format!("/shared/v1/people?limit=20&q={}", enc(q)),
@@ -187,7 +136,7 @@ async fn main() {
         )
         .await;
         shared.push(t);
-        shared_found += n;
+        shared_found += found(&n);
     }
     internal.sort();
     shared.sort();

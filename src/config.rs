@@ -74,6 +74,11 @@ pub struct HttpConfig {
     pub request_timeout: String,
     /// Requests handled at once; more get 503 `overloaded` with `Retry-After`.
     pub max_concurrent_requests: usize,
+    /// Serve the console's files from this directory (read at each request) instead of those
+    /// built into the binary: for working on the console without rebuilding
+    /// (`SWITCHBOARD_HTTP__WEB_DIR=src/web/assets`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub web_dir: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -81,6 +86,7 @@ impl Default for HttpConfig {
         HttpConfig {
             request_timeout: "30s".into(),
             max_concurrent_requests: 1024,
+            web_dir: None,
         }
     }
 }

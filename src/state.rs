@@ -47,6 +47,7 @@ pub fn app_state(
         },
         config: Arc::new(config.clone()),
         federation: Arc::new(crate::federation::Federation::new(&config.federation)?),
+        notes_changed: tokio::sync::broadcast::channel(1024).0,
     })
 }
 

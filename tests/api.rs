@@ -447,3 +447,40 @@ async fn namesakes_keep_one_order_across_pages_and_rebuilds() {
     let (_, _, all) = app.get("/api/v1/people?q=alexandra&limit=20").await;
     assert_eq!(ids(&all), paged, "same order in one segment");
 }
+
+/// `[http] web_dir` serves the console from disk (for working on it), and nothing outside it.
+#[tokio::test]
+async fn the_console_can_be_served_from_a_directory() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("index.html"), "<p>from disk</p>").expect("write");
+    std::fs::create_dir(dir.path().join("ui")).expect("mkdir");
+    std::fs::write(dir.path().join("ui/card.js"), "export {};").expect("write");
+    std::fs::write(dir.path().join(".secret"), "no").expect("write");
+    let mut config = switchboard::config::Config::default();
+    config.http.web_dir = Some(dir.path().to_path_buf());
+    let app = TestApp::with(config, switchboard::presence::PresenceHub::disabled()).await;
+    for (uri, status, body) in [
+        ("/", 200, Some("<p>from disk</p>")),
+        ("/assets/ui/card.js", 200, Some("export {};")),
+        ("/assets/.secret", 404, None),
+        ("/assets/ui/../.secret", 404, None),
+        ("/assets/nothing.js", 404, None),
+    ] {
+        let response = tower::ServiceExt::oneshot(
+            app.router.clone(),
+            axum::http::Request::get(uri)
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+        assert_eq!(response.status(), status, "{uri}");
+        let bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        if let Some(body) = body {
+            assert_eq!(String::from_utf8_lossy(&bytes), body, "{uri}");
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! "available now" filter and count by live presence.
 
 mod common;
+mod presence_support;
 
 use std::time::{Duration, Instant};
 
@@ -255,4 +256,49 @@ async fn available_now_filters_and_counts_by_live_presence() {
     .await;
     assert_eq!(body["items"][0]["department"], "Sales Ops");
     assert_eq!(body["facets"]["available"], 1);
+}
+
+#[tokio::test]
+async fn an_absence_note_reaches_open_presence_streams() {
+    let (app, _hub) = company(switchboard::config::Config::default()).await;
+    let url = app.serve().await;
+    let client = app.client();
+    let ann = id_of(&app, "Able").await;
+    let mut stream = client
+        .get(format!("{url}/api/v1/presence/stream?ids={ann}"))
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(stream.status(), 200);
+    let mut sse = presence_support::Sse::default();
+    sse.next(&mut stream, Duration::from_secs(5), |v| {
+        v["presence"].is_object()
+    })
+    .await;
+    let response = client
+        .put(format!("{url}/api/v1/people/{ann}/notes/absence"))
+        .json(&json!({"text": "Off sick today"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(response.status(), 200);
+    let change = sse
+        .next(&mut stream, Duration::from_secs(5), |v| {
+            v.get("absence").is_some()
+        })
+        .await;
+    assert_eq!(change["id"], ann.to_string());
+    assert_eq!(change["absence"]["text"], "Off sick today");
+    let response = client
+        .delete(format!("{url}/api/v1/people/{ann}/notes/absence"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status(), 204);
+    let change = sse
+        .next(&mut stream, Duration::from_secs(5), |v| {
+            v.get("absence").is_some_and(Value::is_null)
+        })
+        .await;
+    assert_eq!(change["id"], ann.to_string());
 }

@@ -369,7 +369,17 @@ async fn demo_open_serves_without_sign_in_on_loopback_only() {
         .text()
         .await
         .expect("html");
-    assert!(page.contains("This server runs open"));
+    // The page has the banner; its words come from the console's strings.
+    assert!(page.contains("id=\"open-banner\""), "{page}");
+    let strings = client
+        .get(format!("{}/assets/strings.js", demo.url))
+        .send()
+        .await
+        .expect("strings")
+        .text()
+        .await
+        .expect("text");
+    assert!(strings.contains("This server runs open"));
     demo.stop();
 }
 

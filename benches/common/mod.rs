@@ -43,3 +43,71 @@ pub fn import_options(source: &str) -> switchboard::sync::ImportOptions {
         merge: Default::default(),
     }
 }
+
+/// The `p` quantile of sorted times, in milliseconds.
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+/// The demo company of `count` people imported into `pool` and indexed (merged into one
+/// segment, as a settled index is), as `switchboard demo` loads it.
+pub async fn demo_index(
+    pool: &sqlx::PgPool,
+    dir: &Path,
+    count: usize,
+) -> switchboard::search::SearchIndex {
+    use switchboard::sources::ContactSource;
+    let raw = switchboard::demo::DemoSource { count, seed: 3 }
+        .read()
+        .await
+        .expect("people");
+    let phones = switchboard::config::Config::default()
+        .phones(None)
+        .expect("phones");
+    switchboard::sync::import(
+        pool,
+        raw,
+        &phones,
+        &import_options("demo"),
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .expect("import");
+    let index = switchboard::search::SearchIndex::open(&dir.join("index")).expect("index");
+    let mut indexer = switchboard::search::indexer::Indexer::new(index.clone(), pool.clone(), 512)
+        .expect("indexer");
+    indexer.catch_up().await.expect("index");
+    indexer.merge_segments().await.expect("merge");
+    index
+}
+
+/// One GET through the whole router with `key` as bearer: how long it took and the answer.
+pub async fn ask(
+    router: &axum::Router,
+    uri: &str,
+    key: &str,
+) -> (std::time::Duration, serde_json::Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let request = axum::http::Request::get(uri)
+        .header("authorization", format!("Bearer {key}"))
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let t = std::time::Instant::now();
+    let response = router.clone().oneshot(request).await.expect("response");
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let took = t.elapsed();
+    assert!(
+        status.is_success(),
+        "{uri}: {status} {}",
+        String::from_utf8_lossy(&body)
+    );
+    (took, serde_json::from_slice(&body).expect("json"))
+}

@@ -58,6 +58,8 @@ pub struct AppState {
     pub config: Arc<crate::config::Config>,
     /// Partners' directories our staff may search.
     pub federation: Arc<crate::federation::Federation>,
+    /// Whose notes changed (set or cleared here): open presence streams tell their pages.
+    pub notes_changed: tokio::sync::broadcast::Sender<uuid::Uuid>,
 }
 
 impl AppState {

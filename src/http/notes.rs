@@ -203,6 +203,7 @@ async fn set(
         .status(200);
     event.people = vec![id];
     state.audit.record(event);
+    let _ = state.notes_changed.send(id);
     Ok(Json(Note {
         text,
         until: request.until,
@@ -231,6 +232,7 @@ async fn clear(
     .status(204);
     event.people = vec![id];
     state.audit.record(event);
+    let _ = state.notes_changed.send(id);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -257,7 +257,9 @@ fn snapshot(
 }
 
 /// Server-Sent Events: first the current presence of each person (`event: presence`), then every
-/// change as it happens. Each event's data is `{"id": …, "presence": {…}}`.
+/// change as it happens. Each event's data is `{"id": …, "presence": {…}}`. When someone's
+/// absence or status note is set or cleared here, `event: notes` with `{"id": …, "absence": …,
+/// "status": …}` (for callers who may see notes).
 #[utoipa::path(
     get,
     path = "/api/v1/presence/stream",
@@ -399,6 +401,9 @@ const PARTNER_RECHECK: Duration = Duration::from_secs(30);
 /// What a presence stream carries between events.
 struct Following {
     rx: tokio::sync::broadcast::Receiver<Arc<PresenceChange>>,
+    /// Whose notes changed; `None` for partners (notes are staff business).
+    notes: Option<tokio::sync::broadcast::Receiver<Uuid>>,
+    pool: sqlx::PgPool,
     stop: tokio::sync::watch::Receiver<bool>,
     hub: PresenceHub,
     ids: Vec<Uuid>,
@@ -437,6 +442,31 @@ impl Following {
     }
 }
 
+/// A person's notes changed: what `event: notes` carries on a staff presence stream.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct NotesChange {
+    pub id: Uuid,
+    /// The absence note now in force, if any.
+    pub absence: Option<crate::domain::Note>,
+    /// The status note now in force, if any.
+    pub status: Option<crate::domain::Note>,
+}
+
+/// The next person whose notes changed; never resolves without a receiver.
+async fn recv_note(notes: &mut Option<tokio::sync::broadcast::Receiver<Uuid>>) -> Option<Uuid> {
+    match notes {
+        Some(rx) => match rx.recv().await {
+            Ok(id) => Some(id),
+            Err(RecvError::Lagged(_)) => None,
+            Err(RecvError::Closed) => {
+                *notes = None;
+                None
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
 /// The presence stream of `ids` (ours) as `principal` may see it, under its partner's ids
 /// when it is a partner's (whose `key` is then checked again now and then).
 async fn open_stream(
@@ -454,11 +484,16 @@ async fn open_stream(
     let hub = state.presence.clone();
     // Subscribe before the snapshot, so no change falls between the two.
     let rx = hub.subscribe();
+    let notes = (principal.partner.is_none()
+        && principal.policy.shows(crate::access::PersonField::Notes))
+    .then(|| state.notes_changed.subscribe());
     // The stream ends when the server shuts down (graceful shutdown waits for every connection).
     let stop = hub.stop_signal();
     let first = snapshot(&hub, &principal.policy, &ids, principal.partner.as_deref());
     let following = Following {
         rx,
+        notes,
+        pool: state.pool.clone(),
         stop,
         hub,
         wanted: ids.iter().copied().collect(),
@@ -472,6 +507,25 @@ async fn open_stream(
         loop {
             let next = tokio::select! {
                 next = f.rx.recv() => next,
+                id = recv_note(&mut f.notes) => {
+                    match id {
+                        Some(id) if f.wanted.contains(&id) => {
+                            let now = f.hub.now();
+                            let Ok((absence, status)) = super::notes::in_force(&f.pool, id, now).await else {
+                                continue;
+                            };
+                            let event = Event::default()
+                                .event("notes")
+                                .id(id.to_string())
+                                .json_data(NotesChange { id, absence, status })
+                                .unwrap_or_else(|_| Event::default().comment("unserializable"));
+                            return Some((stream::iter(vec![Ok(event)]), f));
+                        }
+                        Some(_) => continue,
+                        // Closed or behind: notes are only pushed, never the whole state again.
+                        None => continue,
+                    }
+                }
                 _ = crate::presence::stopped(&mut f.stop) => return None,
                 _ = tokio::time::sleep_until(next_check), if f.recheck.is_some() => {
                     if !f.still_allowed().await {

@@ -1,10 +1,10 @@
 //! The receptionist's console: its page, scripts and styles, embedded in the binary at build time
 //! (`build.rs` lists `src/web/assets`), so it needs no CDN and no files beside the binary.
 //!
-//! `SWITCHBOARD_WEB_DIR=src/web/assets` serves them from disk instead, read at each request:
-//! for working on the console without rebuilding.
+//! `[http] web_dir` (`SWITCHBOARD_HTTP__WEB_DIR=src/web/assets`) serves them from disk instead,
+//! read at each request: for working on the console without rebuilding.
 
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -24,15 +24,16 @@ pub fn router() -> Router<AppState> {
         .route("/assets/{*name}", get(asset))
 }
 
-/// The embedded file `name`, or (with `SWITCHBOARD_WEB_DIR`) the file on disk.
-fn file(name: &str) -> Option<std::borrow::Cow<'static, [u8]>> {
-    if let Some(dir) = std::env::var_os("SWITCHBOARD_WEB_DIR") {
-        if name.split('/').any(|part| part == ".." || part.is_empty()) {
+/// The embedded file `name`, or (with `[http] web_dir`) the file on disk.
+fn file(state: &AppState, name: &str) -> Option<std::borrow::Cow<'static, [u8]>> {
+    if let Some(dir) = &state.config.http.web_dir {
+        if name
+            .split('/')
+            .any(|part| part.is_empty() || part.starts_with('.'))
+        {
             return None;
         }
-        return std::fs::read(std::path::Path::new(&dir).join(name))
-            .ok()
-            .map(Into::into);
+        return std::fs::read(dir.join(name)).ok().map(Into::into);
     }
     embedded::ASSETS
         .iter()
@@ -58,8 +59,8 @@ fn content_type(name: &str) -> &'static str {
     }
 }
 
-fn serve(name: &str) -> Response {
-    match file(name) {
+fn serve(state: &AppState, name: &str) -> Response {
+    match file(state, name) {
         Some(bytes) => (
             [
                 (header::CONTENT_TYPE, content_type(name)),
@@ -75,13 +76,13 @@ fn serve(name: &str) -> Response {
     }
 }
 
-async fn index() -> Response {
-    serve("index.html")
+async fn index(State(state): State<AppState>) -> Response {
+    serve(&state, "index.html")
 }
 
-async fn asset(Path(name): Path<String>) -> Response {
+async fn asset(State(state): State<AppState>, Path(name): Path<String>) -> Response {
     if name == "index.html" {
         return StatusCode::NOT_FOUND.into_response();
     }
-    serve(&name)
+    serve(&state, &name)
 }
