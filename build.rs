@@ -24,6 +24,13 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, String)>) {
     let entries = std::fs::read_dir(dir).expect("read src/web/assets");
     for entry in entries {
         let path = entry.expect("entry").path();
+        // Editors' swap files, .DS_Store and the like are not the console's.
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            continue;
+        }
         if path.is_dir() {
             collect(root, &path, files);
         } else {

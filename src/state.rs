@@ -170,10 +170,9 @@ pub async fn follow_availability(
             _ = stop.wait_for(|s| *s) => return,
         };
         if resync {
-            let hub = presence.clone();
-            if let Ok(ids) = tokio::task::spawn_blocking(move || hub.available_now()).await {
-                available.replace(ids);
-            }
+            // A full reading, and the comparison with what is known: off the async workers.
+            let (hub, set) = (presence.clone(), available.clone());
+            let _ = tokio::task::spawn_blocking(move || set.replace(hub.available_now())).await;
         }
     }
 }

@@ -17,7 +17,7 @@ const TOKEN: &str = "pbx-token-console-0123";
 
 const COMPANY: &str = "\
 external_id,given_name,family_name,email,department,manager_email,im
-1,Clara,Chief,clara@example.com,Board,,sip:clara@pbx.example.com
+1,Clara,Chief,clara@example.com,,1,sip:clara@pbx.example.com
 2,Henry,Head,henry@example.com,Sales,1,sip:henry@pbx.example.com
 3,Ann,Able,ann@example.com,Sales,2,sip:ann@pbx.example.com
 4,Bob,Baker,bob@example.com,Sales,2,sip:bob@pbx.example.com
@@ -96,6 +96,21 @@ async fn a_team_is_managers_reports_and_colleagues_with_someone_to_reach_instead
     let team = app.get(&format!("/api/v1/people/{ann}/team")).await.2;
     assert_eq!(team["reach_instead"]["display_name"], "Bob Baker");
     assert_eq!(team["reach_reason"], "team");
+    // Not someone whose absence note says they are away, whatever their status.
+    let bob = id_of(&app, "Baker").await;
+    let note = |method: &str| {
+        Request::builder()
+            .method(method)
+            .uri(format!("/api/v1/people/{bob}/notes/absence"))
+            .header("authorization", format!("Bearer {}", app.token))
+            .header("content-type", "application/json")
+            .body(Body::from(json!({"text": "On parental leave"}).to_string()))
+            .expect("request")
+    };
+    assert_eq!(app.send(note("PUT")).await.0, StatusCode::OK);
+    let team = app.get(&format!("/api/v1/people/{ann}/team")).await.2;
+    assert!(team["reach_instead"].is_null(), "{team}");
+    assert_eq!(app.send(note("DELETE")).await.0, StatusCode::NO_CONTENT);
     // The manager, once available, comes first; a busy one does not.
     presence(&app, "sip:henry@pbx.example.com", "busy").await;
     let team = app.get(&format!("/api/v1/people/{ann}/team")).await.2;
@@ -105,7 +120,8 @@ async fn a_team_is_managers_reports_and_colleagues_with_someone_to_reach_instead
     assert_eq!(team["reach_instead"]["display_name"], "Henry Head");
     assert_eq!(team["reach_reason"], "manager");
 
-    // The top of the chain has reports and no team.
+    // The top of the chain (her own manager, as some exports say) has reports and no team,
+    // and is not her own report.
     let clara = id_of(&app, "Chief").await;
     let team = app.get(&format!("/api/v1/people/{clara}/team")).await.2;
     assert_eq!(names(&team["chain"]), Vec::<String>::new());
@@ -149,8 +165,8 @@ async fn a_team_shows_only_people_in_scope_and_out_of_scope_is_nobody() {
     let ann = id_of(&app, "Able").await;
     let (status, _, team) = app.send(get(format!("/api/v1/people/{ann}/team"))).await;
     assert_eq!(status, StatusCode::OK, "{team}");
-    // The chief (Board) is out of Rita's scope: the chain stops below her; Cy (Engineering)
-    // is neither listed nor counted.
+    // The chief (no department) is out of Rita's scope: the chain stops below her; Cy
+    // (Engineering) is neither listed nor counted.
     assert_eq!(names(&team["chain"]), ["Henry Head"]);
     assert_eq!(names(&team["team"]), ["Bob Baker"]);
     assert_eq!(team["team_total"], 1);
@@ -301,4 +317,49 @@ async fn an_absence_note_reaches_open_presence_streams() {
         })
         .await;
     assert_eq!(change["id"], ann.to_string());
+}
+
+#[tokio::test]
+async fn who_may_not_see_presence_may_not_filter_or_count_by_it() {
+    let mut config = switchboard::config::Config::default();
+    let mut policy = switchboard::access::policy::Policy::staff_default();
+    policy.presence = switchboard::access::policy::PresenceLevel::None;
+    config
+        .access
+        .policies
+        .insert(switchboard::access::Role::Viewer, policy);
+    let (app, hub) = company(config).await;
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(switchboard::state::follow_availability(
+        hub.clone(),
+        app.index.available().clone(),
+        stopped,
+    ));
+    presence(&app, "sip:ann@pbx.example.com", "available").await;
+    // The admin token's policy shows presence: it counts Ann.
+    eventually(&app, "/api/v1/people?q=&facets=true", |b| {
+        b["facets"]["available"] == 1
+    })
+    .await;
+    switchboard::access::users::add(
+        &app.db.pool,
+        "vera",
+        switchboard::access::Role::Viewer,
+        Some("correct horse battery".into()),
+    )
+    .await
+    .expect("user");
+    let (cookie, _) = app.sign_in("vera", "correct horse battery").await;
+    let get = |uri: &str| {
+        Request::get(uri)
+            .header("cookie", &cookie)
+            .body(Body::empty())
+            .expect("request")
+    };
+    let (status, _, body) = app.send(get("/api/v1/people?q=&available=true")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "invalid_parameter");
+    let (status, _, body) = app.send(get("/api/v1/people?q=&facets=true")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["facets"]["available"], 0, "{body}");
 }

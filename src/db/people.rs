@@ -98,6 +98,56 @@ impl PersonRow {
     }
 }
 
+/// A policy's scope as SQL over `people` columns: see [`in_scope`].
+pub struct ScopeParams {
+    pub departments: Vec<String>,
+    pub locations: Vec<String>,
+    pub org_units: Vec<String>,
+    /// `opt_out` / `opt_in`: people's choice about being shown counts (partners).
+    pub consent: Option<&'static str>,
+}
+
+impl ScopeParams {
+    pub fn of(scope: &crate::access::policy::Scope) -> ScopeParams {
+        ScopeParams {
+            departments: scope.department.clone(),
+            locations: scope.location.clone(),
+            org_units: scope.org_unit.clone(),
+            consent: scope.consent.map(|c| match c {
+                crate::domain::Consent::OptOut => "opt_out",
+                crate::domain::Consent::OptIn => "opt_in",
+            }),
+        }
+    }
+
+    /// Binds the four values, in the order `in_scope` numbers them.
+    pub fn bind<'q, O>(
+        &'q self,
+        query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+        query
+            .bind(&self.departments)
+            .bind(&self.locations)
+            .bind(&self.org_units)
+            .bind(self.consent)
+    }
+}
+
+/// Whether a row of `people` is in a scope whose values are bound at `$n`…`$n+3` (departments,
+/// locations, org units, consent; empty lists allow all): true or false, never NULL (a person
+/// without the attribute is outside a list that names values), as `Scope::admits` decides.
+pub fn in_scope(n: usize) -> String {
+    let (d, l, o, c) = (n, n + 1, n + 2, n + 3);
+    format!(
+        "COALESCE((cardinality(${d}::text[]) = 0 OR department = ANY(${d})) \
+         AND (cardinality(${l}::text[]) = 0 OR location = ANY(${l})) \
+         AND (cardinality(${o}::text[]) = 0 OR org_unit = ANY(${o})) \
+         AND (${c}::text IS NULL \
+              OR (${c} = 'opt_out' AND COALESCE(partner_sharing_own, partner_sharing) IS DISTINCT FROM false) \
+              OR (${c} = 'opt_in' AND COALESCE(partner_sharing_own, partner_sharing))), false)"
+    )
+}
+
 /// A person who is not deleted, with their manager and sources.
 pub async fn get_person(pool: &PgPool, id: Uuid) -> Result<Option<Person>> {
     Ok(get_many(pool, &[id]).await?.pop())

@@ -187,6 +187,11 @@ pub async fn search_people(
             v => Ok(v),
         }
     };
+    // Live presence is a field too: a policy that shows none may not filter or count by it.
+    let presence_hidden = policy.presence == crate::access::policy::PresenceLevel::None;
+    if params.available.is_some() && presence_hidden {
+        return Err(Error::invalid("available", "not a filter you may use"));
+    }
     let request = SearchRequest {
         q,
         limit,
@@ -230,7 +235,17 @@ pub async fn search_people(
         });
     // On this thread: a search takes well under a millisecond (it stops reading once the page
     // is settled, and a query has at most 8 words), less than handing it to another thread.
-    let mut results = state.index.search_with(&request)?;
+    // Facet counts read every match (milliseconds for a first letter among a million people),
+    // and live filters may first build a segment's set: those go to the blocking pool, so
+    // that they never hold up the plain searches typed meanwhile.
+    let mut results = if request.facets || request.filters.available.is_some() {
+        let index = state.index.clone();
+        tokio::task::spawn_blocking(move || index.search_with(&request))
+            .await
+            .map_err(|e| Error::Internal(e.into()))??
+    } else {
+        state.index.search_with(&request)?
+    };
     state.presence.decorate_summaries(&mut results.hits);
     let shown = results.hits.len();
     // The scope was a filter inside the search; this projects the fields.
@@ -248,6 +263,9 @@ pub async fn search_people(
             if !policy.shows(field) {
                 counts.clear();
             }
+        }
+        if presence_hidden {
+            facets.available = 0;
         }
     }
     let next = offset + shown;

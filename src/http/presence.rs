@@ -56,28 +56,18 @@ async fn visible(state: &AppState, principal: &Principal, ids: Vec<Uuid>) -> Res
     if scope.is_everyone() {
         return Ok(ids);
     }
-    let consent = scope.consent.map(|c| match c {
-        crate::domain::Consent::OptOut => "opt_out",
-        crate::domain::Consent::OptIn => "opt_in",
-    });
-    let allowed: HashSet<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM people WHERE id = ANY($1) AND deleted_at IS NULL \
-         AND (cardinality($2::text[]) = 0 OR department = ANY($2)) \
-         AND (cardinality($3::text[]) = 0 OR location = ANY($3)) \
-         AND (cardinality($4::text[]) = 0 OR org_unit = ANY($4)) \
-         AND ($5::text IS NULL \
-              OR ($5 = 'opt_out' AND COALESCE(partner_sharing_own, partner_sharing) IS DISTINCT FROM false) \
-              OR ($5 = 'opt_in' AND COALESCE(partner_sharing_own, partner_sharing)))",
-    )
-    .bind(&ids)
-    .bind(&scope.department)
-    .bind(&scope.location)
-    .bind(&scope.org_unit)
-    .bind(consent)
-    .fetch_all(&state.pool)
-    .await?
-    .into_iter()
-    .collect();
+    let params = crate::db::people::ScopeParams::of(scope);
+    let sql = format!(
+        "SELECT id FROM people WHERE id = ANY($1) AND deleted_at IS NULL AND {}",
+        crate::db::people::in_scope(2)
+    );
+    let allowed: HashSet<Uuid> = params
+        .bind(sqlx::query_as::<_, (Uuid,)>(&sql).bind(&ids))
+        .fetch_all(&state.pool)
+        .await?
+        .into_iter()
+        .map(|(id,)| id)
+        .collect();
     Ok(ids.into_iter().filter(|id| allowed.contains(id)).collect())
 }
 

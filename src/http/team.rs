@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::auth::ReturnedPeople;
 use super::AppState;
 use crate::access::{PersonField, Principal};
+use crate::db::people::{self, ScopeParams};
 use crate::domain::PersonSummary;
 use crate::error::{Error, Result};
 use crate::presence::Availability;
@@ -54,90 +55,76 @@ pub struct Team {
     pub team: Vec<PersonSummary>,
     /// How many others share their manager in all.
     pub team_total: i64,
-    /// The first available now of: their manager, their team, their reports.
+    /// The first available now (and without an absence note) of: their manager, their team,
+    /// their reports.
     pub reach_instead: Option<PersonSummary>,
     pub reach_reason: Option<ReachReason>,
 }
 
-/// The scope as SQL arrays: an empty array allows every value.
-struct ScopeFilter {
-    departments: Vec<String>,
-    locations: Vec<String>,
-    org_units: Vec<String>,
-}
-
-impl ScopeFilter {
-    fn of(principal: &Principal) -> ScopeFilter {
-        let within = principal.policy.within();
-        ScopeFilter {
-            departments: within.departments,
-            locations: within.locations,
-            org_units: within.org_units,
-        }
-    }
-}
-
-const IN_SCOPE: &str = "($2::text[] = '{}' OR department = ANY($2)) \
-    AND ($3::text[] = '{}' OR location = ANY($3)) \
-    AND ($4::text[] = '{}' OR org_unit = ANY($4))";
-
-/// People whose manager is `manager` (except `except`), by name: the first `limit` ids and
-/// how many there are in all.
+/// People whose manager is `manager` (other than `except`, and other than the manager, who may
+/// be their own in a source), in scope, by name: the first `limit` ids and how many in all.
 async fn managed_by(
     pool: &PgPool,
     manager: Uuid,
     except: Option<Uuid>,
-    scope: &ScopeFilter,
+    scope: &ScopeParams,
     limit: i64,
 ) -> Result<(Vec<Uuid>, i64)> {
-    let filter =
-        format!("manager_id = $1 AND deleted_at IS NULL AND id IS DISTINCT FROM $5 AND {IN_SCOPE}");
-    let ids: Vec<Uuid> = sqlx::query_scalar(&format!(
-        "SELECT id FROM people WHERE {filter} ORDER BY display_name, id LIMIT $6"
-    ))
-    .bind(manager)
-    .bind(&scope.departments)
-    .bind(&scope.locations)
-    .bind(&scope.org_units)
-    .bind(except)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    let total: i64 = if (ids.len() as i64) < limit {
+    let filter = format!(
+        "manager_id = $1 AND id <> $1 AND deleted_at IS NULL AND {} AND id IS DISTINCT FROM $6",
+        people::in_scope(2)
+    );
+    let ids: Vec<(Uuid,)> = scope
+        .bind(
+            sqlx::query_as(&format!(
+                "SELECT id FROM people WHERE {filter} ORDER BY display_name, id LIMIT $7"
+            ))
+            .bind(manager),
+        )
+        .bind(except)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    let ids: Vec<Uuid> = ids.into_iter().map(|(id,)| id).collect();
+    let total = if (ids.len() as i64) < limit {
         ids.len() as i64
     } else {
-        sqlx::query_scalar(&format!("SELECT count(*) FROM people WHERE {filter}"))
-            .bind(manager)
-            .bind(&scope.departments)
-            .bind(&scope.locations)
-            .bind(&scope.org_units)
+        let (count,): (i64,) = scope
+            .bind(
+                sqlx::query_as(&format!("SELECT count(*) FROM people WHERE {filter}"))
+                    .bind(manager),
+            )
             .bind(except)
             .fetch_one(pool)
-            .await?
+            .await?;
+        count
     };
     Ok((ids, total))
 }
 
-/// `id`'s managers, nearest first; the chain stops at the first one out of scope.
-async fn managers_of(pool: &PgPool, id: Uuid, scope: &ScopeFilter) -> Result<Vec<Uuid>> {
-    let rows: Vec<(Uuid, bool)> = sqlx::query_as(&format!(
-        "WITH RECURSIVE chain(id, manager_id, depth) AS ( \
-             SELECT id, manager_id, 0 FROM people WHERE id = $1 \
-             UNION ALL \
-             SELECT p.id, p.manager_id, c.depth + 1 FROM people p JOIN chain c ON p.id = c.manager_id \
-             WHERE p.deleted_at IS NULL AND c.depth < $5) \
-         SELECT c.id, {IN_SCOPE} FROM chain c JOIN people USING (id) WHERE c.depth > 0 ORDER BY c.depth"
-    ))
-    .bind(id)
-    .bind(&scope.departments)
-    .bind(&scope.locations)
-    .bind(&scope.org_units)
-    .bind(MAX_CHAIN)
-    .fetch_all(pool)
-    .await?;
+/// `id`'s managers, nearest first; the chain stops at the first one out of scope (and where
+/// the source's managers go round in a circle).
+async fn managers_of(pool: &PgPool, id: Uuid, scope: &ScopeParams) -> Result<Vec<Uuid>> {
+    let rows: Vec<(Uuid, bool)> = scope
+        .bind(
+            sqlx::query_as(&format!(
+                "WITH RECURSIVE chain(id, manager_id, depth) AS ( \
+                     SELECT id, manager_id, 0 FROM people WHERE id = $1 \
+                     UNION ALL \
+                     SELECT p.id, p.manager_id, c.depth + 1 FROM people p \
+                     JOIN chain c ON p.id = c.manager_id \
+                     WHERE p.deleted_at IS NULL AND c.depth < $6) \
+                 SELECT c.id, {} FROM chain c JOIN people USING (id) \
+                 WHERE c.depth > 0 ORDER BY c.depth",
+                people::in_scope(2)
+            ))
+            .bind(id),
+        )
+        .bind(MAX_CHAIN)
+        .fetch_all(pool)
+        .await?;
     let mut chain = Vec::with_capacity(rows.len());
     for (manager, admitted) in rows {
-        // Someone managing themselves, or a longer cycle, comes round again.
         if !admitted || manager == id || chain.contains(&manager) {
             break;
         }
@@ -182,7 +169,7 @@ pub async fn get_team(
     };
     // Who manages whom is the manager field: hidden from a policy that hides managers.
     if principal.policy.shows(PersonField::Manager) {
-        let scope = ScopeFilter::of(&principal);
+        let scope = ScopeParams::of(&principal.policy.scope);
         let chain = managers_of(&state.pool, id, &scope).await?;
         let (reports, reports_total) =
             managed_by(&state.pool, id, None, &scope, MAX_REPORTS).await?;
@@ -195,10 +182,12 @@ pub async fn get_team(
         team.team = summaries(&state, &principal, &peers).await?;
         team.reports_total = reports_total;
         team.team_total = team_total;
+        // Available, and not away by a note ("on parental leave") whatever their status says.
         let available = |p: &&PersonSummary| {
-            p.presence
-                .as_ref()
-                .is_some_and(|p| p.availability == Availability::Available)
+            p.absence.is_none()
+                && p.presence
+                    .as_ref()
+                    .is_some_and(|p| p.availability == Availability::Available)
         };
         let candidates = [
             (ReachReason::Manager, team.chain.first()),

@@ -591,19 +591,37 @@ impl PresenceHub {
     /// Everyone whose merged presence is `available` now: a full reading, one merge per person
     /// (a second for a million people; run it off the async workers).
     pub fn available_now(&self) -> std::collections::HashSet<Uuid> {
-        let people: Vec<(Uuid, Vec<(usize, String)>)> = self
+        // The directory is read a few thousand people at a time: a writer waiting for it (and
+        // lookups queued behind that writer) never waits for a million people's handles.
+        let ids: Vec<Uuid> = self
             .0
             .directory
             .read()
-            .map(|d| d.people.iter().map(|(id, h)| (*id, h.clone())).collect())
+            .map(|d| d.people.keys().copied().collect())
             .unwrap_or_default();
-        people
-            .into_iter()
-            .filter(|(_, handles)| {
-                self.merge_handles(handles).availability == Availability::Available
-            })
-            .map(|(id, _)| id)
-            .collect()
+        let mut available = std::collections::HashSet::new();
+        for chunk in ids.chunks(4_096) {
+            let people: Vec<(Uuid, Vec<(usize, String)>)> = self
+                .0
+                .directory
+                .read()
+                .map(|d| {
+                    chunk
+                        .iter()
+                        .filter_map(|id| d.people.get(id).map(|h| (*id, h.clone())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            available.extend(
+                people
+                    .into_iter()
+                    .filter(|(_, handles)| {
+                        self.merge_handles(handles).availability == Availability::Available
+                    })
+                    .map(|(id, _)| id),
+            );
+        }
+        available
     }
 
     /// A person's merged presence, from memory.

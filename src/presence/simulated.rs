@@ -4,7 +4,7 @@
 //!
 //! Each person follows a working day in their office's time zone: in from about 8:00 (each a
 //! little different), lunch, meetings, calls, a focus block in do-not-disturb for a few, a few
-//! out of office for the day, offline at night and at weekends. The day is cut into five-minute
+//! out of office for a few days, offline at night and at weekends. The day is cut into five-minute
 //! slots, shifted per person so that changes trickle in (a few a second for five thousand
 //! people) instead of all landing on the hour. A state is a function of the handle, the office
 //! and the time, so a restart shows the same company, and the tests set the clock.
@@ -116,12 +116,21 @@ pub fn simulate(handle: &str, offset: i32, now: DateTime<Utc>) -> (ChannelState,
     let mut state = ChannelState::new(Availability::Available, now);
     state.confidence = 1.0;
     let weekend = matches!(local.weekday(), Weekday::Sat | Weekday::Sun);
-    let off_today = percent(handle, "out of office", day) < 3;
-    if off_today && !weekend {
-        // Out for a few days: back on a weekday morning.
-        let days = 1 + (percent(handle, "days out", day) % 4) as i64;
-        let back = (local.date() + Span::days(days)).and_hms_opt(0, 0, 0);
-        let back = back.map(|b| b + Span::minutes(start - i64::from(offset)));
+    // Out of office: an absence starts on one in a hundred days and lasts one to four days;
+    // they are back on the first weekday morning after it, whatever day it is now.
+    let out = (0..4).find_map(|ago| {
+        let first = day - ago;
+        let length = 1 + (percent(handle, "days out", first) % 4) as i64;
+        (percent(handle, "out of office", first) < 1 && ago < length).then_some(first + length)
+    });
+    if let Some(back_day) = out {
+        let mut back = local.date() + Span::days(back_day - day);
+        while matches!(back.weekday(), Weekday::Sat | Weekday::Sun) {
+            back += Span::days(1);
+        }
+        let back = back
+            .and_hms_opt(0, 0, 0)
+            .map(|b| b + Span::minutes(start - i64::from(offset)));
         state.availability = Availability::Away;
         state.out_of_office = true;
         state.activity = Some(Activity::OutOfOffice);
@@ -186,10 +195,11 @@ impl PresenceBackend for SimulatedBackend {
             } = ctx;
             let mut offices: HashMap<String, i32> = HashMap::new();
             let mut offices_read: Option<tokio::time::Instant> = None;
-            // What each handle last showed, and when each may change next (earliest first).
+            // What each handle last showed, when each may change next (earliest first; an
+            // entry whose time is not the handle's `next` any more is stale and skipped).
             let mut shown: HashMap<String, ChannelState> = HashMap::new();
             let mut due: BinaryHeap<Reverse<(DateTime<Utc>, String)>> = BinaryHeap::new();
-            let mut known: HashSet<String> = HashSet::new();
+            let mut next_of: HashMap<String, DateTime<Utc>> = HashMap::new();
             let mut handles_changed = true;
             loop {
                 if offices_read.is_none_or(|at| at.elapsed() >= OFFICES_EVERY) {
@@ -207,34 +217,36 @@ impl PresenceBackend for SimulatedBackend {
                     handles_changed = false;
                     let current: HashSet<String> =
                         tracked.borrow_and_update().iter().cloned().collect();
-                    known.retain(|h| current.contains(h));
+                    next_of.retain(|h, _| current.contains(h));
                     shown.retain(|h, _| current.contains(h));
                     for handle in current {
-                        if known.insert(handle.clone()) {
+                        if !next_of.contains_key(&handle) {
+                            next_of.insert(handle.clone(), now);
                             due.push(Reverse((now, handle)));
                         }
                     }
                 }
                 let mut changes = Vec::new();
                 while due.peek().is_some_and(|Reverse((at, _))| *at <= now) {
-                    let Some(Reverse((_, handle))) = due.pop() else {
+                    let Some(Reverse((at, handle))) = due.pop() else {
                         break;
                     };
-                    if !known.contains(&handle) {
+                    if next_of.get(&handle) != Some(&at) {
                         continue;
                     }
                     let offset = offices.get(&handle).copied().unwrap_or(0);
                     let (state, next) = simulate(&handle, offset, now);
-                    if shown
-                        .get(&handle)
-                        .is_none_or(|before| !same(before, &state))
-                    {
+                    // A state unchanged all weekend is said again before it goes stale.
+                    if shown.get(&handle).is_none_or(|before| {
+                        !same(before, &state) || now - before.observed_at > Span::hours(12)
+                    }) {
                         shown.insert(handle.clone(), state.clone());
                         changes.push(Observation {
                             handle: handle.clone(),
                             state,
                         });
                     }
+                    next_of.insert(handle.clone(), next);
                     due.push(Reverse((next, handle)));
                 }
                 if !changes.is_empty() {
@@ -334,21 +346,33 @@ mod tests {
     }
 
     #[test]
-    fn out_of_office_says_when_they_are_back() {
+    fn out_of_office_says_when_they_are_back_and_keeps_to_it() {
         let now = at("2026-12-01T09:00:00Z");
-        let out: Vec<ChannelState> = handles()
-            .iter()
-            .map(|h| simulate(h, 0, now).0)
-            .filter(|s| s.out_of_office)
+        let out: Vec<(String, ChannelState)> = handles()
+            .into_iter()
+            .map(|h| {
+                let state = simulate(&h, 0, now).0;
+                (h, state)
+            })
+            .filter(|(_, s)| s.out_of_office)
             .collect();
         assert!(!out.is_empty() && out.len() < 200, "{} out", out.len());
-        for state in out {
+        for (handle, state) in out {
             let until = state.until.expect("a return date");
-            assert!(until > now && until < now + Span::days(6), "{until}");
+            assert!(until > now && until < now + Span::days(8), "{until}");
+            assert!(
+                !matches!(until.weekday(), Weekday::Sat | Weekday::Sun),
+                "{until}"
+            );
             assert!(state
                 .status_message
                 .as_deref()
                 .is_some_and(|m| m.starts_with("Out of office, back ")));
+            // The next day they are either back or still out until the same day.
+            let tomorrow = simulate(&handle, 0, now + Span::days(1)).0;
+            if tomorrow.out_of_office {
+                assert_eq!(tomorrow.until, Some(until), "{handle}");
+            }
         }
     }
 

@@ -71,7 +71,7 @@ impl Collector for FacetCollector {
             counts,
             presence: ff.u64("has_presence").ok(),
             has_presence: 0,
-            live: self.live.segment(segment),
+            live: self.live.segment(segment, true),
             available: 0,
         })
     }

@@ -11,12 +11,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use tantivy::index::SegmentId;
-use tantivy::query::{
-    BitSetDocSet, ConstScorer, EnableScoring, Explanation, Query, Scorer, Weight,
-};
+use tantivy::query::{ConstScorer, EnableScoring, Explanation, Query, Scorer, Weight};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocId, DocSet, Score, Searcher, SegmentReader, Term, TERMINATED};
-use tantivy_common::BitSet;
+use tantivy_common::{BitSet, TinySet};
 use uuid::Uuid;
 
 /// The people available now, and each segment's documents of them. Cheap to clone.
@@ -29,7 +27,15 @@ pub struct Available {
 #[derive(Default)]
 struct State {
     ids: HashSet<Uuid>,
-    segments: HashMap<SegmentId, (SegmentReader, Arc<BitSet>)>,
+    segments: HashMap<SegmentId, Bits>,
+}
+
+/// One segment's documents of people available now, and of everyone else.
+#[derive(Clone)]
+struct Bits {
+    reader: SegmentReader,
+    available: Arc<BitSet>,
+    others: Arc<BitSet>,
 }
 
 impl std::fmt::Debug for Available {
@@ -38,61 +44,72 @@ impl std::fmt::Debug for Available {
     }
 }
 
-/// Sets (or clears) the bits of `id`'s documents in one segment.
-fn mark(reader: &SegmentReader, field: Field, bits: &mut BitSet, id: Uuid, on: bool) {
-    let Ok(inverted) = reader.inverted_index(field) else {
+/// Moves `id`'s documents in one segment to the available set (`on`) or the others.
+fn mark(bits: &mut Bits, field: Field, id: Uuid, on: bool) {
+    let Ok(inverted) = bits.reader.inverted_index(field) else {
         return;
     };
     let term = Term::from_field_bytes(field, id.as_bytes());
     let Ok(Some(mut postings)) = inverted.read_postings(&term, IndexRecordOption::Basic) else {
         return;
     };
+    let (available, others) = (
+        Arc::make_mut(&mut bits.available),
+        Arc::make_mut(&mut bits.others),
+    );
     let mut doc = postings.doc();
     while doc != TERMINATED {
-        if doc < bits.max_value() {
+        if doc < available.max_value() {
             if on {
-                bits.insert(doc);
+                available.insert(doc);
+                others.remove(doc);
             } else {
-                bits.remove(doc);
+                available.remove(doc);
+                others.insert(doc);
             }
         }
         doc = postings.advance();
     }
 }
 
-/// A segment's documents whose `id` is in `ids`, walking its id terms.
-fn build(reader: &SegmentReader, field: Field, ids: &HashSet<Uuid>) -> BitSet {
-    let mut bits = BitSet::with_max_value(reader.max_doc());
-    if ids.is_empty() {
-        return bits;
-    }
-    let Ok(inverted) = reader.inverted_index(field) else {
-        return bits;
-    };
-    let Ok(mut terms) = inverted.terms().stream() else {
-        return bits;
-    };
-    while terms.advance() {
-        let Ok(id) = Uuid::from_slice(terms.key()) else {
-            continue;
-        };
-        if !ids.contains(&id) {
-            continue;
+/// A segment's documents whose `id` is in `ids`, walking its id terms, and the rest.
+fn build(reader: &SegmentReader, field: Field, ids: &HashSet<Uuid>) -> Bits {
+    let max_doc = reader.max_doc();
+    let mut available = BitSet::with_max_value(max_doc);
+    let mut others = BitSet::with_max_value_and_full(max_doc);
+    let mut add = |doc: DocId| {
+        if doc < max_doc {
+            available.insert(doc);
+            others.remove(doc);
         }
-        let Ok(mut postings) =
-            inverted.read_postings_from_terminfo(terms.value(), IndexRecordOption::Basic)
-        else {
-            continue;
-        };
-        let mut doc = postings.doc();
-        while doc != TERMINATED {
-            if doc < bits.max_value() {
-                bits.insert(doc);
+    };
+    if let (false, Ok(inverted)) = (ids.is_empty(), reader.inverted_index(field)) {
+        if let Ok(mut terms) = inverted.terms().stream() {
+            while terms.advance() {
+                let Ok(id) = Uuid::from_slice(terms.key()) else {
+                    continue;
+                };
+                if !ids.contains(&id) {
+                    continue;
+                }
+                let Ok(mut postings) =
+                    inverted.read_postings_from_terminfo(terms.value(), IndexRecordOption::Basic)
+                else {
+                    continue;
+                };
+                let mut doc = postings.doc();
+                while doc != TERMINATED {
+                    add(doc);
+                    doc = postings.advance();
+                }
             }
-            doc = postings.advance();
         }
     }
-    bits
+    Bits {
+        reader: reader.clone(),
+        available: Arc::new(available),
+        others: Arc::new(others),
+    }
 }
 
 impl Available {
@@ -120,19 +137,32 @@ impl Available {
             return;
         }
         let field = self.id_field;
-        for (reader, bits) in state.segments.values_mut() {
-            mark(reader, field, Arc::make_mut(bits), id, available);
+        for bits in state.segments.values_mut() {
+            mark(bits, field, id, available);
         }
     }
 
-    /// Everyone available now (a fresh reading of all presence): replaces what was known.
+    /// Everyone available now (a fresh reading of all presence): replaces what was known,
+    /// moving only who differs (or, when most differ, building the segments' sets anew).
     pub fn replace(&self, ids: HashSet<Uuid>) {
         let mut state = self.lock();
-        if state.ids == ids {
+        let gone: Vec<Uuid> = state.ids.difference(&ids).copied().collect();
+        let came: Vec<Uuid> = ids.difference(&state.ids).copied().collect();
+        if gone.len() + came.len() > (ids.len() / 10).max(1_000) {
+            state.ids = ids;
+            state.segments.clear();
             return;
         }
         state.ids = ids;
-        state.segments.clear();
+        let field = self.id_field;
+        for bits in state.segments.values_mut() {
+            for id in &gone {
+                mark(bits, field, *id, false);
+            }
+            for id in &came {
+                mark(bits, field, *id, true);
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -143,16 +173,25 @@ impl Available {
         self.len() == 0
     }
 
-    /// The segment's documents of people available now (built on first use).
-    pub fn segment(&self, reader: &SegmentReader) -> Arc<BitSet> {
+    /// The segment's documents of people available now (`true`) or of everyone else, built on
+    /// first use: a walk over the segment's id terms (tens of milliseconds for a million
+    /// people, once per new segment).
+    pub fn segment(&self, reader: &SegmentReader, available: bool) -> Arc<BitSet> {
         let mut state = self.lock();
         let id = reader.segment_id();
-        if let Some((_, bits)) = state.segments.get(&id) {
-            return bits.clone();
+        let bits = match state.segments.get(&id) {
+            Some(bits) => bits.clone(),
+            None => {
+                let bits = build(reader, self.id_field, &state.ids);
+                state.segments.insert(id, bits.clone());
+                bits
+            }
+        };
+        if available {
+            bits.available
+        } else {
+            bits.others
         }
-        let bits = Arc::new(build(reader, self.id_field, &state.ids));
-        state.segments.insert(id, (reader.clone(), bits.clone()));
-        bits
     }
 
     /// Forgets segments the index no longer has.
@@ -189,19 +228,8 @@ impl Query for AvailableQuery {
 
 impl Weight for AvailableQuery {
     fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
-        let live = self.set.segment(reader);
-        let bits = if self.available {
-            (*live).clone()
-        } else {
-            let mut others = BitSet::with_max_value(reader.max_doc());
-            for doc in 0..reader.max_doc() {
-                if !live.contains(doc) {
-                    others.insert(doc);
-                }
-            }
-            others
-        };
-        Ok(Box::new(ConstScorer::new(BitSetDocSet::from(bits), boost)))
+        let bits = self.set.segment(reader, self.available);
+        Ok(Box::new(ConstScorer::new(SharedBits::new(bits), boost)))
     }
 
     fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
@@ -212,6 +240,120 @@ impl Weight for AvailableQuery {
             Err(tantivy::TantivyError::InvalidArgument(format!(
                 "document {doc} does not pass the availability filter"
             )))
+        }
+    }
+}
+
+/// The documents of a shared bit set, read in place (a search never copies the set; a change
+/// while it runs copies it instead).
+struct SharedBits {
+    bits: Arc<BitSet>,
+    bucket: u32,
+    word: TinySet,
+    doc: DocId,
+}
+
+impl SharedBits {
+    fn new(bits: Arc<BitSet>) -> SharedBits {
+        let word = if bits.max_value() == 0 {
+            TinySet::empty()
+        } else {
+            bits.tinyset(0)
+        };
+        let mut docs = SharedBits {
+            bits,
+            bucket: 0,
+            word,
+            doc: 0,
+        };
+        docs.advance();
+        docs
+    }
+}
+
+impl DocSet for SharedBits {
+    fn advance(&mut self) -> DocId {
+        if let Some(lower) = self.word.pop_lowest() {
+            self.doc = (self.bucket * 64) | lower;
+            return self.doc;
+        }
+        let next = (self.bucket + 1 < self.bits.max_value().div_ceil(64))
+            .then(|| self.bits.first_non_empty_bucket(self.bucket + 1))
+            .flatten();
+        match next {
+            Some(bucket) => {
+                self.bucket = bucket;
+                self.word = self.bits.tinyset(bucket);
+                let lower = self.word.pop_lowest().unwrap_or(0);
+                self.doc = (bucket * 64) | lower;
+            }
+            None => self.doc = TERMINATED,
+        }
+        self.doc
+    }
+
+    fn seek(&mut self, target: DocId) -> DocId {
+        if target >= self.bits.max_value() {
+            self.doc = TERMINATED;
+            return TERMINATED;
+        }
+        let bucket = target / 64;
+        if bucket > self.bucket {
+            self.bucket = bucket;
+            self.word = self.bits.tinyset(bucket);
+        }
+        self.word = self
+            .word
+            .intersect(TinySet::range_greater_or_equal(target % 64));
+        if self.doc >= target && self.doc != TERMINATED {
+            return self.doc;
+        }
+        self.advance()
+    }
+
+    fn doc(&self) -> DocId {
+        self.doc
+    }
+
+    fn size_hint(&self) -> u32 {
+        self.bits.len() as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docs(mut set: SharedBits) -> Vec<DocId> {
+        let mut out = Vec::new();
+        while set.doc() != TERMINATED {
+            out.push(set.doc());
+            set.advance();
+        }
+        out
+    }
+
+    #[test]
+    fn shared_bits_iterate_and_seek_as_a_bit_set_does() {
+        for max in [0u32, 1, 63, 64, 65, 200, 1_000] {
+            let mut bits = BitSet::with_max_value(max);
+            let members: Vec<DocId> = (0..max).filter(|d| d % 7 == 3 || *d == 64).collect();
+            for d in &members {
+                bits.insert(*d);
+            }
+            let bits = Arc::new(bits);
+            assert_eq!(docs(SharedBits::new(bits.clone())), members, "max {max}");
+            for target in [0u32, 1, 3, 10, 63, 64, 65, 128, 199, 999] {
+                let mut set = SharedBits::new(bits.clone());
+                // Seeking goes forward only.
+                if set.doc() == TERMINATED || target <= set.doc() {
+                    continue;
+                }
+                let rest: Vec<DocId> = members.iter().copied().filter(|d| *d >= target).collect();
+                let expected = rest.first().copied().unwrap_or(TERMINATED);
+                assert_eq!(set.seek(target), expected, "max {max}, seek {target}");
+                assert_eq!(docs(set), rest, "max {max}, after {target}");
+            }
         }
     }
 }

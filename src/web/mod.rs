@@ -27,9 +27,10 @@ pub fn router() -> Router<AppState> {
 /// The embedded file `name`, or (with `[http] web_dir`) the file on disk.
 fn file(state: &AppState, name: &str) -> Option<std::borrow::Cow<'static, [u8]>> {
     if let Some(dir) = &state.config.http.web_dir {
-        if name
-            .split('/')
-            .any(|part| part.is_empty() || part.starts_with('.'))
+        if name.contains(['\\', ':'])
+            || name
+                .split('/')
+                .any(|part| part.is_empty() || part.starts_with('.'))
         {
             return None;
         }

@@ -126,9 +126,11 @@ const live = createLive({
   onOpen(peer) {
     if (peer) return;
     streamRetries = 0;
-    // A note set between loading the card and this stream opening would otherwise wait for
-    // the next refresh: read the card again now that changes are pushed.
-    if (app.card) reloadCard();
+    // A note set between loading the card and a stream that follows them would otherwise wait
+    // for the next refresh: read the card again, once, when the first such stream opens.
+    const covered = !!app.card && live.openIds().includes(app.card.person.id);
+    if (covered && app.cardFollowed !== app.card.person.id) reloadCard();
+    app.cardFollowed = covered ? app.card.person.id : null;
   },
   onError(peer, opened) {
     if (opened) { connectionLost(); return; }
@@ -167,6 +169,7 @@ function connectionLost() {
   if (app.lost || !app.session) return;
   app.lost = true;
   app.lostAt = new Date();
+  app.cardFollowed = null;
   live.stop();
   document.body.classList.add('is-stale');
   el.connBanner.textContent = t('connectionLost', { time: hhmm(app.lostAt) });

@@ -2,7 +2,7 @@
 // aria-activedescendant), the facet chips above it and partners' people below it.
 import { h } from '../dom.js';
 import { t } from '../strings.js';
-import { hhmm } from '../lib/time.js';
+import { shortDateTime } from '../lib/time.js';
 import { avatar, nameWithNicknames, presenceEl, contactList, pinButton, keyOf } from './person.js';
 
 export function rowId(id) {
@@ -11,7 +11,7 @@ export function rowId(id) {
 
 function noteLine(absence) {
   if (!absence || !absence.text) return null;
-  const until = absence.until ? ' · ' + t('noteUntil', { time: hhmm(absence.until) }) : '';
+  const until = absence.until ? ' · ' + t('noteUntil', { time: shortDateTime(absence.until) }) : '';
   return h('p', { class: 'absence-line' }, t('absenceNote', { text: absence.text }) + until);
 }
 
