@@ -27,9 +27,6 @@ pub const NAME: &str = "simulated";
 /// Length of one slot of a simulated day.
 const SLOT_SECS: i64 = 300;
 
-/// How often the people's offices are read again (people come and go).
-const OFFICES_EVERY: Duration = Duration::from_secs(60);
-
 /// Minutes east of UTC for an office, by the `location` people have.
 pub type Offsets = fn(&str) -> Option<i32>;
 
@@ -48,20 +45,13 @@ impl SimulatedBackend {
         }
     }
 
-    /// Each IM handle's office offset, from the directory.
-    async fn offices(&self) -> Result<HashMap<String, i32>, sqlx::Error> {
-        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+    /// Each IM handle and its person's office, from the directory.
+    async fn offices(&self) -> Result<Vec<(String, Option<String>)>, sqlx::Error> {
+        sqlx::query_as(
             "SELECT unnest(im), location FROM people WHERE deleted_at IS NULL AND im <> '{}'",
         )
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(handle, location)| {
-                let offset = location.as_deref().and_then(self.offsets).unwrap_or(0);
-                (handle, offset)
-            })
-            .collect())
+        .await
     }
 }
 
@@ -177,6 +167,62 @@ fn same(a: &ChannelState, b: &ChannelState) -> bool {
         && a.out_of_office == b.out_of_office
 }
 
+/// Who is shown what, and when each may change next.
+#[derive(Default)]
+struct Schedule {
+    /// Each handle's office, minutes east of UTC.
+    offices: HashMap<String, i32>,
+    /// What each handle last showed.
+    shown: HashMap<String, ChannelState>,
+    /// When handles may change next, earliest first; an entry whose time is not the handle's
+    /// `next_of` any more is stale and skipped.
+    due: BinaryHeap<Reverse<(DateTime<Utc>, String)>>,
+    next_of: HashMap<String, DateTime<Utc>>,
+}
+
+impl Schedule {
+    /// Follows exactly `handles` from now on (new ones are due at once).
+    fn track(&mut self, handles: &[String], now: DateTime<Utc>) {
+        let current: HashSet<&String> = handles.iter().collect();
+        self.next_of.retain(|h, _| current.contains(h));
+        self.shown.retain(|h, _| current.contains(h));
+        for handle in handles {
+            if !self.next_of.contains_key(handle) {
+                self.next_of.insert(handle.clone(), now);
+                self.due.push(Reverse((now, handle.clone())));
+            }
+        }
+    }
+
+    /// The states that changed by `now` (and those unchanged for long, said again before they
+    /// go stale).
+    fn tick(&mut self, now: DateTime<Utc>) -> Vec<Observation> {
+        let mut changes = Vec::new();
+        while self.due.peek().is_some_and(|Reverse((at, _))| *at <= now) {
+            let Some(Reverse((at, handle))) = self.due.pop() else {
+                break;
+            };
+            if self.next_of.get(&handle) != Some(&at) {
+                continue;
+            }
+            let offset = self.offices.get(&handle).copied().unwrap_or(0);
+            let (state, next) = simulate(&handle, offset, now);
+            if self.shown.get(&handle).is_none_or(|before| {
+                !same(before, &state) || now - before.observed_at > Span::hours(12)
+            }) {
+                self.shown.insert(handle.clone(), state.clone());
+                changes.push(Observation {
+                    handle: handle.clone(),
+                    state,
+                });
+            }
+            self.next_of.insert(handle.clone(), next);
+            self.due.push(Reverse((next, handle)));
+        }
+        changes
+    }
+}
+
 impl PresenceBackend for SimulatedBackend {
     fn kind(&self) -> &'static str {
         NAME
@@ -193,68 +239,52 @@ impl PresenceBackend for SimulatedBackend {
                 mut tracked,
                 mut stop,
             } = ctx;
-            let mut offices: HashMap<String, i32> = HashMap::new();
-            let mut offices_read: Option<tokio::time::Instant> = None;
-            // What each handle last showed, when each may change next (earliest first; an
-            // entry whose time is not the handle's `next` any more is stale and skipped).
-            let mut shown: HashMap<String, ChannelState> = HashMap::new();
-            let mut due: BinaryHeap<Reverse<(DateTime<Utc>, String)>> = BinaryHeap::new();
-            let mut next_of: HashMap<String, DateTime<Utc>> = HashMap::new();
+            let mut schedule = Some(Schedule::default());
+            // Offices are read at start and when people come and go, not on a timer: for a
+            // million people that is two million rows.
             let mut handles_changed = true;
+            let mut offices: Option<Vec<(String, Option<String>)>> = None;
             loop {
-                if offices_read.is_none_or(|at| at.elapsed() >= OFFICES_EVERY) {
+                if handles_changed {
                     match self.offices().await {
-                        Ok(read) => {
-                            offices = read;
-                            offices_read = Some(tokio::time::Instant::now());
-                            handles_changed = true;
-                        }
+                        Ok(rows) => offices = Some(rows),
                         Err(e) => self.health.down(format!("reading the directory: {e}")),
                     }
                 }
                 let now = sink.now();
-                if handles_changed {
-                    handles_changed = false;
-                    let current: HashSet<String> =
-                        tracked.borrow_and_update().iter().cloned().collect();
-                    next_of.retain(|h, _| current.contains(h));
-                    shown.retain(|h, _| current.contains(h));
-                    for handle in current {
-                        if !next_of.contains_key(&handle) {
-                            next_of.insert(handle.clone(), now);
-                            due.push(Reverse((now, handle)));
-                        }
+                let handles = std::mem::take(&mut handles_changed)
+                    .then(|| tracked.borrow_and_update().clone());
+                let (rows, offsets, sink_now) = (offices.take(), self.offsets, sink.clone());
+                let Some(mut work) = schedule.take() else {
+                    return;
+                };
+                // Off the async workers: a million people's handles are compared, scheduled
+                // and merged here.
+                let done = tokio::task::spawn_blocking(move || {
+                    if let Some(rows) = rows {
+                        work.offices = rows
+                            .into_iter()
+                            .map(|(handle, location)| {
+                                let offset = location.as_deref().and_then(offsets).unwrap_or(0);
+                                (handle, offset)
+                            })
+                            .collect();
                     }
-                }
-                let mut changes = Vec::new();
-                while due.peek().is_some_and(|Reverse((at, _))| *at <= now) {
-                    let Some(Reverse((at, handle))) = due.pop() else {
-                        break;
-                    };
-                    if next_of.get(&handle) != Some(&at) {
-                        continue;
+                    if let Some(handles) = handles {
+                        work.track(&handles, now);
                     }
-                    let offset = offices.get(&handle).copied().unwrap_or(0);
-                    let (state, next) = simulate(&handle, offset, now);
-                    // A state unchanged all weekend is said again before it goes stale.
-                    if shown.get(&handle).is_none_or(|before| {
-                        !same(before, &state) || now - before.observed_at > Span::hours(12)
-                    }) {
-                        shown.insert(handle.clone(), state.clone());
-                        changes.push(Observation {
-                            handle: handle.clone(),
-                            state,
-                        });
+                    let changes = work.tick(now);
+                    if !changes.is_empty() {
+                        sink_now.report(changes);
                     }
-                    next_of.insert(handle.clone(), next);
-                    due.push(Reverse((next, handle)));
+                    work
+                })
+                .await;
+                match done {
+                    Ok(work) => schedule = Some(work),
+                    Err(_) => return,
                 }
-                if !changes.is_empty() {
-                    sink.report(changes);
-                }
-                if offices_read.is_some() {
-                    self.health.up(now);
-                }
+                self.health.up(now);
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     changed = tracked.changed() => {
@@ -374,6 +404,48 @@ mod tests {
                 assert_eq!(tomorrow.until, Some(until), "{handle}");
             }
         }
+    }
+
+    #[test]
+    fn a_schedule_reports_changes_once_and_forgets_who_goes() {
+        let now = at("2026-12-01T10:00:00Z");
+        let mut schedule = Schedule::default();
+        let all = handles();
+        schedule.track(&all, now);
+        // At first, everyone.
+        assert_eq!(schedule.tick(now).len(), all.len());
+        assert!(
+            schedule.tick(now).is_empty(),
+            "nothing new in the same second"
+        );
+        // Ten minutes on, only some changed; each reported once.
+        let later = now + Span::minutes(10);
+        let changed = schedule.tick(later);
+        assert!(
+            !changed.is_empty() && changed.len() < all.len() * 3 / 4,
+            "{}",
+            changed.len()
+        );
+        let distinct: HashSet<&String> = changed.iter().map(|o| &o.handle).collect();
+        assert_eq!(distinct.len(), changed.len());
+        // Tracked again with half of them, and again with all: no duplicate entries.
+        schedule.track(&all[..1_000], later);
+        schedule.track(&all, later);
+        assert_eq!(schedule.next_of.len(), all.len());
+        let again = schedule.tick(later);
+        assert_eq!(
+            again.len(),
+            all.len() - 1_000,
+            "the ones who came back are new"
+        );
+        // Half a day with no change is said again.
+        let mut quiet = 0;
+        let mut t = later;
+        while t < later + Span::hours(13) {
+            t += Span::minutes(5);
+            quiet += schedule.tick(t).len();
+        }
+        assert!(quiet > 0);
     }
 
     #[test]

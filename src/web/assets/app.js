@@ -226,6 +226,8 @@ function refreshAll() {
 
 const searches = createLatest();
 const facetCounts = createLatest();
+const FACETS_AFTER_MS = 150;
+let facetTimer = null;
 
 function syncUrl() {
   const url = location.pathname + encodeState(app.state);
@@ -245,7 +247,10 @@ async function runSearch() {
   const state = { ...app.state };
   const key = searchKey(state);
   const ticket = searches.begin();
-  runFacets(state);
+  // Counts follow a pause in typing: while keys come, the results have the machine to
+  // themselves (a first letter's counts read every match).
+  clearTimeout(facetTimer);
+  facetTimer = setTimeout(() => runFacets(state), FACETS_AFTER_MS);
   const peers = !!(app.session && app.session.peers && app.session.peers.length);
   el.results.setAttribute('aria-busy', 'true');
   try {
