@@ -12,14 +12,12 @@ mod common;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{ask, percentile};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use switchboard::config::Config;
 use switchboard::presence::{simulated, BackendConfig, PresenceBackend, PresenceHub};
 
 #[tokio::main(flavor = "multi_thread")]
@@ -67,24 +65,7 @@ async fn main() {
         t.elapsed().as_secs_f64()
     );
 
-    let (audit_stop, audit_stopped) = tokio::sync::watch::channel(false);
-    let (audit, audit_task) = switchboard::audit::AuditLog::start(pool.clone(), audit_stopped);
-    let mut state_config = Config::default();
-    state_config.access.rate_per_second = 0.0;
-    let state = switchboard::state::app_state(
-        &state_config,
-        pool.clone(),
-        index,
-        Arc::new(AtomicBool::new(true)),
-        hub.clone(),
-        audit,
-        Arc::new(chrono::Utc::now),
-    )
-    .expect("state");
-    let router = switchboard::http::router(state);
-    let token = switchboard::access::tokens::add(&pool, "bench", switchboard::access::Role::Viewer)
-        .await
-        .expect("token");
+    let (router, token, audit_stop, audit_task) = common::router(&pool, index, hub.clone()).await;
 
     // What receptionists type: a family name, or a given and a family name, a letter at a time.
     let people: Vec<(String, String)> = sqlx::query_as(

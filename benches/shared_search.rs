@@ -11,15 +11,12 @@ mod common;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Instant;
 
 use common::{ask, percentile};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use switchboard::config::Config;
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
@@ -28,29 +25,12 @@ async fn main() {
     println!("# partner search vs internal search: {count} people, {queries} queries each");
     let dir = tempfile::tempdir().expect("temp dir");
     let (cluster, pool) = common::fresh_database(dir.path()).await;
-    let config = Config::default();
     let t = Instant::now();
     let index = common::demo_index(&pool, dir.path(), count).await;
     println!("import and index in {:.1} s", t.elapsed().as_secs_f64());
 
-    let (audit_stop, audit_stopped) = tokio::sync::watch::channel(false);
-    let (audit, audit_task) = switchboard::audit::AuditLog::start(pool.clone(), audit_stopped);
-    let mut state_config = config.clone();
-    state_config.access.rate_per_second = 0.0;
-    let state = switchboard::state::app_state(
-        &state_config,
-        pool.clone(),
-        index,
-        Arc::new(AtomicBool::new(true)),
-        switchboard::presence::PresenceHub::disabled(),
-        audit,
-        Arc::new(chrono::Utc::now),
-    )
-    .expect("state");
-    let router = switchboard::http::router(state);
-    let token = switchboard::access::tokens::add(&pool, "bench", switchboard::access::Role::Viewer)
-        .await
-        .expect("token");
+    let (router, token, audit_stop, audit_task) =
+        common::router(&pool, index, switchboard::presence::PresenceHub::disabled()).await;
     // A partner as one would be set up: half the departments, a few fields, coarse presence,
     // limits it will not reach here.
     let departments: Vec<String> = sqlx::query_scalar(

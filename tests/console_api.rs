@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{options, TestApp};
 use serde_json::{json, Value};
-use switchboard::presence::{directory, system_clock, BackendConfig, PresenceConfig, PresenceHub};
+use switchboard::presence::{directory, PresenceHub};
 
 const TOKEN: &str = "pbx-token-console-0123";
 
@@ -26,16 +26,7 @@ external_id,given_name,family_name,email,department,manager_email,im
 ";
 
 async fn company(config: switchboard::config::Config) -> (TestApp, PresenceHub) {
-    let mut pbx = BackendConfig::new("pbx", "webhook");
-    pbx.token = Some(TOKEN.into());
-    let hub = PresenceHub::from_config(
-        &PresenceConfig {
-            backends: vec![pbx],
-            ..Default::default()
-        },
-        system_clock(),
-    )
-    .expect("hub");
+    let hub = common::webhook_hub(TOKEN);
     let mut app = TestApp::with(config, hub.clone()).await;
     app.import_csv(COMPANY, &options("hr"))
         .await
@@ -43,15 +34,13 @@ async fn company(config: switchboard::config::Config) -> (TestApp, PresenceHub) 
     let (_, people) = directory::load_all(&app.db.pool).await.expect("load");
     hub.set_people(&people);
     hub.start();
+    // As `serve` runs it: the search's "available now" follows the hub.
+    tokio::spawn(switchboard::state::follow_availability(
+        hub.clone(),
+        app.index.available().clone(),
+        hub.stop_signal(),
+    ));
     (app, hub)
-}
-
-async fn id_of(app: &TestApp, family: &str) -> uuid::Uuid {
-    sqlx::query_scalar("SELECT id FROM people WHERE family_name = $1")
-        .bind(family)
-        .fetch_one(&app.db.pool)
-        .await
-        .expect("id")
 }
 
 async fn presence(app: &TestApp, handle: &str, availability: &str) {
@@ -79,7 +68,7 @@ fn names(list: &Value) -> Vec<String> {
 #[tokio::test]
 async fn a_team_is_managers_reports_and_colleagues_with_someone_to_reach_instead() {
     let (app, _hub) = company(switchboard::config::Config::default()).await;
-    let ann = id_of(&app, "Able").await;
+    let ann = app.id_of("Able").await;
     let (status, _, team) = app.get(&format!("/api/v1/people/{ann}/team")).await;
     assert_eq!(status, StatusCode::OK, "{team}");
     assert_eq!(names(&team["chain"]), ["Henry Head", "Clara Chief"]);
@@ -97,7 +86,7 @@ async fn a_team_is_managers_reports_and_colleagues_with_someone_to_reach_instead
     assert_eq!(team["reach_instead"]["display_name"], "Bob Baker");
     assert_eq!(team["reach_reason"], "team");
     // Not someone whose absence note says they are away, whatever their status.
-    let bob = id_of(&app, "Baker").await;
+    let bob = app.id_of("Baker").await;
     let note = |method: &str| {
         Request::builder()
             .method(method)
@@ -122,7 +111,7 @@ async fn a_team_is_managers_reports_and_colleagues_with_someone_to_reach_instead
 
     // The top of the chain (her own manager, as some exports say) has reports and no team,
     // and is not her own report.
-    let clara = id_of(&app, "Chief").await;
+    let clara = app.id_of("Chief").await;
     let team = app.get(&format!("/api/v1/people/{clara}/team")).await.2;
     assert_eq!(names(&team["chain"]), Vec::<String>::new());
     assert_eq!(names(&team["reports"]), ["Henry Head"]);
@@ -147,22 +136,16 @@ async fn a_team_is_managers_reports_and_colleagues_with_someone_to_reach_instead
 #[tokio::test]
 async fn a_team_shows_only_people_in_scope_and_out_of_scope_is_nobody() {
     let (app, _hub) = company(common::viewers_see_only(&["Sales"])).await;
-    switchboard::access::users::add(
-        &app.db.pool,
-        "rita",
-        switchboard::access::Role::Viewer,
-        Some("correct horse battery".into()),
-    )
-    .await
-    .expect("user");
-    let (cookie, _) = app.sign_in("rita", "correct horse battery").await;
+    let cookie = app
+        .signed_in("rita", switchboard::access::Role::Viewer)
+        .await;
     let get = |uri: String| {
         Request::get(uri)
             .header("cookie", &cookie)
             .body(Body::empty())
             .expect("request")
     };
-    let ann = id_of(&app, "Able").await;
+    let ann = app.id_of("Able").await;
     let (status, _, team) = app.send(get(format!("/api/v1/people/{ann}/team"))).await;
     assert_eq!(status, StatusCode::OK, "{team}");
     // The chief (no department) is out of Rita's scope: the chain stops below her; Cy
@@ -170,7 +153,7 @@ async fn a_team_shows_only_people_in_scope_and_out_of_scope_is_nobody() {
     assert_eq!(names(&team["chain"]), ["Henry Head"]);
     assert_eq!(names(&team["team"]), ["Bob Baker"]);
     assert_eq!(team["team_total"], 1);
-    let cy = id_of(&app, "Cole").await;
+    let cy = app.id_of("Cole").await;
     let (status, _, out_of_scope) = app.send(get(format!("/api/v1/people/{cy}/team"))).await;
     let (nobody_status, _, nobody) = app
         .send(get(format!("/api/v1/people/{}/team", uuid::Uuid::nil())))
@@ -182,7 +165,7 @@ async fn a_team_shows_only_people_in_scope_and_out_of_scope_is_nobody() {
 #[tokio::test]
 async fn search_results_carry_absence_notes() {
     let (app, _hub) = company(switchboard::config::Config::default()).await;
-    let ann = id_of(&app, "Able").await;
+    let ann = app.id_of("Able").await;
     let (status, _, body) = app
         .send(
             Request::put(format!("/api/v1/people/{ann}/notes/absence"))
@@ -221,13 +204,7 @@ async fn eventually(app: &TestApp, uri: &str, check: impl Fn(&Value) -> bool) ->
 
 #[tokio::test]
 async fn available_now_filters_and_counts_by_live_presence() {
-    let (mut app, hub) = company(switchboard::config::Config::default()).await;
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(switchboard::state::follow_availability(
-        hub.clone(),
-        app.index.available().clone(),
-        stopped,
-    ));
+    let (mut app, _hub) = company(switchboard::config::Config::default()).await;
     presence(&app, "sip:ann@pbx.example.com", "available").await;
     presence(&app, "sip:henry@pbx.example.com", "available").await;
     presence(&app, "sip:bob@pbx.example.com", "busy").await;
@@ -279,7 +256,7 @@ async fn an_absence_note_reaches_open_presence_streams() {
     let (app, _hub) = company(switchboard::config::Config::default()).await;
     let url = app.serve().await;
     let client = app.client();
-    let ann = id_of(&app, "Able").await;
+    let ann = app.id_of("Able").await;
     let mut stream = client
         .get(format!("{url}/api/v1/presence/stream?ids={ann}"))
         .send()
@@ -328,28 +305,16 @@ async fn who_may_not_see_presence_may_not_filter_or_count_by_it() {
         .access
         .policies
         .insert(switchboard::access::Role::Viewer, policy);
-    let (app, hub) = company(config).await;
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(switchboard::state::follow_availability(
-        hub.clone(),
-        app.index.available().clone(),
-        stopped,
-    ));
+    let (app, _hub) = company(config).await;
     presence(&app, "sip:ann@pbx.example.com", "available").await;
     // The admin token's policy shows presence: it counts Ann.
     eventually(&app, "/api/v1/people?q=&facets=true", |b| {
         b["facets"]["available"] == 1
     })
     .await;
-    switchboard::access::users::add(
-        &app.db.pool,
-        "vera",
-        switchboard::access::Role::Viewer,
-        Some("correct horse battery".into()),
-    )
-    .await
-    .expect("user");
-    let (cookie, _) = app.sign_in("vera", "correct horse battery").await;
+    let cookie = app
+        .signed_in("vera", switchboard::access::Role::Viewer)
+        .await;
     let get = |uri: &str| {
         Request::get(uri)
             .header("cookie", &cookie)

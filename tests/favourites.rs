@@ -16,14 +16,6 @@ external_id,given_name,family_name,email,department,location
 4,Margaret,Hughes,margaret.hughes@example.com,Facilities,London
 ";
 
-async fn id_of(app: &TestApp, family: &str) -> uuid::Uuid {
-    sqlx::query_scalar("SELECT id FROM people WHERE family_name = $1")
-        .bind(family)
-        .fetch_one(&app.db.pool)
-        .await
-        .expect("id")
-}
-
 fn names(body: &serde_json::Value) -> Vec<String> {
     common::display_names(body)
 }
@@ -59,9 +51,9 @@ async fn a_board_is_kept_per_person_in_their_order_and_scope() {
             .expect("request")
     };
     let (hughes, jane, muller) = (
-        id_of(&app, "Hughes").await,
-        id_of(&app, "Smith").await,
-        id_of(&app, "Müller").await,
+        app.id_of("Hughes").await,
+        app.id_of("Smith").await,
+        app.id_of("Müller").await,
     );
     // Hughes first, Jane twice, Müller (out of Rita's scope) and someone who does not exist.
     let ids = serde_json::json!({"ids": [hughes, jane, muller, jane, uuid::Uuid::nil()]});

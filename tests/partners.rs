@@ -9,7 +9,7 @@ mod common;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::{json, Value};
-use switchboard::presence::{directory, system_clock, BackendConfig, PresenceConfig, PresenceHub};
+use switchboard::presence::{directory, PresenceHub};
 
 use common::{options, TestApp};
 
@@ -24,16 +24,7 @@ external_id,given_name,family_name,email,title,department,location,phone,mobile,
 const PBX: &str = "pbx-token-0123456789";
 
 async fn app() -> (TestApp, PresenceHub) {
-    let mut pbx = BackendConfig::new("pbx", "webhook");
-    pbx.token = Some(PBX.into());
-    let hub = PresenceHub::from_config(
-        &PresenceConfig {
-            backends: vec![pbx],
-            ..Default::default()
-        },
-        system_clock(),
-    )
-    .expect("hub");
+    let hub = common::webhook_hub(PBX);
     let mut config = switchboard::config::Config::default();
     config.partners.organization = "Example Ltd".into();
     let mut app = TestApp::with(config, hub.clone()).await;
@@ -117,14 +108,6 @@ fn names(body: &Value) -> Vec<String> {
     names
 }
 
-async fn id_of(app: &TestApp, family: &str) -> uuid::Uuid {
-    sqlx::query_scalar("SELECT id FROM people WHERE family_name = $1")
-        .bind(family)
-        .fetch_one(&app.db.pool)
-        .await
-        .expect("id")
-}
-
 #[tokio::test]
 async fn a_partner_sees_its_scope_its_fields_and_its_presence_level_under_ids_of_its_own() {
     let (app, _hub) = app().await;
@@ -166,7 +149,7 @@ async fn a_partner_sees_its_scope_its_fields_and_its_presence_level_under_ids_of
         "coarse presence has no status text: {jane}"
     );
     // Its id is its own: not ours, and stable.
-    let ours = id_of(&app, "Smith").await;
+    let ours = app.id_of("Smith").await;
     let theirs = jane["id"].as_str().expect("id");
     assert_ne!(theirs, ours.to_string());
     let (status, again) = shared(&app, &acme, &format!("/shared/v1/people/{theirs}")).await;
@@ -356,7 +339,7 @@ async fn out_of_scope_and_opted_out_people_answer_exactly_as_nobody() {
         ["Janet Smithson", "John Smithers"],
         "Jane opted out"
     );
-    let jane = id_of(&app, "Smith").await;
+    let jane = app.id_of("Smith").await;
     let gone = raw(
         &app,
         Some(&beta),
@@ -710,7 +693,7 @@ async fn every_partner_request_is_audited_exported_and_tamper_evident() {
         ],
         "{acme:?}"
     );
-    let jane = id_of(&app, "Smith").await;
+    let jane = app.id_of("Smith").await;
     assert!(
         acme[0]["people"]
             .as_array()

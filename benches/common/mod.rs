@@ -111,3 +111,41 @@ pub async fn ask(
     );
     (took, serde_json::from_slice(&body).expect("json"))
 }
+
+/// The app as `serve` builds it over `pool`, `index` and `presence` (without the per-principal
+/// rate limit: a benchmark asks much, fast), with a viewer's service token; stop the audit
+/// writer with the sender, then await the task.
+pub async fn router(
+    pool: &sqlx::PgPool,
+    index: switchboard::search::SearchIndex,
+    presence: switchboard::presence::PresenceHub,
+) -> (
+    axum::Router,
+    String,
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (audit_stop, audit_stopped) = tokio::sync::watch::channel(false);
+    let (audit, audit_task) = switchboard::audit::AuditLog::start(pool.clone(), audit_stopped);
+    let mut config = switchboard::config::Config::default();
+    config.access.rate_per_second = 0.0;
+    let state = switchboard::state::app_state(
+        &config,
+        pool.clone(),
+        index,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        presence,
+        audit,
+        std::sync::Arc::new(chrono::Utc::now),
+    )
+    .expect("state");
+    let token = switchboard::access::tokens::add(pool, "bench", switchboard::access::Role::Viewer)
+        .await
+        .expect("token");
+    (
+        switchboard::http::router(state),
+        token,
+        audit_stop,
+        audit_task,
+    )
+}

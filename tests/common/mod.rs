@@ -285,6 +285,28 @@ impl TestApp {
 
     /// Signs a local account in through the API; answers the session cookie (`name=value`) and
     /// the session's CSRF token.
+    /// The id of the (one) person with this family name.
+    pub async fn id_of(&self, family: &str) -> uuid::Uuid {
+        sqlx::query_scalar("SELECT id FROM people WHERE family_name = $1")
+            .bind(family)
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("id")
+    }
+
+    /// A new local account with `role`, signed in: its session cookie.
+    pub async fn signed_in(&self, user: &str, role: switchboard::access::Role) -> String {
+        switchboard::access::users::add(
+            &self.db.pool,
+            user,
+            role,
+            Some("correct horse battery".into()),
+        )
+        .await
+        .expect("user");
+        self.sign_in(user, "correct horse battery").await.0
+    }
+
     pub async fn sign_in(&self, user: &str, password: &str) -> (String, String) {
         let body = serde_json::json!({"username": user, "password": password});
         let (status, headers, session) = self
@@ -392,4 +414,18 @@ pub fn sample_path(path: &str) -> String {
     .replace("{number}", "4711")
     .replace("{digest}", "0123456789abcdef0123456789abcdef")
     .replace("{kind}", "absence")
+}
+
+/// A presence hub with one webhook backend, `pbx`, whose callers present `token`.
+pub fn webhook_hub(token: &str) -> switchboard::presence::PresenceHub {
+    let mut pbx = switchboard::presence::BackendConfig::new("pbx", "webhook");
+    pbx.token = Some(token.into());
+    switchboard::presence::PresenceHub::from_config(
+        &switchboard::presence::PresenceConfig {
+            backends: vec![pbx],
+            ..Default::default()
+        },
+        switchboard::presence::system_clock(),
+    )
+    .expect("hub")
 }
