@@ -259,8 +259,8 @@ async function main() {
       await waitFor(page, `${row} .dot`, 'their row has a presence dot');
       const word = await page.textContent(`${row} .presence-word`);
       check(word && word.trim().length > 0, 'their presence has a word, not colour alone');
-      const url = new URL(page.url());
-      check(url.searchParams.get('q') === target.prefix, `the address keeps the query (got ${page.url()})`);
+      // The address follows typing after a short pause.
+      await waitIn(page, (q) => new URL(location.href).searchParams.get('q') === q, target.prefix, 'the address keeps the query');
       await axe(page, 'search results');
       await shoot(page, 'search');
     });

@@ -791,10 +791,14 @@ const ctx = {
   clearFilters: () => { app.state.department = null; app.state.location = null; app.state.available = false; syncUrl(); runSearch(); },
 };
 
+// The address follows typing after a pause: replacing it costs the page a couple of
+// milliseconds a keystroke, spent before the search could even be sent.
+let urlTimer = null;
 el.q.addEventListener('input', () => {
   app.state.q = el.q.value;
-  syncUrl();
   runSearch();
+  clearTimeout(urlTimer);
+  urlTimer = setTimeout(syncUrl, 300);
 });
 
 byId('signin-form').addEventListener('submit', async (e) => {
