@@ -37,7 +37,7 @@ fn the_console_works_in_a_real_browser() {
     let mut node = Command::new("node")
         .arg(browser.join("console.mjs"))
         .env("SWITCHBOARD_URL", &demo.url)
-        .env("ADMIN_PASSWORD", &demo.password)
+        .env("ADMIN_PASSWORD", demo.admin_password())
         .env("RECEPTION_USER", "reception")
         .env("RECEPTION_PASSWORD", &reception_password)
         .env("WEBHOOK_TOKEN", TOKEN)
@@ -54,7 +54,7 @@ fn the_console_works_in_a_real_browser() {
             demo.restart();
             // The demo gives its admin a new password (ending the admin's sessions); the
             // receptionist's sessions live on.
-            writeln!(stdin, "RESTARTED {}", demo.password).expect("tell the browser test");
+            writeln!(stdin, "RESTARTED {}", demo.admin_password()).expect("tell the browser test");
             stdin.flush().expect("flush");
         }
     }

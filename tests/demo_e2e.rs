@@ -3,99 +3,34 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-struct Demo {
-    child: Child,
-    url: String,
-    /// The admin's one-time password, as printed.
-    password: Option<String>,
-    /// What it printed before it was ready to serve.
-    startup: Vec<String>,
-}
+use common::demo::Demo;
 
 fn start_demo(data_dir: &Path, people: u32) -> Demo {
     start_demo_with(data_dir, people, &[])
 }
 
 fn start_demo_with(data_dir: &Path, people: u32, extra: &[&str]) -> Demo {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args([
-            "demo",
-            "--people",
-            &people.to_string(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start switchboard demo");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = Vec::new();
-    loop {
-        match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(line) => {
-                if let Some(url) = common::served_url(&line) {
-                    seen.push(line);
-                    let password = seen.iter().find_map(|l| {
-                        l.split("one-time password ")
-                            .nth(1)
-                            .map(|p| p.trim().to_string())
-                    });
-                    return Demo {
-                        child,
-                        url,
-                        password,
-                        startup: seen,
-                    };
-                }
-                seen.push(line);
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("demo did not start; it said:\n{}", seen.join("\n"));
-            }
-        }
-    }
-}
-
-impl Demo {
-    /// SIGTERM, then waits (generously: a busy machine is slow, a hang is forever) for the exit.
-    fn stop(mut self) {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                break status;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("the demo did not stop within 60 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        assert!(status.success(), "demo exited with {status}");
-    }
+    let mut args: Vec<String> = [
+        "--data-dir",
+        &data_dir.display().to_string(),
+        "demo",
+        "--people",
+        &people.to_string(),
+        "--listen",
+        "127.0.0.1:0",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    common::demo::spawn(args)
 }
 
 async fn get_json(client: &reqwest::Client, url: String) -> serde_json::Value {
@@ -253,7 +188,7 @@ async fn demo_runs_with_no_configuration_and_stops_cleanly() {
         .expect("stream readable")
         .expect("a first event");
     assert!(String::from_utf8_lossy(&snapshot).contains("data:"));
-    let stopping = tokio::task::spawn_blocking(move || demo.stop());
+    let stopping = tokio::task::spawn_blocking(move || demo.stop_cleanly());
     // The server ends the stream as it shuts down.
     let end = tokio::time::timeout(Duration::from_secs(60), async {
         while let Ok(Some(_)) = stream.chunk().await {}
@@ -285,7 +220,7 @@ async fn demo_runs_with_no_configuration_and_stops_cleanly() {
         "{:?}",
         demo.startup
     );
-    demo.stop();
+    demo.stop_cleanly();
     assert!(!cluster.join("postmaster.pid").exists());
 }
 
@@ -380,7 +315,7 @@ async fn demo_open_serves_without_sign_in_on_loopback_only() {
         .await
         .expect("text");
     assert!(strings.contains("This server runs open"));
-    demo.stop();
+    demo.stop_cleanly();
 }
 
 /// The embedded PostgreSQL asks for a password, runs as its own system user when started by
@@ -473,7 +408,7 @@ async fn a_killed_embedded_postgres_is_restarted_and_lookups_answer_503_meanwhil
     let again = get_json(&client, format!("{}/api/v1/people?limit=1", demo.url)).await;
     assert_eq!(again["total"], 20);
     wait_ready(&client, &demo.url).await;
-    demo.stop();
+    demo.stop_cleanly();
 }
 
 /// The processes whose parent is `pid` (a postmaster's backends and helpers).

@@ -26,7 +26,7 @@ async fn admin(company: &Company) -> (reqwest::Client, String) {
         .expect("client");
     let session: Value = client
         .post(format!("{}/api/v1/auth/login", company.url))
-        .json(&json!({"username": "admin", "password": company.password}))
+        .json(&json!({"username": "admin", "password": company.admin_password()}))
         .send()
         .await
         .expect("sign in")
