@@ -60,7 +60,8 @@ async function step(name, fn) {
 /** Waits for a condition in the page, failing with `message` after `timeout`. */
 async function waitIn(page, fn, arg, message, timeout = T.normal) {
   try {
-    return await page.waitForFunction(fn, arg, { timeout, polling: 'raf' });
+    // Polled on a timer, not per animation frame: a page in the background draws no frames.
+    return await page.waitForFunction(fn, arg, { timeout, polling: 25 });
   } catch (e) {
     throw new StepError(`${message} (waited ${timeout} ms)`);
   }

@@ -382,18 +382,30 @@ function stripPresence(value) {
 }
 
 /** Fetches the open card again; shows it only when something other than presence changed. */
+// Reloads overlap (a pushed note, a stream opening, the timer): only the newest may show, and
+// it shows whatever an earlier one it replaced was asked to show (after a save, say).
+const cardReloads = createLatest();
+let reloadForced = false;
+
 async function reloadCard(force = false) {
   if (!app.card || app.org) return;
   const id = app.card.person.id;
-  const form = el.detail.querySelector('.absence-form');
-  const editing = form && (form.dataset.dirty === 'true' || form.contains(document.activeElement));
+  reloadForced = reloadForced || force;
+  const ticket = cardReloads.begin();
   try {
-    const [person, team] = await Promise.all([api.get('/api/v1/people/' + encodeURIComponent(id)), loadTeam(id)]);
-    if (!app.card || app.card.person.id !== id || app.org) return;
+    const [person, team] = await Promise.all([
+      api.get('/api/v1/people/' + encodeURIComponent(id), { signal: ticket.signal }),
+      loadTeam(id),
+    ]);
+    if (!cardReloads.isCurrent(ticket) || !app.card || app.card.person.id !== id || app.org) return;
+    const forced = reloadForced;
+    reloadForced = false;
+    const form = el.detail.querySelector('.absence-form');
+    const editing = form && (form.dataset.dirty === 'true' || form.contains(document.activeElement));
     storePresence(person);
     const changed = stripPresence({ person, team }) !== stripPresence(app.card);
     app.card = { person, team };
-    if (force || (changed && !editing)) {
+    if (forced || (changed && !editing)) {
       const hadFocus = el.detail.contains(document.activeElement);
       const focusId = hadFocus ? document.activeElement.id : null;
       showCard(false);
