@@ -244,10 +244,18 @@ impl PresenceBackend for SimulatedBackend {
             // million people that is two million rows.
             let mut handles_changed = true;
             let mut offices: Option<Vec<(String, Option<String>)>> = None;
+            // Until the offices are read (and again after people come and go), each tick tries.
+            let mut offices_wanted = true;
             loop {
                 if handles_changed {
+                    offices_wanted = true;
+                }
+                if offices_wanted {
                     match self.offices().await {
-                        Ok(rows) => offices = Some(rows),
+                        Ok(rows) => {
+                            offices = Some(rows);
+                            offices_wanted = false;
+                        }
                         Err(e) => self.health.down(format!("reading the directory: {e}")),
                     }
                 }
@@ -284,7 +292,9 @@ impl PresenceBackend for SimulatedBackend {
                     Ok(work) => schedule = Some(work),
                     Err(_) => return,
                 }
-                self.health.up(now);
+                if !offices_wanted {
+                    self.health.up(now);
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     changed = tracked.changed() => {
