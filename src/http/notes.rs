@@ -2,6 +2,8 @@
 //! availability that Switchboard keeps. A person may set their own (`self`); receptionists and admins anyone's in
 //! their scope. Every change is audited.
 
+use std::collections::HashMap;
+
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -79,7 +81,46 @@ fn empty_is_none<'de, D: serde::Deserializer<'de>>(
     }
 }
 
-type NoteRow = (String, String, Option<DateTime<Utc>>, String, DateTime<Utc>);
+/// Whose, which kind, text, until, set by, set at.
+type NoteRow = (
+    Uuid,
+    String,
+    String,
+    Option<DateTime<Utc>>,
+    String,
+    DateTime<Utc>,
+);
+
+/// The notes in force for these people: absence and status, by person.
+async fn in_force_of(
+    pool: &PgPool,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<HashMap<Uuid, (Option<Note>, Option<Note>)>> {
+    let rows: Vec<NoteRow> = sqlx::query_as(
+        "SELECT person_id, kind, text, until, set_by, set_at FROM person_notes \
+         WHERE person_id = ANY($1) AND (until IS NULL OR until > $2)",
+    )
+    .bind(ids)
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    let mut notes: HashMap<Uuid, (Option<Note>, Option<Note>)> = HashMap::new();
+    for (id, kind, text, until, set_by, set_at) in rows {
+        let note = Some(Note {
+            text,
+            until,
+            set_by,
+            set_at,
+        });
+        let (absence, status) = notes.entry(id).or_default();
+        match kind.as_str() {
+            "absence" => *absence = note,
+            _ => *status = note,
+        }
+    }
+    Ok(notes)
+}
 
 /// The notes in force for a person, read with the person.
 pub async fn in_force(
@@ -87,28 +128,10 @@ pub async fn in_force(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(Option<Note>, Option<Note>)> {
-    let rows: Vec<NoteRow> = sqlx::query_as(
-        "SELECT kind, text, until, set_by, set_at FROM person_notes \
-         WHERE person_id = $1 AND (until IS NULL OR until > $2)",
-    )
-    .bind(id)
-    .bind(now)
-    .fetch_all(pool)
-    .await?;
-    let (mut absence, mut status) = (None, None);
-    for (kind, text, until, set_by, set_at) in rows {
-        let note = Some(Note {
-            text,
-            until,
-            set_by,
-            set_at,
-        });
-        match kind.as_str() {
-            "absence" => absence = note,
-            _ => status = note,
-        }
-    }
-    Ok((absence, status))
+    Ok(in_force_of(pool, &[id], now)
+        .await?
+        .remove(&id)
+        .unwrap_or_default())
 }
 
 /// The absence notes in force for these people, on each (when the policy shows notes): what
@@ -122,32 +145,9 @@ pub async fn decorate(
         return Ok(());
     }
     let ids: Vec<Uuid> = items.iter().map(|p| p.id).collect();
-    // Whose, text, until, set by, set at.
-    type Row = (Uuid, String, Option<DateTime<Utc>>, String, DateTime<Utc>);
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT person_id, text, until, set_by, set_at FROM person_notes \
-         WHERE person_id = ANY($1) AND kind = 'absence' AND (until IS NULL OR until > $2)",
-    )
-    .bind(&ids)
-    .bind(state.access.now())
-    .fetch_all(&state.pool)
-    .await?;
-    let mut notes: std::collections::HashMap<Uuid, Note> = rows
-        .into_iter()
-        .map(|(id, text, until, set_by, set_at)| {
-            (
-                id,
-                Note {
-                    text,
-                    until,
-                    set_by,
-                    set_at,
-                },
-            )
-        })
-        .collect();
+    let mut notes = in_force_of(&state.pool, &ids, state.access.now()).await?;
     for item in items {
-        item.absence = notes.remove(&item.id);
+        item.absence = notes.remove(&item.id).and_then(|(absence, _)| absence);
     }
     Ok(())
 }

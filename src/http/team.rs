@@ -177,9 +177,25 @@ pub async fn get_team(
             Some(manager) => managed_by(&state.pool, *manager, Some(id), &scope, MAX_TEAM).await?,
             None => (Vec::new(), 0),
         };
-        team.chain = summaries(&state, &principal, &chain).await?;
-        team.reports = summaries(&state, &principal, &reports).await?;
-        team.team = summaries(&state, &principal, &peers).await?;
+        // Everyone at once (one read of people, presence and notes), then into their lists.
+        let everyone: Vec<Uuid> = chain
+            .iter()
+            .chain(&reports)
+            .chain(&peers)
+            .copied()
+            .collect();
+        let found: std::collections::HashMap<Uuid, PersonSummary> =
+            summaries(&state, &principal, &everyone)
+                .await?
+                .into_iter()
+                .map(|p| (p.id, p))
+                .collect();
+        let take = |ids: &[Uuid]| -> Vec<PersonSummary> {
+            ids.iter().filter_map(|id| found.get(id).cloned()).collect()
+        };
+        team.chain = take(&chain);
+        team.reports = take(&reports);
+        team.team = take(&peers);
         team.reports_total = reports_total;
         team.team_total = team_total;
         // Available, and not away by a note ("on parental leave") whatever their status says.
