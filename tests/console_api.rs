@@ -328,3 +328,157 @@ async fn who_may_not_see_presence_may_not_filter_or_count_by_it() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["facets"]["available"], 0, "{body}");
 }
+
+/// A PUT or DELETE of someone's deputy by a signed-in person.
+fn deputy_request(
+    method: &str,
+    (cookie, csrf): (&str, &str),
+    whose: uuid::Uuid,
+    deputy: Option<uuid::Uuid>,
+) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(format!("/api/v1/people/{whose}/deputy"))
+        .header("cookie", cookie)
+        .header("x-csrf-token", csrf)
+        .header("content-type", "application/json")
+        .body(Body::from(
+            deputy.map_or(String::new(), |id| json!({ "id": id }).to_string()),
+        ))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn a_deputy_is_named_by_the_person_or_reception_and_tried_first() {
+    let (mut app, _hub) = company(common::viewers_see_only(&["Sales"])).await;
+    let (ann, bob, cy, dora) = (
+        app.id_of("Able").await,
+        app.id_of("Baker").await,
+        app.id_of("Cole").await,
+        app.id_of("Dean").await,
+    );
+    switchboard::access::users::add_with_email(
+        &app.db.pool,
+        "ann",
+        switchboard::access::Role::Viewer,
+        Some("correct horse battery".into()),
+        Some("ann@example.com"),
+    )
+    .await
+    .expect("user");
+    let (cookie, csrf) = app.sign_in("ann", "correct horse battery").await;
+    let ann_session = (cookie.as_str(), csrf.as_str());
+
+    // Ann names Dora, her report, her deputy; she may not name Bob's; nobody is their own;
+    // someone out of her scope (Cy, Engineering) or nobody at all is not found.
+    let (status, _, body) = app
+        .send(deputy_request("PUT", ann_session, ann, Some(dora)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["deputy"]["display_name"], "Dora Dean");
+    for (whose, deputy, expected) in [
+        (bob, dora, StatusCode::FORBIDDEN),
+        (ann, ann, StatusCode::BAD_REQUEST),
+        (ann, cy, StatusCode::NOT_FOUND),
+        (ann, uuid::Uuid::nil(), StatusCode::NOT_FOUND),
+    ] {
+        let (status, _, body) = app
+            .send(deputy_request("PUT", ann_session, whose, Some(deputy)))
+            .await;
+        assert_eq!(status, expected, "{whose} ← {deputy}: {body}");
+        assert!(body["code"].is_string(), "{body}");
+    }
+
+    // The deputy is on her team's answer and, when available, comes before an available
+    // manager; busy, the manager it is.
+    let team = app.get(&format!("/api/v1/people/{ann}/team")).await.2;
+    assert_eq!(team["deputy"]["display_name"], "Dora Dean", "{team}");
+    presence(&app, "sip:henry@pbx.example.com", "available").await;
+    presence(&app, "sip:dora@pbx.example.com", "available").await;
+    let team = app.get(&format!("/api/v1/people/{ann}/team")).await.2;
+    assert_eq!(
+        (
+            &team["reach_instead"]["display_name"],
+            &team["reach_reason"]
+        ),
+        (&json!("Dora Dean"), &json!("deputy"))
+    );
+    presence(&app, "sip:dora@pbx.example.com", "busy").await;
+    let team = app.get(&format!("/api/v1/people/{ann}/team")).await.2;
+    assert_eq!(team["reach_reason"], "manager", "{team}");
+
+    // Reception (the admin's token) removes it; Ann's attempt on Bob changed nothing.
+    let (status, _, _) = app
+        .send(
+            Request::delete(format!("/api/v1/people/{ann}/deputy"))
+                .header("authorization", format!("Bearer {}", app.token))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(app.get(&format!("/api/v1/people/{ann}/team")).await.2["deputy"].is_null());
+    assert!(app.get(&format!("/api/v1/people/{bob}/team")).await.2["deputy"].is_null());
+    let actions: Vec<String> = app
+        .audit_actions()
+        .await
+        .into_iter()
+        .map(|(_, action)| action)
+        .filter(|a| a.starts_with("deputy."))
+        .collect();
+    assert_eq!(actions, ["deputy.set", "deputy.clear"]);
+}
+
+#[tokio::test]
+async fn teams_on_the_board_are_a_lead_and_their_reports_in_scope_with_presence() {
+    let (app, _hub) = company(common::viewers_see_only(&["Sales"])).await;
+    switchboard::access::users::add(
+        &app.db.pool,
+        "rita",
+        switchboard::access::Role::Viewer,
+        Some("correct horse battery".into()),
+    )
+    .await
+    .expect("user");
+    let (cookie, csrf) = app.sign_in("rita", "correct horse battery").await;
+    let (ann, henry) = (app.id_of("Able").await, app.id_of("Head").await);
+    let put = |body: Value| {
+        Request::put("/api/v1/me/favourites")
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request")
+    };
+    presence(&app, "sip:bob@pbx.example.com", "available").await;
+
+    // Henry's team: Ann and Bob; Cy (Engineering) is out of Rita's scope, neither shown nor
+    // counted; a lead who does not exist is left out.
+    let (status, _, board) = app
+        .send(put(
+            json!({"ids": [ann], "teams": [henry, uuid::Uuid::nil(), henry]}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{board}");
+    assert_eq!(names(&board["items"]), ["Ann Able"]);
+    assert_eq!(board["teams"].as_array().map(Vec::len), Some(1), "{board}");
+    let team = &board["teams"][0];
+    assert_eq!(team["lead"]["display_name"], "Henry Head");
+    assert_eq!(names(&team["members"]), ["Ann Able", "Bob Baker"]);
+    assert_eq!(team["members_total"], 2);
+    assert_eq!(team["members"][1]["presence"]["availability"], "available");
+
+    // People pinned without a word of teams keep the teams; an empty list removes them.
+    let (_, _, board) = app.send(put(json!({"ids": []}))).await;
+    assert_eq!(names(&board["items"]), Vec::<String>::new());
+    assert_eq!(
+        board["teams"][0]["lead"]["display_name"], "Henry Head",
+        "{board}"
+    );
+    let (status, _, _) = app
+        .send(put(json!({"ids": [], "teams": (0..51).map(|i| uuid::Uuid::from_u128(i + 1)).collect::<Vec<_>>()})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "too many teams");
+    let (_, _, board) = app.send(put(json!({"ids": [], "teams": []}))).await;
+    assert_eq!(board["teams"], json!([]));
+}

@@ -5,6 +5,7 @@
 pub mod app_passwords;
 pub mod audit;
 pub mod auth;
+pub mod deputies;
 pub mod error;
 pub mod favourites;
 pub mod health;
@@ -101,6 +102,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(notes::routes())
         .merge(favourites::routes())
         .merge(team::routes())
+        .merge(deputies::routes())
         .merge(sharing::routes())
         .merge(presence::routes())
         .merge(photos::routes())

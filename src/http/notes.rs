@@ -154,7 +154,7 @@ pub async fn decorate(
 
 /// Whether `principal` may change `id`'s notes: their own, or anyone's in scope for reception.
 /// Out of scope (or nobody) is a 404, exactly as for a lookup.
-async fn may_edit(state: &AppState, principal: &Principal, id: Uuid) -> Result<()> {
+pub(super) async fn may_edit(state: &AppState, principal: &Principal, id: Uuid) -> Result<()> {
     let person = crate::db::people::get_person(&state.pool, id)
         .await?
         .and_then(|p| principal.policy.person(p))
@@ -236,7 +236,7 @@ async fn clear(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn parse_id(id: &str) -> Result<Uuid> {
+pub(super) fn parse_id(id: &str) -> Result<Uuid> {
     Uuid::parse_str(id).map_err(|_| Error::invalid("id", format!("`{id}` is not a UUID")))
 }
 

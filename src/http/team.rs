@@ -34,6 +34,8 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReachReason {
+    /// Their deputy.
+    Deputy,
     /// Their manager.
     Manager,
     /// A colleague with the same manager.
@@ -45,6 +47,8 @@ pub enum ReachReason {
 /// The people around one person, each with presence, in scope only.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Team {
+    /// Who takes their calls when they cannot (set in Switchboard by them or reception).
+    pub deputy: Option<PersonSummary>,
     /// Their manager first, then that manager's, up to the top (at most 32).
     pub chain: Vec<PersonSummary>,
     /// Their direct reports by name (at most 100).
@@ -55,8 +59,8 @@ pub struct Team {
     pub team: Vec<PersonSummary>,
     /// How many others share their manager in all.
     pub team_total: i64,
-    /// The first available now (and without an absence note) of: their manager, their team,
-    /// their reports.
+    /// The first available now (and without an absence note) of: their deputy, their manager,
+    /// their team, their reports.
     pub reach_instead: Option<PersonSummary>,
     pub reach_reason: Option<ReachReason>,
 }
@@ -159,6 +163,7 @@ pub async fn get_team(
         .filter(|p| principal.policy.admits_person(p))
         .ok_or(Error::NotFound { what: "person" })?;
     let mut team = Team {
+        deputy: super::deputies::of(&state, &principal, id).await?,
         chain: Vec::new(),
         reports: Vec::new(),
         reports_total: 0,
@@ -198,27 +203,29 @@ pub async fn get_team(
         team.team = take(&peers);
         team.reports_total = reports_total;
         team.team_total = team_total;
-        // Available, and not away by a note ("on parental leave") whatever their status says.
-        let available = |p: &&PersonSummary| {
-            p.absence.is_none()
-                && p.presence
-                    .as_ref()
-                    .is_some_and(|p| p.availability == Availability::Available)
-        };
-        let candidates = [
-            (ReachReason::Manager, team.chain.first()),
-            (ReachReason::Team, team.team.iter().find(available)),
-            (ReachReason::Report, team.reports.iter().find(available)),
-        ];
-        if let Some((reason, who)) = candidates
-            .into_iter()
-            .find_map(|(reason, who)| who.filter(available).map(|who| (reason, who)))
-        {
-            team.reach_instead = Some(who.clone());
-            team.reach_reason = Some(reason);
-        }
+    }
+    // Available, and not away by a note ("on parental leave") whatever their status says.
+    let available = |p: &&PersonSummary| {
+        p.absence.is_none()
+            && p.presence
+                .as_ref()
+                .is_some_and(|p| p.availability == Availability::Available)
+    };
+    let candidates = [
+        (ReachReason::Deputy, team.deputy.as_ref()),
+        (ReachReason::Manager, team.chain.first()),
+        (ReachReason::Team, team.team.iter().find(available)),
+        (ReachReason::Report, team.reports.iter().find(available)),
+    ];
+    if let Some((reason, who)) = candidates
+        .into_iter()
+        .find_map(|(reason, who)| who.filter(available).map(|who| (reason, who)))
+    {
+        team.reach_instead = Some(who.clone());
+        team.reach_reason = Some(reason);
     }
     let returned = std::iter::once(person.id)
+        .chain(team.deputy.iter().map(|p| p.id))
         .chain(team.chain.iter().map(|p| p.id))
         .chain(team.reports.iter().map(|p| p.id))
         .chain(team.team.iter().map(|p| p.id))

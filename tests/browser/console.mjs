@@ -302,6 +302,101 @@ async function main() {
       }, target.manager.display_name, `the card of the manager ${target.manager.display_name} is shown`);
     });
 
+    /** The session's CSRF token, for changes made from the test. */
+    const csrfOf = async (p) => (await api(p, '/api/v1/auth/session')).body.csrf_token;
+
+    await step('pin the manager\'s team with t: a team group on the board with live dots, then unpin it', async () => {
+      const lead = target.manager;
+      const team = await api(page, '/api/v1/people/' + lead.id + '/team');
+      check(team.status === 200, `GET /api/v1/people/{id}/team answered ${team.status}`);
+      check(team.body.reports_total > 0, `${lead.display_name} has direct reports (reports_total ${team.body.reports_total})`);
+      // Start from a board without their team (an earlier run may have left it pinned).
+      const board = await api(page, '/api/v1/me/favourites');
+      check(board.status === 200 && Array.isArray(board.body.teams), 'GET /api/v1/me/favourites lists the pinned teams ("teams")');
+      if (board.body.teams.some((pin) => pin.lead.id === lead.id)) {
+        const body = { ids: board.body.items.map((p) => p.id), teams: board.body.teams.map((pin) => pin.lead.id).filter((id) => id !== lead.id) };
+        await api(page, '/api/v1/me/favourites', { method: 'PUT', headers: { 'content-type': 'application/json', 'x-csrf-token': await csrfOf(page) }, body: JSON.stringify(body) });
+        await page.reload();
+      }
+      await waitIn(page, (name) => (document.getElementById('card-name') || {}).textContent?.includes(name), lead.display_name, 'the manager\'s card is open');
+      await waitFor(page, '#card [data-pin-team][aria-pressed="false"]', 'the card offers "Pin team" (they have reports)');
+      await page.focus('#card-name');
+      await page.keyboard.press('t');
+      await waitIn(page, (name) => { const text = document.getElementById('toast').textContent; return text.includes('Team of ' + name) && /pinned/.test(text); }, lead.display_name, 'a "Team of … pinned" toast appears');
+      await waitFor(page, '#card [data-pin-team][aria-pressed="true"]', 'the card\'s button says the team is pinned');
+      await page.keyboard.press('b');
+      const group = `#board-teams .team-group[data-lead="${lead.id}"]`;
+      await waitFor(page, group, 'the team group is on the board');
+      await waitIn(page, ([sel, name]) => (document.querySelector(sel + ' h3') || {}).textContent === 'Team of ' + name, [group, lead.display_name], `the group is headed "Team of ${lead.display_name}"`);
+      await waitIn(page, (sel) => {
+        const tiles = [...document.querySelectorAll(sel + ' .tile')];
+        return tiles.length >= 2 && tiles[0].classList.contains('tile-lead') && tiles.every((t) => t.querySelector('.presence .dot'));
+      }, group, 'the lead and the members are tiles, each with a presence dot');
+      await waitIn(page, (sel) => /^\d+ of \d+ available/.test(document.querySelector(sel + ' .team-count').textContent), group, 'the group says "k of n available"');
+      await waitIn(page, (sel) => {
+        const followed = window.__switchboard.live.openIds();
+        return [...document.querySelectorAll(sel + ' .presence')].filter((p) => p.dataset.availability !== 'none').every((p) => followed.includes(p.dataset.pkey));
+      }, group, 'the presence stream follows the team\'s people');
+      await waitIn(page, async (id) => {
+        const r = await fetch('/api/v1/me/favourites');
+        return ((await r.json()).teams || []).some((pin) => pin.lead.id === id);
+      }, lead.id, 'the server keeps the pinned team');
+      await axe(page, 'the board with a team');
+      await shoot(page, 'board-team');
+      await page.click(`${group} .team-unpin`);
+      await waitFor(page, group, 'the team group leaves the board', { state: 'detached' });
+      await waitIn(page, async (id) => {
+        const r = await fetch('/api/v1/me/favourites');
+        return !((await r.json()).teams || []).some((pin) => pin.lead.id === id);
+      }, lead.id, 'the server forgot the pinned team');
+      await waitFor(page, '#card [data-pin-team][aria-pressed="false"]', 'the card\'s button says "Pin team" again');
+    });
+
+    await step('set a deputy with the picker (type, Enter), see it on the card, then remove it', async () => {
+      const person = target.manager;
+      const deputyOf = async (id) => (await api(page, '/api/v1/people/' + id + '/team')).body.deputy;
+      check((await deputyOf(person.id)) !== undefined, 'GET /api/v1/people/{id}/team has a "deputy" field');
+      await waitFor(page, '#card #deputy-set', 'the card offers "Set deputy…" to admin');
+      if (await page.$('#card [data-rel="deputy"]')) {
+        await page.click('#deputy-remove');
+        await waitIn(page, () => !document.querySelector('#card [data-rel="deputy"]'), null, 'an earlier run\'s deputy is removed');
+      }
+      // Esc cancels, and only the picker: the card stays.
+      await page.click('#deputy-set');
+      await waitIn(page, () => document.activeElement && document.activeElement.id === 'deputy-q', null, 'the picker\'s search box has focus');
+      await page.keyboard.press('Escape');
+      await waitIn(page, () => document.getElementById('deputy-picker').hidden && document.activeElement.id === 'deputy-set' && document.getElementById('card'), null, 'Esc closes the picker, the card stays, focus is back on "Set deputy…"');
+      await page.click('#deputy-set');
+      await waitIn(page, () => document.activeElement && document.activeElement.id === 'deputy-q', null, 'the picker opens again');
+      await page.keyboard.type(target.prefix, { delay: 40 });
+      await waitIn(page, () => {
+        const chosen = document.querySelector('#deputy-options [role="option"][aria-selected="true"]');
+        return chosen && document.getElementById('deputy-q').getAttribute('aria-activedescendant') === chosen.id;
+      }, null, 'the picker lists people and the first is chosen (aria-activedescendant)');
+      const count = await page.$$eval('#deputy-options [role="option"]', (nodes) => nodes.length);
+      check(count <= 8, `the picker lists at most 8 people (${count})`);
+      if (count > 1) {
+        await page.keyboard.press('ArrowDown');
+        await waitIn(page, () => document.querySelectorAll('#deputy-options [role="option"]')[1].getAttribute('aria-selected') === 'true', null, 'ArrowDown chooses the next person');
+        await page.keyboard.press('ArrowUp');
+      }
+      const chosen = await page.$eval('#deputy-options [role="option"][aria-selected="true"]', (e) => ({ id: e.dataset.id, name: e.querySelector('.chip-name').textContent }));
+      check(chosen.id !== person.id, 'the picker does not offer the person themself');
+      await axe(page, 'the deputy picker');
+      await page.keyboard.press('Enter');
+      await waitIn(page, (name) => {
+        const chip = document.querySelector('#card [data-rel="deputy"]');
+        return chip && chip.textContent.includes(name) && chip.querySelector('.presence .dot');
+      }, chosen.name, `the card shows the deputy ${chosen.name} with a presence dot`);
+      const kept = await deputyOf(person.id);
+      check(kept && kept.id === chosen.id, `GET /api/v1/people/{id}/team has the deputy (${JSON.stringify(kept && kept.id)})`);
+      await axe(page, 'the card with a deputy');
+      await shoot(page, 'card-deputy');
+      await page.click('#deputy-remove');
+      await waitIn(page, () => !document.querySelector('#card [data-rel="deputy"]') && document.getElementById('deputy-line'), null, 'the card says there is no deputy');
+      check((await deputyOf(person.id)) === null, 'GET /api/v1/people/{id}/team has no deputy after the removal');
+    });
+
     await step('a webhook event changes a shown person\'s presence without a reload', async () => {
       if (!WEBHOOK_TOKEN) { notes.push('webhook step skipped: WEBHOOK_TOKEN not set'); return; }
       await page.evaluate(() => { window.__notReloaded = true; });

@@ -11,11 +11,12 @@ import { actionFor, whereOf, moveSelection } from './lib/keys.js';
 import { bestPhone, mobilePhone, firstEmail, copyString } from './lib/dial.js';
 import { hhmm } from './lib/time.js';
 import { isSimulated } from './lib/presence.js';
+import { MAX_TEAMS, hasTeam, toggleTeam as toggledTeams, teamPin, favouritesBody, boardPeople } from './lib/teams.js';
 import { paintPresence, refreshAges, keyOf } from './ui/person.js';
 import { resultRow, markSelected, countText, renderFacets, renderPartners } from './ui/results.js';
 import { renderCard, channelsTable } from './ui/card.js';
 import { renderOrg } from './ui/org.js';
-import { renderBoard } from './ui/board.js';
+import { renderBoard, paintTeamCounts } from './ui/board.js';
 import { createAdmin } from './ui/admin.js';
 
 const CARD_REFRESH_MS = 15000;
@@ -24,7 +25,7 @@ const AGE_REFRESH_MS = 30000;
 const el = {
   q: byId('q'), results: byId('results'), facets: byId('facets'), count: byId('count'), partners: byId('partners'),
   detail: byId('detail'), directory: byId('directory'), app: byId('app'), signin: byId('signin'), admin: byId('admin'),
-  boardList: byId('board-list'), boardEmpty: byId('board-empty'), boardCount: byId('board-count'), board: byId('board'),
+  boardList: byId('board-list'), boardTeams: byId('board-teams'), boardEmpty: byId('board-empty'), boardCount: byId('board-count'), board: byId('board'),
   nav: byId('nav'), navAdmin: byId('nav-admin'), who: byId('who'), signout: byId('signout'), help: byId('help'),
   helpButton: byId('help-button'), toast: byId('toast'), connBanner: byId('conn-banner'), openBanner: byId('open-banner'),
   live: byId('live'), liveText: byId('live-text'), simulated: byId('simulated'),
@@ -39,6 +40,7 @@ const app = {
   card: null, // {person, team}
   org: null, // {person, team}
   favourites: [],
+  teams: [], // pinned teams: {lead, members, members_total}
   favouritesEnabled: true,
   presence: new Map(),
   lost: false,
@@ -116,6 +118,7 @@ const live = createLive({
     app.presence.set(key, presence);
     noteSimulated(presence);
     paintKey(key);
+    if (app.teams.length) paintTeamCounts(el.boardTeams, app.teams, ctx);
   },
   onNotes(change) {
     // An absence note set or cleared (here or on another console): show it where they are.
@@ -320,6 +323,7 @@ async function loadTeam(id) {
     const team = await api.get('/api/v1/people/' + encodeURIComponent(id) + '/team');
     for (const p of [...(team.chain || []), ...(team.reports || []), ...(team.team || [])]) storePresence(p);
     if (team.reach_instead) storePresence(team.reach_instead);
+    if (team.deputy) storePresence(team.deputy);
     return team;
   } catch (e) {
     if (e.status === 404) return 'unavailable';
@@ -401,7 +405,8 @@ async function reloadCard(force = false) {
     const forced = reloadForced;
     reloadForced = false;
     const form = el.detail.querySelector('.absence-form');
-    const editing = form && (form.dataset.dirty === 'true' || form.contains(document.activeElement));
+    const editing = (form && (form.dataset.dirty === 'true' || form.contains(document.activeElement)))
+      || !!el.detail.querySelector('.deputy-picker:not([hidden])');
     storePresence(person);
     const changed = stripPresence({ person, team }) !== stripPresence(app.card);
     app.card = { person, team };
@@ -448,6 +453,52 @@ async function clearAbsence(person) {
   } catch (e) {
     return e.status === 403 ? t('notesForbidden') : errorText(e);
   }
+}
+
+/** Puts focus on `id` in the card if the card has it (kept there by the reload that follows). */
+function focusInCard(id) {
+  const node = byId(id);
+  if (node && el.detail.contains(document.activeElement)) node.focus();
+}
+
+async function setDeputy(person, deputy) {
+  try {
+    await api.put('/api/v1/people/' + encodeURIComponent(person.id) + '/deputy', { id: deputy.id });
+    focusInCard('deputy-set');
+    toast(t('deputySaved', { name: deputy.display_name, person: person.display_name }));
+    await reloadCard(true);
+    return '';
+  } catch (e) {
+    return deputyError(e);
+  }
+}
+
+async function removeDeputy(person) {
+  try {
+    await api.del('/api/v1/people/' + encodeURIComponent(person.id) + '/deputy');
+    focusInCard('deputy-set');
+    toast(t('deputyRemoved'));
+    await reloadCard(true);
+    return '';
+  } catch (e) {
+    return deputyError(e);
+  }
+}
+
+function deputyError(e) {
+  // The contract says `invalid`; the server's errors name it `invalid_parameter`: either.
+  if (e.status === 400 && (e.code === 'invalid' || e.code === 'invalid_parameter')) return t('deputySelf');
+  if (e.status === 403) return t('deputyForbidden');
+  if (e.status === 404) return t('deputyUnknown');
+  return errorText(e);
+}
+
+/** The first `limit` of our people the search finds for `q` (the deputy picker's choices). */
+async function searchPeople(q, limit, signal) {
+  const data = await api.get('/api/v1/people?q=' + encodeURIComponent(q) + '&limit=' + limit, { signal });
+  const items = (data && data.items) || [];
+  for (const p of items) storePresence(p);
+  return items;
 }
 
 function canEditNotes(person) {
@@ -498,24 +549,36 @@ async function loadFavourites() {
   try {
     const r = await api.get('/api/v1/me/favourites');
     app.favourites = r.items || [];
+    app.teams = r.teams || [];
     app.favouritesEnabled = true;
-    for (const p of app.favourites) storePresence(p);
+    storeBoardPresence();
   } catch (e) {
-    if (e.status === 403 || e.status === 404) { app.favourites = []; app.favouritesEnabled = false; }
+    if (e.status === 403 || e.status === 404) { app.favourites = []; app.teams = []; app.favouritesEnabled = false; }
   }
   showBoard();
 }
 
+/** Keeps the presence of everyone on the board: pinned people, teams' leads and members. */
+function storeBoardPresence() {
+  for (const p of boardPeople(app.favourites, app.teams)) storePresence(p);
+}
+
 function showBoard() {
-  renderBoard(el.boardList, el.boardEmpty, app.favourites, ctx);
+  // Every tile's dot carries data-pkey, so followShown() follows the teams' people too.
+  renderBoard({ list: el.boardList, teams: el.boardTeams, empty: el.boardEmpty }, app.favourites, app.teams, ctx);
   el.boardEmpty.textContent = app.favouritesEnabled ? t('boardEmpty') : t('boardUnavailable');
-  el.boardCount.textContent = app.favourites.length ? String(app.favourites.length) : '';
+  const shown = app.favourites.length + app.teams.length;
+  el.boardCount.textContent = shown ? String(shown) : '';
   refreshPins();
   followShown();
 }
 
 function isFavourite(id) {
   return app.favourites.some((p) => p.id === id);
+}
+
+function isTeamPinned(id) {
+  return hasTeam(app.teams, id);
 }
 
 function refreshPins() {
@@ -532,6 +595,14 @@ function refreshPins() {
     const text = button.querySelector('span');
     if (text) text.textContent = on ? t('unpin') : t('pin');
   }
+  for (const button of document.querySelectorAll('[data-pin-team]')) {
+    const on = isTeamPinned(button.dataset.pinTeam);
+    button.setAttribute('aria-pressed', on ? 'true' : 'false');
+    button.classList.toggle('is-on', on);
+    button.title = t(on ? 'unpinTeamOf' : 'pinTeamOf', { name: button.dataset.name || '' });
+    const text = button.querySelector('span');
+    if (text) text.textContent = t(on ? 'unpinTeam' : 'pinTeam');
+  }
 }
 
 let favouriteWrites = Promise.resolve();
@@ -546,17 +617,59 @@ function toggleFavourite(person) {
   app.favourites = on ? before.filter((p) => p.id !== person.id) : [...before, summary];
   showBoard();
   toast(t(on ? 'unpinned' : 'pinned', { name: person.display_name }));
-  const ids = app.favourites.map((p) => p.id);
+  saveBoard({ items: before, teams: app.teams });
+}
+
+/** The team answer for `id`: the open card's or org chart's when it is theirs, else asked. */
+async function teamOf(id) {
+  for (const shown of [app.org, app.card]) {
+    if (shown && shown.person.id === id && shown.team && shown.team.chain) return shown.team;
+  }
+  const team = await loadTeam(id);
+  return team && team.chain ? team : null;
+}
+
+/** Pins `lead`'s team (them and their direct reports) on the board, or unpins it. */
+async function toggleTeam(lead) {
+  if (!lead || lead.peer) return;
+  if (!app.favouritesEnabled) { toast(t('boardUnavailable')); return; }
+  let pin;
+  if (isTeamPinned(lead.id)) {
+    pin = app.teams.find((p) => p.lead.id === lead.id);
+  } else {
+    if (app.teams.length >= MAX_TEAMS) { toast(t('teamsFull')); return; }
+    const team = await teamOf(lead.id);
+    if (!team || !(team.reports_total > 0)) { toast(t('noTeamToPin', { name: lead.display_name })); return; }
+    if (isTeamPinned(lead.id)) return; // pinned meanwhile (a second press)
+    pin = teamPin({ ...lead }, team);
+  }
+  const before = { items: app.favourites, teams: app.teams };
+  const on = isTeamPinned(lead.id);
+  app.teams = toggledTeams(app.teams, pin);
+  showBoard();
+  toast(t(on ? 'teamUnpinned' : 'teamPinned', { name: lead.display_name }));
+  saveBoard(before);
+}
+
+/**
+ * Sends the board as it is now (people and teams), one write after another; `before` is what
+ * it goes back to if the server refuses. A later change's answer wins over an earlier one's.
+ */
+function saveBoard(before) {
+  const body = favouritesBody(app.favourites, app.teams);
+  const sent = JSON.stringify(body);
   favouriteWrites = favouriteWrites.then(async () => {
     try {
-      const r = await api.put('/api/v1/me/favourites', { ids });
-      if (ids.join() === app.favourites.map((p) => p.id).join()) {
+      const r = await api.put('/api/v1/me/favourites', body);
+      if (sent === JSON.stringify(favouritesBody(app.favourites, app.teams))) {
         app.favourites = r.items || app.favourites;
-        for (const p of app.favourites) storePresence(p);
+        if (Array.isArray(r.teams)) app.teams = r.teams;
+        storeBoardPresence();
         showBoard();
       }
     } catch (e) {
-      app.favourites = before;
+      app.favourites = before.items;
+      app.teams = before.teams;
       showBoard();
       toast(errorText(e));
     }
@@ -618,7 +731,7 @@ async function copy(text, what) {
 function targetPerson() {
   const active = document.activeElement;
   const tile = active && active.closest && active.closest('.tile');
-  if (tile) return app.favourites.find((p) => p.id === tile.dataset.id) || null;
+  if (tile) return boardPeople(app.favourites, app.teams).find((p) => p.id === tile.dataset.id) || null;
   const inDetail = el.detail.contains(active);
   if (app.card && (inDetail || app.selected < 0)) return app.card.person;
   if (app.selected >= 0 && app.results[app.selected]) return app.results[app.selected];
@@ -692,6 +805,7 @@ function onKey(e) {
     case 'copy-mobile': e.preventDefault(); copyFor('mobile'); return;
     case 'copy-email': e.preventDefault(); copyFor('email'); return;
     case 'toggle-favourite': e.preventDefault(); toggleFavourite(targetPerson()); return;
+    case 'toggle-team': e.preventDefault(); toggleTeam(targetPerson()); return;
     case 'reach-instead': {
       const team = app.card && app.card.team;
       if (team && team.reach_instead) { e.preventDefault(); openPerson(team.reach_instead.id); }
@@ -705,7 +819,7 @@ function onKey(e) {
     case 'board': {
       e.preventDefault();
       if (getComputedStyle(el.board).display === 'none') setView('board');
-      const first = el.boardList.querySelector('button');
+      const first = el.board.querySelector('.tiles button');
       (first || byId('board-title')).focus();
       return;
     }
@@ -725,10 +839,12 @@ async function showSignIn(message) {
   app.org = null;
   app.results = [];
   app.favourites = [];
+  app.teams = [];
   app.presence.clear();
   el.results.replaceChildren();
   el.detail.replaceChildren();
   el.boardList.replaceChildren();
+  el.boardTeams.replaceChildren();
   el.app.hidden = true;
   el.nav.hidden = true;
   el.signout.hidden = true;
@@ -797,7 +913,8 @@ async function boot() {
 // Wiring --------------------------------------------------------------------------------------
 
 const ctx = {
-  presenceOf, copy, isFavourite, toggleFavourite, canEditNotes, saveAbsence, clearAbsence, closeDetail,
+  presenceOf, copy, isFavourite, toggleFavourite, isTeamPinned, toggleTeam, canEditNotes, saveAbsence, clearAbsence, closeDetail,
+  setDeputy, removeDeputy, searchPeople, errorText,
   openPerson: (id) => openPerson(id), showOrg: (id) => showOrg(id), loadTeam: loadTeamForOrg,
   toggleFilter: setFilter,
   clearFilters: () => { app.state.department = null; app.state.location = null; app.state.available = false; syncUrl(); runSearch(); },

@@ -5,7 +5,7 @@ import { actionFor, whereOf, moveSelection } from '../../../src/web/assets/lib/k
 const none = { ctrlKey: false, metaKey: false, altKey: false };
 
 test('in the search box, letters type; arrows, Enter and Esc drive the list', () => {
-  for (const k of ['c', 'm', 'e', 'f', 'o', 'r', '/', '?', 'b']) assert.equal(actionFor(k, none, 'search'), null, k);
+  for (const k of ['c', 'm', 'e', 'f', 't', 'o', 'r', '/', '?', 'b']) assert.equal(actionFor(k, none, 'search'), null, k);
   assert.equal(actionFor('ArrowDown', none, 'search'), 'next');
   assert.equal(actionFor('ArrowUp', none, 'search'), 'previous');
   assert.equal(actionFor('Enter', none, 'search'), 'open');
@@ -13,7 +13,7 @@ test('in the search box, letters type; arrows, Enter and Esc drive the list', ()
 });
 
 test('in any other field nothing fires but Esc', () => {
-  for (const k of ['c', '/', '?', 'ArrowDown', 'Enter']) assert.equal(actionFor(k, none, 'text'), null, k);
+  for (const k of ['c', 't', '/', '?', 'ArrowDown', 'Enter']) assert.equal(actionFor(k, none, 'text'), null, k);
   assert.equal(actionFor('Escape', none, 'text'), 'blur');
 });
 
@@ -24,6 +24,8 @@ test('on the page, the single-letter shortcuts', () => {
   assert.equal(actionFor('m', none, 'page'), 'copy-mobile');
   assert.equal(actionFor('e', none, 'page'), 'copy-email');
   assert.equal(actionFor('f', none, 'page'), 'toggle-favourite');
+  assert.equal(actionFor('t', none, 'page'), 'toggle-team');
+  assert.equal(actionFor('T', none, 'page'), null);
   assert.equal(actionFor('r', none, 'page'), 'reach-instead');
   assert.equal(actionFor('o', none, 'page'), 'org-chart');
   assert.equal(actionFor('x', none, 'page'), null);

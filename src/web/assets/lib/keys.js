@@ -1,7 +1,7 @@
 // Keyboard shortcuts: which action a key press means where it happens. Pure, so it can be
 // tested without a page: `where` says what has focus.
 
-const LETTERS = { c: 'copy-number', m: 'copy-mobile', e: 'copy-email', f: 'toggle-favourite', r: 'reach-instead', o: 'org-chart', b: 'board' };
+const LETTERS = { c: 'copy-number', m: 'copy-mobile', e: 'copy-email', f: 'toggle-favourite', t: 'toggle-team', r: 'reach-instead', o: 'org-chart', b: 'board' };
 
 /**
  * The action for a key press, or null.

@@ -1,12 +1,16 @@
 // The person card: everything about one person, the people around them, "reach instead",
-// and the absence note form. A region headed (h2) by their name.
+// their deputy (with a picker to choose one), and the absence note form. A region headed (h2)
+// by their name.
 import { h } from '../dom.js';
+import { isAbort } from '../api.js';
 import { t } from '../strings.js';
 import { shortDateTime, toLocalInput, localInputToRfc3339 } from '../lib/time.js';
 import { agoText, availabilityOf, availabilityLabel } from '../lib/presence.js';
 import { bestPhone, copyString, telUri } from '../lib/dial.js';
+import { createLatest } from '../lib/latest.js';
+import { moveSelection } from '../lib/keys.js';
 import { icon } from './icons.js';
-import { avatar, nameWithNicknames, presenceEl, contactList, pinButton, personChip, keyOf, copyButton } from './person.js';
+import { avatar, nameWithNicknames, presenceEl, contactList, pinButton, teamPinButton, personChip, keyOf, copyButton } from './person.js';
 
 function noteBox(note, kind) {
   if (!note || !note.text) return null;
@@ -95,6 +99,136 @@ function reachSection(team, ctx) {
     h('h3', { id: 'card-reach-h' }, t('reachInstead')), body);
 }
 
+const PICKER_LIMIT = 8;
+
+/**
+ * The deputy picker: a search box (a combobox) over a listbox of the search's first people;
+ * ↑ ↓ choose, Enter sets, Esc cancels. `done()` closes it.
+ */
+function deputyPicker(person, ctx, error, done) {
+  const searches = createLatest();
+  let options = [];
+  let active = -1;
+  const list = h('ul', { id: 'deputy-options', class: 'deputy-options', role: 'listbox', 'aria-label': t('deputyOptions'), hidden: true });
+  const status = h('p', { class: 'muted deputy-status', role: 'status' });
+  const input = h('input', {
+    id: 'deputy-q', type: 'search', role: 'combobox', 'aria-autocomplete': 'list', 'aria-expanded': 'false', 'aria-controls': 'deputy-options',
+    'aria-describedby': 'deputy-hint', autocomplete: 'off', spellcheck: 'false', placeholder: t('deputyPlaceholder'),
+  });
+
+  function mark(index) {
+    active = index;
+    list.querySelectorAll('[role="option"]').forEach((node, i) => {
+      node.setAttribute('aria-selected', i === active ? 'true' : 'false');
+      if (i === active) node.scrollIntoView({ block: 'nearest' });
+    });
+    if (active >= 0 && options[active]) input.setAttribute('aria-activedescendant', 'deputy-opt-' + options[active].id);
+    else input.removeAttribute('aria-activedescendant');
+  }
+
+  function show(people, query) {
+    options = people;
+    list.replaceChildren(...people.map((p, i) => {
+      const bits = [p.title, p.department].filter(Boolean).join(' · ');
+      return h('li', {
+        id: 'deputy-opt-' + p.id, role: 'option', class: 'deputy-option', 'aria-selected': 'false', dataset: { id: p.id },
+        onmousedown: (e) => e.preventDefault(), // the search box keeps focus
+        onclick: () => choose(i),
+      }, avatar(p, 's'),
+      h('span', { class: 'chip-text' }, h('span', { class: 'chip-name' }, p.display_name), bits ? h('span', { class: 'chip-title' }, bits) : null),
+      presenceEl(keyOf(p), ctx.presenceOf(p), 'compact'));
+    }));
+    list.hidden = !people.length;
+    input.setAttribute('aria-expanded', people.length ? 'true' : 'false');
+    status.textContent = query && !people.length ? t('deputyNoMatch') : '';
+    mark(people.length ? 0 : -1);
+  }
+
+  async function search() {
+    const query = input.value.trim();
+    const ticket = searches.begin();
+    if (!query) { show([], ''); return; }
+    try {
+      const found = await ctx.searchPeople(query, PICKER_LIMIT, ticket.signal);
+      if (searches.isCurrent(ticket)) show(found.filter((p) => p.id !== person.id), query);
+    } catch (e) {
+      if (searches.isCurrent(ticket) && !isAbort(e)) error.textContent = ctx.errorText(e);
+    }
+  }
+
+  async function choose(index) {
+    const deputy = options[index];
+    if (!deputy) return;
+    error.textContent = '';
+    error.textContent = await ctx.setDeputy(person, deputy) || '';
+  }
+
+  input.addEventListener('input', () => { error.textContent = ''; search(); });
+  input.addEventListener('keydown', (e) => {
+    if (e.isComposing || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') mark(moveSelection(active, e.key === 'ArrowDown' ? 1 : -1, options.length));
+    else if (e.key === 'Enter') choose(active);
+    else if (e.key === 'Escape') done();
+    else return;
+    e.preventDefault();
+    e.stopPropagation(); // the picker's keys, not the console's shortcuts
+  });
+
+  const picker = h('div', { id: 'deputy-picker', class: 'deputy-picker', hidden: true },
+    h('div', { class: 'field' }, h('label', { for: 'deputy-q' }, t('deputyFind', { name: person.display_name })), input),
+    h('p', { id: 'deputy-hint', class: 'hint' }, t('deputyHint')),
+    list, status,
+    h('div', { class: 'form-actions' }, h('button', { type: 'button', class: 'button ghost', id: 'deputy-cancel', onclick: () => done() }, t('deputyCancel'))));
+  picker.reset = () => {
+    searches.invalidate();
+    input.value = '';
+    show([], '');
+  };
+  return picker;
+}
+
+/** Their deputy (a chip that opens them), and for who may change it: set, remove. */
+function deputySection(person, team, ctx) {
+  if (!team || !team.chain || team.deputy === undefined) return null; // a server without deputies
+  const deputy = team.deputy;
+  let line;
+  if (deputy) {
+    const chip = personChip(deputy, ctx);
+    chip.dataset.rel = 'deputy';
+    line = h('div', { class: 'deputy-person', id: 'deputy-line' }, chip);
+  } else {
+    line = h('p', { class: 'muted', id: 'deputy-line' }, t('noDeputy'));
+  }
+  const parts = [h('h3', { id: 'card-deputy-h' }, t('deputy')), line];
+  if (ctx.canEditNotes(person)) {
+    const error = h('p', { class: 'error', id: 'deputy-error', role: 'alert' });
+    const set = h('button', { type: 'button', class: 'button', id: 'deputy-set', 'aria-expanded': 'false', 'aria-controls': 'deputy-picker' }, t('deputySetButton'));
+    const close = () => {
+      picker.hidden = true;
+      picker.reset();
+      set.setAttribute('aria-expanded', 'false');
+      set.focus();
+    };
+    const picker = deputyPicker(person, ctx, error, close);
+    set.addEventListener('click', () => {
+      if (!picker.hidden) { close(); return; }
+      error.textContent = '';
+      picker.hidden = false;
+      set.setAttribute('aria-expanded', 'true');
+      picker.querySelector('input').focus();
+    });
+    const remove = deputy ? h('button', {
+      type: 'button', class: 'button', id: 'deputy-remove',
+      onclick: async () => {
+        error.textContent = '';
+        error.textContent = await ctx.removeDeputy(person) || '';
+      },
+    }, t('deputyRemove')) : null;
+    parts.push(h('div', { class: 'form-actions' }, set, remove), picker, error);
+  }
+  return h('section', { class: 'card-section card-deputy', 'aria-labelledby': 'card-deputy-h' }, parts);
+}
+
 function absenceForm(person, ctx) {
   const current = person.absence;
   const error = h('p', { class: 'error', id: 'absence-error', role: 'alert' });
@@ -132,6 +266,7 @@ export function renderCard(person, team, ctx) {
       h('button', { type: 'button', class: 'button ghost back', onclick: () => ctx.closeDetail() }, icon('back'), h('span', null, t('cardClose'))),
       h('span', { class: 'spacer' }),
       pinButton(person, ctx, { withText: true }),
+      team && team.chain && team.reports_total > 0 ? teamPinButton(person, ctx) : null,
       h('button', { type: 'button', class: 'button', onclick: () => ctx.showOrg(person.id) }, icon('org'), h('span', null, t('orgChart')), h('kbd', null, 'o'))),
     h('header', { class: 'card-head' },
       avatar(person, 'l'),
@@ -145,6 +280,7 @@ export function renderCard(person, team, ctx) {
       h('section', { class: 'card-section', 'aria-labelledby': 'card-contacts-h' },
         h('h3', { id: 'card-contacts-h' }, t('contacts')), contactList(person, ctx)),
       reachSection(team, ctx)),
+    deputySection(person, team, ctx),
     h('section', { class: 'card-section', 'aria-labelledby': 'card-presence-h' },
       h('h3', { id: 'card-presence-h' }, t('presenceHeading')),
       h('div', { id: 'card-presence-table', class: 'table-wrap', tabindex: '0', role: 'group', 'aria-labelledby': 'card-presence-h' }, channelsTable(person, ctx))),

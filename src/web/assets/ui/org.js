@@ -3,7 +3,7 @@
 import { h } from '../dom.js';
 import { t } from '../strings.js';
 import { icon } from './icons.js';
-import { personChip } from './person.js';
+import { personChip, teamPinButton } from './person.js';
 
 let serial = 0;
 
@@ -66,7 +66,8 @@ export function renderOrg(person, team, ctx) {
   level.appendChild(h('li', { class: 'org-item' }, h('div', { class: 'org-node' }, h('span', { class: 'disclosure-spacer' }), self), reports));
   return h('section', { role: 'region', class: 'org', id: 'org', 'aria-labelledby': 'org-title', dataset: { id: person.id } },
     h('div', { class: 'card-toolbar' },
-      h('button', { type: 'button', class: 'button ghost back', onclick: () => ctx.openPerson(person.id) }, icon('back'), h('span', null, t('orgBack')))),
+      h('button', { type: 'button', class: 'button ghost back', onclick: () => ctx.openPerson(person.id) }, icon('back'), h('span', null, t('orgBack'))),
+      team && team.reports_total > 0 ? [h('span', { class: 'spacer' }), teamPinButton(person, ctx)] : null),
     h('h2', { id: 'org-title', tabindex: '-1' }, t('orgChartOf', { name: person.display_name })),
     root);
 }

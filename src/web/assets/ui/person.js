@@ -150,6 +150,16 @@ export function pinButton(person, ctx, { tabbable = true, withText = false } = {
   }, icon('pin'), withText ? h('span', null, on ? t('unpin') : t('pin')) : null);
 }
 
+/** The team pin toggle (aria-pressed) for someone with direct reports: their team on the board. */
+export function teamPinButton(person, ctx) {
+  const on = ctx.isTeamPinned(person.id);
+  return h('button', {
+    type: 'button', class: ['button', 'pin-team', on ? 'is-on' : null], 'aria-pressed': on ? 'true' : 'false',
+    title: t(on ? 'unpinTeamOf' : 'pinTeamOf', { name: person.display_name }), dataset: { pinTeam: person.id, name: person.display_name },
+    onclick: (e) => { e.stopPropagation(); ctx.toggleTeam(person); },
+  }, icon('team'), h('span', null, t(on ? 'unpinTeam' : 'pinTeam')), h('kbd', null, 't'));
+}
+
 /** A small clickable person: dot, name, title; opens them. */
 export function personChip(person, ctx, { withTitle = true } = {}) {
   return h('button', {
