@@ -47,7 +47,7 @@ pub fn app_state(
         },
         config: Arc::new(config.clone()),
         federation: Arc::new(crate::federation::Federation::new(&config.federation)?),
-        notes_changed: tokio::sync::broadcast::channel(1024).0,
+        notes: crate::http::notes::NotesFeed::default(),
     })
 }
 
@@ -111,6 +111,9 @@ pub async fn start(config: &Config, pool: &PgPool, clock: Clock) -> Result<(AppS
         audit,
         clock,
     )?;
+    tasks.push(tokio::spawn(
+        state.notes.clone().follow(pool.clone(), stopped.clone()),
+    ));
     Ok((
         state,
         Background {

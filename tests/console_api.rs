@@ -294,6 +294,43 @@ async fn an_absence_note_reaches_open_presence_streams() {
         })
         .await;
     assert_eq!(change["id"], ann.to_string());
+
+    // A note set through another server on the same database (the second of a balanced pair)
+    // reaches this server's stream through PostgreSQL, as `serve` follows it.
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(app.state.notes.clone().follow(app.db.pool.clone(), stopped));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND query LIKE 'LISTEN %switchboard_notes%'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .expect("activity")
+        == 0
+    {
+        assert!(Instant::now() < deadline, "the server listens for notes");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut other = app.state.clone();
+    other.notes = switchboard::http::notes::NotesFeed::default();
+    let response = tower::ServiceExt::oneshot(
+        switchboard::http::router(other),
+        Request::put(format!("/api/v1/people/{ann}/notes/absence"))
+            .header("authorization", format!("Bearer {}", app.token))
+            .header("content-type", "application/json")
+            .body(Body::from(json!({"text": "Set elsewhere"}).to_string()))
+            .expect("request"),
+    )
+    .await
+    .expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    let change = sse
+        .next(&mut stream, Duration::from_secs(5), |v| {
+            v["absence"]["text"] == "Set elsewhere"
+        })
+        .await;
+    assert_eq!(change["id"], ann.to_string());
 }
 
 #[tokio::test]

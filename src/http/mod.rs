@@ -59,8 +59,8 @@ pub struct AppState {
     pub config: Arc<crate::config::Config>,
     /// Partners' directories our staff may search.
     pub federation: Arc<crate::federation::Federation>,
-    /// Whose notes changed (set or cleared here): open presence streams tell their pages.
-    pub notes_changed: tokio::sync::broadcast::Sender<uuid::Uuid>,
+    /// Whose notes changed (here or on another server): open presence streams tell their pages.
+    pub notes: notes::NotesFeed,
 }
 
 impl AppState {

@@ -20,6 +20,96 @@ use crate::audit::AuditEvent;
 use crate::domain::Note;
 use crate::error::{Error, Result};
 
+/// Where servers sharing a database tell each other whose notes changed: `<server>:<person>`.
+pub const NOTES_CHANNEL: &str = "switchboard_notes";
+
+/// Whose notes changed, for open presence streams: told by this server at once, and by every
+/// other server on the same database through PostgreSQL (LISTEN/NOTIFY), so a receptionist
+/// behind another server of a balanced pair sees a note as soon as one set here.
+#[derive(Clone)]
+pub struct NotesFeed {
+    local: tokio::sync::broadcast::Sender<Uuid>,
+    /// This server, so that its own notices are not told twice.
+    server: Uuid,
+}
+
+impl Default for NotesFeed {
+    fn default() -> Self {
+        NotesFeed {
+            local: tokio::sync::broadcast::channel(1024).0,
+            server: Uuid::new_v4(),
+        }
+    }
+}
+
+impl NotesFeed {
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
+        self.local.subscribe()
+    }
+
+    /// Tells this server's streams now, and the other servers' after PostgreSQL passes it on.
+    /// A lost notice costs only time: pages read notes again when they reload a card.
+    async fn announce(&self, pool: &PgPool, id: Uuid) {
+        let _ = self.local.send(id);
+        if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(NOTES_CHANNEL)
+            .bind(format!("{}:{id}", self.server))
+            .execute(pool)
+            .await
+        {
+            tracing::warn!(error = %e, "could not tell other servers of a note");
+        }
+    }
+
+    /// Passes on what other servers announce until `stop` turns true. sqlx's listener
+    /// reconnects by itself after the database goes away.
+    pub async fn follow(self, pool: PgPool, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut listener = loop {
+            match Self::listen(&pool).await {
+                Ok(listener) => break listener,
+                Err(e) => tracing::warn!(error = %e, "cannot listen for other servers' notes"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        };
+        loop {
+            let notice = tokio::select! {
+                notice = listener.recv() => notice,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            match notice {
+                Ok(notice) => {
+                    if let Some(id) = self.from_elsewhere(notice.payload()) {
+                        let _ = self.local.send(id);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "listening for other servers' notes");
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn listen(pool: &PgPool) -> Result<sqlx::postgres::PgListener> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.listen(NOTES_CHANNEL).await?;
+        Ok(listener)
+    }
+
+    /// The person a notice is about, unless this server sent it (or it is not one).
+    fn from_elsewhere(&self, payload: &str) -> Option<Uuid> {
+        let (server, id) = payload.split_once(':')?;
+        let server = Uuid::parse_str(server).ok()?;
+        (server != self.server).then(|| Uuid::parse_str(id).ok())?
+    }
+}
+
 /// Longest note, in characters.
 pub const MAX_NOTE: usize = 500;
 
@@ -203,7 +293,7 @@ async fn set(
         .status(200);
     event.people = vec![id];
     state.audit.record(event);
-    let _ = state.notes_changed.send(id);
+    state.notes.announce(&state.pool, id).await;
     Ok(Json(Note {
         text,
         until: request.until,
@@ -232,7 +322,7 @@ async fn clear(
     .status(204);
     event.people = vec![id];
     state.audit.record(event);
-    let _ = state.notes_changed.send(id);
+    state.notes.announce(&state.pool, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -293,4 +383,23 @@ pub async fn delete_note(
     Path(path): Path<(String, String)>,
 ) -> Result<StatusCode> {
     clear(&state, &principal, path).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_passes_on_other_servers_notices_only() {
+        let (feed, other) = (NotesFeed::default(), NotesFeed::default());
+        let id = Uuid::now_v7();
+        assert_eq!(
+            feed.from_elsewhere(&format!("{}:{id}", other.server)),
+            Some(id)
+        );
+        assert_eq!(feed.from_elsewhere(&format!("{}:{id}", feed.server)), None);
+        for odd in ["", "x", &format!("{}:nope", other.server), &id.to_string()] {
+            assert_eq!(feed.from_elsewhere(odd), None, "{odd}");
+        }
+    }
 }

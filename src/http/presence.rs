@@ -476,7 +476,7 @@ async fn open_stream(
     let rx = hub.subscribe();
     let notes = (principal.partner.is_none()
         && principal.policy.shows(crate::access::PersonField::Notes))
-    .then(|| state.notes_changed.subscribe());
+    .then(|| state.notes.subscribe());
     // The stream ends when the server shuts down (graceful shutdown waits for every connection).
     let stop = hub.stop_signal();
     let first = snapshot(&hub, &principal.policy, &ids, principal.partner.as_deref());
