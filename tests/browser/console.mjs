@@ -576,26 +576,48 @@ async function main() {
       check(prefixes.length >= 20, 'enough prefixes to measure');
       await page.evaluate(() => {
         // The moment of the keystroke: its keydown, or for characters typed without one
-        // (Playwright inserts letters outside the US layout as text), its beforeinput.
+        // (Playwright inserts letters outside the US layout as text), its beforeinput. Reset
+        // before each key: the fill before it has a beforeinput of its own, which must not
+        // stand for the key (it did once, adding the wait for the previous results to
+        // every Greek, Korean and Polish letter).
         window.__keydown = 0;
         document.addEventListener('keydown', (e) => { window.__keydown = e.timeStamp; }, { capture: true });
-        document.addEventListener('beforeinput', (e) => { if (e.timeStamp - window.__keydown > 50) window.__keydown = e.timeStamp; }, { capture: true });
+        document.addEventListener('beforeinput', (e) => { if (!window.__keydown) window.__keydown = e.timeStamp; }, { capture: true });
       });
       const times = [];
       for (const prefix of prefixes) {
         await page.fill('#q', prefix.slice(0, -1));
         await waitIn(page, (q) => document.getElementById('results').dataset.query === q, prefix.slice(0, -1), `results for "${prefix.slice(0, -1)}"`);
-        await page.evaluate(() => performance.clearMarks('switchboard:render'));
+        await page.evaluate(() => { performance.clearMarks('switchboard:render'); window.__keydown = 0; });
         await page.keyboard.type(prefix.slice(-1));
         await waitIn(page, (q) => document.getElementById('results').dataset.query === q, prefix, `results for "${prefix}"`);
-        const ms = await page.evaluate((q) => {
+        const timing = await page.evaluate((q) => {
           const marks = performance.getEntriesByName('switchboard:render').filter((m) => m.detail && m.detail.query === q);
-          return marks.length ? marks[marks.length - 1].startTime - window.__keydown : NaN;
+          if (!marks.length) return null;
+          const rendered = marks[marks.length - 1].startTime;
+          // The search's own request (not the facet counts'): when it left and when it was answered.
+          const asked = performance.getEntriesByType('resource').filter((r) => {
+            const url = new URL(r.name);
+            return url.pathname === '/api/v1/people' && url.searchParams.get('q') === q && !url.searchParams.has('facets');
+          }).pop();
+          return {
+            total: rendered - window.__keydown,
+            sent: asked ? asked.startTime - window.__keydown : NaN,
+            answered: asked ? asked.responseEnd - asked.startTime : NaN,
+            drawn: asked ? rendered - asked.responseEnd : NaN,
+          };
         }, prefix);
-        if (Number.isFinite(ms)) times.push(ms);
+        if (timing && Number.isFinite(timing.total)) times.push({ prefix, ...timing });
       }
-      times.sort((a, b) => a - b);
-      console.log(`keystroke-to-render p50=${percentile(times, 50).toFixed(1)} p95=${percentile(times, 95).toFixed(1)} ms (n=${times.length})`);
+      times.sort((a, b) => a.total - b.total);
+      const totals = times.map((x) => x.total);
+      console.log(`keystroke-to-render p50=${percentile(totals, 50).toFixed(1)} p95=${percentile(totals, 95).toFixed(1)} ms (n=${times.length})`);
+      // Where the slowest twentieth went: key → request sent, request → answer, answer → drawn.
+      const slow = times.slice(Math.floor(times.length * 0.95));
+      if (env.DETAIL) {
+        for (const x of times) console.log(`  ${JSON.stringify(x.prefix)} ${x.total.toFixed(1)} sent +${x.sent.toFixed(1)} answered +${x.answered.toFixed(1)} drawn +${x.drawn.toFixed(1)}`);
+      }
+      console.log('  slowest: ' + slow.map((x) => `${JSON.stringify(x.prefix)} ${x.total.toFixed(0)} ms (sent +${x.sent.toFixed(0)}, answered +${x.answered.toFixed(0)}, drawn +${x.drawn.toFixed(0)})`).join('; '));
       check(times.length >= 20, 'enough measurements');
     });
 
