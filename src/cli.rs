@@ -993,7 +993,26 @@ async fn run_import(
 ) -> Result<ImportReport> {
     let phones = config.phones(Some(&opts.source))?;
     let progress = spinner();
-    let result = sync::import(&db.pool, raw, &phones, opts, &progress).await;
+    // A first load into an empty index that no server holds is indexed as it is written (the
+    // server merges its segments when it starts); otherwise a running server's indexer follows
+    // the import, or the next one to start catches up.
+    let mut indexer = None;
+    if !opts.dry_run {
+        let index = SearchIndex::open(&config.index_dir())?;
+        if index.num_docs() == 0 {
+            match Indexer::new(index, db.pool.clone(), config.search.writer_memory_mb) {
+                Ok(i) => indexer = Some(i),
+                Err(Error::IndexLocked) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let result = match indexer.as_mut() {
+        Some(indexer) => {
+            sync::import_indexing(&db.pool, raw, &phones, opts, &progress, indexer).await
+        }
+        None => sync::import(&db.pool, raw, &phones, opts, &progress).await,
+    };
     progress.finish_and_clear();
     result
 }

@@ -643,3 +643,106 @@ async fn person_sources_always_name_a_known_source() {
         .await
         .expect("unused source deleted");
 }
+
+/// The demo company's first `n` people as a parsed CSV file.
+fn demo_file(n: usize, seed: u64) -> switchboard::sync::RawBatch {
+    let mut csv = Vec::new();
+    switchboard::sources::csv::write_records(&mut csv, &switchboard::demo::generate(n, seed))
+        .expect("csv");
+    switchboard::sources::csv::parse(&csv, &Default::default()).expect("parse")
+}
+
+/// What searching `index` for each query finds, whole (stored documents and order).
+fn answers(index: &switchboard::search::SearchIndex, queries: &[&str]) -> Vec<serde_json::Value> {
+    queries
+        .iter()
+        .map(|q| {
+            let found = index.search(q, 5_000, 0).expect("search");
+            serde_json::json!({"q": q, "total": found.total, "hits": found.hits})
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_first_load_is_indexed_while_written_exactly_as_the_indexer_would() {
+    let mut app = TestApp::new().await;
+    let phones = switchboard::domain::PhoneNormalizer::new("GB").expect("region");
+    let opts = options("hr");
+    let report = switchboard::sync::import_indexing(
+        &app.db.pool,
+        demo_file(3_000, 11),
+        &phones,
+        &opts,
+        &indicatif::ProgressBar::hidden(),
+        &mut app.indexer,
+    )
+    .await
+    .expect("import");
+    assert_eq!(report.counts.added, 3_000);
+    assert!(report.timings.index > 0.0, "indexed while written");
+    // Committed at the import's last change: nothing is left for the catch-up.
+    assert_eq!(app.index.num_docs(), 3_000);
+    assert_eq!(app.indexer.catch_up().await.expect("catch up"), 0);
+
+    // The same people indexed the usual way, read back from PostgreSQL.
+    let dir = tempfile::tempdir().expect("dir");
+    let other = switchboard::search::SearchIndex::open(dir.path()).expect("index");
+    let mut indexer =
+        switchboard::search::indexer::Indexer::new(other.clone(), app.db.pool.clone(), 50)
+            .expect("indexer");
+    assert_eq!(indexer.catch_up().await.expect("catch up"), 3_000);
+    let queries = [
+        "",
+        "a",
+        "smi",
+        "müller",
+        "maria garcia",
+        "+44 20",
+        "london",
+        "engineering",
+        "ιω",
+        "王",
+        "jon smyth",
+    ];
+    assert_eq!(answers(&app.index, &queries), answers(&other, &queries));
+
+    // Not a first load any more: an update goes through the change log as always.
+    let report = switchboard::sync::import_indexing(
+        &app.db.pool,
+        demo_file(3_001, 11),
+        &phones,
+        &opts,
+        &indicatif::ProgressBar::hidden(),
+        &mut app.indexer,
+    )
+    .await
+    .expect("second import");
+    assert_eq!((report.counts.added, report.timings.index), (1, 0.0));
+    assert_eq!(
+        app.indexer.catch_up().await.expect("catch up"),
+        report.changes.len()
+    );
+    assert_eq!(app.index.num_docs(), 3_001);
+
+    // An empty index that has not applied every change (a new index beside a directory that
+    // has people) is not a first load either: the catch-up reads everyone back.
+    let dir = tempfile::tempdir().expect("dir");
+    let fresh = switchboard::search::SearchIndex::open(dir.path()).expect("index");
+    let mut indexer =
+        switchboard::search::indexer::Indexer::new(fresh.clone(), app.db.pool.clone(), 50)
+            .expect("indexer");
+    let newcomer = "external_id,given_name,family_name,email\nn1,Nora,Newcomer,nora.newcomer@elsewhere.example\n";
+    let report = switchboard::sync::import_indexing(
+        &app.db.pool,
+        switchboard::sources::csv::parse(newcomer.as_bytes(), &Default::default()).expect("parse"),
+        &phones,
+        &options("crm"),
+        &indicatif::ProgressBar::hidden(),
+        &mut indexer,
+    )
+    .await
+    .expect("third import");
+    assert_eq!((report.counts.added, report.timings.index), (1, 0.0));
+    assert_eq!(fresh.num_docs(), 0);
+    assert!(indexer.catch_up().await.expect("catch up") > 3_000);
+}

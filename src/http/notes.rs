@@ -81,7 +81,7 @@ impl NotesFeed {
             };
             match notice {
                 Ok(notice) => {
-                    if let Some(id) = self.from_elsewhere(notice.payload()) {
+                    if let Some(id) = self.elsewhere_about(notice.payload()) {
                         let _ = self.local.send(id);
                     }
                 }
@@ -103,7 +103,7 @@ impl NotesFeed {
     }
 
     /// The person a notice is about, unless this server sent it (or it is not one).
-    fn from_elsewhere(&self, payload: &str) -> Option<Uuid> {
+    fn elsewhere_about(&self, payload: &str) -> Option<Uuid> {
         let (server, id) = payload.split_once(':')?;
         let server = Uuid::parse_str(server).ok()?;
         (server != self.server).then(|| Uuid::parse_str(id).ok())?
@@ -394,12 +394,12 @@ mod tests {
         let (feed, other) = (NotesFeed::default(), NotesFeed::default());
         let id = Uuid::now_v7();
         assert_eq!(
-            feed.from_elsewhere(&format!("{}:{id}", other.server)),
+            feed.elsewhere_about(&format!("{}:{id}", other.server)),
             Some(id)
         );
-        assert_eq!(feed.from_elsewhere(&format!("{}:{id}", feed.server)), None);
+        assert_eq!(feed.elsewhere_about(&format!("{}:{id}", feed.server)), None);
         for odd in ["", "x", &format!("{}:nope", other.server), &id.to_string()] {
-            assert_eq!(feed.from_elsewhere(odd), None, "{odd}");
+            assert_eq!(feed.elsewhere_about(odd), None, "{odd}");
         }
     }
 }

@@ -30,6 +30,11 @@ const MERGE_AFTER: usize = 50_000;
 /// How often to look for changes when no notification arrives.
 const POLL: Duration = Duration::from_secs(5);
 
+/// A first load being indexed while the import writes it (see [`Indexer::start_bulk`]).
+pub struct BulkLoad {
+    task: tokio::task::JoinHandle<(IndexWriter, Result<()>)>,
+}
+
 pub struct Indexer {
     index: SearchIndex,
     writer: Option<IndexWriter>,
@@ -114,6 +119,57 @@ impl Indexer {
         Ok(applied)
     }
 
+    /// Whether a first load may be indexed by the import that writes it (see
+    /// [`Indexer::start_bulk`]): the index is empty, holds nothing uncommitted, and has applied
+    /// every change up to `latest`, so what the import adds is all there will be to index.
+    pub fn can_take_first_load(&self, latest: i64) -> Result<bool> {
+        Ok(!self.pending && self.index.num_docs() == 0 && self.index.applied_seq()? == latest)
+    }
+
+    /// Starts indexing `rows` (a first load's people, as the import is about to write them) on
+    /// a blocking thread, while the import writes them to PostgreSQL. The import then commits
+    /// them with [`Indexer::finish_bulk`] after its own commit, or drops them with
+    /// [`Indexer::abandon_bulk`].
+    pub fn start_bulk(&mut self, mut rows: Vec<PersonRow>) -> Result<BulkLoad> {
+        let mut writer = self
+            .writer
+            .take()
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("index writer lost")))?;
+        self.pending = true;
+        let fields = self.index.fields();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut result = Ok(());
+            while !rows.is_empty() && result.is_ok() {
+                let rest = rows.split_off(rows.len().min(SORT_CHUNK));
+                result = add_sorted(&mut writer, &fields, std::mem::replace(&mut rows, rest));
+            }
+            (writer, result)
+        });
+        Ok(BulkLoad { task })
+    }
+
+    /// Waits for a bulk load's documents and commits them as applied up to `seq` (the last
+    /// change the import wrote, committed already).
+    pub async fn finish_bulk(&mut self, load: BulkLoad, seq: i64) -> Result<()> {
+        self.take_back(load).await?;
+        self.commit(seq).await
+    }
+
+    /// Drops a bulk load's documents (the import failed): the index is as it was.
+    pub async fn abandon_bulk(&mut self, load: BulkLoad) -> Result<()> {
+        let added = self.take_back(load).await;
+        self.with_writer(|writer| Ok(writer.rollback().map(|_| ())?))
+            .await?;
+        self.pending = false;
+        added.map(|_| ())
+    }
+
+    async fn take_back(&mut self, load: BulkLoad) -> Result<()> {
+        let (writer, result) = load.task.await.map_err(|e| Error::Internal(e.into()))?;
+        self.writer = Some(writer);
+        result
+    }
+
     /// Merges every segment into one and makes the result searchable. A bulk load leaves a
     /// segment per indexing thread and memory budget; every search looks each of its terms up
     /// in every segment, so one segment makes searches cheaper.
@@ -122,6 +178,14 @@ impl Indexer {
             finish_merge(self.index.clone(), merge).await;
         }
         Ok(())
+    }
+
+    /// Whether the index is large and no segment holds most of it (as a bulk load leaves it).
+    fn scattered(&self) -> bool {
+        let sizes = self.index.segment_sizes();
+        let total: u64 = sizes.iter().sum();
+        let largest = sizes.iter().copied().max().unwrap_or(0);
+        total >= MERGE_AFTER as u64 && largest * 10 < total * 9
     }
 
     fn start_merge(&mut self) -> Result<Option<Merge>> {
@@ -214,6 +278,17 @@ impl Indexer {
     /// catch-up succeeded.
     pub async fn run(mut self, ready: Arc<AtomicBool>, mut shutdown: watch::Receiver<bool>) {
         let mut listener = self.listen().await;
+        // A first load indexed by its import leaves a segment per indexing thread and memory
+        // budget: merged in the background, as after a long catch-up.
+        if self.scattered() {
+            match self.start_merge() {
+                Ok(Some(merge)) => {
+                    tokio::spawn(finish_merge(self.index.clone(), merge));
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot merge index segments"),
+            }
+        }
         loop {
             // A long catch-up (a million people after a bulk import) must not delay shutdown;
             // what it had not committed is redone from the stored position next time.

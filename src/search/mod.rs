@@ -439,6 +439,16 @@ impl SearchIndex {
         self.reader.searcher().num_docs()
     }
 
+    /// How many documents each segment holds.
+    pub fn segment_sizes(&self) -> Vec<u64> {
+        self.reader
+            .searcher()
+            .segment_readers()
+            .iter()
+            .map(|s| u64::from(s.num_docs()))
+            .collect()
+    }
+
     /// Searches for `q`; an empty query lists everyone alphabetically.
     pub fn search(&self, q: &str, limit: usize, offset: usize) -> Result<SearchResults> {
         self.search_with(&SearchRequest {

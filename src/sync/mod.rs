@@ -14,10 +14,12 @@ use uuid::Uuid;
 
 use crate::config::MergeConfig;
 use crate::db::copy::{copy_rows, CopyRow};
+use crate::db::people::PersonRow;
 use crate::db::runs::{self, Counts, Reject};
 use crate::db::{CHANGES_CHANNEL, WRITE_LOCK_KEY};
 use crate::domain::{NormalizedRecord, PhoneNormalizer, Photo, RecordError, SourceRecord};
 use crate::error::{Error, Result};
+use crate::search::indexer::Indexer;
 
 /// What a source read: records with the line they start on, rows it could not read at all, and
 /// (incremental syncs) the ids the source says are gone.
@@ -124,6 +126,9 @@ pub struct Timings {
     pub compare: f64,
     /// Writing the changes and committing.
     pub write: f64,
+    /// After the commit, finishing and committing the documents of a first load indexed while
+    /// it was written (0 when the indexer's catch-up indexes the changes instead).
+    pub index: f64,
 }
 
 #[derive(Debug)]
@@ -141,17 +146,46 @@ struct Existing {
 /// run, the run is recorded as failed with the reason.
 pub async fn import(
     pool: &PgPool,
-    mut raw: RawBatch,
+    raw: RawBatch,
     phones: &PhoneNormalizer,
     opts: &ImportOptions,
     progress: &ProgressBar,
 ) -> Result<ImportReport> {
+    import_with(pool, raw, phones, opts, progress, None).await
+}
+
+/// As [`import`], by a process that holds the index writer: a first load (into an empty index
+/// that has applied every change) is indexed while PostgreSQL writes it, and committed to the
+/// index right after the import commits. Anything else is left to the indexer's catch-up.
+pub async fn import_indexing(
+    pool: &PgPool,
+    raw: RawBatch,
+    phones: &PhoneNormalizer,
+    opts: &ImportOptions,
+    progress: &ProgressBar,
+    indexer: &mut Indexer,
+) -> Result<ImportReport> {
+    import_with(pool, raw, phones, opts, progress, Some(indexer)).await
+}
+
+async fn import_with(
+    pool: &PgPool,
+    mut raw: RawBatch,
+    phones: &PhoneNormalizer,
+    opts: &ImportOptions,
+    progress: &ProgressBar,
+    indexer: Option<&mut Indexer>,
+) -> Result<ImportReport> {
     progress.set_message("validating");
     let started = std::time::Instant::now();
     let removals = std::mem::take(&mut raw.removals);
-    let (records, rejects) = validate(raw, phones);
+    // Every core parses phone numbers: off the async workers.
+    let phones = phones.clone();
+    let (records, rejects) = tokio::task::spawn_blocking(move || validate(raw, &phones))
+        .await
+        .map_err(|e| Error::Internal(e.into()))?;
     let validated = started.elapsed().as_secs_f64();
-    import_validated(
+    import_validated_with(
         pool,
         Validated {
             records,
@@ -161,6 +195,7 @@ pub async fn import(
         validated,
         opts,
         progress,
+        indexer,
     )
     .await
 }
@@ -183,11 +218,17 @@ pub async fn import_validated(
     opts: &ImportOptions,
     progress: &ProgressBar,
 ) -> Result<ImportReport> {
-    let Validated {
-        records,
-        rejects,
-        removals,
-    } = batch;
+    import_validated_with(pool, batch, validate_seconds, opts, progress, None).await
+}
+
+async fn import_validated_with(
+    pool: &PgPool,
+    batch: Validated,
+    validate_seconds: f64,
+    opts: &ImportOptions,
+    progress: &ProgressBar,
+    indexer: Option<&mut Indexer>,
+) -> Result<ImportReport> {
     let validated = validate_seconds;
     // The lease lives until the run is recorded as done (or this process dies).
     let (run_id, _lease) = if opts.dry_run {
@@ -200,24 +241,16 @@ pub async fn import_validated(
         let (id, lease) = runs::start(pool, &opts.source, &opts.kind, mode).await?;
         (Some(id), Some(lease))
     };
-    match apply(
-        pool,
-        &records,
-        &removals,
-        rejects.clone(),
-        opts,
-        run_id,
-        progress,
-    )
-    .await
-    {
+    match apply(pool, &batch, opts, run_id, progress, indexer).await {
         Ok(mut report) => {
             report.timings.validate = validated;
             Ok(report)
         }
         Err(e) => {
             if let Some(run_id) = run_id {
-                if let Err(record_err) = runs::fail(pool, run_id, &e.to_string(), &rejects).await {
+                if let Err(record_err) =
+                    runs::fail(pool, run_id, &e.to_string(), &batch.rejects).await
+                {
                     tracing::error!(error = %record_err, run_id, "could not record failed run");
                 }
             }
@@ -330,13 +363,14 @@ pub fn refuse_duplicates(
 
 async fn apply(
     pool: &PgPool,
-    records: &[(Option<u64>, NormalizedRecord)],
-    removals: &[String],
-    rejects: Vec<Reject>,
+    batch: &Validated,
     opts: &ImportOptions,
     run_id: Option<i64>,
     progress: &ProgressBar,
+    indexer: Option<&mut Indexer>,
 ) -> Result<ImportReport> {
+    let (records, removals) = (&batch.records, &batch.removals);
+    let rejects = batch.rejects.clone();
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(WRITE_LOCK_KEY)
@@ -497,6 +531,32 @@ async fn apply(
     }
     let started = std::time::Instant::now();
 
+    // A first load, by a process holding the index writer: indexed on the other core while
+    // PostgreSQL writes it (the write leaves one core idle), instead of read back afterwards.
+    let mut bulk = None;
+    if let Some(indexer) = indexer {
+        let only_added = !added.is_empty()
+            && updated.is_empty()
+            && updated_shared.is_empty()
+            && joined.is_empty()
+            && removed.is_empty()
+            && detached.is_empty();
+        if only_added {
+            let latest: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM change_log")
+                .fetch_one(&mut *tx)
+                .await?;
+            if indexer.can_take_first_load(latest)? {
+                // The time the rows are stamped with (the transaction's).
+                let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let rows = first_load_rows(records, &added, &ids, &managers, now);
+                bulk = Some((indexer.start_bulk(rows)?, indexer));
+            }
+        }
+    }
+    let indexing = bulk.is_some();
+    let written: Result<Option<i64>> = async {
     progress.set_message(format!("writing {} changes", changes.len()));
     let record_row = |row: &mut CopyRow, i: usize| {
         let rec = &records[i].1;
@@ -619,12 +679,47 @@ async fn apply(
             .execute(&mut *tx)
             .await?;
     }
+    // The last change written: where an index holding this first load stands.
+    let last_seq = if indexing {
+        Some(
+            sqlx::query_scalar("SELECT currval(pg_get_serial_sequence('change_log', 'seq'))")
+                .fetch_one(&mut *tx)
+                .await?,
+        )
+    } else {
+        None
+    };
     if let Some(run_id) = run_id {
         runs::succeed(&mut tx, run_id, &counts, &rejects, &warnings).await?;
     }
     tx.commit().await?;
-    progress.set_message("done");
+    Ok(last_seq)
+    }
+    .await;
     timings.write = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
+    match (written, bulk) {
+        (Ok(last_seq), Some((load, indexer))) => {
+            progress.set_message("indexing");
+            // Committed already: an index that fails here catches up from the change log.
+            if let Err(e) = indexer
+                .finish_bulk(load, last_seq.unwrap_or_default())
+                .await
+            {
+                tracing::warn!(error = %e, "indexing the first load failed; the indexer will catch up");
+            }
+            timings.index = started.elapsed().as_secs_f64();
+        }
+        (Ok(_), None) => {}
+        (Err(e), Some((load, indexer))) => {
+            if let Err(e) = indexer.abandon_bulk(load).await {
+                tracing::warn!(error = %e, "dropping a failed first load's documents");
+            }
+            return Err(e);
+        }
+        (Err(e), None) => return Err(e),
+    }
+    progress.set_message("done");
     Ok(ImportReport {
         run_id,
         dry_run: false,
@@ -634,6 +729,50 @@ async fn apply(
         warnings,
         timings,
     })
+}
+
+/// The people of a first load as the indexer would read them back from PostgreSQL (a new
+/// person's own sharing choice is not made yet; their manager, if any, is in the same load).
+fn first_load_rows(
+    records: &[(Option<u64>, NormalizedRecord)],
+    added: &[usize],
+    ids: &[Uuid],
+    managers: &[Option<Uuid>],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<PersonRow> {
+    let names: HashMap<Uuid, &str> = added
+        .iter()
+        .map(|&i| (ids[i], records[i].1.display_name.as_str()))
+        .collect();
+    added
+        .iter()
+        .map(|&i| {
+            let rec = &records[i].1;
+            PersonRow {
+                id: ids[i],
+                display_name: rec.display_name.clone(),
+                given_name: rec.given_name.clone(),
+                family_name: rec.family_name.clone(),
+                nicknames: rec.nicknames.clone(),
+                title: rec.title.clone(),
+                department: rec.department.clone(),
+                org_unit: rec.org_unit.clone(),
+                location: rec.location.clone(),
+                manager_id: managers[i],
+                manager_name: managers[i]
+                    .and_then(|m| names.get(&m))
+                    .map(|n| n.to_string()),
+                phones: sqlx::types::Json(rec.phones.clone()),
+                emails: rec.emails.clone(),
+                im: rec.im.clone(),
+                photo_url: rec.photo_url.clone(),
+                created_at: now,
+                updated_at: now,
+                deleted_at: None,
+                partner_sharing: rec.partner_sharing,
+            }
+        })
+        .collect()
 }
 
 /// Each record's `content_hash`, on every core (each serializes the whole record).
