@@ -996,17 +996,14 @@ async fn run_import(
     // A first load into an empty index that no server holds is indexed as it is written (the
     // server merges its segments when it starts); otherwise a running server's indexer follows
     // the import, or the next one to start catches up.
-    let mut indexer = None;
-    if !opts.dry_run {
-        let index = SearchIndex::open(&config.index_dir())?;
-        if index.num_docs() == 0 {
-            match Indexer::new(index, db.pool.clone(), config.search.writer_memory_mb) {
-                Ok(i) => indexer = Some(i),
-                Err(Error::IndexLocked) => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
+    let mut indexer = if opts.dry_run {
+        None
+    } else {
+        first_load_indexer(config, db).await.unwrap_or_else(|e| {
+            tracing::info!(error = %e, "the import leaves indexing to the server");
+            None
+        })
+    };
     let result = match indexer.as_mut() {
         Some(indexer) => {
             sync::import_indexing(&db.pool, raw, &phones, opts, &progress, indexer).await
@@ -1015,6 +1012,23 @@ async fn run_import(
     };
     progress.finish_and_clear();
     result
+}
+
+/// The index writer, when this import may be a first load: the index is empty and has applied
+/// every change (a fresh installation). Otherwise the writer is not taken (a server starting
+/// meanwhile would find it locked), and an index this process cannot open costs the import
+/// nothing: a server's indexer follows the change log.
+async fn first_load_indexer(config: &Config, db: &Database) -> Result<Option<Indexer>> {
+    let index = SearchIndex::open(&config.index_dir())?;
+    let latest = people::latest_change(&mut *db.pool.acquire().await?).await?;
+    if index.num_docs() > 0 || index.applied_seq()? != latest {
+        return Ok(None);
+    }
+    match Indexer::new(index, db.pool.clone(), config.search.writer_memory_mb) {
+        Ok(indexer) => Ok(Some(indexer)),
+        Err(Error::IndexLocked) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// A few of the demo company are away (one in a hundred): off sick, on leave, at a customer,

@@ -51,6 +51,29 @@ pub fn app_state(
     })
 }
 
+/// The index writer. Another process may hold it for a while (an import indexing a first
+/// load): waited for, up to two minutes, saying so; then `IndexLocked` (another server on the
+/// same data directory holds it for good).
+async fn take_index(index: &SearchIndex, pool: &PgPool, memory_mb: usize) -> Result<Indexer> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut said = false;
+    loop {
+        match Indexer::new(index.clone(), pool.clone(), memory_mb) {
+            Err(crate::error::Error::IndexLocked) if tokio::time::Instant::now() < deadline => {
+                if !said {
+                    tracing::warn!(
+                        "the search index is being written by another process (an import's \
+                         first load, or another server on this data directory); waiting up to 2 minutes"
+                    );
+                    said = true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            taken => return taken,
+        }
+    }
+}
+
 /// The background tasks of a running server.
 pub struct Background {
     stop: watch::Sender<bool>,
@@ -66,7 +89,7 @@ pub async fn start(config: &Config, pool: &PgPool, clock: Clock) -> Result<(AppS
     // Runs a killed import or sync left `running` will never finish: say so.
     crate::db::runs::fail_abandoned(pool).await?;
     let index = SearchIndex::open(&config.index_dir())?;
-    let indexer = Indexer::new(index.clone(), pool.clone(), config.search.writer_memory_mb)?;
+    let indexer = take_index(&index, pool, config.search.writer_memory_mb).await?;
     let ready = Arc::new(AtomicBool::new(false));
     let (stop, stopped) = watch::channel(false);
     let mut tasks = vec![tokio::spawn(indexer.run(ready.clone(), stopped.clone()))];

@@ -746,3 +746,55 @@ async fn a_first_load_is_indexed_while_written_exactly_as_the_indexer_would() {
     assert_eq!(fresh.num_docs(), 0);
     assert!(indexer.catch_up().await.expect("catch up") > 3_000);
 }
+
+#[tokio::test]
+async fn a_first_load_that_fails_leaves_the_index_as_it_was() {
+    let mut app = TestApp::new().await;
+    let phones = switchboard::domain::PhoneNormalizer::new("GB").expect("region");
+    // The database refuses the import's change log, after the people were written.
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'refused for the test'; END $$; \
+         CREATE TRIGGER refuse BEFORE INSERT ON change_log FOR EACH STATEMENT EXECUTE FUNCTION refuse();",
+    )
+    .execute(&app.db.pool)
+    .await
+    .expect("trigger");
+    let failed = switchboard::sync::import_indexing(
+        &app.db.pool,
+        demo_file(500, 3),
+        &phones,
+        &options("hr"),
+        &indicatif::ProgressBar::hidden(),
+        &mut app.indexer,
+    )
+    .await;
+    assert!(
+        failed
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("refused for the test")),
+        "{:?}",
+        failed.map(|r| r.counts)
+    );
+    assert_eq!(app.indexer.catch_up().await.expect("catch up"), 0);
+    app.index.reload().expect("reload");
+    assert_eq!(app.index.num_docs(), 0, "nothing of the failed load");
+
+    // The writer is back: the next first load is indexed as it is written.
+    sqlx::raw_sql("DROP TRIGGER refuse ON change_log")
+        .execute(&app.db.pool)
+        .await
+        .expect("drop");
+    let report = switchboard::sync::import_indexing(
+        &app.db.pool,
+        demo_file(500, 3),
+        &phones,
+        &options("hr"),
+        &indicatif::ProgressBar::hidden(),
+        &mut app.indexer,
+    )
+    .await
+    .expect("import");
+    assert!(report.timings.index > 0.0);
+    assert_eq!(app.index.num_docs(), 500);
+}

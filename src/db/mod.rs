@@ -118,8 +118,10 @@ pub async fn pool(options: PgConnectOptions, max_connections: u32) -> Result<PgP
     let options = options.log_statements(tracing::log::LevelFilter::Trace);
     // A request waits at most this for a connection: when the database is down (restarting,
     // say) it is answered 503 `unavailable` within seconds rather than held.
+    // A server keeps two connections listening for good (the indexer, notes from other
+    // servers): requests must still have some.
     Ok(PgPoolOptions::new()
-        .max_connections(max_connections.max(2))
+        .max_connections(max_connections.max(5))
         .acquire_timeout(Duration::from_secs(3))
         .connect_with(options)
         .await?)

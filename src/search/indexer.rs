@@ -33,6 +33,8 @@ const POLL: Duration = Duration::from_secs(5);
 /// A first load being indexed while the import writes it (see [`Indexer::start_bulk`]).
 pub struct BulkLoad {
     task: tokio::task::JoinHandle<(IndexWriter, Result<()>)>,
+    /// Set when the import failed: stop after the chunk under way.
+    stop: Arc<AtomicBool>,
 }
 
 pub struct Indexer {
@@ -137,15 +139,17 @@ impl Indexer {
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("index writer lost")))?;
         self.pending = true;
         let fields = self.index.fields();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
         let task = tokio::task::spawn_blocking(move || {
             let mut result = Ok(());
-            while !rows.is_empty() && result.is_ok() {
+            while !rows.is_empty() && result.is_ok() && !stopped.load(Ordering::Acquire) {
                 let rest = rows.split_off(rows.len().min(SORT_CHUNK));
                 result = add_sorted(&mut writer, &fields, std::mem::replace(&mut rows, rest));
             }
             (writer, result)
         });
-        Ok(BulkLoad { task })
+        Ok(BulkLoad { task, stop })
     }
 
     /// Waits for a bulk load's documents and commits them as applied up to `seq` (the last
@@ -157,6 +161,8 @@ impl Indexer {
 
     /// Drops a bulk load's documents (the import failed): the index is as it was.
     pub async fn abandon_bulk(&mut self, load: BulkLoad) -> Result<()> {
+        // What is left is not indexed: the chunk under way is the last.
+        load.stop.store(true, Ordering::Release);
         let added = self.take_back(load).await;
         self.with_writer(|writer| Ok(writer.rollback().map(|_| ())?))
             .await?;

@@ -542,16 +542,20 @@ async fn apply(
             && removed.is_empty()
             && detached.is_empty();
         if only_added {
-            let latest: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM change_log")
-                .fetch_one(&mut *tx)
-                .await?;
-            if indexer.can_take_first_load(latest)? {
+            let latest = crate::db::people::latest_change(&mut tx).await?;
+            // An index that cannot say costs the import nothing: the catch-up indexes it.
+            if indexer.can_take_first_load(latest).unwrap_or(false) {
                 // The time the rows are stamped with (the transaction's).
                 let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
                     .fetch_one(&mut *tx)
                     .await?;
                 let rows = first_load_rows(records, &added, &ids, &managers, now);
-                bulk = Some((indexer.start_bulk(rows)?, indexer));
+                match indexer.start_bulk(rows) {
+                    Ok(load) => bulk = Some((load, indexer)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot index the first load as it is written")
+                    }
+                }
             }
         }
     }
