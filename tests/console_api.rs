@@ -406,7 +406,8 @@ async fn a_deputy_is_named_by_the_person_or_reception_and_tried_first() {
     let (cookie, csrf) = app.sign_in("ann", "correct horse battery").await;
     let ann_session = (cookie.as_str(), csrf.as_str());
 
-    // Ann names Dora, her report, her deputy; she may not name Bob's; nobody is their own;
+    // Ann names Dora, her report, her deputy; she may not name Bob's; nobody is their own (a
+    // conflict);
     // someone out of her scope (Cy, Engineering) or nobody at all is not found.
     let (status, _, body) = app
         .send(deputy_request("PUT", ann_session, ann, Some(dora)))
@@ -415,7 +416,7 @@ async fn a_deputy_is_named_by_the_person_or_reception_and_tried_first() {
     assert_eq!(body["deputy"]["display_name"], "Dora Dean");
     for (whose, deputy, expected) in [
         (bob, dora, StatusCode::FORBIDDEN),
-        (ann, ann, StatusCode::BAD_REQUEST),
+        (ann, ann, StatusCode::CONFLICT),
         (ann, cy, StatusCode::NOT_FOUND),
         (ann, uuid::Uuid::nil(), StatusCode::NOT_FOUND),
     ] {

@@ -63,10 +63,11 @@ pub async fn of(
     security(("session" = ["self", "receptionist"]), ("bearer" = ["receptionist"])),
     responses(
         (status = 200, description = "The deputy, with presence", body = Deputy),
-        (status = 400, description = "Bad id, or the person themselves", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad id", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Someone else's, and not reception", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such person or deputy", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The person themselves: nobody is their own deputy", body = super::error::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn put_deputy(
@@ -78,7 +79,7 @@ pub async fn put_deputy(
     let id = super::notes::parse_id(&id)?;
     let Json(request) = body.map_err(super::error::json_body)?;
     if request.id == id {
-        return Err(Error::invalid("id", "nobody is their own deputy"));
+        return Err(Error::Conflict("nobody is their own deputy".into()));
     }
     super::notes::may_edit(&state, &principal, id).await?;
     // A deputy out of the caller's scope is nobody, as everywhere.

@@ -486,8 +486,7 @@ async function removeDeputy(person) {
 }
 
 function deputyError(e) {
-  // The contract says `invalid`; the server's errors name it `invalid_parameter`: either.
-  if (e.status === 400 && (e.code === 'invalid' || e.code === 'invalid_parameter')) return t('deputySelf');
+  if (e.status === 409) return t('deputySelf');
   if (e.status === 403) return t('deputyForbidden');
   if (e.status === 404) return t('deputyUnknown');
   return errorText(e);
