@@ -652,6 +652,18 @@ fn demo_file(n: usize, seed: u64) -> switchboard::sync::RawBatch {
     switchboard::sources::csv::parse(&csv, &Default::default()).expect("parse")
 }
 
+/// Imports `raw` as `switchboard import` does with the index writer at hand (region GB).
+async fn import_indexing(
+    pool: &sqlx::PgPool,
+    raw: switchboard::sync::RawBatch,
+    opts: &switchboard::sync::ImportOptions,
+    indexer: &mut switchboard::search::indexer::Indexer,
+) -> switchboard::Result<switchboard::sync::ImportReport> {
+    let phones = switchboard::domain::PhoneNormalizer::new("GB").expect("region");
+    let hidden = indicatif::ProgressBar::hidden();
+    switchboard::sync::import_indexing(pool, raw, &phones, opts, &hidden, indexer).await
+}
+
 /// What searching `index` for each query finds, whole (stored documents and order).
 fn answers(index: &switchboard::search::SearchIndex, queries: &[&str]) -> Vec<serde_json::Value> {
     queries
@@ -666,18 +678,10 @@ fn answers(index: &switchboard::search::SearchIndex, queries: &[&str]) -> Vec<se
 #[tokio::test]
 async fn a_first_load_is_indexed_while_written_exactly_as_the_indexer_would() {
     let mut app = TestApp::new().await;
-    let phones = switchboard::domain::PhoneNormalizer::new("GB").expect("region");
     let opts = options("hr");
-    let report = switchboard::sync::import_indexing(
-        &app.db.pool,
-        demo_file(3_000, 11),
-        &phones,
-        &opts,
-        &indicatif::ProgressBar::hidden(),
-        &mut app.indexer,
-    )
-    .await
-    .expect("import");
+    let report = import_indexing(&app.db.pool, demo_file(3_000, 11), &opts, &mut app.indexer)
+        .await
+        .expect("import");
     assert_eq!(report.counts.added, 3_000);
     assert!(report.timings.index > 0.0, "indexed while written");
     // Committed at the import's last change: nothing is left for the catch-up.
@@ -707,16 +711,9 @@ async fn a_first_load_is_indexed_while_written_exactly_as_the_indexer_would() {
     assert_eq!(answers(&app.index, &queries), answers(&other, &queries));
 
     // Not a first load any more: an update goes through the change log as always.
-    let report = switchboard::sync::import_indexing(
-        &app.db.pool,
-        demo_file(3_001, 11),
-        &phones,
-        &opts,
-        &indicatif::ProgressBar::hidden(),
-        &mut app.indexer,
-    )
-    .await
-    .expect("second import");
+    let report = import_indexing(&app.db.pool, demo_file(3_001, 11), &opts, &mut app.indexer)
+        .await
+        .expect("second import");
     assert_eq!((report.counts.added, report.timings.index), (1, 0.0));
     assert_eq!(
         app.indexer.catch_up().await.expect("catch up"),
@@ -732,12 +729,10 @@ async fn a_first_load_is_indexed_while_written_exactly_as_the_indexer_would() {
         switchboard::search::indexer::Indexer::new(fresh.clone(), app.db.pool.clone(), 50)
             .expect("indexer");
     let newcomer = "external_id,given_name,family_name,email\nn1,Nora,Newcomer,nora.newcomer@elsewhere.example\n";
-    let report = switchboard::sync::import_indexing(
+    let report = import_indexing(
         &app.db.pool,
         switchboard::sources::csv::parse(newcomer.as_bytes(), &Default::default()).expect("parse"),
-        &phones,
         &options("crm"),
-        &indicatif::ProgressBar::hidden(),
         &mut indexer,
     )
     .await
@@ -750,7 +745,6 @@ async fn a_first_load_is_indexed_while_written_exactly_as_the_indexer_would() {
 #[tokio::test]
 async fn a_first_load_that_fails_leaves_the_index_as_it_was() {
     let mut app = TestApp::new().await;
-    let phones = switchboard::domain::PhoneNormalizer::new("GB").expect("region");
     // The database refuses the import's change log, after the people were written.
     sqlx::raw_sql(
         "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
@@ -760,12 +754,10 @@ async fn a_first_load_that_fails_leaves_the_index_as_it_was() {
     .execute(&app.db.pool)
     .await
     .expect("trigger");
-    let failed = switchboard::sync::import_indexing(
+    let failed = import_indexing(
         &app.db.pool,
         demo_file(500, 3),
-        &phones,
         &options("hr"),
-        &indicatif::ProgressBar::hidden(),
         &mut app.indexer,
     )
     .await;
@@ -785,12 +777,10 @@ async fn a_first_load_that_fails_leaves_the_index_as_it_was() {
         .execute(&app.db.pool)
         .await
         .expect("drop");
-    let report = switchboard::sync::import_indexing(
+    let report = import_indexing(
         &app.db.pool,
         demo_file(500, 3),
-        &phones,
         &options("hr"),
-        &indicatif::ProgressBar::hidden(),
         &mut app.indexer,
     )
     .await
