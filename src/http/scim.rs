@@ -77,6 +77,24 @@ pub async fn errors_as_scim(
     next: axum::middleware::Next,
 ) -> Response {
     let scim_path = request.uri().path().starts_with("/scim/v2");
+    // The service is read-only: a write is refused (405) without its body being read, and a
+    // connection whose request body was not read to the end is closed after the answer, which a
+    // client reusing it may find closed under its next request. Read small bodies first.
+    let request = if scim_path && request.method() != axum::http::Method::GET {
+        let (parts, body) = request.into_parts();
+        match axum::body::to_bytes(body, 64 * 1024).await {
+            Ok(bytes) => axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)),
+            Err(_) => {
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    None,
+                    "request body too large",
+                )
+            }
+        }
+    } else {
+        request
+    };
     let response = next.run(request).await;
     let already = response
         .headers()
