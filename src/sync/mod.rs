@@ -561,143 +561,143 @@ async fn apply(
     }
     let indexing = bulk.is_some();
     let written: Result<Option<i64>> = async {
-    progress.set_message(format!("writing {} changes", changes.len()));
-    let record_row = |row: &mut CopyRow, i: usize| {
-        let rec = &records[i].1;
-        row.display(Some(ids[i]))
-            .text(Some(&rec.display_name))
-            .text(rec.given_name.as_deref())
-            .text(rec.family_name.as_deref())
-            .array(&rec.nicknames)
-            .text(rec.title.as_deref())
-            .text(rec.department.as_deref())
-            .text(rec.org_unit.as_deref())
-            .text(rec.location.as_deref())
-            .display(managers[i])
-            .text(rec.manager_ref.as_deref())
-            .json(&rec.phones)
-            .array(&rec.emails)
-            .array(&rec.im)
-            .text(rec.photo_url.as_deref())
-            .display(rec.partner_sharing);
-    };
-    const PERSON_COPY_COLUMNS: &str =
-        "id, display_name, given_name, family_name, nicknames, title, department, \
-        org_unit, location, manager_id, manager_ref, phones, emails, im, photo_url, partner_sharing";
+        progress.set_message(format!("writing {} changes", changes.len()));
+        let record_row = |row: &mut CopyRow, i: usize| {
+            let rec = &records[i].1;
+            row.display(Some(ids[i]))
+                .text(Some(&rec.display_name))
+                .text(rec.given_name.as_deref())
+                .text(rec.family_name.as_deref())
+                .array(&rec.nicknames)
+                .text(rec.title.as_deref())
+                .text(rec.department.as_deref())
+                .text(rec.org_unit.as_deref())
+                .text(rec.location.as_deref())
+                .display(managers[i])
+                .text(rec.manager_ref.as_deref())
+                .json(&rec.phones)
+                .array(&rec.emails)
+                .array(&rec.im)
+                .text(rec.photo_url.as_deref())
+                .display(rec.partner_sharing);
+        };
+        const PERSON_COPY_COLUMNS: &str =
+            "id, display_name, given_name, family_name, nicknames, title, department, \
+            org_unit, location, manager_id, manager_ref, phones, emails, im, photo_url, partner_sharing";
 
-    store_photos(
-        &mut tx,
-        added
-            .iter()
-            .chain(&updated)
-            .filter_map(|&i| records[i].1.photo.as_deref()),
-    )
-    .await?;
-    if !added.is_empty() {
-        let statement = format!("COPY people ({PERSON_COPY_COLUMNS}) FROM STDIN");
-        copy_rows(&mut tx, &statement, added.iter().copied(), record_row).await?;
-        copy_rows(
+        store_photos(
             &mut tx,
-            "COPY person_sources (source, external_id, person_id, content_hash, dn) FROM STDIN",
-            added.iter().copied(),
-            |row, i| {
-                let rec = &records[i].1;
-                row.text(Some(&opts.source))
-                    .text(Some(&rec.external_id))
-                    .display(Some(ids[i]))
-                    .display(Some(hashes[i]))
-                    .text(rec.dn.as_deref());
-            },
+            added
+                .iter()
+                .chain(&updated)
+                .filter_map(|&i| records[i].1.photo.as_deref()),
         )
         .await?;
-    }
-    if !updated.is_empty() {
-        sqlx::query(
-            "CREATE TEMP TABLE staging_people ON COMMIT DROP AS \
-             SELECT id, display_name, given_name, family_name, nicknames, title, department, org_unit, \
-             location, manager_id, manager_ref, phones, emails, im, photo_url, partner_sharing, 0::bigint AS content_hash, \
-             ''::text AS external_id, ''::text AS dn FROM people WITH NO DATA",
-        )
-        .execute(&mut *tx)
-        .await?;
-        let statement = format!(
-            "COPY staging_people ({PERSON_COPY_COLUMNS}, content_hash, external_id, dn) FROM STDIN"
-        );
-        copy_rows(&mut tx, &statement, updated.iter().copied(), |row, i| {
-            record_row(row, i);
-            row.display(Some(hashes[i]))
-                .text(Some(&records[i].1.external_id))
-                .text(records[i].1.dn.as_deref());
-        })
-        .await?;
-        sqlx::query(&format!(
-            "UPDATE people p SET {PEOPLE_FROM_S} FROM staging_people s WHERE p.id = s.id"
-        ))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE person_sources ps SET content_hash = s.content_hash, dn = s.dn FROM staging_people s \
-             WHERE ps.source = $1 AND ps.external_id = s.external_id",
-        )
-        .bind(&opts.source)
-        .execute(&mut *tx)
-        .await?;
-    }
-    if !joined.is_empty() || !updated_shared.is_empty() || !detached.is_empty() {
-        write_shared(
-            &mut tx,
-            opts,
-            records,
-            &ids,
-            &managers,
-            &hashes,
-            &joined,
-            &updated_shared,
-            &detached,
-        )
-        .await?;
-    }
-    if !removed.is_empty() {
-        sqlx::query("UPDATE people SET deleted_at = now(), updated_at = now() WHERE id = ANY($1)")
-            .bind(&removed)
+        if !added.is_empty() {
+            let statement = format!("COPY people ({PERSON_COPY_COLUMNS}) FROM STDIN");
+            copy_rows(&mut tx, &statement, added.iter().copied(), record_row).await?;
+            copy_rows(
+                &mut tx,
+                "COPY person_sources (source, external_id, person_id, content_hash, dn) FROM STDIN",
+                added.iter().copied(),
+                |row, i| {
+                    let rec = &records[i].1;
+                    row.text(Some(&opts.source))
+                        .text(Some(&rec.external_id))
+                        .display(Some(ids[i]))
+                        .display(Some(hashes[i]))
+                        .text(rec.dn.as_deref());
+                },
+            )
+            .await?;
+        }
+        if !updated.is_empty() {
+            sqlx::query(
+                "CREATE TEMP TABLE staging_people ON COMMIT DROP AS \
+                 SELECT id, display_name, given_name, family_name, nicknames, title, department, org_unit, \
+                 location, manager_id, manager_ref, phones, emails, im, photo_url, partner_sharing, 0::bigint AS content_hash, \
+                 ''::text AS external_id, ''::text AS dn FROM people WITH NO DATA",
+            )
             .execute(&mut *tx)
             .await?;
-    }
-    if !changes.is_empty() {
-        copy_rows(
-            &mut tx,
-            "COPY change_log (person_id, run_id, kind, external_id, display_name) FROM STDIN",
-            &changes,
-            |row, c| {
-                row.display(Some(c.person_id))
-                    .display(run_id)
-                    .text(Some(c.kind.as_str()))
-                    .text(Some(&c.external_id))
-                    .text(Some(&c.display_name));
-            },
-        )
-        .await?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANGES_CHANNEL)
-            .bind(run_id.unwrap_or_default().to_string())
+            let statement = format!(
+                "COPY staging_people ({PERSON_COPY_COLUMNS}, content_hash, external_id, dn) FROM STDIN"
+            );
+            copy_rows(&mut tx, &statement, updated.iter().copied(), |row, i| {
+                record_row(row, i);
+                row.display(Some(hashes[i]))
+                    .text(Some(&records[i].1.external_id))
+                    .text(records[i].1.dn.as_deref());
+            })
+            .await?;
+            sqlx::query(&format!(
+                "UPDATE people p SET {PEOPLE_FROM_S} FROM staging_people s WHERE p.id = s.id"
+            ))
             .execute(&mut *tx)
             .await?;
-    }
-    // The last change written: where an index holding this first load stands.
-    let last_seq = if indexing {
-        Some(
-            sqlx::query_scalar("SELECT currval(pg_get_serial_sequence('change_log', 'seq'))")
-                .fetch_one(&mut *tx)
-                .await?,
-        )
-    } else {
-        None
-    };
-    if let Some(run_id) = run_id {
-        runs::succeed(&mut tx, run_id, &counts, &rejects, &warnings).await?;
-    }
-    tx.commit().await?;
-    Ok(last_seq)
+            sqlx::query(
+                "UPDATE person_sources ps SET content_hash = s.content_hash, dn = s.dn FROM staging_people s \
+                 WHERE ps.source = $1 AND ps.external_id = s.external_id",
+            )
+            .bind(&opts.source)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !joined.is_empty() || !updated_shared.is_empty() || !detached.is_empty() {
+            write_shared(
+                &mut tx,
+                opts,
+                records,
+                &ids,
+                &managers,
+                &hashes,
+                &joined,
+                &updated_shared,
+                &detached,
+            )
+            .await?;
+        }
+        if !removed.is_empty() {
+            sqlx::query("UPDATE people SET deleted_at = now(), updated_at = now() WHERE id = ANY($1)")
+                .bind(&removed)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if !changes.is_empty() {
+            copy_rows(
+                &mut tx,
+                "COPY change_log (person_id, run_id, kind, external_id, display_name) FROM STDIN",
+                &changes,
+                |row, c| {
+                    row.display(Some(c.person_id))
+                        .display(run_id)
+                        .text(Some(c.kind.as_str()))
+                        .text(Some(&c.external_id))
+                        .text(Some(&c.display_name));
+                },
+            )
+            .await?;
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANGES_CHANNEL)
+                .bind(run_id.unwrap_or_default().to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        // The last change written: where an index holding this first load stands.
+        let last_seq = if indexing {
+            Some(
+                sqlx::query_scalar("SELECT currval(pg_get_serial_sequence('change_log', 'seq'))")
+                    .fetch_one(&mut *tx)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        if let Some(run_id) = run_id {
+            runs::succeed(&mut tx, run_id, &counts, &rejects, &warnings).await?;
+        }
+        tx.commit().await?;
+        Ok(last_seq)
     }
     .await;
     timings.write = started.elapsed().as_secs_f64();
