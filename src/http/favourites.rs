@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use super::auth::ReturnedPeople;
 use super::AppState;
 use crate::access::{PersonField, Principal, PrincipalKind};
-use crate::db::people::{self, ScopeParams};
+use crate::db::people::ScopeParams;
 use crate::domain::PersonSummary;
 use crate::error::{Error, Result};
 
@@ -98,26 +98,13 @@ async fn teams(state: &AppState, principal: &Principal, leads: &[Uuid]) -> Resul
     if leads.is_empty() {
         return Ok(Vec::new());
     }
-    let mut members: HashMap<Uuid, (Vec<Uuid>, i64)> = HashMap::new();
-    if principal.policy.shows(PersonField::Manager) {
+    // Who reports to whom is the manager field: no members for a policy that hides managers.
+    let mut members = if principal.policy.shows(PersonField::Manager) {
         let scope = ScopeParams::of(&principal.policy.scope);
-        let rows: Vec<(Uuid, Uuid, i64)> = scope
-            .bind(
-                sqlx::query_as(&format!(
-                    "SELECT manager_id, id, total FROM (                          SELECT manager_id, id, count(*) OVER w AS total,                                 row_number() OVER (w ORDER BY display_name, id) AS n                          FROM people                          WHERE manager_id = ANY($1) AND id <> manager_id AND deleted_at IS NULL                            AND {}                          WINDOW w AS (PARTITION BY manager_id)) t                      WHERE n <= $6 ORDER BY manager_id, n",
-                    people::in_scope(2)
-                ))
-                .bind(leads),
-            )
-            .bind(MAX_MEMBERS)
-            .fetch_all(&state.pool)
-            .await?;
-        for (lead, id, total) in rows {
-            let entry = members.entry(lead).or_default();
-            entry.0.push(id);
-            entry.1 = total;
-        }
-    }
+        super::team::managed_by(&state.pool, leads, None, &scope, MAX_MEMBERS).await?
+    } else {
+        HashMap::new()
+    };
     let everyone: Vec<Uuid> = leads
         .iter()
         .chain(members.values().flat_map(|(ids, _)| ids))

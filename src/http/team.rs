@@ -3,6 +3,8 @@
 //! the first of those available right now ("reach instead"). The org chart opens one person's
 //! team at a time, so a million people are never read at once.
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
@@ -65,45 +67,42 @@ pub struct Team {
     pub reach_reason: Option<ReachReason>,
 }
 
-/// People whose manager is `manager` (other than `except`, and other than the manager, who may
-/// be their own in a source), in scope, by name: the first `limit` ids and how many in all.
-async fn managed_by(
+/// The people each of `managers` manages (other than `except`, and other than the manager, who
+/// may be their own in a source), in scope, by name: the first `limit` ids of each and how many
+/// in all. One query for any number of managers (a board of teams asks for fifty).
+pub(super) async fn managed_by(
     pool: &PgPool,
-    manager: Uuid,
+    managers: &[Uuid],
     except: Option<Uuid>,
     scope: &ScopeParams,
     limit: i64,
-) -> Result<(Vec<Uuid>, i64)> {
-    let filter = format!(
-        "manager_id = $1 AND id <> $1 AND deleted_at IS NULL AND {} AND id IS DISTINCT FROM $6",
-        people::in_scope(2)
-    );
-    let ids: Vec<(Uuid,)> = scope
+) -> Result<HashMap<Uuid, (Vec<Uuid>, i64)>> {
+    let rows: Vec<(Uuid, Uuid, i64)> = scope
         .bind(
             sqlx::query_as(&format!(
-                "SELECT id FROM people WHERE {filter} ORDER BY display_name, id LIMIT $7"
+                "SELECT manager_id, id, total FROM ( \
+                     SELECT manager_id, id, count(*) OVER w AS total, \
+                            row_number() OVER (w ORDER BY display_name, id) AS n \
+                     FROM people \
+                     WHERE manager_id = ANY($1) AND id <> manager_id AND deleted_at IS NULL \
+                       AND {} AND id IS DISTINCT FROM $6 \
+                     WINDOW w AS (PARTITION BY manager_id)) t \
+                 WHERE n <= $7 ORDER BY manager_id, n",
+                people::in_scope(2)
             ))
-            .bind(manager),
+            .bind(managers),
         )
         .bind(except)
         .bind(limit)
         .fetch_all(pool)
         .await?;
-    let ids: Vec<Uuid> = ids.into_iter().map(|(id,)| id).collect();
-    let total = if (ids.len() as i64) < limit {
-        ids.len() as i64
-    } else {
-        let (count,): (i64,) = scope
-            .bind(
-                sqlx::query_as(&format!("SELECT count(*) FROM people WHERE {filter}"))
-                    .bind(manager),
-            )
-            .bind(except)
-            .fetch_one(pool)
-            .await?;
-        count
-    };
-    Ok((ids, total))
+    let mut managed: HashMap<Uuid, (Vec<Uuid>, i64)> = HashMap::new();
+    for (manager, id, total) in rows {
+        let entry = managed.entry(manager).or_default();
+        entry.0.push(id);
+        entry.1 = total;
+    }
+    Ok(managed)
 }
 
 /// `id`'s managers, nearest first; the chain stops at the first one out of scope (and where
@@ -156,8 +155,7 @@ pub async fn get_team(
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<(Extension<ReturnedPeople>, Json<Team>)> {
-    let id =
-        Uuid::parse_str(&id).map_err(|_| Error::invalid("id", format!("`{id}` is not a UUID")))?;
+    let id = super::notes::parse_id(&id)?;
     let person = crate::db::people::get_person(&state.pool, id)
         .await?
         .filter(|p| principal.policy.admits_person(p))
@@ -176,10 +174,15 @@ pub async fn get_team(
     if principal.policy.shows(PersonField::Manager) {
         let scope = ScopeParams::of(&principal.policy.scope);
         let chain = managers_of(&state.pool, id, &scope).await?;
-        let (reports, reports_total) =
-            managed_by(&state.pool, id, None, &scope, MAX_REPORTS).await?;
+        let (reports, reports_total) = managed_by(&state.pool, &[id], None, &scope, MAX_REPORTS)
+            .await?
+            .remove(&id)
+            .unwrap_or_default();
         let (peers, team_total) = match chain.first() {
-            Some(manager) => managed_by(&state.pool, *manager, Some(id), &scope, MAX_TEAM).await?,
+            Some(&manager) => managed_by(&state.pool, &[manager], Some(id), &scope, MAX_TEAM)
+                .await?
+                .remove(&manager)
+                .unwrap_or_default(),
             None => (Vec::new(), 0),
         };
         // Everyone at once (one read of people, presence and notes), then into their lists.
