@@ -6,7 +6,8 @@
 //! engine into a fresh embedded PostgreSQL, lets the indexer catch up, then replays a query mix
 //! (name prefixes of 1–3 words, emails, phone fragments and endings, typos, sound-alikes)
 //! in-process and through HTTP with concurrency, and the first `--pg-queries` of them against
-//! PostgreSQL's pg_trgm on the same data (GIN index; ILIKE and word_similarity).
+//! PostgreSQL's pg_trgm on the same data (GIN index; ILIKE and word_similarity). The index
+//! writer gets the memory `switchboard import` gives it (`--writer-mb` sets another).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -38,6 +39,8 @@ struct Args {
     /// Keep the database and index here, and reuse them when they hold `people` people: only
     /// the search figures are then measured (for quick loops on search speed).
     data: Option<std::path::PathBuf>,
+    /// The index writer's memory (MB): by default what `switchboard import` and `serve` use.
+    writer_mb: usize,
 }
 
 fn args() -> Args {
@@ -47,6 +50,9 @@ fn args() -> Args {
         concurrency: 8,
         pg_queries: 2_000,
         data: None,
+        writer_mb: switchboard::config::Config::default()
+            .search
+            .writer_memory_mb,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -60,6 +66,7 @@ fn args() -> Args {
             "--concurrency" => args.concurrency = value().unwrap_or(args.concurrency),
             "--pg-queries" => args.pg_queries = value().unwrap_or(args.pg_queries),
             "--data" => args.data = it.next().map(Into::into),
+            "--writer-mb" => args.writer_mb = value().unwrap_or(args.writer_mb),
             _ => {} // cargo bench passes --bench
         }
     }
@@ -221,7 +228,7 @@ async fn main() {
     let (cluster, pool) = common::fresh_database(&dir).await;
 
     let index = SearchIndex::open(&dir.join("index")).expect("index");
-    let mut indexer = Indexer::new(index.clone(), pool.clone(), 512).expect("indexer");
+    let mut indexer = Indexer::new(index.clone(), pool.clone(), args.writer_mb).expect("indexer");
     if reuse {
         println!("reusing the database and index in {}", dir.display());
         let t = Instant::now();

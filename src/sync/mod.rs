@@ -21,6 +21,11 @@ use crate::domain::{NormalizedRecord, PhoneNormalizer, Photo, RecordError, Sourc
 use crate::error::{Error, Result};
 use crate::search::indexer::Indexer;
 
+/// A map over a batch's records (a million ids, addresses or people): foldhash, seeded per
+/// process, hashes these keys several times faster than the standard SipHash.
+type FastMap<K, V> = foldhash::HashMap<K, V>;
+type FastSet<T> = foldhash::HashSet<T>;
+
 /// What a source read: records with the line they start on, rows it could not read at all, and
 /// (incremental syncs) the ids the source says are gone.
 #[derive(Debug, Default)]
@@ -330,8 +335,10 @@ pub fn refuse_duplicates(
     results: Vec<Normalized>,
     mut rejects: Vec<Reject>,
 ) -> (Vec<(Option<u64>, NormalizedRecord)>, Vec<Reject>) {
-    let mut valid = Vec::new();
-    let mut first_line: HashMap<String, Option<u64>> = HashMap::new();
+    // Sized once: the records are large, and growing copies them.
+    let mut valid = Vec::with_capacity(results.len());
+    let mut first_line: FastMap<String, Option<u64>> =
+        FastMap::with_capacity_and_hasher(results.len(), Default::default());
     for (line, result) in results {
         match result {
             Ok(rec) => {
@@ -399,118 +406,72 @@ async fn apply(
     } else {
         HashMap::new()
     };
-    let ids: Vec<Uuid> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (_, r))| match existing.get(&r.external_id) {
-            Some(e) => e.person_id,
-            None => joins.get(&i).copied().unwrap_or_else(Uuid::now_v7),
-        })
-        .collect();
-    let managers = resolve_managers(&mut tx, &opts.source, records, &ids).await?;
-    let hashes = content_hashes(records);
-
-    let mut counts = Counts {
-        rejected: rejects.len(),
-        ..Counts::default()
+    // The generator is not held across an await (it stays on this thread).
+    let ids: Vec<Uuid> = {
+        let mut rng = rand::rng();
+        let millis = chrono::Utc::now().timestamp_millis().max(0) as u64;
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, (_, r))| match existing.get(&r.external_id) {
+                Some(e) => e.person_id,
+                None => joins
+                    .get(&i)
+                    .copied()
+                    .unwrap_or_else(|| new_id(&mut rng, millis)),
+            })
+            .collect()
     };
-    let mut added = Vec::new();
-    let mut updated = Vec::new();
-    // Records whose person other sources share: written as views, then the person is merged.
-    let mut joined = Vec::new();
-    let mut updated_shared = Vec::new();
-    let mut changes = Vec::new();
-    for (i, (_, rec)) in records.iter().enumerate() {
-        let kind = match existing.get(&rec.external_id) {
-            None if joins.contains_key(&i) => {
-                joined.push(i);
-                ChangeKind::Added
-            }
-            None => {
-                added.push(i);
-                ChangeKind::Added
-            }
-            Some(e) if e.deleted || e.hash != hashes[i] || e.manager_id != managers[i] => {
-                if e.shared {
-                    updated_shared.push(i);
-                } else {
-                    updated.push(i);
-                }
-                ChangeKind::Updated
-            }
-            Some(_) => {
-                counts.unchanged += 1;
-                continue;
-            }
-        };
-        changes.push(Change {
-            kind,
-            person_id: ids[i],
-            external_id: rec.external_id.clone(),
-            display_name: rec.display_name.clone(),
-        });
-    }
+    let managers = resolve_managers(&mut tx, &opts.source, records, &ids).await?;
 
-    let mut removed = Vec::new();
-    if !opts.full && !removals.is_empty() {
-        let listed: HashSet<&str> = records
-            .iter()
-            .map(|(_, r)| r.external_id.as_str())
-            .collect();
-        let mut reported = HashSet::new();
-        for external_id in removals {
-            // A record both listed and reported gone (re-added in the same window) stays; one
-            // reported twice (disabled, then deleted) goes once.
-            if listed.contains(external_id.as_str()) || !reported.insert(external_id.as_str()) {
-                continue;
+    // A first load (nobody of this source known yet, nobody joining a person of another) by a
+    // process holding the index writer: its documents are built and indexed from here on, on
+    // the core that the rest of the comparison and PostgreSQL's COPY leave idle, instead of
+    // being read back once the import has committed.
+    let mut bulk = None;
+    if let Some(indexer) = indexer {
+        let first_load =
+            !opts.dry_run && existing.is_empty() && joins.is_empty() && !records.is_empty();
+        if first_load {
+            let latest = crate::db::people::latest_change(&mut tx).await?;
+            // An index that cannot say costs the import nothing: the catch-up indexes it.
+            if indexer.can_take_first_load(latest).unwrap_or(false) {
+                // The time the rows are stamped with (the transaction's).
+                let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let rows = first_load_rows(records, &ids, &managers, now);
+                match indexer.start_bulk(rows) {
+                    Ok(load) => bulk = Some((load, indexer)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot index the first load as it is written")
+                    }
+                }
             }
-            if let Some(e) = existing.get(external_id).filter(|e| !e.deleted) {
-                removed.push((external_id.clone(), e.person_id, e.shared));
-                changes.push(Change {
-                    kind: ChangeKind::Removed,
-                    person_id: e.person_id,
-                    external_id: external_id.clone(),
-                    display_name: e.display_name.clone(),
-                });
-            }
-        }
-        if !removed.is_empty() {
-            let active = crate::db::people::count_active(&mut *tx, Some(&opts.source)).await?;
-            check_share(opts, removed.len(), usize::try_from(active).unwrap_or(0))?;
         }
     }
-    if opts.full {
-        // Rows that were refused still name people who exist: keep them.
-        let seen: HashSet<&str> = records
-            .iter()
-            .map(|(_, r)| r.external_id.as_str())
-            .chain(rejects.iter().filter_map(|r| r.external_id.as_deref()))
-            .collect();
-        for (external_id, e) in &existing {
-            if !e.deleted && !seen.contains(external_id.as_str()) {
-                removed.push((external_id.clone(), e.person_id, e.shared));
-                changes.push(Change {
-                    kind: ChangeKind::Removed,
-                    person_id: e.person_id,
-                    external_id: external_id.clone(),
-                    display_name: e.display_name.clone(),
-                });
+    let diff = diff(&mut tx, opts, batch, &existing, &joins, &ids, &managers).await;
+    let Diff {
+        hashes,
+        counts,
+        added,
+        updated,
+        joined,
+        updated_shared,
+        changes,
+        detached,
+        removed,
+    } = match diff {
+        Ok(diff) => diff,
+        Err(e) => {
+            if let Some((load, indexer)) = bulk {
+                if let Err(e) = indexer.abandon_bulk(load).await {
+                    tracing::warn!(error = %e, "dropping a failed first load's documents");
+                }
             }
+            return Err(e);
         }
-        check_removal_limit(
-            opts,
-            removed.len(),
-            &existing,
-            records.len() + rejects.len(),
-            &rejects,
-        )?;
-    }
-    counts.added = added.len() + joined.len();
-    counts.updated = updated.len() + updated_shared.len();
-    counts.removed = removed.len();
-    // A shared person leaving this source stays, merged from the sources that still list them,
-    // unless this was their last source.
-    let (detached, removed) = split_detached(&mut tx, removed).await?;
+    };
 
     let warnings = warnings_of(records);
     let mut timings = Timings {
@@ -530,35 +491,6 @@ async fn apply(
         });
     }
     let started = std::time::Instant::now();
-
-    // A first load, by a process holding the index writer: indexed on the other core while
-    // PostgreSQL writes it (the write leaves one core idle), instead of read back afterwards.
-    let mut bulk = None;
-    if let Some(indexer) = indexer {
-        let only_added = !added.is_empty()
-            && updated.is_empty()
-            && updated_shared.is_empty()
-            && joined.is_empty()
-            && removed.is_empty()
-            && detached.is_empty();
-        if only_added {
-            let latest = crate::db::people::latest_change(&mut tx).await?;
-            // An index that cannot say costs the import nothing: the catch-up indexes it.
-            if indexer.can_take_first_load(latest).unwrap_or(false) {
-                // The time the rows are stamped with (the transaction's).
-                let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let rows = first_load_rows(records, &added, &ids, &managers, now);
-                match indexer.start_bulk(rows) {
-                    Ok(load) => bulk = Some((load, indexer)),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot index the first load as it is written")
-                    }
-                }
-            }
-        }
-    }
     let indexing = bulk.is_some();
     let written: Result<Option<i64>> = async {
         progress.set_message(format!("writing {} changes", changes.len()));
@@ -735,24 +667,182 @@ async fn apply(
     })
 }
 
-/// The people of a first load as the indexer would read them back from PostgreSQL (a new
-/// person's own sharing choice is not made yet; their manager, if any, is in the same load).
+/// A time-ordered (version 7) id for a new person, as `Uuid::now_v7` makes, with its random
+/// bits from the thread's generator: `now_v7` asks the kernel for them, a system call per person.
+fn new_id(rng: &mut impl rand::RngCore, millis: u64) -> Uuid {
+    let mut random = [0u8; 10];
+    rng.fill_bytes(&mut random);
+    uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
+}
+
+/// What a batch changes, against what the directory holds for its source.
+struct Diff {
+    /// Each record's content hash.
+    hashes: Vec<i64>,
+    counts: Counts,
+    /// Records (by index) of people new to the directory.
+    added: Vec<usize>,
+    updated: Vec<usize>,
+    /// Records of people new to this source who join a person of another (same email).
+    joined: Vec<usize>,
+    /// Records whose person other sources share.
+    updated_shared: Vec<usize>,
+    changes: Vec<Change>,
+    /// Shared people leaving this source (their view goes, the person stays).
+    detached: Vec<(String, Uuid)>,
+    /// People leaving the directory.
+    removed: Vec<Uuid>,
+}
+
+/// Compares `batch` with what the directory holds for its source (`existing`): who is added,
+/// updated, joined and removed, with the changes to log; refuses a removal over the limits.
+async fn diff(
+    tx: &mut PgConnection,
+    opts: &ImportOptions,
+    batch: &Validated,
+    existing: &FastMap<String, Existing>,
+    joins: &HashMap<usize, Uuid>,
+    ids: &[Uuid],
+    managers: &[Option<Uuid>],
+) -> Result<Diff> {
+    let (records, rejects, removals) = (&batch.records, &batch.rejects, &batch.removals);
+    let hashes = content_hashes(records);
+
+    let mut counts = Counts {
+        rejected: rejects.len(),
+        ..Counts::default()
+    };
+    let mut added = Vec::new();
+    let mut updated = Vec::new();
+    // Records whose person other sources share: written as views, then the person is merged.
+    let mut joined = Vec::new();
+    let mut updated_shared = Vec::new();
+    let mut changes = Vec::new();
+    for (i, (_, rec)) in records.iter().enumerate() {
+        let kind = match existing.get(&rec.external_id) {
+            None if joins.contains_key(&i) => {
+                joined.push(i);
+                ChangeKind::Added
+            }
+            None => {
+                added.push(i);
+                ChangeKind::Added
+            }
+            Some(e) if e.deleted || e.hash != hashes[i] || e.manager_id != managers[i] => {
+                if e.shared {
+                    updated_shared.push(i);
+                } else {
+                    updated.push(i);
+                }
+                ChangeKind::Updated
+            }
+            Some(_) => {
+                counts.unchanged += 1;
+                continue;
+            }
+        };
+        changes.push(Change {
+            kind,
+            person_id: ids[i],
+            external_id: rec.external_id.clone(),
+            display_name: rec.display_name.clone(),
+        });
+    }
+
+    let mut removed = Vec::new();
+    if !opts.full && !removals.is_empty() {
+        let listed: FastSet<&str> = records
+            .iter()
+            .map(|(_, r)| r.external_id.as_str())
+            .collect();
+        let mut reported = HashSet::new();
+        for external_id in removals {
+            // A record both listed and reported gone (re-added in the same window) stays; one
+            // reported twice (disabled, then deleted) goes once.
+            if listed.contains(external_id.as_str()) || !reported.insert(external_id.as_str()) {
+                continue;
+            }
+            if let Some(e) = existing.get(external_id).filter(|e| !e.deleted) {
+                removed.push((external_id.clone(), e.person_id, e.shared));
+                changes.push(Change {
+                    kind: ChangeKind::Removed,
+                    person_id: e.person_id,
+                    external_id: external_id.clone(),
+                    display_name: e.display_name.clone(),
+                });
+            }
+        }
+        if !removed.is_empty() {
+            let active = crate::db::people::count_active(&mut *tx, Some(&opts.source)).await?;
+            check_share(opts, removed.len(), usize::try_from(active).unwrap_or(0))?;
+        }
+    }
+    if opts.full {
+        // Rows that were refused still name people who exist: keep them.
+        let seen: FastSet<&str> = records
+            .iter()
+            .map(|(_, r)| r.external_id.as_str())
+            .chain(rejects.iter().filter_map(|r| r.external_id.as_deref()))
+            .collect();
+        for (external_id, e) in existing {
+            if !e.deleted && !seen.contains(external_id.as_str()) {
+                removed.push((external_id.clone(), e.person_id, e.shared));
+                changes.push(Change {
+                    kind: ChangeKind::Removed,
+                    person_id: e.person_id,
+                    external_id: external_id.clone(),
+                    display_name: e.display_name.clone(),
+                });
+            }
+        }
+        check_removal_limit(
+            opts,
+            removed.len(),
+            existing,
+            records.len() + rejects.len(),
+            rejects,
+        )?;
+    }
+    counts.added = added.len() + joined.len();
+    counts.updated = updated.len() + updated_shared.len();
+    counts.removed = removed.len();
+    // A shared person leaving this source stays, merged from the sources that still list them,
+    // unless this was their last source.
+    let (detached, removed) = split_detached(tx, removed).await?;
+
+    Ok(Diff {
+        hashes,
+        counts,
+        added,
+        updated,
+        joined,
+        updated_shared,
+        changes,
+        detached,
+        removed,
+    })
+}
+
+/// The people of a first load (every record of the batch is new) as the indexer would read
+/// them back from PostgreSQL (a new person's own sharing choice is not made yet; their
+/// manager, if any, is in the same load). Copied on every core.
 fn first_load_rows(
     records: &[(Option<u64>, NormalizedRecord)],
-    added: &[usize],
     ids: &[Uuid],
     managers: &[Option<Uuid>],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Vec<PersonRow> {
-    let names: HashMap<Uuid, &str> = added
+    let names: FastMap<Uuid, &str> = records
         .iter()
-        .map(|&i| (ids[i], records[i].1.display_name.as_str()))
+        .zip(ids)
+        .map(|((_, rec), id)| (*id, rec.display_name.as_str()))
         .collect();
-    added
-        .iter()
-        .map(|&i| {
-            let rec = &records[i].1;
-            PersonRow {
+    let names = &names;
+    let numbered: Vec<(usize, &NormalizedRecord)> =
+        records.iter().map(|(_, rec)| rec).enumerate().collect();
+    on_every_core(numbered.chunks(per_core(numbered.len())), |part| {
+        part.iter()
+            .map(|&(i, rec)| PersonRow {
                 id: ids[i],
                 display_name: rec.display_name.clone(),
                 given_name: rec.given_name.clone(),
@@ -774,9 +864,9 @@ fn first_load_rows(
                 updated_at: now,
                 deleted_at: None,
                 partner_sharing: rec.partner_sharing,
-            }
-        })
-        .collect()
+            })
+            .collect()
+    })
 }
 
 /// Each record's `content_hash`, on every core (each serializes the whole record).
@@ -789,7 +879,7 @@ fn content_hashes(records: &[(Option<u64>, NormalizedRecord)]) -> Vec<i64> {
 fn check_removal_limit(
     opts: &ImportOptions,
     removing: usize,
-    existing: &HashMap<String, Existing>,
+    existing: &FastMap<String, Existing>,
     input_rows: usize,
     rejects: &[Reject],
 ) -> Result<()> {
@@ -840,7 +930,7 @@ async fn load_existing(
     conn: &mut PgConnection,
     source: &str,
     only: Option<Vec<&str>>,
-) -> Result<HashMap<String, Existing>> {
+) -> Result<FastMap<String, Existing>> {
     let rows = sqlx::query_as::<_, (String, Uuid, i64, Option<Uuid>, bool, String, bool)>(
         "SELECT ps.external_id, ps.person_id, ps.content_hash, \
          CASE WHEN ps.record IS NULL THEN p.manager_id ELSE (ps.record->>'manager_id')::uuid END, \
@@ -1013,7 +1103,8 @@ async fn resolve_managers(
     records: &[(Option<u64>, NormalizedRecord)],
     ids: &[Uuid],
 ) -> Result<Vec<Option<Uuid>>> {
-    let mut by_key: HashMap<&str, Uuid> = HashMap::with_capacity(records.len() * 2);
+    let mut by_key: FastMap<&str, Uuid> =
+        FastMap::with_capacity_and_hasher(records.len() * 2, Default::default());
     for (i, (_, rec)) in records.iter().enumerate() {
         for email in &rec.emails {
             by_key.insert(email.as_str(), ids[i]);
