@@ -527,6 +527,8 @@ async function main() {
     await step('facets: a department chip filters, and the address says so', async () => {
       await page.fill('#q', target.prefix);
       await waitIn(page, (q) => document.getElementById('results').dataset.query === q, target.prefix, 'results for the prefix');
+      // The chips' counts arrive apart from the results, and replace the chips shown before.
+      await waitIn(page, (q) => document.getElementById('facets').dataset.query === q, target.prefix, 'facet counts for the prefix');
       const chip = await waitFor(page, '#facets [role="group"] .chip', 'facet chips are shown');
       const value = (await chip.$eval('.chip-value', (e) => e.textContent)).trim();
       await chip.click();

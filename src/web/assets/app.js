@@ -242,7 +242,10 @@ async function runFacets(state) {
   const ticket = facetCounts.begin();
   try {
     const data = await api.get('/api/v1/people' + searchQuery(state, { facets: true }), { signal: ticket.signal });
-    if (facetCounts.isCurrent(ticket)) renderFacets(el.facets, data.facets, state, ctx);
+    if (facetCounts.isCurrent(ticket)) {
+      renderFacets(el.facets, data.facets, state, ctx);
+      el.facets.dataset.query = state.q;
+    }
   } catch { /* the chips keep their last counts; the results say what went wrong */ }
 }
 
